@@ -1,0 +1,473 @@
+//! The task heads of HF's `modeling_bert.py`, each on top of the shared [`BertModel`]:
+//! [`BertForMaskedLM`], [`BertForNextSentencePrediction`], [`BertForPreTraining`],
+//! [`BertForSequenceClassification`], [`BertForTokenClassification`],
+//! [`BertForQuestionAnswering`]. Tensor names are HF's (`cls.predictions.*`,
+//! `cls.seq_relationship.*`, `classifier.*`, `qa_outputs.*`).
+
+use alloc::borrow::Cow;
+use alloc::format;
+use alloc::string::String;
+
+use crate::config::{Activation, BertConfig};
+use crate::error::{Error, Result};
+use crate::kernels;
+use crate::model::{Batch, BertModel, HeadBuffers, Workspace};
+use crate::nn::{linear, widen_scratch_len, LayerNorm, Linear};
+use crate::weights::{Matrix, Weights};
+
+/// Row-major logits living in a [`Workspace`], with their shape.
+#[derive(Debug, Clone, Copy)]
+pub struct Logits<'w> {
+    /// The values.
+    pub data: &'w [f32],
+    /// `[batch, classes]` or `[batch, seq, classes]` (`[batch, seq]` for QA start/end).
+    pub shape: [usize; 3],
+    /// How many entries of `shape` are used (2 or 3).
+    pub rank: usize,
+}
+
+impl<'w> Logits<'w> {
+    fn new(data: &'w [f32], dims: &[usize]) -> Self {
+        let mut shape = [1; 3];
+        shape[..dims.len()].copy_from_slice(dims);
+        Logits {
+            data: &data[..dims.iter().product::<usize>()],
+            shape,
+            rank: dims.len(),
+        }
+    }
+
+    /// The used dimensions.
+    pub fn dims(&self) -> &[usize] {
+        &self.shape[..self.rank]
+    }
+
+    /// Size of the last dimension.
+    pub fn last_dim(&self) -> usize {
+        self.shape[self.rank - 1]
+    }
+
+    /// Row `i` over the last dimension (e.g. the class scores of one token).
+    pub fn row(&self, i: usize) -> &'w [f32] {
+        let n = self.last_dim();
+        &self.data[i * n..(i + 1) * n]
+    }
+}
+
+/// `BertPredictionHeadTransform`: dense, activation, LayerNorm.
+#[derive(Debug, Clone)]
+pub struct BertPredictionHeadTransform<'a> {
+    /// `dense`.
+    pub dense: Linear<'a>,
+    /// `transform_act_fn`.
+    pub transform_act_fn: Activation,
+    /// `LayerNorm`.
+    pub layer_norm: LayerNorm<'a>,
+}
+
+/// `BertLMPredictionHead`: transform, then the decoder to the vocabulary.
+#[derive(Debug, Clone)]
+pub struct BertLMPredictionHead<'a> {
+    /// `transform`.
+    pub transform: BertPredictionHeadTransform<'a>,
+    /// `decoder.weight` `[vocab, hidden]`; `None` when tied to the word embeddings (the checkpoint
+    /// does not store it, as HF does not when `tie_word_embeddings`).
+    pub decoder: Option<Matrix<'a>>,
+    /// `bias` (= `decoder.bias`) `[vocab]`.
+    pub bias: Cow<'a, [f32]>,
+}
+
+impl<'a> BertLMPredictionHead<'a> {
+    /// Load `cls.predictions.*`.
+    pub fn load(w: &Weights<'a>, c: &BertConfig) -> Result<Self> {
+        let (h, v) = (c.hidden_size, c.vocab_size);
+        let p = "cls.predictions";
+        let decoder_name = format!("{p}.decoder.weight");
+        let decoder = if w.contains(&decoder_name) {
+            Some(w.matrix(&decoder_name, v, h)?)
+        } else {
+            None
+        };
+        let bias_name = format!("{p}.bias");
+        let bias = if w.contains(&bias_name) {
+            w.vector(&bias_name, v)?
+        } else {
+            w.vector(&format!("{p}.decoder.bias"), v)
+                .map_err(|e| match e {
+                    Error::MissingTensor { mut tried } => {
+                        tried.insert(0, bias_name.clone());
+                        Error::MissingTensor { tried }
+                    }
+                    other => other,
+                })?
+        };
+        Ok(BertLMPredictionHead {
+            transform: BertPredictionHeadTransform {
+                dense: Linear::load(w, &format!("{p}.transform.dense"), h, h)?,
+                transform_act_fn: c.hidden_act,
+                layer_norm: LayerNorm::load(
+                    w,
+                    &format!("{p}.transform.LayerNorm"),
+                    h,
+                    c.layer_norm_eps,
+                )?,
+            },
+            decoder,
+            bias,
+        })
+    }
+
+    fn buffers(&self, bert: &BertModel<'_>, tokens: usize) -> HeadBuffers {
+        let c = &bert.config;
+        HeadBuffers {
+            a: tokens * c.vocab_size,
+            b: tokens * c.hidden_size,
+            scratch: self
+                .transform
+                .dense
+                .scratch_len()
+                .max(self.decoder.as_ref().map_or(0, widen_scratch_len)),
+        }
+    }
+
+    /// `logits[t, vocab]` from `hidden[t, hidden]`; `transformed` is `[t, hidden]` scratch.
+    fn forward(
+        &self,
+        word_embeddings: &Matrix<'_>,
+        hidden: &[f32],
+        tokens: usize,
+        logits: &mut [f32],
+        transformed: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        let t = &self.transform;
+        let h = t.dense.out_features();
+        t.dense.forward(hidden, tokens, transformed, scratch);
+        kernels::activate_in_place(t.transform_act_fn, &mut transformed[..tokens * h]);
+        t.layer_norm.forward(&mut transformed[..tokens * h]);
+        let decoder = self.decoder.as_ref().unwrap_or(word_embeddings);
+        linear(
+            decoder,
+            Some(&self.bias),
+            transformed,
+            tokens,
+            logits,
+            scratch,
+        );
+    }
+}
+
+/// `BertForMaskedLM`: token logits over the vocabulary.
+#[derive(Debug, Clone)]
+pub struct BertForMaskedLM<'a> {
+    /// `bert`.
+    pub bert: BertModel<'a>,
+    /// `cls.predictions`.
+    pub predictions: BertLMPredictionHead<'a>,
+}
+
+impl<'a> BertForMaskedLM<'a> {
+    /// Load from HF names (`bert.*`, `cls.predictions.*`; decoder tied when absent).
+    pub fn load(config: &BertConfig, w: &Weights<'a>) -> Result<Self> {
+        Ok(BertForMaskedLM {
+            bert: BertModel::load(config, w)?,
+            predictions: BertLMPredictionHead::load(w, config)?,
+        })
+    }
+
+    /// A workspace for up to `max_batch` x `max_seq` tokens.
+    pub fn workspace(&self, max_batch: usize, max_seq: usize) -> Result<Workspace> {
+        let head = self.predictions.buffers(&self.bert, max_batch * max_seq);
+        Workspace::new(&self.bert, max_batch, max_seq, head)
+    }
+
+    /// `logits` `[batch, seq, vocab]`.
+    pub fn forward<'w>(&self, batch: &Batch<'_>, ws: &'w mut Workspace) -> Result<Logits<'w>> {
+        self.bert.forward_for_head(batch, ws)?;
+        let t = batch.num_tokens();
+        let (hidden, _, logits, transformed, scratch) = ws.head_parts();
+        let we = &self.bert.embeddings.word_embeddings.weight;
+        self.predictions
+            .forward(we, hidden, t, logits, transformed, scratch);
+        let v = self.bert.config.vocab_size;
+        Ok(Logits::new(logits, &[batch.batch_size, batch.seq_len, v]))
+    }
+}
+
+/// `BertForNextSentencePrediction`: `[IsNext, NotNext]` logits from the pooled output.
+#[derive(Debug, Clone)]
+pub struct BertForNextSentencePrediction<'a> {
+    /// `bert` (with pooler).
+    pub bert: BertModel<'a>,
+    /// `cls.seq_relationship`.
+    pub seq_relationship: Linear<'a>,
+}
+
+impl<'a> BertForNextSentencePrediction<'a> {
+    /// Load from HF names.
+    pub fn load(config: &BertConfig, w: &Weights<'a>) -> Result<Self> {
+        Ok(BertForNextSentencePrediction {
+            bert: BertModel::load_with_pooler(config, w)?,
+            seq_relationship: Linear::load(w, "cls.seq_relationship", config.hidden_size, 2)?,
+        })
+    }
+
+    /// A workspace for up to `max_batch` x `max_seq` tokens.
+    pub fn workspace(&self, max_batch: usize, max_seq: usize) -> Result<Workspace> {
+        pooled_head_workspace(&self.bert, &self.seq_relationship, max_batch, max_seq)
+    }
+
+    /// `logits` `[batch, 2]`: index 0 = "B follows A" (IsNext), 1 = random (HF's convention).
+    pub fn forward<'w>(&self, batch: &Batch<'_>, ws: &'w mut Workspace) -> Result<Logits<'w>> {
+        pooled_head_forward(&self.bert, &self.seq_relationship, batch, ws)
+    }
+}
+
+fn pooled_head_workspace(
+    bert: &BertModel<'_>,
+    head: &Linear<'_>,
+    b: usize,
+    s: usize,
+) -> Result<Workspace> {
+    let buffers = HeadBuffers {
+        a: b * head.out_features(),
+        b: 0,
+        scratch: head.scratch_len(),
+    };
+    Workspace::new(bert, b, s, buffers)
+}
+
+fn pooled_head_forward<'w>(
+    bert: &BertModel<'_>,
+    head: &Linear<'_>,
+    batch: &Batch<'_>,
+    ws: &'w mut Workspace,
+) -> Result<Logits<'w>> {
+    bert.forward_for_head(batch, ws)?;
+    let (_, pooled, out, _, scratch) = ws.head_parts();
+    head.forward(pooled, batch.batch_size, out, scratch);
+    Ok(Logits::new(out, &[batch.batch_size, head.out_features()]))
+}
+
+/// What [`BertForPreTraining::forward`] returns.
+#[derive(Debug, Clone, Copy)]
+pub struct PreTrainingOutput<'w> {
+    /// `[batch, seq, vocab]`.
+    pub prediction_logits: Logits<'w>,
+    /// `[batch, 2]`.
+    pub seq_relationship_logits: Logits<'w>,
+}
+
+/// `BertForPreTraining`: the MLM head and the NSP head together.
+#[derive(Debug, Clone)]
+pub struct BertForPreTraining<'a> {
+    /// `bert` (with pooler).
+    pub bert: BertModel<'a>,
+    /// `cls.predictions`.
+    pub predictions: BertLMPredictionHead<'a>,
+    /// `cls.seq_relationship`.
+    pub seq_relationship: Linear<'a>,
+}
+
+impl<'a> BertForPreTraining<'a> {
+    /// Load from HF names.
+    pub fn load(config: &BertConfig, w: &Weights<'a>) -> Result<Self> {
+        Ok(BertForPreTraining {
+            bert: BertModel::load_with_pooler(config, w)?,
+            predictions: BertLMPredictionHead::load(w, config)?,
+            seq_relationship: Linear::load(w, "cls.seq_relationship", config.hidden_size, 2)?,
+        })
+    }
+
+    /// A workspace for up to `max_batch` x `max_seq` tokens.
+    pub fn workspace(&self, max_batch: usize, max_seq: usize) -> Result<Workspace> {
+        let mut head = self.predictions.buffers(&self.bert, max_batch * max_seq);
+        head.a += max_batch * 2;
+        head.scratch = head.scratch.max(self.seq_relationship.scratch_len());
+        Workspace::new(&self.bert, max_batch, max_seq, head)
+    }
+
+    /// Both heads' logits.
+    pub fn forward<'w>(
+        &self,
+        batch: &Batch<'_>,
+        ws: &'w mut Workspace,
+    ) -> Result<PreTrainingOutput<'w>> {
+        self.bert.forward_for_head(batch, ws)?;
+        let (t, b) = (batch.num_tokens(), batch.batch_size);
+        let v = self.bert.config.vocab_size;
+        let (hidden, pooled, out, transformed, scratch) = ws.head_parts();
+        let (mlm, nsp) = out.split_at_mut(t * v);
+        let we = &self.bert.embeddings.word_embeddings.weight;
+        self.predictions
+            .forward(we, hidden, t, mlm, transformed, scratch);
+        self.seq_relationship.forward(pooled, b, nsp, scratch);
+        Ok(PreTrainingOutput {
+            prediction_logits: Logits::new(mlm, &[b, batch.seq_len, v]),
+            seq_relationship_logits: Logits::new(nsp, &[b, 2]),
+        })
+    }
+}
+
+/// `BertForSequenceClassification`: `classifier(pooled)`, `[batch, num_labels]`.
+#[derive(Debug, Clone)]
+pub struct BertForSequenceClassification<'a> {
+    /// `bert` (with pooler).
+    pub bert: BertModel<'a>,
+    /// `classifier`.
+    pub classifier: Linear<'a>,
+}
+
+impl<'a> BertForSequenceClassification<'a> {
+    /// Load from HF names; `num_labels` comes from the config's `id2label` / `num_labels`.
+    pub fn load(config: &BertConfig, w: &Weights<'a>) -> Result<Self> {
+        Ok(BertForSequenceClassification {
+            bert: BertModel::load_with_pooler(config, w)?,
+            classifier: Linear::load(w, "classifier", config.hidden_size, config.num_labels())?,
+        })
+    }
+
+    /// A workspace for up to `max_batch` x `max_seq` tokens.
+    pub fn workspace(&self, max_batch: usize, max_seq: usize) -> Result<Workspace> {
+        pooled_head_workspace(&self.bert, &self.classifier, max_batch, max_seq)
+    }
+
+    /// `logits` `[batch, num_labels]`.
+    pub fn forward<'w>(&self, batch: &Batch<'_>, ws: &'w mut Workspace) -> Result<Logits<'w>> {
+        pooled_head_forward(&self.bert, &self.classifier, batch, ws)
+    }
+
+    /// The label name of class `id`.
+    pub fn label(&self, id: usize) -> Option<&str> {
+        self.bert.config.id2label.get(id).map(String::as_str)
+    }
+}
+
+/// `BertForTokenClassification`: `classifier(hidden)`, `[batch, seq, num_labels]`.
+#[derive(Debug, Clone)]
+pub struct BertForTokenClassification<'a> {
+    /// `bert` (pooler unused).
+    pub bert: BertModel<'a>,
+    /// `classifier`.
+    pub classifier: Linear<'a>,
+}
+
+impl<'a> BertForTokenClassification<'a> {
+    /// Load from HF names.
+    pub fn load(config: &BertConfig, w: &Weights<'a>) -> Result<Self> {
+        let mut bert = BertModel::load(config, w)?;
+        bert.pooler = None;
+        Ok(BertForTokenClassification {
+            bert,
+            classifier: Linear::load(w, "classifier", config.hidden_size, config.num_labels())?,
+        })
+    }
+
+    /// A workspace for up to `max_batch` x `max_seq` tokens.
+    pub fn workspace(&self, max_batch: usize, max_seq: usize) -> Result<Workspace> {
+        token_head_workspace(&self.bert, &self.classifier, max_batch, max_seq)
+    }
+
+    /// `logits` `[batch, seq, num_labels]`.
+    pub fn forward<'w>(&self, batch: &Batch<'_>, ws: &'w mut Workspace) -> Result<Logits<'w>> {
+        self.bert.forward_for_head(batch, ws)?;
+        let (hidden, _, out, _, scratch) = ws.head_parts();
+        let t = batch.num_tokens();
+        self.classifier.forward(hidden, t, out, scratch);
+        let l = self.classifier.out_features();
+        Ok(Logits::new(out, &[batch.batch_size, batch.seq_len, l]))
+    }
+
+    /// The label name of class `id`.
+    pub fn label(&self, id: usize) -> Option<&str> {
+        self.bert.config.id2label.get(id).map(String::as_str)
+    }
+}
+
+fn token_head_workspace(
+    bert: &BertModel<'_>,
+    head: &Linear<'_>,
+    b: usize,
+    s: usize,
+) -> Result<Workspace> {
+    let tokens = b
+        .checked_mul(s)
+        .ok_or_else(|| Error::InvalidInput(format!("{b} x {s} overflows")))?;
+    let buffers = HeadBuffers {
+        a: tokens * head.out_features(),
+        b: tokens * head.out_features(),
+        scratch: head.scratch_len(),
+    };
+    Workspace::new(bert, b, s, buffers)
+}
+
+/// What [`BertForQuestionAnswering::forward`] returns.
+#[derive(Debug, Clone, Copy)]
+pub struct QuestionAnsweringOutput<'w> {
+    /// `[batch, seq]`: score of each token as the answer's first token.
+    pub start_logits: Logits<'w>,
+    /// `[batch, seq]`: score of each token as the answer's last token.
+    pub end_logits: Logits<'w>,
+}
+
+/// `BertForQuestionAnswering`: `qa_outputs(hidden)` split into start and end logits.
+#[derive(Debug, Clone)]
+pub struct BertForQuestionAnswering<'a> {
+    /// `bert` (pooler unused).
+    pub bert: BertModel<'a>,
+    /// `qa_outputs` `[2, hidden]`.
+    pub qa_outputs: Linear<'a>,
+}
+
+impl<'a> BertForQuestionAnswering<'a> {
+    /// Load from HF names.
+    pub fn load(config: &BertConfig, w: &Weights<'a>) -> Result<Self> {
+        let mut bert = BertModel::load(config, w)?;
+        bert.pooler = None;
+        Ok(BertForQuestionAnswering {
+            bert,
+            qa_outputs: Linear::load(w, "qa_outputs", config.hidden_size, 2)?,
+        })
+    }
+
+    /// A workspace for up to `max_batch` x `max_seq` tokens.
+    pub fn workspace(&self, max_batch: usize, max_seq: usize) -> Result<Workspace> {
+        token_head_workspace(&self.bert, &self.qa_outputs, max_batch, max_seq)
+    }
+
+    /// Start and end logits, each `[batch, seq]`.
+    pub fn forward<'w>(
+        &self,
+        batch: &Batch<'_>,
+        ws: &'w mut Workspace,
+    ) -> Result<QuestionAnsweringOutput<'w>> {
+        self.bert.forward_for_head(batch, ws)?;
+        let t = batch.num_tokens();
+        let (hidden, _, pairs, split, scratch) = ws.head_parts();
+        self.qa_outputs.forward(hidden, t, pairs, scratch);
+        let (start, end) = split[..2 * t].split_at_mut(t);
+        for (i, p) in pairs[..2 * t].chunks_exact(2).enumerate() {
+            start[i] = p[0];
+            end[i] = p[1];
+        }
+        let dims = [batch.batch_size, batch.seq_len];
+        Ok(QuestionAnsweringOutput {
+            start_logits: Logits::new(start, &dims),
+            end_logits: Logits::new(end, &dims),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn logits_rows() {
+        let data = vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0];
+        let l = Logits::new(&data, &[1, 2, 3]);
+        assert_eq!(l.dims(), &[1, 2, 3]);
+        assert_eq!(l.row(1), &[3.0, 4.0, 5.0]);
+    }
+}

@@ -1,0 +1,43 @@
+//! # bert-core
+//!
+//! A `#![no_std]` + `alloc` BERT that computes what HuggingFace transformers computes, for every
+//! BERT head, from safetensors weights borrowed zero-copy from a `&[u8]` (flash, an mmap, a
+//! `Vec`).
+//!
+//! ```text
+//! config.json ──BertConfig::from_json──┐
+//! model.safetensors ──Weights──────────┴─▶ BertModel / BertFor* ──forward(&Batch, &mut Workspace)──▶ views
+//! ```
+//!
+//! Modules, in dependency order: [`error`], [`safetensors`], [`config`], [`weights`],
+//! [`kernels`], [`nn`], [`model`], [`heads`], [`pretraining`]. See `ARCHITECTURE.md`.
+//!
+//! Feature `std` only forwards to dependencies' std features (gemm's runtime SIMD dispatch).
+#![no_std]
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+pub mod config;
+pub mod error;
+pub mod heads;
+pub mod kernels;
+pub mod model;
+pub mod nn;
+pub mod pretraining;
+pub mod safetensors;
+pub mod weights;
+
+pub use config::{Activation, BertConfig};
+pub use error::{Error, Result};
+pub use heads::{
+    BertForMaskedLM, BertForNextSentencePrediction, BertForPreTraining, BertForQuestionAnswering,
+    BertForSequenceClassification, BertForTokenClassification, Logits, PreTrainingOutput,
+    QuestionAnsweringOutput,
+};
+pub use model::{Batch, BertModel, BertModelOutput, Workspace};
+pub use safetensors::{Dtype, SafeTensors};
+pub use weights::Weights;

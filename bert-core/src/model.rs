@@ -1,0 +1,686 @@
+//! The BERT encoder, one struct per module of HF's `modeling_bert.py` and with its names, so
+//! the math can be checked line by line: [`BertEmbeddings`] → [`BertEncoder`] (a stack of
+//! [`BertLayer`] = [`BertAttention`] + [`BertIntermediate`] + [`BertOutput`]) → [`BertPooler`].
+//!
+//! `forward` runs entirely inside a [`Workspace`] the caller created once for a maximum
+//! (batch, sequence) shape: no layer allocates.
+
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::config::{Activation, BertConfig};
+use crate::error::{Error, Result};
+use crate::kernels::{self, MatMut, MatRef};
+use crate::nn::{widen_scratch_len, Embedding, LayerNorm, Linear};
+use crate::weights::Weights;
+
+/// The value HF adds to the attention scores of masked keys: `torch.finfo(float32).min`.
+pub const MASKED_SCORE_BIAS: f32 = f32::MIN;
+
+/// One padded batch of token ids, row-major `[batch_size, seq_len]`, as a tokenizer produces.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    /// Token ids.
+    pub input_ids: &'a [u32],
+    /// Segment ids (0 for sentence A, 1 for sentence B); all zeros when `None`.
+    pub token_type_ids: Option<&'a [u32]>,
+    /// 1 for real tokens, 0 for padding; all ones when `None`.
+    pub attention_mask: Option<&'a [u32]>,
+    /// Number of sequences.
+    pub batch_size: usize,
+    /// Tokens per sequence (padded length).
+    pub seq_len: usize,
+}
+
+impl<'a> Batch<'a> {
+    /// A batch of `batch_size` sequences of `seq_len` ids each, no padding, one segment.
+    pub fn new(input_ids: &'a [u32], batch_size: usize, seq_len: usize) -> Self {
+        Batch {
+            input_ids,
+            token_type_ids: None,
+            attention_mask: None,
+            batch_size,
+            seq_len,
+        }
+    }
+
+    /// A single sequence.
+    pub fn single(input_ids: &'a [u32]) -> Self {
+        Self::new(input_ids, 1, input_ids.len())
+    }
+
+    /// With segment ids.
+    pub fn with_token_type_ids(mut self, token_type_ids: &'a [u32]) -> Self {
+        self.token_type_ids = Some(token_type_ids);
+        self
+    }
+
+    /// With an attention mask.
+    pub fn with_attention_mask(mut self, attention_mask: &'a [u32]) -> Self {
+        self.attention_mask = Some(attention_mask);
+        self
+    }
+
+    /// Number of token positions (`batch_size * seq_len`).
+    pub fn num_tokens(&self) -> usize {
+        self.batch_size * self.seq_len
+    }
+
+    /// Check every id and shape against `config`.
+    pub fn validate(&self, config: &BertConfig) -> Result<()> {
+        if self.batch_size == 0 || self.seq_len == 0 {
+            return Err(Error::InvalidInput(format!(
+                "empty batch: batch_size {} x seq_len {}",
+                self.batch_size, self.seq_len
+            )));
+        }
+        if self.seq_len > config.max_position_embeddings {
+            return Err(Error::InvalidInput(format!(
+                "sequence length {} exceeds max_position_embeddings {}; truncate or split the text",
+                self.seq_len, config.max_position_embeddings
+            )));
+        }
+        let n = self.batch_size.checked_mul(self.seq_len).ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "batch {} x seq {} overflows",
+                self.batch_size, self.seq_len
+            ))
+        })?;
+        let check = |what: &str, v: &[u32], limit: usize, limit_name: &str| -> Result<()> {
+            if v.len() != n {
+                return Err(Error::InvalidInput(format!(
+                    "{what} has {} elements, expected batch_size {} x seq_len {} = {n}",
+                    v.len(),
+                    self.batch_size,
+                    self.seq_len
+                )));
+            }
+            if let Some(i) = v.iter().position(|&x| x as usize >= limit) {
+                return Err(Error::InvalidInput(format!(
+                    "{what}[{}][{}] = {} is not below {limit_name} {limit}",
+                    i / self.seq_len,
+                    i % self.seq_len,
+                    v[i]
+                )));
+            }
+            Ok(())
+        };
+        check("input_ids", self.input_ids, config.vocab_size, "vocab_size")?;
+        if let Some(t) = self.token_type_ids {
+            check(
+                "token_type_ids",
+                t,
+                config.type_vocab_size,
+                "type_vocab_size",
+            )?;
+        }
+        if let Some(m) = self.attention_mask {
+            check("attention_mask", m, 2, "the mask values (0 or 1): limit")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every buffer a forward pass needs, allocated once for a maximum (batch, seq) shape and reused.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    max_batch: usize,
+    max_seq: usize,
+    hidden: Vec<f32>,
+    query: Vec<f32>,
+    key: Vec<f32>,
+    value: Vec<f32>,
+    context: Vec<f32>,
+    attention_output: Vec<f32>,
+    intermediate: Vec<f32>,
+    scores: Vec<f32>,
+    mask_bias: Vec<f32>,
+    row: Vec<f32>,
+    pooled: Vec<f32>,
+    scratch: Vec<f32>,
+    /// Buffers for the task heads (sized by the head that created the workspace).
+    pub(crate) head_a: Vec<f32>,
+    pub(crate) head_b: Vec<f32>,
+}
+
+/// Extra buffers a task head needs in the [`Workspace`], in f32 elements.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeadBuffers {
+    /// First head buffer.
+    pub a: usize,
+    /// Second head buffer.
+    pub b: usize,
+    /// Widening scratch for the head's own non-f32 weights.
+    pub scratch: usize,
+}
+
+fn sized(parts: &[usize]) -> Result<usize> {
+    parts
+        .iter()
+        .try_fold(1usize, |a, &b| a.checked_mul(b))
+        .ok_or_else(|| Error::InvalidInput(format!("workspace size {parts:?} overflows")))
+}
+
+impl Workspace {
+    /// Buffers for `model` at up to `max_batch` sequences of up to `max_seq` tokens, plus what
+    /// a task head asks for.
+    pub fn new(
+        model: &BertModel<'_>,
+        max_batch: usize,
+        max_seq: usize,
+        head: HeadBuffers,
+    ) -> Result<Self> {
+        let c = &model.config;
+        if max_batch == 0 || max_seq == 0 {
+            return Err(Error::InvalidInput(format!(
+                "workspace for an empty batch: {max_batch} x {max_seq}"
+            )));
+        }
+        let t = sized(&[max_batch, max_seq])?;
+        let th = sized(&[t, c.hidden_size])?;
+        Ok(Workspace {
+            max_batch,
+            max_seq,
+            hidden: vec![0.0; th],
+            query: vec![0.0; th],
+            key: vec![0.0; th],
+            value: vec![0.0; th],
+            context: vec![0.0; th],
+            attention_output: vec![0.0; th],
+            intermediate: vec![0.0; sized(&[t, c.intermediate_size])?],
+            scores: vec![0.0; sized(&[max_seq, max_seq])?],
+            mask_bias: vec![0.0; t],
+            row: vec![0.0; c.hidden_size],
+            pooled: vec![0.0; sized(&[max_batch, c.hidden_size])?],
+            scratch: vec![0.0; model.scratch_len().max(head.scratch)],
+            head_a: vec![0.0; head.a],
+            head_b: vec![0.0; head.b],
+        })
+    }
+
+    /// The largest (batch, seq) this workspace holds.
+    pub fn capacity(&self) -> (usize, usize) {
+        (self.max_batch, self.max_seq)
+    }
+
+    fn check(&self, batch: &Batch<'_>) -> Result<()> {
+        if batch.batch_size > self.max_batch || batch.seq_len > self.max_seq {
+            return Err(Error::WorkspaceTooSmall {
+                needed: (batch.batch_size, batch.seq_len),
+                capacity: (self.max_batch, self.max_seq),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `BertEmbeddings`: word + token type + position embeddings, then LayerNorm.
+#[derive(Debug, Clone)]
+pub struct BertEmbeddings<'a> {
+    /// `word_embeddings` `[vocab_size, hidden]`.
+    pub word_embeddings: Embedding<'a>,
+    /// `position_embeddings` `[max_position_embeddings, hidden]`.
+    pub position_embeddings: Embedding<'a>,
+    /// `token_type_embeddings` `[type_vocab_size, hidden]`.
+    pub token_type_embeddings: Embedding<'a>,
+    /// `LayerNorm`.
+    pub layer_norm: LayerNorm<'a>,
+}
+
+impl<'a> BertEmbeddings<'a> {
+    /// Load `{p}embeddings.*`.
+    pub fn load(w: &Weights<'a>, p: &str, c: &BertConfig) -> Result<Self> {
+        let h = c.hidden_size;
+        Ok(BertEmbeddings {
+            word_embeddings: Embedding::load(
+                w,
+                &format!("{p}embeddings.word_embeddings"),
+                c.vocab_size,
+                h,
+            )?,
+            position_embeddings: Embedding::load(
+                w,
+                &format!("{p}embeddings.position_embeddings"),
+                c.max_position_embeddings,
+                h,
+            )?,
+            token_type_embeddings: Embedding::load(
+                w,
+                &format!("{p}embeddings.token_type_embeddings"),
+                c.type_vocab_size,
+                h,
+            )?,
+            layer_norm: LayerNorm::load(
+                w,
+                &format!("{p}embeddings.LayerNorm"),
+                h,
+                c.layer_norm_eps,
+            )?,
+        })
+    }
+
+    /// `out[t] = LayerNorm(word[id] + token_type[type] + position[pos])` for every token of a
+    /// validated batch. `row` is one hidden-width scratch row.
+    pub fn forward(&self, batch: &Batch<'_>, out: &mut [f32], row: &mut [f32]) {
+        let h = self.word_embeddings.dim();
+        for (t, dst) in out.chunks_exact_mut(h).take(batch.num_tokens()).enumerate() {
+            let position = t % batch.seq_len;
+            let token_type = batch.token_type_ids.map_or(0, |tt| tt[t]) as usize;
+            self.word_embeddings
+                .lookup_into(batch.input_ids[t] as usize, dst);
+            self.token_type_embeddings.add_into(token_type, dst, row);
+            self.position_embeddings.add_into(position, dst, row);
+        }
+        self.layer_norm.forward(&mut out[..batch.num_tokens() * h]);
+    }
+}
+
+/// `BertSelfAttention`: multi-head scaled dot-product attention with HF's additive mask.
+#[derive(Debug, Clone)]
+pub struct BertSelfAttention<'a> {
+    /// `query`.
+    pub query: Linear<'a>,
+    /// `key`.
+    pub key: Linear<'a>,
+    /// `value`.
+    pub value: Linear<'a>,
+    /// Number of heads.
+    pub num_attention_heads: usize,
+    /// Width of one head.
+    pub attention_head_size: usize,
+}
+
+/// `BertSelfOutput`: dense, then LayerNorm of (dense + input).
+#[derive(Debug, Clone)]
+pub struct BertSelfOutput<'a> {
+    /// `dense`.
+    pub dense: Linear<'a>,
+    /// `LayerNorm`.
+    pub layer_norm: LayerNorm<'a>,
+}
+
+/// `BertAttention` = self-attention + its output projection.
+#[derive(Debug, Clone)]
+pub struct BertAttention<'a> {
+    /// `self`.
+    pub self_attention: BertSelfAttention<'a>,
+    /// `output`.
+    pub output: BertSelfOutput<'a>,
+}
+
+/// `BertIntermediate`: dense to `intermediate_size`, then the activation.
+#[derive(Debug, Clone)]
+pub struct BertIntermediate<'a> {
+    /// `dense`.
+    pub dense: Linear<'a>,
+    /// `intermediate_act_fn`.
+    pub intermediate_act_fn: Activation,
+}
+
+/// `BertOutput`: dense back to `hidden_size`, then LayerNorm of (dense + attention output).
+#[derive(Debug, Clone)]
+pub struct BertOutput<'a> {
+    /// `dense`.
+    pub dense: Linear<'a>,
+    /// `LayerNorm`.
+    pub layer_norm: LayerNorm<'a>,
+}
+
+/// `BertLayer`: attention, then the feed-forward block.
+#[derive(Debug, Clone)]
+pub struct BertLayer<'a> {
+    /// `attention`.
+    pub attention: BertAttention<'a>,
+    /// `intermediate`.
+    pub intermediate: BertIntermediate<'a>,
+    /// `output`.
+    pub output: BertOutput<'a>,
+}
+
+impl<'a> BertLayer<'a> {
+    /// Load `{prefix}.*` (prefix like `encoder.layer.3`).
+    pub fn load(w: &Weights<'a>, prefix: &str, c: &BertConfig) -> Result<Self> {
+        let (h, i, eps) = (c.hidden_size, c.intermediate_size, c.layer_norm_eps);
+        let lin = |name: &str, i_f, o_f| Linear::load(w, &format!("{prefix}.{name}"), i_f, o_f);
+        let ln = |name: &str| LayerNorm::load(w, &format!("{prefix}.{name}"), h, eps);
+        Ok(BertLayer {
+            attention: BertAttention {
+                self_attention: BertSelfAttention {
+                    query: lin("attention.self.query", h, h)?,
+                    key: lin("attention.self.key", h, h)?,
+                    value: lin("attention.self.value", h, h)?,
+                    num_attention_heads: c.num_attention_heads,
+                    attention_head_size: c.head_dim(),
+                },
+                output: BertSelfOutput {
+                    dense: lin("attention.output.dense", h, h)?,
+                    layer_norm: ln("attention.output.LayerNorm")?,
+                },
+            },
+            intermediate: BertIntermediate {
+                dense: lin("intermediate.dense", h, i)?,
+                intermediate_act_fn: c.hidden_act,
+            },
+            output: BertOutput {
+                dense: lin("output.dense", i, h)?,
+                layer_norm: ln("output.LayerNorm")?,
+            },
+        })
+    }
+
+    fn linears(&self) -> [&Linear<'a>; 6] {
+        let a = &self.attention;
+        [
+            &a.self_attention.query,
+            &a.self_attention.key,
+            &a.self_attention.value,
+            &a.output.dense,
+            &self.intermediate.dense,
+            &self.output.dense,
+        ]
+    }
+
+    /// One layer over `ws.hidden` (`[batch * seq, hidden]`), in place.
+    fn forward(&self, batch: &Batch<'_>, ws: &mut Workspace) {
+        let Workspace {
+            hidden,
+            query,
+            key,
+            value,
+            context,
+            attention_output,
+            intermediate,
+            scores,
+            mask_bias,
+            scratch,
+            ..
+        } = ws;
+        let t = batch.num_tokens();
+        let sa = &self.attention.self_attention;
+        sa.query.forward(hidden, t, query, scratch);
+        sa.key.forward(hidden, t, key, scratch);
+        sa.value.forward(hidden, t, value, scratch);
+        self_attention(sa, batch, query, key, value, mask_bias, scores, context);
+
+        let out = &self.attention.output;
+        out.dense.forward(context, t, attention_output, scratch);
+        let h = out.dense.out_features();
+        out.layer_norm
+            .forward_residual(&mut attention_output[..t * h], &hidden[..t * h]);
+
+        let inter = &self.intermediate;
+        let i = inter.dense.out_features();
+        inter
+            .dense
+            .forward(attention_output, t, intermediate, scratch);
+        kernels::activate_in_place(inter.intermediate_act_fn, &mut intermediate[..t * i]);
+
+        self.output.dense.forward(intermediate, t, hidden, scratch);
+        self.output
+            .layer_norm
+            .forward_residual(&mut hidden[..t * h], &attention_output[..t * h]);
+    }
+}
+
+/// `softmax(Q Kᵀ / sqrt(d) + mask) V` for every sequence and head, into `context`.
+#[allow(clippy::too_many_arguments)]
+fn self_attention(
+    sa: &BertSelfAttention<'_>,
+    batch: &Batch<'_>,
+    query: &[f32],
+    key: &[f32],
+    value: &[f32],
+    mask_bias: &[f32],
+    scores: &mut [f32],
+    context: &mut [f32],
+) {
+    let (s, d) = (batch.seq_len, sa.attention_head_size);
+    let h = sa.num_attention_heads * d;
+    let scale = 1.0 / libm::sqrtf(d as f32);
+    let scores = &mut scores[..s * s];
+    for b in 0..batch.batch_size {
+        let bias = &mask_bias[b * s..(b + 1) * s];
+        for head in 0..sa.num_attention_heads {
+            let base = b * s * h + head * d;
+            let head_view = |buf| head_slice(buf, base, s, d, h);
+            kernels::matmul(
+                MatMut::dense(scores, s, s),
+                head_view(query),
+                head_view(key).t(),
+                false,
+                scale,
+            );
+            for row in scores.chunks_exact_mut(s) {
+                for (x, m) in row.iter_mut().zip(bias) {
+                    *x += m;
+                }
+                kernels::softmax_in_place(row);
+            }
+            kernels::matmul(
+                MatMut {
+                    data: &mut context[base..],
+                    rows: s,
+                    cols: d,
+                    row_stride: h,
+                },
+                MatRef::dense(scores, s, s),
+                head_view(value),
+                false,
+                1.0,
+            );
+        }
+    }
+}
+
+/// The `[seq, head_dim]` block of one head inside a `[.., hidden]` buffer.
+fn head_slice(buf: &[f32], base: usize, seq: usize, head_dim: usize, hidden: usize) -> MatRef<'_> {
+    MatRef {
+        data: &buf[base..],
+        rows: seq,
+        cols: head_dim,
+        row_stride: hidden,
+        col_stride: 1,
+    }
+}
+
+/// `BertEncoder`: the stack of layers.
+#[derive(Debug, Clone)]
+pub struct BertEncoder<'a> {
+    /// `layer`.
+    pub layer: Vec<BertLayer<'a>>,
+}
+
+/// `BertPooler`: `tanh(dense(hidden[CLS]))`.
+#[derive(Debug, Clone)]
+pub struct BertPooler<'a> {
+    /// `dense`.
+    pub dense: Linear<'a>,
+}
+
+/// What [`BertModel::forward`] returns: views into the workspace.
+#[derive(Debug, Clone, Copy)]
+pub struct BertModelOutput<'w> {
+    /// `[batch, seq, hidden]`, row-major.
+    pub last_hidden_state: &'w [f32],
+    /// `[batch, hidden]`, when the model has a pooler.
+    pub pooler_output: Option<&'w [f32]>,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Sequence length.
+    pub seq_len: usize,
+    /// Hidden width.
+    pub hidden_size: usize,
+}
+
+/// `BertModel`: embeddings, encoder and (optionally) pooler.
+#[derive(Debug, Clone)]
+pub struct BertModel<'a> {
+    /// The validated config.
+    pub config: BertConfig,
+    /// `embeddings`.
+    pub embeddings: BertEmbeddings<'a>,
+    /// `encoder`.
+    pub encoder: BertEncoder<'a>,
+    /// `pooler`; absent in checkpoints saved without one (token classification, QA, some MLMs).
+    pub pooler: Option<BertPooler<'a>>,
+}
+
+impl<'a> BertModel<'a> {
+    /// Load the encoder from `weights` (with or without the `bert.` prefix). The pooler is
+    /// loaded when present.
+    pub fn load(config: &BertConfig, weights: &Weights<'a>) -> Result<Self> {
+        let p = weights.encoder_prefix();
+        let embeddings = BertEmbeddings::load(weights, p, config)?;
+        let layer = (0..config.num_hidden_layers)
+            .map(|i| BertLayer::load(weights, &format!("{p}encoder.layer.{i}"), config))
+            .collect::<Result<Vec<_>>>()?;
+        let pooler_name = format!("{p}pooler.dense");
+        let pooler = if weights.contains(&format!("{pooler_name}.weight")) {
+            Some(BertPooler {
+                dense: Linear::load(
+                    weights,
+                    &pooler_name,
+                    config.hidden_size,
+                    config.hidden_size,
+                )?,
+            })
+        } else {
+            None
+        };
+        Ok(BertModel {
+            config: config.clone(),
+            embeddings,
+            encoder: BertEncoder { layer },
+            pooler,
+        })
+    }
+
+    /// Like [`load`](Self::load), but a missing pooler is an error (for heads that need it).
+    pub fn load_with_pooler(config: &BertConfig, weights: &Weights<'a>) -> Result<Self> {
+        let model = Self::load(config, weights)?;
+        if model.pooler.is_none() {
+            return Err(Error::MissingTensor {
+                tried: vec![format!("{}pooler.dense.weight", weights.encoder_prefix())],
+            });
+        }
+        Ok(model)
+    }
+
+    /// Scratch that the largest non-f32 linear layer needs.
+    pub(crate) fn scratch_len(&self) -> usize {
+        self.encoder
+            .layer
+            .iter()
+            .flat_map(|l| l.linears())
+            .chain(self.pooler.as_ref().map(|p| &p.dense))
+            .map(Linear::scratch_len)
+            .chain([widen_scratch_len(&self.embeddings.word_embeddings.weight)])
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// A workspace for up to `max_batch` sequences of up to `max_seq` tokens.
+    pub fn workspace(&self, max_batch: usize, max_seq: usize) -> Result<Workspace> {
+        Workspace::new(self, max_batch, max_seq, HeadBuffers::default())
+    }
+
+    /// Bytes of weights this model holds (whatever their dtype).
+    pub fn weight_bytes(&self) -> usize {
+        let e = &self.embeddings;
+        let mut n = e.word_embeddings.weight.size_in_bytes()
+            + e.position_embeddings.weight.size_in_bytes()
+            + e.token_type_embeddings.weight.size_in_bytes();
+        for l in &self.encoder.layer {
+            n += l
+                .linears()
+                .iter()
+                .map(|x| x.weight.size_in_bytes())
+                .sum::<usize>();
+        }
+        n + self
+            .pooler
+            .as_ref()
+            .map_or(0, |p| p.dense.weight.size_in_bytes())
+    }
+
+    /// Run embeddings and every layer; the result stays in the workspace's hidden buffer.
+    fn encode(&self, batch: &Batch<'_>, ws: &mut Workspace) -> Result<()> {
+        batch.validate(&self.config)?;
+        ws.check(batch)?;
+        let t = batch.num_tokens();
+        for (i, bias) in ws.mask_bias[..t].iter_mut().enumerate() {
+            let keep = batch.attention_mask.is_none_or(|m| m[i] != 0);
+            *bias = if keep { 0.0 } else { MASKED_SCORE_BIAS };
+        }
+        self.embeddings.forward(batch, &mut ws.hidden, &mut ws.row);
+        for layer in &self.encoder.layer {
+            layer.forward(batch, ws);
+        }
+        Ok(())
+    }
+
+    /// `tanh(dense(hidden[b, 0]))` for each sequence, into `ws.pooled`.
+    fn pool(&self, batch: &Batch<'_>, ws: &mut Workspace) -> bool {
+        let Some(pooler) = &self.pooler else {
+            return false;
+        };
+        let h = self.config.hidden_size;
+        let s = batch.seq_len;
+        for b in 0..batch.batch_size {
+            ws.context[b * h..(b + 1) * h].copy_from_slice(&ws.hidden[b * s * h..b * s * h + h]);
+        }
+        pooler.dense.forward(
+            &ws.context,
+            batch.batch_size,
+            &mut ws.pooled,
+            &mut ws.scratch,
+        );
+        for v in &mut ws.pooled[..batch.batch_size * h] {
+            *v = libm::tanhf(*v);
+        }
+        true
+    }
+
+    /// The forward pass: `last_hidden_state` and, with a pooler, `pooler_output`.
+    pub fn forward<'w>(
+        &self,
+        batch: &Batch<'_>,
+        ws: &'w mut Workspace,
+    ) -> Result<BertModelOutput<'w>> {
+        self.encode(batch, ws)?;
+        let pooled = self.pool(batch, ws);
+        let (t, b, h) = (
+            batch.num_tokens(),
+            batch.batch_size,
+            self.config.hidden_size,
+        );
+        Ok(BertModelOutput {
+            last_hidden_state: &ws.hidden[..t * h],
+            pooler_output: pooled.then(|| &ws.pooled[..b * h]),
+            batch_size: b,
+            seq_len: batch.seq_len,
+            hidden_size: h,
+        })
+    }
+
+    /// Run the encoder (and pooler) for a head, which then reads [`Workspace`] buffers.
+    pub(crate) fn forward_for_head(&self, batch: &Batch<'_>, ws: &mut Workspace) -> Result<()> {
+        self.encode(batch, ws)?;
+        self.pool(batch, ws);
+        Ok(())
+    }
+}
+
+impl Workspace {
+    /// Split borrows for the heads: (hidden, pooled, head_a, head_b, scratch).
+    pub(crate) fn head_parts(&mut self) -> (&[f32], &[f32], &mut [f32], &mut [f32], &mut [f32]) {
+        (
+            &self.hidden,
+            &self.pooled,
+            &mut self.head_a,
+            &mut self.head_b,
+            &mut self.scratch,
+        )
+    }
+}

@@ -1,0 +1,187 @@
+//! The building blocks of the model, named after `torch.nn`: [`Linear`], [`LayerNorm`],
+//! [`Embedding`]. Each loads itself from [`Weights`] and runs on caller-provided buffers.
+
+use alloc::borrow::Cow;
+use alloc::format;
+
+use crate::error::Result;
+use crate::kernels::{self, MatMut, MatRef};
+use crate::weights::{Matrix, Storage, Weights};
+
+/// Output rows of a non-f32 weight widened to f32 at a time inside [`Linear::forward`].
+pub const WIDEN_TILE: usize = 64;
+
+/// `y = x Wᵀ + b`, with `W` stored `[out_features, in_features]` in any [`Storage`] dtype.
+#[derive(Debug, Clone)]
+pub struct Linear<'a> {
+    /// `[out_features, in_features]`.
+    pub weight: Matrix<'a>,
+    /// `[out_features]`, if the layer has a bias.
+    pub bias: Option<Cow<'a, [f32]>>,
+}
+
+impl<'a> Linear<'a> {
+    /// Load `{prefix}.weight` `[out, in]` and `{prefix}.bias` `[out]`.
+    pub fn load(
+        w: &Weights<'a>,
+        prefix: &str,
+        in_features: usize,
+        out_features: usize,
+    ) -> Result<Self> {
+        Ok(Linear {
+            weight: w.matrix(&format!("{prefix}.weight"), out_features, in_features)?,
+            bias: Some(w.vector(&format!("{prefix}.bias"), out_features)?),
+        })
+    }
+
+    /// Input width.
+    pub fn in_features(&self) -> usize {
+        self.weight.cols
+    }
+
+    /// Output width.
+    pub fn out_features(&self) -> usize {
+        self.weight.rows
+    }
+
+    /// Scratch (in f32 elements) that [`forward`](Self::forward) needs for this weight's dtype.
+    pub fn scratch_len(&self) -> usize {
+        widen_scratch_len(&self.weight)
+    }
+
+    /// `out[rows, out_features] = x[rows, in_features] · Wᵀ + b`.
+    pub fn forward(&self, x: &[f32], rows: usize, out: &mut [f32], scratch: &mut [f32]) {
+        linear(&self.weight, self.bias.as_deref(), x, rows, out, scratch);
+    }
+}
+
+/// Scratch (in f32 elements) that [`linear`] needs for a weight of this storage.
+pub fn widen_scratch_len(weight: &Matrix<'_>) -> usize {
+    match weight.storage {
+        Storage::F32(_) => 0,
+        _ => WIDEN_TILE * weight.cols,
+    }
+}
+
+/// `out[rows, n] = x[rows, k] · weightᵀ + bias`, for `weight` `[n, k]` in any storage dtype.
+/// Non-f32 weights are widened [`WIDEN_TILE`] rows at a time into `scratch`
+/// (at least [`widen_scratch_len`] elements).
+pub fn linear(
+    weight: &Matrix<'_>,
+    bias: Option<&[f32]>,
+    x: &[f32],
+    rows: usize,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let (k, n) = (weight.cols, weight.rows);
+    let x = &x[..rows * k];
+    let out = &mut out[..rows * n];
+    if let Some(b) = bias {
+        for row in out.chunks_exact_mut(n) {
+            row.copy_from_slice(b);
+        }
+    }
+    let accumulate = bias.is_some();
+    match &weight.storage {
+        Storage::F32(w) => kernels::matmul(
+            MatMut::dense(out, rows, n),
+            MatRef::dense(x, rows, k),
+            MatRef::dense(w, n, k).t(),
+            accumulate,
+            1.0,
+        ),
+        storage => {
+            let mut j0 = 0;
+            while j0 < n {
+                let tile = WIDEN_TILE.min(n - j0);
+                let wt = &mut scratch[..tile * k];
+                storage.read_f32(j0 * k, wt);
+                kernels::matmul(
+                    MatMut {
+                        data: &mut out[j0..],
+                        rows,
+                        cols: tile,
+                        row_stride: n,
+                    },
+                    MatRef::dense(x, rows, k),
+                    MatRef::dense(wt, tile, k).t(),
+                    accumulate,
+                    1.0,
+                );
+                j0 += tile;
+            }
+        }
+    }
+}
+
+/// `torch.nn.LayerNorm` over the last dimension.
+#[derive(Debug, Clone)]
+pub struct LayerNorm<'a> {
+    /// Scale (`weight`, legacy `gamma`).
+    pub weight: Cow<'a, [f32]>,
+    /// Shift (`bias`, legacy `beta`).
+    pub bias: Cow<'a, [f32]>,
+    /// Epsilon added to the variance.
+    pub eps: f32,
+}
+
+impl<'a> LayerNorm<'a> {
+    /// Load `{prefix}.weight` / `{prefix}.bias` (or `gamma` / `beta`).
+    pub fn load(w: &Weights<'a>, prefix: &str, width: usize, eps: f32) -> Result<Self> {
+        Ok(LayerNorm {
+            weight: w.vector(&format!("{prefix}.weight"), width)?,
+            bias: w.vector(&format!("{prefix}.bias"), width)?,
+            eps,
+        })
+    }
+
+    /// Normalise every row of `x` in place.
+    pub fn forward(&self, x: &mut [f32]) {
+        kernels::layer_norm(x, &self.weight, &self.bias, self.eps);
+    }
+
+    /// `x = LayerNorm(x + residual)`.
+    pub fn forward_residual(&self, x: &mut [f32], residual: &[f32]) {
+        kernels::add_layer_norm(x, residual, &self.weight, &self.bias, self.eps);
+    }
+}
+
+/// `torch.nn.Embedding`: a lookup table of `[num_embeddings, dim]` rows.
+#[derive(Debug, Clone)]
+pub struct Embedding<'a> {
+    /// The table.
+    pub weight: Matrix<'a>,
+}
+
+impl<'a> Embedding<'a> {
+    /// Load `{prefix}.weight` `[num, dim]`.
+    pub fn load(w: &Weights<'a>, prefix: &str, num: usize, dim: usize) -> Result<Self> {
+        Ok(Embedding {
+            weight: w.matrix(&format!("{prefix}.weight"), num, dim)?,
+        })
+    }
+
+    /// Rows in the table.
+    pub fn num_embeddings(&self) -> usize {
+        self.weight.rows
+    }
+
+    /// Width of a row.
+    pub fn dim(&self) -> usize {
+        self.weight.cols
+    }
+
+    /// Copy row `index` into `out`. The caller has checked `index < num_embeddings()`.
+    pub fn lookup_into(&self, index: usize, out: &mut [f32]) {
+        self.weight.row_into(index, out);
+    }
+
+    /// Add row `index` to `out`.
+    pub fn add_into(&self, index: usize, out: &mut [f32], tmp: &mut [f32]) {
+        self.weight.row_into(index, tmp);
+        for (o, t) in out.iter_mut().zip(tmp.iter()) {
+            *o += t;
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! Zero-copy safetensors parsing from a borrowed `&[u8]`.
+//!
+//! Layout: 8 bytes little-endian header length `N`, then `N` bytes of JSON
+//! (`{"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, "__metadata__": {..}}`),
+//! then the data section; offsets are relative to its start. The bytes may live in flash or an
+//! mmap: nothing is copied, and tensor data is handed out as `&[u8]` of any alignment.
+//!
+//! Every check that protects later code happens here, once: header length within the file and
+//! under [`MAX_HEADER_LEN`], known dtypes, `shape` product × dtype size == byte length (with
+//! overflow checks), ranges inside the data section, no two tensors overlapping.
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::error::{Error, Result};
+
+/// The largest header accepted (the safetensors format's own limit): 100 MB.
+pub const MAX_HEADER_LEN: u64 = 100_000_000;
+
+/// Element types that safetensors defines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dtype {
+    /// Boolean, one byte.
+    Bool,
+    /// Unsigned 8-bit.
+    U8,
+    /// Signed 8-bit.
+    I8,
+    /// Signed 16-bit.
+    I16,
+    /// Unsigned 16-bit.
+    U16,
+    /// Signed 32-bit.
+    I32,
+    /// Unsigned 32-bit.
+    U32,
+    /// Signed 64-bit.
+    I64,
+    /// Unsigned 64-bit.
+    U64,
+    /// IEEE half precision.
+    F16,
+    /// bfloat16.
+    BF16,
+    /// IEEE single precision.
+    F32,
+    /// IEEE double precision.
+    F64,
+    /// 8-bit float, e4m3.
+    F8E4M3,
+    /// 8-bit float, e5m2.
+    F8E5M2,
+}
+
+impl Dtype {
+    /// Parse the header's dtype string.
+    pub fn parse(s: &str) -> Option<Dtype> {
+        Some(match s {
+            "BOOL" => Dtype::Bool,
+            "U8" => Dtype::U8,
+            "I8" => Dtype::I8,
+            "I16" => Dtype::I16,
+            "U16" => Dtype::U16,
+            "I32" => Dtype::I32,
+            "U32" => Dtype::U32,
+            "I64" => Dtype::I64,
+            "U64" => Dtype::U64,
+            "F16" => Dtype::F16,
+            "BF16" => Dtype::BF16,
+            "F32" => Dtype::F32,
+            "F64" => Dtype::F64,
+            "F8_E4M3" => Dtype::F8E4M3,
+            "F8_E5M2" => Dtype::F8E5M2,
+            _ => return None,
+        })
+    }
+
+    /// The header's spelling of this dtype.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dtype::Bool => "BOOL",
+            Dtype::U8 => "U8",
+            Dtype::I8 => "I8",
+            Dtype::I16 => "I16",
+            Dtype::U16 => "U16",
+            Dtype::I32 => "I32",
+            Dtype::U32 => "U32",
+            Dtype::I64 => "I64",
+            Dtype::U64 => "U64",
+            Dtype::F16 => "F16",
+            Dtype::BF16 => "BF16",
+            Dtype::F32 => "F32",
+            Dtype::F64 => "F64",
+            Dtype::F8E4M3 => "F8_E4M3",
+            Dtype::F8E5M2 => "F8_E5M2",
+        }
+    }
+
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            Dtype::Bool | Dtype::U8 | Dtype::I8 | Dtype::F8E4M3 | Dtype::F8E5M2 => 1,
+            Dtype::I16 | Dtype::U16 | Dtype::F16 | Dtype::BF16 => 2,
+            Dtype::I32 | Dtype::U32 | Dtype::F32 => 4,
+            Dtype::I64 | Dtype::U64 | Dtype::F64 => 8,
+        }
+    }
+}
+
+impl fmt::Display for Dtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One tensor of a safetensors file: its name, dtype, shape and raw little-endian bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct TensorView<'a> {
+    /// The tensor's name in the header.
+    pub name: &'a str,
+    /// Element type.
+    pub dtype: Dtype,
+    /// Dimensions, outermost first.
+    pub shape: &'a [usize],
+    /// The bytes (exactly `shape.product() * dtype.size()` of them), any alignment.
+    pub data: &'a [u8],
+}
+
+impl TensorView<'_> {
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    begin: usize,
+    end: usize,
+}
+
+/// A parsed safetensors file that borrows its bytes.
+#[derive(Debug)]
+pub struct SafeTensors<'a> {
+    data: &'a [u8],
+    tensors: BTreeMap<String, Entry>,
+    metadata: BTreeMap<String, String>,
+}
+
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::InvalidHeader(msg.into())
+}
+
+fn to_usize(v: &serde_json::Value, what: &str, name: &str) -> Result<usize> {
+    v.as_u64()
+        .and_then(|x| usize::try_from(x).ok())
+        .ok_or_else(|| {
+            invalid(format!(
+                "tensor {name}: {what} must be a non-negative integer"
+            ))
+        })
+}
+
+impl<'a> SafeTensors<'a> {
+    /// Parse and validate a safetensors buffer. Nothing is copied but the header's names.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self> {
+        let have = bytes.len() as u64;
+        let len_bytes: [u8; 8] =
+            bytes
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .ok_or(Error::Truncated {
+                    what: "safetensors header length",
+                    needed: 8,
+                    have,
+                })?;
+        let header_len = u64::from_le_bytes(len_bytes);
+        if header_len > MAX_HEADER_LEN {
+            return Err(Error::HeaderTooLarge {
+                len: header_len,
+                limit: MAX_HEADER_LEN,
+            });
+        }
+        let header_end = 8 + header_len;
+        if header_end > have {
+            return Err(Error::Truncated {
+                what: "safetensors header",
+                needed: header_end,
+                have,
+            });
+        }
+        // header_end <= bytes.len(), so it fits in usize.
+        let header_end = header_end as usize;
+        let header = core::str::from_utf8(&bytes[8..header_end])
+            .map_err(|_| invalid("header is not UTF-8"))?;
+        if !header.trim_start().starts_with('{') {
+            return Err(invalid("header is not a JSON object"));
+        }
+        let json: serde_json::Map<String, serde_json::Value> = serde_json::from_str(header)
+            .map_err(|e| Error::Json {
+                what: "safetensors header",
+                message: e.to_string(),
+            })?;
+        let data = &bytes[header_end..];
+        let mut tensors = BTreeMap::new();
+        let mut metadata = BTreeMap::new();
+        for (name, value) in json {
+            if name == "__metadata__" {
+                let map = value
+                    .as_object()
+                    .ok_or_else(|| invalid("__metadata__ must be an object"))?;
+                for (k, v) in map {
+                    let v = v
+                        .as_str()
+                        .ok_or_else(|| invalid(format!("__metadata__.{k} must be a string")))?;
+                    metadata.insert(k.clone(), v.to_string());
+                }
+                continue;
+            }
+            let obj = value
+                .as_object()
+                .ok_or_else(|| invalid(format!("tensor {name}: entry must be an object")))?;
+            let dtype_str = obj
+                .get("dtype")
+                .and_then(|d| d.as_str())
+                .ok_or_else(|| invalid(format!("tensor {name}: missing dtype")))?;
+            let dtype = Dtype::parse(dtype_str).ok_or_else(|| Error::UnknownDtype {
+                name: name.clone(),
+                dtype: dtype_str.to_string(),
+            })?;
+            let shape = obj
+                .get("shape")
+                .and_then(|s| s.as_array())
+                .ok_or_else(|| invalid(format!("tensor {name}: missing shape")))?
+                .iter()
+                .map(|d| to_usize(d, "shape", &name))
+                .collect::<Result<Vec<usize>>>()?;
+            let offsets = obj
+                .get("data_offsets")
+                .and_then(|s| s.as_array())
+                .filter(|a| a.len() == 2)
+                .ok_or_else(|| {
+                    invalid(format!("tensor {name}: data_offsets must be [begin, end]"))
+                })?;
+            let begin = to_usize(&offsets[0], "data_offsets", &name)?;
+            let end = to_usize(&offsets[1], "data_offsets", &name)?;
+            if begin > end {
+                return Err(invalid(format!("tensor {name}: data_offsets begin > end")));
+            }
+            let nbytes = shape
+                .iter()
+                .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
+                .ok_or_else(|| invalid(format!("tensor {name}: shape overflows")))?;
+            if end - begin != nbytes {
+                return Err(invalid(format!(
+                    "tensor {name}: {} bytes between data_offsets, but shape {:?} of {dtype} needs {nbytes}",
+                    end - begin,
+                    shape
+                )));
+            }
+            if end > data.len() {
+                return Err(Error::Truncated {
+                    what: "safetensors tensor data",
+                    needed: header_end as u64 + end as u64,
+                    have,
+                });
+            }
+            tensors.insert(
+                name,
+                Entry {
+                    dtype,
+                    shape,
+                    begin,
+                    end,
+                },
+            );
+        }
+        // No two non-empty tensors may share bytes.
+        let mut ranges: Vec<(&str, usize, usize)> = tensors
+            .iter()
+            .filter(|(_, e)| e.end > e.begin)
+            .map(|(n, e)| (n.as_str(), e.begin, e.end))
+            .collect();
+        ranges.sort_by_key(|r| (r.1, r.2));
+        for w in ranges.windows(2) {
+            if w[1].1 < w[0].2 {
+                return Err(Error::OverlappingTensors {
+                    first: w[0].0.to_string(),
+                    second: w[1].0.to_string(),
+                });
+            }
+        }
+        Ok(SafeTensors {
+            data,
+            tensors,
+            metadata,
+        })
+    }
+
+    /// The tensor called `name`, if present.
+    pub fn tensor(&self, name: &str) -> Option<TensorView<'_>> {
+        let (key, e) = self.tensors.get_key_value(name)?;
+        Some(TensorView {
+            name: key.as_str(),
+            dtype: e.dtype,
+            shape: &e.shape,
+            data: &self.data[e.begin..e.end],
+        })
+    }
+
+    /// The tensor called `name`, borrowing the file's bytes for `'a` (not the parser).
+    pub fn tensor_data(&self, name: &str) -> Option<(Dtype, &[usize], &'a [u8])> {
+        let e = self.tensors.get(name)?;
+        Some((e.dtype, &e.shape, &self.data[e.begin..e.end]))
+    }
+
+    /// All tensor names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(|k| k.as_str())
+    }
+
+    /// Number of tensors.
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    /// True when the file holds no tensor.
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+
+    /// The `__metadata__` string map.
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+}
+
+/// Serialize tensors (name, dtype, shape, little-endian bytes) into a safetensors buffer, in the
+/// given order, with optional `__metadata__`. The header is padded with spaces to a multiple of 8
+/// bytes so that every tensor in the data section starts 8-byte aligned if the buffer does.
+pub fn serialize(
+    tensors: &[(&str, Dtype, &[usize], &[u8])],
+    metadata: &[(&str, &str)],
+) -> Result<Vec<u8>> {
+    let mut header = serde_json::Map::new();
+    if !metadata.is_empty() {
+        let meta = metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+            .collect();
+        header.insert("__metadata__".to_string(), serde_json::Value::Object(meta));
+    }
+    let mut offset = 0usize;
+    for (name, dtype, shape, data) in tensors {
+        let numel: usize = shape.iter().product();
+        if numel * dtype.size() != data.len() {
+            return Err(Error::InvalidInput(format!(
+                "tensor {name}: {} bytes for shape {shape:?} of {dtype}",
+                data.len()
+            )));
+        }
+        let entry = serde_json::json!({
+            "dtype": dtype.as_str(),
+            "shape": shape,
+            "data_offsets": [offset, offset + data.len()],
+        });
+        if header.insert(name.to_string(), entry).is_some() {
+            return Err(Error::InvalidInput(format!("tensor {name} given twice")));
+        }
+        offset += data.len();
+    }
+    let mut json = serde_json::to_string(&header).map_err(|e| Error::Json {
+        what: "safetensors header",
+        message: e.to_string(),
+    })?;
+    while json.len() % 8 != 0 {
+        json.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + json.len() + offset);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(json.as_bytes());
+    for (_, _, _, data) in tensors {
+        out.extend_from_slice(data);
+    }
+    Ok(out)
+}

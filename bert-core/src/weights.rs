@@ -1,0 +1,231 @@
+//! Weight storage and loading: tensors borrowed from safetensors bytes (zero-copy where the
+//! alignment allows), checked against the shapes the config implies, with HF's naming quirks
+//! (the optional `bert.` prefix, legacy LayerNorm `gamma`/`beta`) resolved here and only here.
+
+use alloc::borrow::Cow;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use half::{bf16, f16, slice::HalfFloatSliceExt};
+
+use crate::error::{Error, Result};
+use crate::safetensors::{Dtype, SafeTensors};
+
+/// The elements of a weight tensor, in the dtype the file has. Borrowed from the file when its
+/// bytes are aligned for the type (and the target is little-endian), copied otherwise.
+#[derive(Debug, Clone)]
+pub enum Storage<'a> {
+    /// 32-bit floats.
+    F32(Cow<'a, [f32]>),
+    /// IEEE half floats; widened to f32 tile by tile inside the matmul.
+    F16(Cow<'a, [f16]>),
+    /// bfloat16; widened to f32 tile by tile inside the matmul.
+    BF16(Cow<'a, [bf16]>),
+}
+
+impl Storage<'_> {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            Storage::F32(v) => v.len(),
+            Storage::F16(v) => v.len(),
+            Storage::BF16(v) => v.len(),
+        }
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The dtype of the elements.
+    pub fn dtype(&self) -> Dtype {
+        match self {
+            Storage::F32(_) => Dtype::F32,
+            Storage::F16(_) => Dtype::F16,
+            Storage::BF16(_) => Dtype::BF16,
+        }
+    }
+
+    /// True when the elements are borrowed from the file (zero-copy).
+    pub fn is_borrowed(&self) -> bool {
+        matches!(
+            self,
+            Storage::F32(Cow::Borrowed(_))
+                | Storage::F16(Cow::Borrowed(_))
+                | Storage::BF16(Cow::Borrowed(_))
+        )
+    }
+
+    /// Widen `self[start..start + out.len()]` into `out`.
+    pub fn read_f32(&self, start: usize, out: &mut [f32]) {
+        let end = start + out.len();
+        match self {
+            Storage::F32(v) => out.copy_from_slice(&v[start..end]),
+            Storage::F16(v) => v[start..end].convert_to_f32_slice(out),
+            Storage::BF16(v) => v[start..end].convert_to_f32_slice(out),
+        }
+    }
+
+    /// All elements as f32, borrowed when they already are.
+    pub fn to_f32(&self) -> Cow<'_, [f32]> {
+        match self {
+            Storage::F32(v) => Cow::Borrowed(v),
+            _ => {
+                let mut out = vec![0.0; self.len()];
+                self.read_f32(0, &mut out);
+                Cow::Owned(out)
+            }
+        }
+    }
+}
+
+/// View little-endian bytes as `T`s without copying when aligned, else decode a copy.
+fn cast_or_copy<'a, T: bytemuck::Pod>(bytes: &'a [u8], decode: fn(&[u8]) -> T) -> Cow<'a, [T]> {
+    let size = core::mem::size_of::<T>();
+    if cfg!(target_endian = "little") {
+        if let Ok(v) = bytemuck::try_cast_slice::<u8, T>(bytes) {
+            return Cow::Borrowed(v);
+        }
+    }
+    Cow::Owned(bytes.chunks_exact(size).map(decode).collect())
+}
+
+fn storage_from_bytes<'a>(name: &str, dtype: Dtype, bytes: &'a [u8]) -> Result<Storage<'a>> {
+    Ok(match dtype {
+        Dtype::F32 => Storage::F32(cast_or_copy(bytes, |b| {
+            f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        })),
+        Dtype::F16 => Storage::F16(cast_or_copy(bytes, |b| {
+            f16::from_bits(u16::from_le_bytes([b[0], b[1]]))
+        })),
+        Dtype::BF16 => Storage::BF16(cast_or_copy(bytes, |b| {
+            bf16::from_bits(u16::from_le_bytes([b[0], b[1]]))
+        })),
+        found => {
+            return Err(Error::WrongDtype {
+                name: String::from(name),
+                expected: "F32, F16 or BF16",
+                found,
+            })
+        }
+    })
+}
+
+/// A row-major `[rows, cols]` weight matrix (PyTorch's `[out_features, in_features]` layout).
+#[derive(Debug, Clone)]
+pub struct Matrix<'a> {
+    /// Number of rows.
+    pub rows: usize,
+    /// Number of columns.
+    pub cols: usize,
+    /// The elements.
+    pub storage: Storage<'a>,
+}
+
+impl Matrix<'_> {
+    /// Widen row `r` into `out` (`out.len() == cols`).
+    pub fn row_into(&self, r: usize, out: &mut [f32]) {
+        debug_assert_eq!(out.len(), self.cols);
+        self.storage.read_f32(r * self.cols, out);
+    }
+
+    /// Bytes the elements occupy.
+    pub fn size_in_bytes(&self) -> usize {
+        self.storage.len() * self.storage.dtype().size()
+    }
+}
+
+/// A set of safetensors files (shards, or a base model plus a separate head file) looked up as
+/// one. Tensor names follow HF; the `bert.` prefix of task models is detected once.
+pub struct Weights<'a> {
+    files: Vec<SafeTensors<'a>>,
+    encoder_prefix: &'static str,
+}
+
+impl<'a> Weights<'a> {
+    /// Combine parsed files. A name found in several files is taken from the first.
+    pub fn new(files: Vec<SafeTensors<'a>>) -> Self {
+        let mut w = Weights {
+            files,
+            encoder_prefix: "",
+        };
+        if w.raw("bert.embeddings.word_embeddings.weight").is_some() {
+            w.encoder_prefix = "bert.";
+        }
+        w
+    }
+
+    /// Parse each buffer and combine them.
+    pub fn from_buffers(buffers: &[&'a [u8]]) -> Result<Self> {
+        let files = buffers
+            .iter()
+            .map(|b| SafeTensors::parse(b))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self::new(files))
+    }
+
+    /// The prefix of the encoder's tensors: `"bert."` in task checkpoints, `""` in bare ones.
+    pub fn encoder_prefix(&self) -> &'static str {
+        self.encoder_prefix
+    }
+
+    fn raw(&self, name: &str) -> Option<(Dtype, &[usize], &'a [u8])> {
+        self.files.iter().find_map(|f| f.tensor_data(name))
+    }
+
+    /// The names to try for `name`: itself, then the legacy LayerNorm spelling.
+    fn candidates(name: &str) -> Vec<String> {
+        let mut c = vec![String::from(name)];
+        if let Some(stem) = name.strip_suffix("LayerNorm.weight") {
+            c.push(format!("{stem}LayerNorm.gamma"));
+        } else if let Some(stem) = name.strip_suffix("LayerNorm.bias") {
+            c.push(format!("{stem}LayerNorm.beta"));
+        }
+        c
+    }
+
+    /// True when a tensor of this name (or its legacy spelling) exists.
+    pub fn contains(&self, name: &str) -> bool {
+        Self::candidates(name).iter().any(|n| self.raw(n).is_some())
+    }
+
+    /// Find `name`, check its shape, and wrap its elements (zero-copy where possible).
+    pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<Storage<'a>> {
+        let tried = Self::candidates(name);
+        let (found_name, (dtype, found_shape, bytes)) = tried
+            .iter()
+            .find_map(|n| self.raw(n).map(|t| (n, t)))
+            .ok_or_else(|| Error::MissingTensor {
+                tried: tried.clone(),
+            })?;
+        if found_shape != shape {
+            return Err(Error::WrongShape {
+                name: found_name.clone(),
+                expected: shape.to_vec(),
+                found: found_shape.to_vec(),
+                dtype,
+            });
+        }
+        storage_from_bytes(found_name, dtype, bytes)
+    }
+
+    /// A `[rows, cols]` matrix.
+    pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Matrix<'a>> {
+        Ok(Matrix {
+            rows,
+            cols,
+            storage: self.tensor(name, &[rows, cols])?,
+        })
+    }
+
+    /// A vector of `len` elements, as f32 (biases and norms are tiny: widened once if needed).
+    pub fn vector(&self, name: &str, len: usize) -> Result<Cow<'a, [f32]>> {
+        Ok(match self.tensor(name, &[len])? {
+            Storage::F32(v) => v,
+            other => Cow::Owned(other.to_f32().into_owned()),
+        })
+    }
+}

