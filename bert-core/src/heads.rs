@@ -11,7 +11,7 @@ use alloc::string::String;
 use crate::config::{Activation, BertConfig};
 use crate::error::{Error, Result};
 use crate::kernels;
-use crate::model::{Batch, BertModel, HeadBuffers, Workspace};
+use crate::model::{Batch, BertModel, HeadBuffers, HeadParts, Workspace};
 use crate::nn::{linear, widen_scratch_len, LayerNorm, Linear};
 use crate::weights::{Matrix, Weights};
 
@@ -185,7 +185,13 @@ impl<'a> BertForMaskedLM<'a> {
     pub fn forward<'w>(&self, batch: &Batch<'_>, ws: &'w mut Workspace) -> Result<Logits<'w>> {
         self.bert.forward_for_head(batch, ws)?;
         let t = batch.num_tokens();
-        let (hidden, _, logits, transformed, scratch) = ws.head_parts();
+        let HeadParts {
+            hidden,
+            a: logits,
+            b: transformed,
+            scratch,
+            ..
+        } = ws.head_parts();
         let we = &self.bert.embeddings.word_embeddings.weight;
         self.predictions
             .forward(we, hidden, t, logits, transformed, scratch);
@@ -244,7 +250,12 @@ fn pooled_head_forward<'w>(
     ws: &'w mut Workspace,
 ) -> Result<Logits<'w>> {
     bert.forward_for_head(batch, ws)?;
-    let (_, pooled, out, _, scratch) = ws.head_parts();
+    let HeadParts {
+        pooled,
+        a: out,
+        scratch,
+        ..
+    } = ws.head_parts();
     head.forward(pooled, batch.batch_size, out, scratch);
     Ok(Logits::new(out, &[batch.batch_size, head.out_features()]))
 }
@@ -296,7 +307,14 @@ impl<'a> BertForPreTraining<'a> {
         self.bert.forward_for_head(batch, ws)?;
         let (t, b) = (batch.num_tokens(), batch.batch_size);
         let v = self.bert.config.vocab_size;
-        let (hidden, pooled, out, transformed, scratch) = ws.head_parts();
+        let HeadParts {
+            hidden,
+            pooled,
+            a: out,
+            b: transformed,
+            scratch,
+            ..
+        } = ws.head_parts();
         let (mlm, nsp) = out.split_at_mut(t * v);
         let we = &self.bert.embeddings.word_embeddings.weight;
         self.predictions
@@ -371,7 +389,12 @@ impl<'a> BertForTokenClassification<'a> {
     /// `logits` `[batch, seq, num_labels]`.
     pub fn forward<'w>(&self, batch: &Batch<'_>, ws: &'w mut Workspace) -> Result<Logits<'w>> {
         self.bert.forward_for_head(batch, ws)?;
-        let (hidden, _, out, _, scratch) = ws.head_parts();
+        let HeadParts {
+            hidden,
+            a: out,
+            scratch,
+            ..
+        } = ws.head_parts();
         let t = batch.num_tokens();
         self.classifier.forward(hidden, t, out, scratch);
         let l = self.classifier.out_features();
@@ -443,7 +466,13 @@ impl<'a> BertForQuestionAnswering<'a> {
     ) -> Result<QuestionAnsweringOutput<'w>> {
         self.bert.forward_for_head(batch, ws)?;
         let t = batch.num_tokens();
-        let (hidden, _, pairs, split, scratch) = ws.head_parts();
+        let HeadParts {
+            hidden,
+            a: pairs,
+            b: split,
+            scratch,
+            ..
+        } = ws.head_parts();
         self.qa_outputs.forward(hidden, t, pairs, scratch);
         let (start, end) = split[..2 * t].split_at_mut(t);
         for (i, p) in pairs[..2 * t].chunks_exact(2).enumerate() {

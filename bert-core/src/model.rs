@@ -672,15 +672,29 @@ impl<'a> BertModel<'a> {
     }
 }
 
+/// Split borrows of a [`Workspace`] for the task heads.
+pub(crate) struct HeadParts<'w> {
+    /// `[tokens, hidden]` encoder output.
+    pub hidden: &'w [f32],
+    /// `[batch, hidden]` pooler output (when the model has a pooler).
+    pub pooled: &'w [f32],
+    /// First head buffer.
+    pub a: &'w mut [f32],
+    /// Second head buffer.
+    pub b: &'w mut [f32],
+    /// Widening scratch.
+    pub scratch: &'w mut [f32],
+}
+
 impl Workspace {
-    /// Split borrows for the heads: (hidden, pooled, head_a, head_b, scratch).
-    pub(crate) fn head_parts(&mut self) -> (&[f32], &[f32], &mut [f32], &mut [f32], &mut [f32]) {
-        (
-            &self.hidden,
-            &self.pooled,
-            &mut self.head_a,
-            &mut self.head_b,
-            &mut self.scratch,
-        )
+    /// Split borrows for the heads.
+    pub(crate) fn head_parts(&mut self) -> HeadParts<'_> {
+        HeadParts {
+            hidden: &self.hidden,
+            pooled: &self.pooled,
+            a: &mut self.head_a,
+            b: &mut self.head_b,
+            scratch: &mut self.scratch,
+        }
     }
 }

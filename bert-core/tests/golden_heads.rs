@@ -1,0 +1,136 @@
+//! Every head against HF transformers: the real SPLADE-tiny masked LM, and the real MiniLM
+//! encoder under seeded head weights (goldens/generate.py) for pre-training, NSP, sequence and
+//! token classification and question answering.
+mod common;
+
+use bert_core::pretraining::pretraining_loss;
+use bert_core::*;
+use common::*;
+
+const TOL: f32 = 1e-4;
+
+#[test]
+fn splade_tiny_masked_lm_matches_transformers() {
+    let (config, bytes) = load_model_files("splade-tiny");
+    let weights = Weights::from_buffers(&[&bytes]).unwrap();
+    let model = BertForMaskedLM::load(&config, &weights).unwrap();
+    assert!(
+        model.predictions.decoder.is_none(),
+        "decoder is tied to the word embeddings"
+    );
+    assert!(model.bert.pooler.is_none());
+    let golden = Golden::open("splade_tiny.safetensors");
+    let mut ws = model.workspace(2, 16).unwrap();
+    for case in ["single", "batch"] {
+        let inputs = golden.inputs(case);
+        let logits = model.forward(&inputs.batch(), &mut ws).unwrap();
+        let (want, shape) = golden.f32(&format!("{case}.logits"));
+        assert_eq!(logits.dims(), &shape[..]);
+        assert_close(&format!("splade {case} logits"), logits.data, &want, TOL);
+    }
+}
+
+/// The real MiniLM encoder plus one seeded head file, with the head's config.
+fn head_model(head: &str) -> (BertConfig, Vec<u8>, Vec<u8>) {
+    let (_, encoder) = load_model_files("all-minilm-l6-v2");
+    let config_text = std::fs::read_to_string(golden_path(&format!("config_{head}.json"))).unwrap();
+    let config = BertConfig::from_json(&config_text).unwrap();
+    let head_bytes = std::fs::read(golden_path(&format!("head_{head}.safetensors"))).unwrap();
+    (config, encoder, head_bytes)
+}
+
+#[test]
+fn pretraining_heads_and_loss_match_transformers() {
+    let (config, encoder, head) = head_model("pretraining");
+    let weights = Weights::from_buffers(&[&encoder, &head]).unwrap();
+    let model = BertForPreTraining::load(&config, &weights).unwrap();
+    let golden = Golden::open("heads.safetensors");
+    let inputs = golden.inputs("pretraining");
+    let mut ws = model.workspace(inputs.batch, inputs.seq).unwrap();
+    let out = model.forward(&inputs.batch(), &mut ws).unwrap();
+    let (want, shape) = golden.f32("pretraining.prediction_logits");
+    assert_eq!(out.prediction_logits.dims(), &shape[..]);
+    assert_close("prediction_logits", out.prediction_logits.data, &want, TOL);
+    let (want, _) = golden.f32("pretraining.seq_relationship_logits");
+    assert_close(
+        "seq_relationship_logits",
+        out.seq_relationship_logits.data,
+        &want,
+        TOL,
+    );
+
+    // HF's BertForPreTraining(labels=..., next_sentence_label=...).loss on the same inputs.
+    let (labels, _) = golden.i64("pretraining.labels");
+    let (nsp_labels, _) = golden.i64("pretraining.next_sentence_label");
+    let loss = pretraining_loss(
+        out.prediction_logits.data,
+        config.vocab_size,
+        &labels,
+        out.seq_relationship_logits.data,
+        &nsp_labels,
+    )
+    .unwrap();
+    let (want, _) = golden.f32("pretraining.loss");
+    assert_close("pre-training loss", &[loss.total], &want, TOL);
+}
+
+#[test]
+fn next_sentence_prediction_matches_transformers() {
+    let (config, encoder, head) = head_model("nsp");
+    let weights = Weights::from_buffers(&[&encoder, &head]).unwrap();
+    let model = BertForNextSentencePrediction::load(&config, &weights).unwrap();
+    let golden = Golden::open("heads.safetensors");
+    let inputs = golden.inputs("nsp");
+    let mut ws = model.workspace(inputs.batch, inputs.seq).unwrap();
+    let logits = model.forward(&inputs.batch(), &mut ws).unwrap();
+    let (want, shape) = golden.f32("nsp.logits");
+    assert_eq!(logits.dims(), &shape[..]);
+    assert_close("nsp logits", logits.data, &want, TOL);
+}
+
+#[test]
+fn sequence_classification_matches_transformers() {
+    let (config, encoder, head) = head_model("seqcls");
+    assert_eq!(config.id2label, ["negative", "neutral", "positive"]);
+    let weights = Weights::from_buffers(&[&encoder, &head]).unwrap();
+    let model = BertForSequenceClassification::load(&config, &weights).unwrap();
+    let golden = Golden::open("heads.safetensors");
+    let inputs = golden.inputs("seqcls");
+    let mut ws = model.workspace(inputs.batch, inputs.seq).unwrap();
+    let logits = model.forward(&inputs.batch(), &mut ws).unwrap();
+    let (want, shape) = golden.f32("seqcls.logits");
+    assert_eq!(logits.dims(), &shape[..]);
+    assert_close("sequence classification logits", logits.data, &want, TOL);
+    assert_eq!(model.label(2), Some("positive"));
+}
+
+#[test]
+fn token_classification_matches_transformers() {
+    let (config, encoder, head) = head_model("tokcls");
+    assert_eq!(config.num_labels(), 9);
+    let weights = Weights::from_buffers(&[&encoder, &head]).unwrap();
+    let model = BertForTokenClassification::load(&config, &weights).unwrap();
+    let golden = Golden::open("heads.safetensors");
+    let inputs = golden.inputs("tokcls");
+    let mut ws = model.workspace(inputs.batch, inputs.seq).unwrap();
+    let logits = model.forward(&inputs.batch(), &mut ws).unwrap();
+    let (want, shape) = golden.f32("tokcls.logits");
+    assert_eq!(logits.dims(), &shape[..]);
+    assert_close("token classification logits", logits.data, &want, TOL);
+}
+
+#[test]
+fn question_answering_matches_transformers() {
+    let (config, encoder, head) = head_model("qa");
+    let weights = Weights::from_buffers(&[&encoder, &head]).unwrap();
+    let model = BertForQuestionAnswering::load(&config, &weights).unwrap();
+    let golden = Golden::open("heads.safetensors");
+    let inputs = golden.inputs("qa");
+    let mut ws = model.workspace(inputs.batch, inputs.seq).unwrap();
+    let out = model.forward(&inputs.batch(), &mut ws).unwrap();
+    let (want, shape) = golden.f32("qa.start_logits");
+    assert_eq!(out.start_logits.dims(), &shape[..]);
+    assert_close("qa start_logits", out.start_logits.data, &want, TOL);
+    let (want, _) = golden.f32("qa.end_logits");
+    assert_close("qa end_logits", out.end_logits.data, &want, TOL);
+}
