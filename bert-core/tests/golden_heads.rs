@@ -134,3 +134,36 @@ fn question_answering_matches_transformers() {
     let (want, _) = golden.f32("qa.end_logits");
     assert_close("qa end_logits", out.end_logits.data, &want, TOL);
 }
+
+#[test]
+fn masked_lm_logits_at_chosen_positions_equal_the_full_logits() {
+    let (config, bytes) = load_model_files("splade-tiny");
+    let weights = Weights::from_buffers(&[&bytes]).unwrap();
+    let model = BertForMaskedLM::load(&config, &weights).unwrap();
+    let golden = Golden::open("splade_tiny.safetensors");
+    let inputs = golden.inputs("batch");
+    let (want, _) = golden.f32("batch.logits");
+    let v = config.vocab_size;
+    let positions = [1usize, inputs.seq + 2, 2 * inputs.seq - 1];
+    let mut ws = model
+        .workspace_at(inputs.batch, inputs.seq, positions.len())
+        .unwrap();
+    let logits = model
+        .forward_at(&inputs.batch(), &positions, &mut ws)
+        .unwrap();
+    assert_eq!(logits.dims(), &[3, v]);
+    for (row, &p) in positions.iter().enumerate() {
+        assert_close(
+            "logits at a position",
+            logits.row(row),
+            &want[p * v..(p + 1) * v],
+            TOL,
+        );
+    }
+    assert!(model
+        .forward_at(&inputs.batch(), &[2 * inputs.seq], &mut ws)
+        .is_err());
+    assert!(model
+        .forward_at(&inputs.batch(), &[0, 1, 2, 3], &mut ws)
+        .is_err());
+}

@@ -1,0 +1,117 @@
+//! Threaded batching: encodings are sorted by length into buckets of `batch_size` (so that a
+//! batch pads to its own longest member, not the corpus's), buckets run in parallel on a rayon
+//! pool, and results come back in input order. Each bucket gets its own core `Workspace`.
+
+use rayon::prelude::*;
+use tokenizers::Encoding;
+
+use crate::error::{Error, Result};
+
+/// How to batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOptions {
+    /// Sequences per forward pass.
+    pub batch_size: usize,
+    /// Sort by length before cutting batches (less padding). Off: batches in input order.
+    pub sort_by_length: bool,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions {
+            batch_size: 32,
+            sort_by_length: true,
+        }
+    }
+}
+
+/// A padded `[batch, seq]` batch, ready for the core.
+#[derive(Debug, Clone)]
+pub struct Padded {
+    /// Token ids, padded with the pad id.
+    pub ids: Vec<u32>,
+    /// Segment ids, padded with 0.
+    pub type_ids: Vec<u32>,
+    /// 1 for real tokens, 0 for padding.
+    pub mask: Vec<u32>,
+    /// Sequences.
+    pub batch: usize,
+    /// Padded length.
+    pub seq: usize,
+}
+
+impl Padded {
+    /// Pad encodings to the longest of them.
+    pub fn new(encodings: &[&Encoding], pad_id: u32) -> Self {
+        let seq = encodings.iter().map(|e| e.len()).max().unwrap_or(0);
+        let batch = encodings.len();
+        let mut p = Padded {
+            ids: vec![pad_id; batch * seq],
+            type_ids: vec![0; batch * seq],
+            mask: vec![0; batch * seq],
+            batch,
+            seq,
+        };
+        for (i, e) in encodings.iter().enumerate() {
+            let n = e.len();
+            let row = i * seq..i * seq + n;
+            p.ids[row.clone()].copy_from_slice(e.get_ids());
+            p.type_ids[row.clone()].copy_from_slice(e.get_type_ids());
+            p.mask[row].fill(1);
+        }
+        p
+    }
+
+    /// The core's view of it.
+    pub fn batch(&self) -> bert_core::Batch<'_> {
+        bert_core::Batch::new(&self.ids, self.batch, self.seq)
+            .with_token_type_ids(&self.type_ids)
+            .with_attention_mask(&self.mask)
+    }
+}
+
+/// Run `f` over batches of `encodings` on `pool`; `f` gets the padded batch and the input
+/// indices of its rows, and returns one result per row. Results come back in input order.
+pub fn run_batched<T, F>(
+    pool: &rayon::ThreadPool,
+    options: BatchOptions,
+    encodings: &[Encoding],
+    pad_id: u32,
+    f: F,
+) -> Result<Vec<T>>
+where
+    T: Send,
+    F: Fn(&Padded, &[usize]) -> Result<Vec<T>> + Sync,
+{
+    if options.batch_size == 0 {
+        return Err(Error::Input("batch size must be at least 1".into()));
+    }
+    let mut order: Vec<usize> = (0..encodings.len()).collect();
+    if options.sort_by_length {
+        order.sort_by_key(|&i| encodings[i].len());
+    }
+    let chunks: Vec<&[usize]> = order.chunks(options.batch_size).collect();
+    let per_chunk: Vec<Vec<(usize, T)>> = pool.install(|| {
+        chunks
+            .par_iter()
+            .map(|idx| {
+                let encs: Vec<&Encoding> = idx.iter().map(|&i| &encodings[i]).collect();
+                let padded = Padded::new(&encs, pad_id);
+                let out = f(&padded, idx)?;
+                if out.len() != idx.len() {
+                    return Err(Error::Model(format!(
+                        "internal: {} results for {} sequences",
+                        out.len(),
+                        idx.len()
+                    )));
+                }
+                Ok(idx.iter().copied().zip(out).collect())
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
+    let mut slots: Vec<Option<T>> = (0..encodings.len()).map(|_| None).collect();
+    for (i, v) in per_chunk.into_iter().flatten() {
+        slots[i] = Some(v);
+    }
+    Ok(slots.into_iter().flatten().collect())
+}

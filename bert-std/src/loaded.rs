@@ -1,0 +1,210 @@
+//! A model whose weights stay in the file: the safetensors files are memory-mapped (or read,
+//! where mmap is unwanted) and the core's model borrows them zero-copy. [`LoadedModel`] owns
+//! both; `self_cell` ties the borrow to the owner without `unsafe` here.
+
+use std::fs::File;
+use std::ops::Deref;
+use std::path::Path;
+
+use bert_core::{
+    BertConfig, BertForMaskedLM, BertForNextSentencePrediction, BertForPreTraining,
+    BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification, BertModel,
+    Weights,
+};
+use memmap2::Mmap;
+
+use crate::error::{Error, Result};
+use crate::model_dir::ModelDir;
+
+/// The bytes of one weight file.
+pub enum WeightBytes {
+    /// Memory-mapped: pages come from the page cache, shared between processes.
+    Mapped(Mmap),
+    /// Read into memory.
+    Read(Vec<u8>),
+}
+
+impl Deref for WeightBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            WeightBytes::Mapped(m) => m,
+            WeightBytes::Read(v) => v,
+        }
+    }
+}
+
+impl WeightBytes {
+    /// Map (or read) a file.
+    pub fn open(path: &Path, mmap: bool) -> Result<Self> {
+        if !mmap {
+            return std::fs::read(path)
+                .map(WeightBytes::Read)
+                .map_err(|e| Error::io(path, e));
+        }
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        // SAFETY: the mapping is read-only and private to this process. memmap2 requires the
+        // caller to promise the file is not modified while mapped; a model file being rewritten
+        // under a running process is outside what we support (as for every mmap-based loader),
+        // and is documented on `LoadOptions::mmap`. Nothing else in the process writes to it.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        Ok(WeightBytes::Mapped(map))
+    }
+}
+
+/// Which model class to build: HF's `architectures` names map onto these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// `BertModel` (hidden states, pooler).
+    Base,
+    /// `BertForMaskedLM`.
+    MaskedLm,
+    /// `BertForNextSentencePrediction`.
+    NextSentence,
+    /// `BertForPreTraining`.
+    PreTraining,
+    /// `BertForSequenceClassification`.
+    SequenceClassification,
+    /// `BertForTokenClassification`.
+    TokenClassification,
+    /// `BertForQuestionAnswering`.
+    QuestionAnswering,
+}
+
+impl Task {
+    /// The task of an HF architecture name.
+    pub fn from_architecture(name: &str) -> Option<Task> {
+        Some(match name {
+            "BertModel" => Task::Base,
+            "BertForMaskedLM" => Task::MaskedLm,
+            "BertForNextSentencePrediction" => Task::NextSentence,
+            "BertForPreTraining" => Task::PreTraining,
+            "BertForSequenceClassification" => Task::SequenceClassification,
+            "BertForTokenClassification" => Task::TokenClassification,
+            "BertForQuestionAnswering" => Task::QuestionAnswering,
+            _ => return None,
+        })
+    }
+
+    /// The task the config's `architectures` names (BertModel when none is given).
+    pub fn of_config(config: &BertConfig) -> Result<Task> {
+        match config.architectures.first() {
+            None => Ok(Task::Base),
+            Some(a) => Task::from_architecture(a).ok_or_else(|| {
+                Error::Model(format!(
+                    "architecture {a:?} is not a BERT model bert-rs knows"
+                ))
+            }),
+        }
+    }
+}
+
+/// The core model of each task, borrowing the weight bytes.
+pub enum TaskModel<'a> {
+    /// See [`Task::Base`].
+    Base(BertModel<'a>),
+    /// See [`Task::MaskedLm`].
+    MaskedLm(BertForMaskedLM<'a>),
+    /// See [`Task::NextSentence`].
+    NextSentence(BertForNextSentencePrediction<'a>),
+    /// See [`Task::PreTraining`].
+    PreTraining(BertForPreTraining<'a>),
+    /// See [`Task::SequenceClassification`].
+    SequenceClassification(BertForSequenceClassification<'a>),
+    /// See [`Task::TokenClassification`].
+    TokenClassification(BertForTokenClassification<'a>),
+    /// See [`Task::QuestionAnswering`].
+    QuestionAnswering(BertForQuestionAnswering<'a>),
+}
+
+impl<'a> TaskModel<'a> {
+    fn load(task: Task, config: &BertConfig, w: &Weights<'a>) -> bert_core::Result<Self> {
+        Ok(match task {
+            Task::Base => TaskModel::Base(BertModel::load(config, w)?),
+            Task::MaskedLm => TaskModel::MaskedLm(BertForMaskedLM::load(config, w)?),
+            Task::NextSentence => {
+                TaskModel::NextSentence(BertForNextSentencePrediction::load(config, w)?)
+            }
+            Task::PreTraining => TaskModel::PreTraining(BertForPreTraining::load(config, w)?),
+            Task::SequenceClassification => {
+                TaskModel::SequenceClassification(BertForSequenceClassification::load(config, w)?)
+            }
+            Task::TokenClassification => {
+                TaskModel::TokenClassification(BertForTokenClassification::load(config, w)?)
+            }
+            Task::QuestionAnswering => {
+                TaskModel::QuestionAnswering(BertForQuestionAnswering::load(config, w)?)
+            }
+        })
+    }
+
+    /// The encoder underneath the head.
+    pub fn bert(&self) -> &BertModel<'a> {
+        match self {
+            TaskModel::Base(m) => m,
+            TaskModel::MaskedLm(m) => &m.bert,
+            TaskModel::NextSentence(m) => &m.bert,
+            TaskModel::PreTraining(m) => &m.bert,
+            TaskModel::SequenceClassification(m) => &m.bert,
+            TaskModel::TokenClassification(m) => &m.bert,
+            TaskModel::QuestionAnswering(m) => &m.bert,
+        }
+    }
+}
+
+self_cell::self_cell!(
+    struct Cell {
+        owner: Vec<WeightBytes>,
+        #[covariant]
+        dependent: TaskModel,
+    }
+);
+
+/// A loaded model: owns the weight bytes, lends the core model.
+pub struct LoadedModel {
+    cell: Cell,
+    task: Task,
+}
+
+impl std::fmt::Debug for LoadedModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedModel")
+            .field("task", &self.task)
+            .finish()
+    }
+}
+
+impl LoadedModel {
+    /// Load `dir`'s weights as `task`. With `mmap`, the files are mapped, not read.
+    pub fn load(dir: &ModelDir, task: Task, mmap: bool) -> Result<Self> {
+        let bytes = dir
+            .weight_files
+            .iter()
+            .map(|p| WeightBytes::open(p, mmap))
+            .collect::<Result<Vec<_>>>()?;
+        Self::from_bytes(bytes, &dir.config, task).map_err(|e| match e {
+            Error::Core(core) => Error::file(&dir.root, core.to_string()),
+            other => other,
+        })
+    }
+
+    /// Build from weight bytes already in hand.
+    pub fn from_bytes(bytes: Vec<WeightBytes>, config: &BertConfig, task: Task) -> Result<Self> {
+        let cell = Cell::try_new(bytes, |owner| {
+            let buffers: Vec<&[u8]> = owner.iter().map(|b| &**b).collect();
+            let weights = Weights::from_buffers(&buffers)?;
+            TaskModel::load(task, config, &weights)
+        })?;
+        Ok(LoadedModel { cell, task })
+    }
+
+    /// The task it was loaded for.
+    pub fn task(&self) -> Task {
+        self.task
+    }
+
+    /// The core model.
+    pub fn model(&self) -> &TaskModel<'_> {
+        self.cell.borrow_dependent()
+    }
+}

@@ -1,0 +1,178 @@
+//! A HuggingFace model directory as found on disk: `config.json`, `model.safetensors` (or a
+//! sharded `model.safetensors.index.json`), the tokenizer files, and for sentence-transformers
+//! checkpoints `modules.json` + `1_Pooling/config.json` (+ `sentence_bert_config.json`).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use bert_core::BertConfig;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// How token vectors become one sentence vector (sentence-transformers' `Pooling` module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolingMode {
+    /// The `[CLS]` token's vector.
+    Cls,
+    /// Mean over real (unmasked) tokens.
+    Mean,
+    /// Element-wise max over real tokens.
+    Max,
+    /// Sum over real tokens divided by `sqrt(count)`.
+    MeanSqrtLen,
+}
+
+/// Sentence-embedding settings of a model directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pooling {
+    /// The pooling mode.
+    pub mode: PoolingMode,
+    /// L2-normalise the pooled vector (a `Normalize` module follows the pooling).
+    pub normalize: bool,
+    /// `max_seq_length` of `sentence_bert_config.json`, if any: longer texts are truncated.
+    pub max_seq_length: Option<usize>,
+}
+
+impl Default for Pooling {
+    /// Mean pooling, not normalised: sentence-transformers' default for a plain BERT.
+    fn default() -> Self {
+        Pooling {
+            mode: PoolingMode::Mean,
+            normalize: false,
+            max_seq_length: None,
+        }
+    }
+}
+
+pub(crate) fn read_json(path: &Path) -> Result<Value> {
+    let text = fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::file(path, format!("invalid JSON: {e}")))
+}
+
+/// The files of one model directory, checked and parsed.
+#[derive(Debug, Clone)]
+pub struct ModelDir {
+    /// The directory.
+    pub root: PathBuf,
+    /// The parsed, validated `config.json`.
+    pub config: BertConfig,
+    /// The safetensors files holding the weights (one, or the shards of an index).
+    pub weight_files: Vec<PathBuf>,
+    /// Sentence-embedding settings (sentence-transformers directories), else the default.
+    pub pooling: Pooling,
+}
+
+impl ModelDir {
+    /// Open and check a model directory.
+    pub fn open(root: impl AsRef<Path>) -> Result<Self> {
+        let root = root.as_ref().to_path_buf();
+        if !root.is_dir() {
+            return Err(Error::file(
+                &root,
+                "not a directory (expected a HF model directory)",
+            ));
+        }
+        let config_path = root.join("config.json");
+        if !config_path.is_file() {
+            return Err(Error::file(
+                &config_path,
+                "not found: a HF model directory has config.json, model.safetensors and tokenizer files",
+            ));
+        }
+        let text = fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
+        let config =
+            BertConfig::from_json(&text).map_err(|e| Error::file(&config_path, e.to_string()))?;
+        let weight_files = Self::find_weights(&root)?;
+        let pooling = Self::read_pooling(&root)?;
+        Ok(ModelDir {
+            root,
+            config,
+            weight_files,
+            pooling,
+        })
+    }
+
+    fn find_weights(root: &Path) -> Result<Vec<PathBuf>> {
+        let single = root.join("model.safetensors");
+        if single.is_file() {
+            return Ok(vec![single]);
+        }
+        let index = root.join("model.safetensors.index.json");
+        if index.is_file() {
+            let json = read_json(&index)?;
+            let map = json
+                .get("weight_map")
+                .and_then(Value::as_object)
+                .ok_or_else(|| Error::file(&index, "no weight_map object"))?;
+            let mut files: Vec<PathBuf> = Vec::new();
+            for v in map.values() {
+                let name = v
+                    .as_str()
+                    .filter(|n| !n.contains('/') && !n.contains('\\') && !n.starts_with('.'))
+                    .ok_or_else(|| Error::file(&index, format!("bad shard name {v}")))?;
+                let path = root.join(name);
+                if !files.contains(&path) {
+                    files.push(path);
+                }
+            }
+            return Ok(files);
+        }
+        let hint = if root.join("pytorch_model.bin").exists() {
+            "only pytorch_model.bin is here; bert-rs reads safetensors (convert it with \
+             `python -c \"import torch; from safetensors.torch import save_file; \
+             save_file(torch.load('pytorch_model.bin'), 'model.safetensors')\"`)"
+        } else {
+            "no model.safetensors (or model.safetensors.index.json) in this directory"
+        };
+        Err(Error::file(root, hint))
+    }
+
+    fn read_pooling(root: &Path) -> Result<Pooling> {
+        let mut pooling = Pooling::default();
+        let modules_path = root.join("modules.json");
+        if !modules_path.is_file() {
+            return Ok(pooling);
+        }
+        let modules = read_json(&modules_path)?;
+        let modules = modules
+            .as_array()
+            .ok_or_else(|| Error::file(&modules_path, "expected a list of modules"))?;
+        for m in modules {
+            let kind = m.get("type").and_then(Value::as_str).unwrap_or("");
+            let path = m.get("path").and_then(Value::as_str).unwrap_or("");
+            if kind.ends_with(".Normalize") {
+                pooling.normalize = true;
+            } else if kind.ends_with(".Pooling") {
+                let cfg_path = root.join(path).join("config.json");
+                let cfg = read_json(&cfg_path)?;
+                let on = |k: &str| cfg.get(k).and_then(Value::as_bool).unwrap_or(false);
+                pooling.mode = match () {
+                    _ if on("pooling_mode_cls_token") => PoolingMode::Cls,
+                    _ if on("pooling_mode_max_tokens") => PoolingMode::Max,
+                    _ if on("pooling_mode_mean_sqrt_len_tokens") => PoolingMode::MeanSqrtLen,
+                    _ if on("pooling_mode_mean_tokens") => PoolingMode::Mean,
+                    _ => {
+                        return Err(Error::file(
+                            &cfg_path,
+                            "no supported pooling mode (cls, mean, max, mean_sqrt_len) is on",
+                        ))
+                    }
+                };
+            } else if !kind.ends_with(".Transformer") {
+                return Err(Error::file(
+                    &modules_path,
+                    format!("unsupported sentence-transformers module {kind:?}"),
+                ));
+            }
+        }
+        let st_config = root.join("sentence_bert_config.json");
+        if st_config.is_file() {
+            pooling.max_seq_length = read_json(&st_config)?
+                .get("max_seq_length")
+                .and_then(Value::as_u64)
+                .map(|n| n as usize);
+        }
+        Ok(pooling)
+    }
+}

@@ -1,0 +1,279 @@
+//! Extractive question answering, as HF's `QuestionAnsweringPipeline` (transformers 4.x; 5.x
+//! dropped it): the context is split into windows of `max_seq_len` tokens overlapping by
+//! `doc_stride`, every window is scored, spans with start ≤ end ≤ start + max_answer_len - 1
+//! over context tokens are ranked by p(start)·p(end), snapped to word boundaries, and the answer
+//! text is cut from the original context by character offsets.
+
+use std::path::Path;
+
+use serde::Serialize;
+use tokenizers::{Encoding, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use crate::error::{Error, Result};
+use crate::loaded::{Task, TaskModel};
+use crate::runtime::{Bert, LoadOptions};
+use crate::tokenizer::Tokenizer;
+
+/// Settings, with HF's defaults.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QaOptions {
+    /// Answers to return.
+    pub top_k: usize,
+    /// Longest answer, in tokens.
+    pub max_answer_len: usize,
+    /// Window length in tokens (question + context + special tokens).
+    pub max_seq_len: usize,
+    /// Overlap between windows, in tokens.
+    pub doc_stride: usize,
+    /// Also offer the empty answer ("no answer in the context"), scored by the `[CLS]` span.
+    pub handle_impossible_answer: bool,
+}
+
+impl Default for QaOptions {
+    fn default() -> Self {
+        QaOptions {
+            top_k: 1,
+            max_answer_len: 15,
+            max_seq_len: 384,
+            doc_stride: 128,
+            handle_impossible_answer: false,
+        }
+    }
+}
+
+/// One answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Answer {
+    /// p(start) · p(end), summed over windows that give the same text.
+    pub score: f32,
+    /// First character of the answer in the context.
+    pub start: usize,
+    /// One past its last character.
+    pub end: usize,
+    /// The answer text, cut from the context.
+    pub answer: String,
+}
+
+/// The question-answering pipeline.
+#[derive(Debug)]
+pub struct QuestionAnswering {
+    /// The model (`BertForQuestionAnswering`).
+    pub bert: Bert,
+}
+
+/// One candidate span of one window: token indices and score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Span {
+    /// First token.
+    pub start: usize,
+    /// Last token.
+    pub end: usize,
+    /// p(start) · p(end).
+    pub score: f32,
+}
+
+/// HF's `select_starts_ends` + `decode_spans` for one window: `allowed[i]` marks tokens that may
+/// be part of an answer (context tokens and `[CLS]`). Returns the best `k` spans and the null
+/// score `p(start=0) · p(end=0)`.
+pub fn best_spans(
+    start: &[f32],
+    end: &[f32],
+    allowed: &[bool],
+    k: usize,
+    max_answer_len: usize,
+) -> (Vec<Span>, f32) {
+    let n = start.len().min(end.len()).min(allowed.len());
+    let probs = |logits: &[f32]| {
+        let masked: Vec<f32> = (0..n)
+            .map(|i| if allowed[i] { logits[i] } else { -10000.0 })
+            .collect();
+        super::softmax(&masked)
+    };
+    let (mut ps, mut pe) = (probs(start), probs(end));
+    if n == 0 {
+        return (Vec::new(), 0.0);
+    }
+    let null = ps[0] * pe[0];
+    ps[0] = 0.0;
+    pe[0] = 0.0;
+    // Every span in the band s <= e <= s + max_answer_len - 1, ranked like np.argsort(-scores)
+    // over the flattened matrix (ties by flat index).
+    let mut spans: Vec<Span> = Vec::new();
+    for (s, p_start) in ps.iter().enumerate() {
+        let band = s..n.min(s + max_answer_len.max(1));
+        for (e, p_end) in pe[band.clone()].iter().zip(band).map(|(p, e)| (e, p)) {
+            spans.push(Span {
+                start: s,
+                end: e,
+                score: p_start * p_end,
+            });
+        }
+    }
+    let cmp = |a: &Span, b: &Span| {
+        b.score
+            .total_cmp(&a.score)
+            .then((a.start, a.end).cmp(&(b.start, b.end)))
+    };
+    if k < spans.len() {
+        spans.select_nth_unstable_by(k, cmp);
+        spans.truncate(k);
+    }
+    spans.sort_by(cmp);
+    spans.retain(|sp| allowed[sp.start] && allowed[sp.end]);
+    (spans, null)
+}
+
+fn char_to_byte(text: &str, c: usize) -> usize {
+    text.char_indices().nth(c).map_or(text.len(), |(b, _)| b)
+}
+
+impl QuestionAnswering {
+    /// Load a question-answering model directory.
+    pub fn load(path: impl AsRef<Path>, options: LoadOptions) -> Result<Self> {
+        Ok(QuestionAnswering {
+            bert: Bert::load(path, Task::QuestionAnswering, options)?,
+        })
+    }
+
+    fn windows(&self, question: &str, context: &str, o: &QaOptions) -> Result<Vec<Encoding>> {
+        if question.trim().is_empty() || context.trim().is_empty() {
+            return Err(Error::Input(
+                "question and context must not be empty".into(),
+            ));
+        }
+        if o.doc_stride >= o.max_seq_len || o.max_seq_len > self.bert.max_len() {
+            return Err(Error::Input(format!(
+                "need doc_stride ({}) < max_seq_len ({}) <= {}",
+                o.doc_stride,
+                o.max_seq_len,
+                self.bert.max_len()
+            )));
+        }
+        let tok: Tokenizer = self.bert.tokenizer.with_truncation(TruncationParams {
+            max_length: o.max_seq_len,
+            stride: o.doc_stride,
+            strategy: TruncationStrategy::OnlySecond,
+            direction: TruncationDirection::Right,
+        })?;
+        let mut first = tok.encode(question, Some(context)).map_err(|e| {
+            Error::Input(format!(
+                "cannot fit the question into {} tokens with its context: {e}",
+                o.max_seq_len
+            ))
+        })?;
+        let mut all = first.take_overflowing();
+        all.insert(0, first);
+        Ok(all)
+    }
+
+    /// Answer one question from one context.
+    pub fn answer(
+        &self,
+        question: &str,
+        context: &str,
+        options: &QaOptions,
+    ) -> Result<Vec<Answer>> {
+        if options.top_k == 0 || options.max_answer_len == 0 {
+            return Err(Error::Input(
+                "top_k and max_answer_len must be at least 1".into(),
+            ));
+        }
+        let windows = self.windows(question, context, options)?;
+        let TaskModel::QuestionAnswering(model) = self.bert.model() else {
+            return Err(Error::Model("not loaded for question answering".into()));
+        };
+        let cls = self.bert.tokenizer.special.cls;
+        let pre_topk = options.top_k * 2 + 10;
+        let per_window: Vec<(Vec<Span>, f32)> =
+            self.bert.run_batched(&windows, |padded, idx| {
+                let mut ws = model.workspace(padded.batch, padded.seq)?;
+                let out = model.forward(&padded.batch(), &mut ws)?;
+                Ok(idx
+                    .iter()
+                    .enumerate()
+                    .map(|(b, &w)| {
+                        let enc = &windows[w];
+                        let allowed: Vec<bool> = enc
+                            .get_sequence_ids()
+                            .iter()
+                            .zip(enc.get_ids())
+                            .map(|(s, &id)| *s == Some(1) || id == cls)
+                            .collect();
+                        best_spans(
+                            out.start_logits.row(b),
+                            out.end_logits.row(b),
+                            &allowed,
+                            pre_topk,
+                            options.max_answer_len,
+                        )
+                    })
+                    .collect())
+            })?;
+        let mut answers: Vec<Answer> = Vec::new();
+        let mut min_null = 1_000_000f32;
+        for (enc, (spans, null)) in windows.iter().zip(per_window) {
+            min_null = min_null.min(null);
+            for sp in spans {
+                let (cs, ce) = word_chars(enc, sp.start, sp.end);
+                let text = &context[char_to_byte(context, cs)
+                    ..char_to_byte(context, ce).max(char_to_byte(context, cs))];
+                if let Some(a) = answers
+                    .iter_mut()
+                    .find(|a| a.answer.to_lowercase() == text.to_lowercase())
+                {
+                    a.score += sp.score;
+                } else {
+                    answers.push(Answer {
+                        score: sp.score,
+                        start: cs,
+                        end: ce,
+                        answer: text.to_string(),
+                    });
+                }
+            }
+        }
+        if options.handle_impossible_answer {
+            answers.push(Answer {
+                score: min_null,
+                start: 0,
+                end: 0,
+                answer: String::new(),
+            });
+        }
+        answers.sort_by(|a, b| b.score.total_cmp(&a.score));
+        answers.truncate(options.top_k);
+        Ok(answers)
+    }
+}
+
+/// Character span of tokens `s..=e` snapped to whole words of the context (HF's
+/// `align_to_words`), falling back to the tokens' own offsets.
+fn word_chars(enc: &Encoding, s: usize, e: usize) -> (usize, usize) {
+    let words = enc
+        .token_to_word(s)
+        .zip(enc.token_to_word(e))
+        .and_then(|((_, ws), (_, we))| {
+            Some((enc.word_to_chars(ws, 1)?.0, enc.word_to_chars(we, 1)?.1))
+        });
+    words.unwrap_or((enc.get_offsets()[s].0, enc.get_offsets()[e].1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_respect_order_length_and_mask() {
+        let start = [0.0, 5.0, 1.0, 9.0, 0.0];
+        let end = [0.0, 1.0, 8.0, 2.0, 7.0];
+        let allowed = [true, true, true, true, false];
+        let (spans, null) = best_spans(&start, &end, &allowed, 3, 2);
+        assert!(null > 0.0);
+        for s in &spans {
+            assert!(s.start <= s.end && s.end - s.start < 2 && allowed[s.end]);
+        }
+        assert_eq!((spans[0].start, spans[0].end), (3, 3));
+        let (none, _) = best_spans(&[], &[], &[], 3, 5);
+        assert!(none.is_empty());
+    }
+}

@@ -1,0 +1,215 @@
+//! Tokenization through the `tokenizers` crate (pure Rust: `fancy-regex`, no C/C++), from a
+//! `tokenizer.json` or, failing that, from `vocab.txt` + `tokenizer_config.json` as the standard
+//! BERT WordPiece tokenizer. Padding and truncation settings stored in `tokenizer.json` (MiniLM's
+//! pads to 128) are switched off: bert-std pads each batch itself and masks the padding.
+//!
+//! Offsets are character offsets into the input, as in HF's Python pipelines.
+
+use std::path::Path;
+
+use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
+use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::normalizers::bert::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::processors::bert::BertProcessing;
+use tokenizers::{AddedToken, Encoding, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use crate::error::{Error, Result};
+use crate::model_dir::read_json;
+
+/// Ids of the special tokens the pipelines need.
+#[derive(Debug, Clone, Copy)]
+pub struct SpecialIds {
+    /// `[CLS]`.
+    pub cls: u32,
+    /// `[SEP]`.
+    pub sep: u32,
+    /// `[PAD]`.
+    pub pad: u32,
+    /// `[MASK]`, if the vocabulary has one.
+    pub mask: Option<u32>,
+    /// `[UNK]`, if the vocabulary has one.
+    pub unk: Option<u32>,
+}
+
+/// A BERT tokenizer.
+#[derive(Clone)]
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    /// Special token ids.
+    pub special: SpecialIds,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer")
+            .field("vocab_size", &self.inner.get_vocab_size(true))
+            .field("special", &self.special)
+            .finish()
+    }
+}
+
+impl Tokenizer {
+    /// `tokenizer.json` if the directory has one, else `vocab.txt` (+ `tokenizer_config.json`).
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let json = dir.join("tokenizer.json");
+        if json.is_file() {
+            return Self::from_file(&json);
+        }
+        let vocab = dir.join("vocab.txt");
+        if vocab.is_file() {
+            let cfg_path = dir.join("tokenizer_config.json");
+            let cfg = if cfg_path.is_file() {
+                read_json(&cfg_path)?
+            } else {
+                serde_json::Value::Null
+            };
+            let flag = |k: &str| cfg.get(k).and_then(serde_json::Value::as_bool);
+            return Self::from_vocab(
+                &vocab,
+                flag("do_lower_case").unwrap_or(true),
+                flag("strip_accents"),
+                flag("tokenize_chinese_chars").unwrap_or(true),
+            );
+        }
+        Err(Error::file(
+            dir,
+            "no tokenizer.json or vocab.txt: cannot build a tokenizer for this model",
+        ))
+    }
+
+    /// Load a `tokenizer.json`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let mut inner = tokenizers::Tokenizer::from_file(path)
+            .map_err(|e| Error::file(path, format!("cannot load tokenizer: {e}")))?;
+        inner.with_padding(None);
+        inner.with_truncation(None).map_err(Error::tokenizer)?;
+        Self::wrap(inner)
+    }
+
+    /// The standard BERT WordPiece tokenizer from a `vocab.txt` (as HF's `BertTokenizerFast`):
+    /// clean-up, CJK split, optional lower-casing (accents stripped with it unless
+    /// `strip_accents` says otherwise), whitespace/punctuation split, WordPiece with `##`.
+    pub fn from_vocab(
+        vocab: &Path,
+        do_lower_case: bool,
+        strip_accents: Option<bool>,
+        tokenize_chinese_chars: bool,
+    ) -> Result<Self> {
+        let path = vocab
+            .to_str()
+            .ok_or_else(|| Error::file(vocab, "path is not UTF-8"))?;
+        let model = WordPiece::from_file(path)
+            .unk_token("[UNK]".into())
+            .build()
+            .map_err(|e| Error::file(vocab, format!("cannot read vocabulary: {e}")))?;
+        let mut inner = tokenizers::Tokenizer::new(model);
+        let id = |t: &str| {
+            inner
+                .token_to_id(t)
+                .ok_or_else(|| Error::file(vocab, format!("vocabulary has no {t} token")))
+        };
+        let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
+        inner.with_normalizer(Some(BertNormalizer::new(
+            true,
+            tokenize_chinese_chars,
+            strip_accents,
+            do_lower_case,
+        )));
+        inner.with_pre_tokenizer(Some(BertPreTokenizer));
+        inner.with_post_processor(Some(BertProcessing::new(
+            ("[SEP]".into(), sep),
+            ("[CLS]".into(), cls),
+        )));
+        inner.with_decoder(Some(WordPieceDecoder::default()));
+        // As BertTokenizerFast: the special tokens are matched whole in the input text.
+        let specials: Vec<AddedToken> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+            .into_iter()
+            .filter(|t| inner.token_to_id(t).is_some())
+            .map(|t| AddedToken::from(t, true))
+            .collect();
+        inner.add_special_tokens(&specials);
+        Self::wrap(inner)
+    }
+
+    fn wrap(inner: tokenizers::Tokenizer) -> Result<Self> {
+        let id = |t: &str| inner.token_to_id(t);
+        let need = |t: &str| {
+            id(t).ok_or_else(|| Error::Tokenizer(format!("the vocabulary has no {t} token")))
+        };
+        let special = SpecialIds {
+            cls: need("[CLS]")?,
+            sep: need("[SEP]")?,
+            pad: id("[PAD]").unwrap_or(0),
+            mask: id("[MASK]"),
+            unk: id("[UNK]"),
+        };
+        Ok(Tokenizer { inner, special })
+    }
+
+    /// The wrapped `tokenizers::Tokenizer`.
+    pub fn inner(&self) -> &tokenizers::Tokenizer {
+        &self.inner
+    }
+
+    /// Encode a text (or a pair) with special tokens, character offsets, no truncation.
+    pub fn encode(&self, text: &str, pair: Option<&str>) -> Result<Encoding> {
+        encode_with(&self.inner, text, pair)
+    }
+
+    /// Encode, truncating (longest first) to `max_len` tokens including special tokens.
+    pub fn encode_truncated(
+        &self,
+        text: &str,
+        pair: Option<&str>,
+        max_len: usize,
+    ) -> Result<Encoding> {
+        let mut t = self.inner.clone();
+        t.with_truncation(Some(TruncationParams {
+            max_length: max_len,
+            strategy: TruncationStrategy::LongestFirst,
+            stride: 0,
+            direction: TruncationDirection::Right,
+        }))
+        .map_err(Error::tokenizer)?;
+        encode_with(&t, text, pair)
+    }
+
+    /// A copy that truncates with the given parameters (overflowing windows kept).
+    pub fn with_truncation(&self, params: TruncationParams) -> Result<Tokenizer> {
+        let mut t = self.clone();
+        t.inner
+            .with_truncation(Some(params))
+            .map_err(Error::tokenizer)?;
+        Ok(t)
+    }
+
+    /// Ids back to text.
+    pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
+        self.inner
+            .decode(ids, skip_special_tokens)
+            .map_err(Error::tokenizer)
+    }
+
+    /// The token string of an id (`##ing`, `[CLS]`, ...).
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    /// Join tokens as the decoder does (`["new", "##s"]` → `"news"`), like HF's
+    /// `convert_tokens_to_string`.
+    pub fn tokens_to_string(&self, tokens: Vec<String>) -> Result<String> {
+        match self.inner.get_decoder() {
+            Some(d) => tokenizers::Decoder::decode(d, tokens).map_err(Error::tokenizer),
+            None => Ok(tokens.join(" ")),
+        }
+    }
+}
+
+fn encode_with(t: &tokenizers::Tokenizer, text: &str, pair: Option<&str>) -> Result<Encoding> {
+    let input: tokenizers::EncodeInput<'_> = match pair {
+        Some(b) => (text, b).into(),
+        None => text.into(),
+    };
+    t.encode_char_offsets(input, true).map_err(Error::tokenizer)
+}

@@ -1,0 +1,85 @@
+//! Helpers of bert-std's tests: the real models (fetched on first use into the repository's
+//! `models/`, or `$BERT_MODELS_DIR`), model directories for the seeded heads, goldens.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use bert_std::fetch::ensure_model_in;
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn models_root() -> PathBuf {
+    std::env::var_os("BERT_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("models"))
+}
+
+pub fn model(name: &str) -> PathBuf {
+    ensure_model_in(name, &models_root()).expect("default model available")
+}
+
+pub fn minilm() -> PathBuf {
+    model("all-minilm-l6-v2")
+}
+
+pub fn splade() -> PathBuf {
+    model("splade-tiny")
+}
+
+/// A HF model directory for a seeded head of bert-core's goldens: the real MiniLM encoder and
+/// the head as two shards behind a `model.safetensors.index.json`, MiniLM's tokenizer.
+pub fn seeded_dir(head: &str) -> PathBuf {
+    let core = repo_root().join("bert-core/tests/goldens");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("seeded-{head}-{}", std::process::id()));
+    if dir.is_dir() {
+        return dir;
+    }
+    let staging = dir.with_extension("staging");
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).unwrap();
+    let src = minilm();
+    std::fs::copy(
+        core.join(format!("config_{head}.json")),
+        staging.join("config.json"),
+    )
+    .unwrap();
+    std::fs::copy(src.join("tokenizer.json"), staging.join("tokenizer.json")).unwrap();
+    std::fs::copy(
+        src.join("model.safetensors"),
+        staging.join("encoder.safetensors"),
+    )
+    .unwrap();
+    std::fs::copy(
+        core.join(format!("head_{head}.safetensors")),
+        staging.join("head.safetensors"),
+    )
+    .unwrap();
+    let index = serde_json::json!({"metadata": {}, "weight_map": {
+        "embeddings.word_embeddings.weight": "encoder.safetensors",
+        "classifier.weight": "head.safetensors"
+    }});
+    std::fs::write(
+        staging.join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .unwrap();
+    let _ = std::fs::rename(&staging, &dir);
+    dir
+}
+
+pub fn golden(name: &str) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/goldens")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+pub fn f(v: &serde_json::Value) -> f32 {
+    v.as_f64().unwrap() as f32
+}
