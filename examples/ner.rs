@@ -1,0 +1,36 @@
+//! Named-entity recognition (needs a BertForTokenClassification checkpoint, e.g. a CoNLL-03 model).
+//!
+//!     cargo run --release --example ner -- --model DIR "Angela Merkel met Emmanuel Macron in Paris."
+
+use clap::Parser;
+use std::path::PathBuf;
+
+use bert_std::pipelines::ner::{Aggregation, TokenClassification};
+use bert_std::LoadOptions;
+use examples::{exit_on_error, required_model};
+
+#[derive(Parser)]
+struct Args {
+    /// Text.
+    #[arg(default_value = "Angela Merkel met Emmanuel Macron in Paris.")]
+    text: String,
+    /// A token-classification model directory.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// none, simple, first, average or max.
+    #[arg(long, default_value = "simple")]
+    aggregation: String,
+}
+
+fn main() {
+    let args = Args::parse();
+    let dir = required_model(args.model, "token-classification (NER)");
+    let agg: Aggregation = exit_on_error(args.aggregation.parse());
+    let ner = exit_on_error(TokenClassification::load(&dir, LoadOptions::default()));
+    for e in exit_on_error(ner.run(&args.text, agg)) {
+        println!(
+            "{:<6} {:.4}  {:?} [{}..{}]",
+            e.label, e.score, e.word, e.start, e.end
+        );
+    }
+}
