@@ -180,6 +180,9 @@ fn options(cli: &Cli) -> LoadOptions {
     }
 }
 
+/// A batch job over items: one JSON result per item, or a message.
+type Job<'a> = &'a dyn Fn(&[&Item]) -> std::result::Result<Vec<Value>, String>;
+
 /// Run `f` over items in chunks; a chunk that fails is retried item by item so that one bad
 /// input costs only itself.
 fn process(
@@ -187,7 +190,7 @@ fn process(
     chunk: usize,
     failures: &mut Vec<(usize, String)>,
     out: &mut dyn Write,
-    f: &dyn Fn(&[&Item]) -> std::result::Result<Vec<Value>, String>,
+    f: Job<'_>,
 ) -> Result<()> {
     let bar = if items.len() > 64 {
         let b = ProgressBar::new(items.len() as u64);

@@ -1,0 +1,26 @@
+//! Arbitrary bytes as a config.json and a model.safetensors: Ok or a typed error, never a panic.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+use bert_core::{BertConfig, BertForMaskedLM, Weights};
+
+fuzz_target!(|data: &[u8]| {
+    // First byte: length of the config part (scaled), the rest: safetensors bytes.
+    let split = (data.first().copied().unwrap_or(0) as usize * 4).min(data.len());
+    let (config_bytes, weights) = data.split_at(split);
+    let config_text = String::from_utf8_lossy(config_bytes);
+    let _ = BertConfig::from_json(&config_text);
+    let Ok(w) = Weights::from_buffers(&[weights]) else { return };
+    // A tiny valid config, so that hostile tensor tables reach the shape checks.
+    let config = BertConfig::from_json(
+        r#"{"vocab_size": 8, "hidden_size": 4, "num_hidden_layers": 1, "num_attention_heads": 2,
+            "intermediate_size": 8, "max_position_embeddings": 8, "type_vocab_size": 2}"#,
+    )
+    .expect("valid");
+    if let Ok(model) = BertForMaskedLM::load(&config, &w) {
+        let ids = [1u32, 2, 3];
+        if let Ok(mut ws) = model.workspace(1, 3) {
+            let _ = model.forward(&bert_core::Batch::single(&ids), &mut ws);
+        }
+    }
+});
