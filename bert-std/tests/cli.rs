@@ -1,0 +1,144 @@
+//! The `bert` command: results, one-line errors, exit codes, JSONL partial results.
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn bert(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bert"))
+        .args(args)
+        .env("BERT_MODELS_DIR", models_root())
+        .env_remove("BERT_MODEL")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn tmp(name: &str, content: &[u8]) -> String {
+    let p = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{name}-{}", std::process::id()));
+    std::fs::write(&p, content).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+#[test]
+fn fill_mask_and_embed_from_arguments() {
+    let splade = splade();
+    let (code, out, _) = bert(&[
+        "fill-mask",
+        "--model",
+        splade.to_str().unwrap(),
+        "--top-k",
+        "2",
+        "Paris is the [MASK] of France.",
+    ]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v[0].as_array().unwrap().len(), 2);
+    let minilm = minilm();
+    let (code, out, _) = bert(&["embed", "--model", minilm.to_str().unwrap(), "hello world"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["embedding"].as_array().unwrap().len(), 384);
+}
+
+#[test]
+fn jsonl_keeps_good_lines_and_names_bad_ones() {
+    let input = tmp(
+        "in.jsonl",
+        b"{\"text\": \"a [MASK] b\"}\n{\"text\": \"no mask\"}\n\xff\xfe\n{not json\n\n{\"text\": \"the [MASK] is red\"}\n",
+    );
+    let splade = splade();
+    let (code, out, err) = bert(&[
+        "fill-mask",
+        "--model",
+        splade.to_str().unwrap(),
+        "--top-k",
+        "1",
+        "--input",
+        &input,
+    ]);
+    assert_eq!(code, 1, "a failed line makes the exit code 1");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines
+            .iter()
+            .map(|l| l["line"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 6]
+    );
+    assert!(err.contains(":2: text 0: no [MASK]"), "{err}");
+    assert!(err.contains(":3: invalid UTF-8"), "{err}");
+    assert!(err.contains(":4: invalid JSON"), "{err}");
+    assert_eq!(err.lines().count(), 3, "one line per error: {err}");
+}
+
+#[test]
+fn clear_one_line_errors_and_nonzero_exit() {
+    let missing = bert(&["embed", "--model", "/no/such/dir", "x"]);
+    assert_eq!(missing.0, 1);
+    assert_eq!(
+        missing.2.trim(),
+        "error: /no/such/dir: not a directory (expected a HF model directory)"
+    );
+    let no_model = bert(&["qa", "--question", "q", "--context", "c"]);
+    assert_eq!(no_model.0, 1);
+    assert!(
+        no_model.2.contains("needs a question-answering model"),
+        "{}",
+        no_model.2
+    );
+    let no_input = bert(&["embed"]);
+    assert_eq!(no_input.0, 1);
+    assert!(no_input.2.contains("no input"), "{}", no_input.2);
+    let no_file = bert(&["embed", "--input", "/no/such/file.jsonl"]);
+    assert_eq!(no_file.0, 1);
+    assert!(
+        no_file.2.starts_with("error: /no/such/file.jsonl:"),
+        "{}",
+        no_file.2
+    );
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("gpt2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"model_type": "gpt2", "n_embd": 768}"#,
+    )
+    .unwrap();
+    let gpt2 = bert(&["info", "--model", dir.to_str().unwrap()]);
+    assert_eq!(gpt2.0, 1);
+    assert!(
+        gpt2.2.contains("model_type = \"gpt2\" is not supported"),
+        "{}",
+        gpt2.2
+    );
+    assert_eq!(gpt2.2.lines().count(), 1);
+}
+
+#[test]
+fn giant_line_is_processed_truncated() {
+    let text = "word ".repeat(200_000);
+    let input = tmp(
+        "giant.jsonl",
+        format!("{{\"text\": \"{text}\"}}\n").as_bytes(),
+    );
+    let minilm = minilm();
+    let (code, out, err) = bert(&[
+        "embed",
+        "--model",
+        minilm.to_str().unwrap(),
+        "--input",
+        &input,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 1);
+}
