@@ -120,8 +120,8 @@ impl<'a> BertLMPredictionHead<'a> {
     fn buffers(&self, bert: &BertModel<'_>, tokens: usize) -> HeadBuffers {
         let c = &bert.config;
         HeadBuffers {
-            a: tokens * c.vocab_size,
-            b: tokens * c.hidden_size,
+            a: tokens.saturating_mul(c.vocab_size),
+            b: tokens.saturating_mul(c.hidden_size),
             scratch: self
                 .transform
                 .dense
@@ -177,7 +177,9 @@ impl<'a> BertForMaskedLM<'a> {
 
     /// A workspace for up to `max_batch` x `max_seq` tokens.
     pub fn workspace(&self, max_batch: usize, max_seq: usize) -> Result<Workspace> {
-        let head = self.predictions.buffers(&self.bert, max_batch * max_seq);
+        let head = self
+            .predictions
+            .buffers(&self.bert, max_batch.saturating_mul(max_seq));
         Workspace::new(&self.bert, max_batch, max_seq, head)
     }
 
@@ -210,7 +212,7 @@ impl BertForMaskedLM<'_> {
         max_positions: usize,
     ) -> Result<Workspace> {
         let mut head = self.predictions.buffers(&self.bert, max_positions);
-        head.b *= 2;
+        head.b = head.b.saturating_mul(2);
         Workspace::new(&self.bert, max_batch, max_seq, head)
     }
 
@@ -291,7 +293,7 @@ fn pooled_head_workspace(
     s: usize,
 ) -> Result<Workspace> {
     let buffers = HeadBuffers {
-        a: b * head.out_features(),
+        a: b.saturating_mul(head.out_features()),
         b: 0,
         scratch: head.scratch_len(),
     };
@@ -347,8 +349,10 @@ impl<'a> BertForPreTraining<'a> {
 
     /// A workspace for up to `max_batch` x `max_seq` tokens.
     pub fn workspace(&self, max_batch: usize, max_seq: usize) -> Result<Workspace> {
-        let mut head = self.predictions.buffers(&self.bert, max_batch * max_seq);
-        head.a += max_batch * 2;
+        let mut head = self
+            .predictions
+            .buffers(&self.bert, max_batch.saturating_mul(max_seq));
+        head.a = head.a.saturating_add(max_batch.saturating_mul(2));
         head.scratch = head.scratch.max(self.seq_relationship.scratch_len());
         Workspace::new(&self.bert, max_batch, max_seq, head)
     }
@@ -472,8 +476,8 @@ fn token_head_workspace(
         .checked_mul(s)
         .ok_or_else(|| Error::InvalidInput(format!("{b} x {s} overflows")))?;
     let buffers = HeadBuffers {
-        a: tokens * head.out_features(),
-        b: tokens * head.out_features(),
+        a: tokens.saturating_mul(head.out_features()),
+        b: tokens.saturating_mul(head.out_features()),
         scratch: head.scratch_len(),
     };
     Workspace::new(bert, b, s, buffers)

@@ -155,11 +155,20 @@ pub struct HeadBuffers {
     pub scratch: usize,
 }
 
+/// The largest single workspace buffer, in f32 elements (4 GiB): a larger request is a
+/// mistake or a hostile config, and is refused before anything is allocated.
+pub const MAX_BUFFER_ELEMENTS: usize = 1 << 30;
+
 fn sized(parts: &[usize]) -> Result<usize> {
     parts
         .iter()
         .try_fold(1usize, |a, &b| a.checked_mul(b))
-        .ok_or_else(|| Error::InvalidInput(format!("workspace size {parts:?} overflows")))
+        .filter(|&n| n <= MAX_BUFFER_ELEMENTS)
+        .ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "workspace buffer {parts:?} exceeds {MAX_BUFFER_ELEMENTS} elements; use smaller batches"
+            ))
+        })
 }
 
 impl Workspace {
@@ -193,9 +202,9 @@ impl Workspace {
             mask_bias: vec![0.0; t],
             row: vec![0.0; c.hidden_size],
             pooled: vec![0.0; sized(&[max_batch, c.hidden_size])?],
-            scratch: vec![0.0; model.scratch_len().max(head.scratch)],
-            head_a: vec![0.0; head.a],
-            head_b: vec![0.0; head.b],
+            scratch: vec![0.0; sized(&[model.scratch_len().max(head.scratch)])?],
+            head_a: vec![0.0; sized(&[head.a])?],
+            head_b: vec![0.0; sized(&[head.b])?],
         })
     }
 

