@@ -210,6 +210,7 @@ mod tests {
     use alloc::vec;
 
     #[test]
+    #[cfg_attr(miri, ignore = "200k draws: too slow under Miri; runs natively")]
     fn masking_statistics_follow_80_10_10() {
         let mut rng = Rng::new(42);
         let (mask, vocab) = (103u32, 30522u32);
@@ -307,6 +308,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "10k draws: too slow under Miri; runs natively")]
     fn nsp_pairs_are_half_true_and_never_mislabelled() {
         let mut rng = Rng::new(9);
         let n = 10_001;

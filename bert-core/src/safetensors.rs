@@ -389,3 +389,58 @@ pub fn serialize(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn f32_bytes(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn serialize_then_parse_round_trips() {
+        let a = f32_bytes(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let b = vec![7u8, 8, 9];
+        let file = serialize(
+            &[("a", Dtype::F32, &[2, 3], &a), ("b", Dtype::U8, &[3], &b)],
+            &[("format", "pt")],
+        )
+        .unwrap();
+        let st = SafeTensors::parse(&file).unwrap();
+        assert_eq!(st.len(), 2);
+        assert_eq!(st.metadata().get("format").map(String::as_str), Some("pt"));
+        let t = st.tensor("a").unwrap();
+        assert_eq!(
+            (t.dtype, t.shape, t.data),
+            (Dtype::F32, &[2usize, 3][..], &a[..])
+        );
+        assert_eq!(t.numel(), 6);
+        assert_eq!(st.tensor("b").unwrap().data, &b[..]);
+        assert!(st.tensor("c").is_none());
+        assert_eq!(st.names().collect::<Vec<_>>(), ["a", "b"]);
+        // The data section starts 8-byte aligned relative to the buffer.
+        assert_eq!((file.len() - a.len() - b.len()) % 8, 0);
+    }
+
+    #[test]
+    fn every_prefix_of_a_valid_file_is_an_error_not_a_panic() {
+        let a = f32_bytes(&[1.0, 2.0]);
+        let file = serialize(&[("a", Dtype::F32, &[2], &a)], &[]).unwrap();
+        for cut in 0..file.len() {
+            assert!(
+                SafeTensors::parse(&file[..cut]).is_err(),
+                "prefix of {cut} bytes"
+            );
+        }
+        assert!(SafeTensors::parse(&file).is_ok());
+    }
+
+    #[test]
+    fn empty_tensors_and_zero_dims_are_fine() {
+        let file = serialize(&[("e", Dtype::F32, &[0, 4], &[])], &[]).unwrap();
+        let st = SafeTensors::parse(&file).unwrap();
+        assert_eq!(st.tensor("e").unwrap().numel(), 0);
+    }
+}

@@ -229,3 +229,78 @@ impl<'a> Weights<'a> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::safetensors::serialize;
+
+    #[test]
+    fn aligned_bytes_are_borrowed_and_unaligned_bytes_are_copied_with_the_same_values() {
+        let values = [1.5f32, -2.25, 3.0, 1e-8];
+        let bytes: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+        // An f32-aligned buffer and the same bytes one byte off.
+        let aligned: Vec<f32> = values.to_vec();
+        let aligned_bytes: &[u8] = bytemuck::cast_slice(&aligned);
+        let mut shifted = vec![0u8; bytes.len() + 1];
+        shifted[1..].copy_from_slice(&bytes);
+        for (buf, borrowed) in [(aligned_bytes, true), (&shifted[1..], false)] {
+            let s = storage_from_bytes("t", Dtype::F32, buf).unwrap();
+            assert_eq!(s.is_borrowed(), borrowed);
+            assert_eq!(&*s.to_f32(), &values[..]);
+        }
+    }
+
+    #[test]
+    fn half_precision_storage_widens_exactly() {
+        let h: Vec<u8> = [1.0f32, -0.5, 65504.0]
+            .iter()
+            .flat_map(|&x| f16::from_f32(x).to_le_bytes())
+            .collect();
+        let s = storage_from_bytes("h", Dtype::F16, &h[1..]);
+        assert!(s.is_ok(), "odd lengths are caught by the parser, not here");
+        let s = storage_from_bytes("h", Dtype::F16, &h).unwrap();
+        let mut out = [0.0f32; 2];
+        s.read_f32(1, &mut out);
+        assert_eq!(out, [-0.5, 65504.0]);
+        let b: Vec<u8> = [3.0f32]
+            .iter()
+            .flat_map(|&x| bf16::from_f32(x).to_le_bytes())
+            .collect();
+        assert_eq!(
+            &*storage_from_bytes("b", Dtype::BF16, &b).unwrap().to_f32(),
+            &[3.0]
+        );
+        assert!(matches!(
+            storage_from_bytes("i", Dtype::I64, &[0; 8]),
+            Err(Error::WrongDtype { .. })
+        ));
+    }
+
+    #[test]
+    fn legacy_layer_norm_names_and_prefix_are_resolved() {
+        let one: Vec<u8> = 1.0f32.to_le_bytes().to_vec();
+        let file = serialize(
+            &[
+                (
+                    "bert.embeddings.word_embeddings.weight",
+                    Dtype::F32,
+                    &[1, 1],
+                    &one,
+                ),
+                ("x.LayerNorm.gamma", Dtype::F32, &[1], &one),
+            ],
+            &[],
+        )
+        .unwrap();
+        let w = Weights::from_buffers(&[&file]).unwrap();
+        assert_eq!(w.encoder_prefix(), "bert.");
+        assert!(w.contains("x.LayerNorm.weight"));
+        assert!(!w.contains("x.LayerNorm.bias"));
+        assert_eq!(&*w.vector("x.LayerNorm.weight", 1).unwrap(), &[1.0]);
+        assert!(matches!(
+            w.vector("x.LayerNorm.weight", 2),
+            Err(Error::WrongShape { .. })
+        ));
+    }
+}

@@ -10,6 +10,7 @@
 pub mod batching;
 pub mod error;
 pub mod fetch;
+pub mod hub;
 pub mod loaded;
 pub mod model_dir;
 pub mod pipelines;

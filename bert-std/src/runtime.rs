@@ -8,6 +8,7 @@ use tokenizers::Encoding;
 use crate::batching::{run_batched, BatchOptions, Padded};
 use crate::error::{Error, Result};
 use crate::fetch;
+use crate::hub;
 use crate::loaded::{LoadedModel, Task, TaskModel};
 use crate::model_dir::ModelDir;
 use crate::tokenizer::Tokenizer;
@@ -37,15 +38,25 @@ impl Default for LoadOptions {
 /// The environment variable naming a model directory for the examples and the CLI.
 pub const MODEL_ENV: &str = "BERT_MODEL";
 
-/// A model directory given by the user, else the default model (fetched on first use).
+/// A model given by the user (a directory, or `hf:ORG/NAME` with the `hub` feature), else the
+/// default model (fetched on first use).
 pub fn resolve_model(explicit: Option<&Path>, default_name: &str) -> Result<PathBuf> {
-    if let Some(p) = explicit {
-        return Ok(p.to_path_buf());
+    let given = explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(MODEL_ENV).map(PathBuf::from));
+    match given {
+        Some(p) => model_path(&p),
+        None => fetch::ensure_model(default_name),
     }
-    if let Some(p) = std::env::var_os(MODEL_ENV) {
-        return Ok(PathBuf::from(p));
+}
+
+/// A user's `--model` value as a directory: `hf:ORG/NAME` is downloaded from the hub (feature
+/// `hub`) into the models cache; anything else is a path.
+pub fn model_path(given: &Path) -> Result<PathBuf> {
+    match given.to_str() {
+        Some(s) if s.starts_with(hub::PREFIX) => hub::download(s, &fetch::models_root()),
+        _ => Ok(given.to_path_buf()),
     }
-    fetch::ensure_model(default_name)
 }
 
 /// A loaded model, its tokenizer and a thread pool.

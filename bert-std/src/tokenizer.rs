@@ -5,7 +5,9 @@
 //!
 //! Offsets are character offsets into the input, as in HF's Python pipelines.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
 use tokenizers::models::wordpiece::WordPiece;
@@ -32,12 +34,17 @@ pub struct SpecialIds {
     pub unk: Option<u32>,
 }
 
+/// The truncation settings a tokenizer copy was made for: (max_length, stride, only_second).
+type TruncationKey = (usize, usize, bool);
+
 /// A BERT tokenizer.
 #[derive(Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     /// Special token ids.
     pub special: SpecialIds,
+    /// Truncating copies of `inner`, made once per setting (a copy clones the vocabulary).
+    truncating: Arc<Mutex<HashMap<TruncationKey, Arc<tokenizers::Tokenizer>>>>,
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -144,7 +151,11 @@ impl Tokenizer {
             mask: id("[MASK]"),
             unk: id("[UNK]"),
         };
-        Ok(Tokenizer { inner, special })
+        Ok(Tokenizer {
+            inner,
+            special,
+            truncating: Arc::default(),
+        })
     }
 
     /// The wrapped `tokenizers::Tokenizer`.
@@ -157,6 +168,37 @@ impl Tokenizer {
         encode_with(&self.inner, text, pair)
     }
 
+    /// The copy of the tokenizer that truncates to `max_len` tokens (special tokens included),
+    /// keeping `stride` tokens of overlap in the overflowing windows; longest sequence first, or
+    /// only the second sequence (QA contexts).
+    fn truncating(
+        &self,
+        max_len: usize,
+        stride: usize,
+        only_second: bool,
+    ) -> Result<Arc<tokenizers::Tokenizer>> {
+        let key = (max_len, stride, only_second);
+        let mut cache = self.truncating.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = cache.get(&key) {
+            return Ok(t.clone());
+        }
+        let mut t = self.inner.clone();
+        t.with_truncation(Some(TruncationParams {
+            max_length: max_len,
+            stride,
+            strategy: if only_second {
+                TruncationStrategy::OnlySecond
+            } else {
+                TruncationStrategy::LongestFirst
+            },
+            direction: TruncationDirection::Right,
+        }))
+        .map_err(Error::tokenizer)?;
+        let t = Arc::new(t);
+        cache.insert(key, t.clone());
+        Ok(t)
+    }
+
     /// Encode, truncating (longest first) to `max_len` tokens including special tokens.
     pub fn encode_truncated(
         &self,
@@ -164,24 +206,25 @@ impl Tokenizer {
         pair: Option<&str>,
         max_len: usize,
     ) -> Result<Encoding> {
-        let mut t = self.inner.clone();
-        t.with_truncation(Some(TruncationParams {
-            max_length: max_len,
-            strategy: TruncationStrategy::LongestFirst,
-            stride: 0,
-            direction: TruncationDirection::Right,
-        }))
-        .map_err(Error::tokenizer)?;
+        let t = self.truncating(max_len, 0, false)?;
         encode_with(&t, text, pair)
     }
 
-    /// A copy that truncates with the given parameters (overflowing windows kept).
-    pub fn with_truncation(&self, params: TruncationParams) -> Result<Tokenizer> {
-        let mut t = self.clone();
-        t.inner
-            .with_truncation(Some(params))
-            .map_err(Error::tokenizer)?;
-        Ok(t)
+    /// Encode a (question, context) pair into windows of `max_len` tokens: the context is cut
+    /// into pieces overlapping by `stride` tokens, each with the whole question (HF's
+    /// `truncation="only_second"` with `return_overflowing_tokens`). Windows in order.
+    pub fn encode_windows(
+        &self,
+        question: &str,
+        context: &str,
+        max_len: usize,
+        stride: usize,
+    ) -> Result<Vec<Encoding>> {
+        let t = self.truncating(max_len, stride, true)?;
+        let mut first = encode_with(&t, question, Some(context))?;
+        let mut all = first.take_overflowing();
+        all.insert(0, first);
+        Ok(all)
     }
 
     /// Ids back to text.

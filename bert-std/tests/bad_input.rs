@@ -127,3 +127,12 @@ fn qa_bad_options_and_empty_inputs() {
     let e = err_text(qa.answer(&huge_question, "short context", &o));
     assert!(e.contains("question"), "{e}");
 }
+
+#[test]
+#[cfg(not(feature = "hub"))]
+fn hub_ids_without_the_hub_feature_say_how_to_get_it() {
+    let e = err_text(bert_std::runtime::model_path(std::path::Path::new(
+        "hf:bert-base-uncased",
+    )));
+    assert!(e.contains("without the `hub` feature"), "{e}");
+}

@@ -11,7 +11,7 @@ pub fn model_or_default(model: Option<PathBuf>, default_name: &str) -> bert_std:
 /// A model directory the user must supply (no such checkpoint can be fetched offline).
 pub fn required_model(model: Option<PathBuf>, what: &str) -> PathBuf {
     match model.or_else(|| std::env::var_os(bert_std::runtime::MODEL_ENV).map(PathBuf::from)) {
-        Some(p) => p,
+        Some(p) => exit_on_error(bert_std::runtime::model_path(&p)),
         None => {
             eprintln!(
                 "error: this example needs a {what} checkpoint (a HF model directory). None can be \

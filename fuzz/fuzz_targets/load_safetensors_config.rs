@@ -5,9 +5,9 @@ use libfuzzer_sys::fuzz_target;
 use bert_core::{BertConfig, BertForMaskedLM, Weights};
 
 fuzz_target!(|data: &[u8]| {
-    // First byte: length of the config part (scaled), the rest: safetensors bytes.
-    let split = (data.first().copied().unwrap_or(0) as usize * 4).min(data.len());
-    let (config_bytes, weights) = data.split_at(split);
+    // Layout: [n][config.json: 4n bytes][model.safetensors: the rest].
+    let Some((&n, rest)) = data.split_first() else { return };
+    let (config_bytes, weights) = rest.split_at((n as usize * 4).min(rest.len()));
     let config_text = String::from_utf8_lossy(config_bytes);
     let _ = BertConfig::from_json(&config_text);
     let Ok(w) = Weights::from_buffers(&[weights]) else { return };

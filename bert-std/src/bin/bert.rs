@@ -41,7 +41,8 @@ use bert_std::{Error, LoadOptions, ModelDir, Result, Task};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// A HF model directory (config.json, model.safetensors, tokenizer.json or vocab.txt).
+    /// A HF model directory (config.json, model.safetensors, tokenizer.json or vocab.txt), or
+    /// hf:ORG/NAME to download one (needs the `hub` feature).
     #[arg(long, global = true, env = "BERT_MODEL")]
     model: Option<PathBuf>,
     /// Worker threads (0: one per core).
@@ -161,7 +162,7 @@ fn field<'a>(item: &'a Item, name: &str) -> std::result::Result<&'a str, String>
 
 fn model_path(cli: &Cli, default: Option<&str>, what: &str) -> Result<PathBuf> {
     match (&cli.model, default) {
-        (Some(p), _) => Ok(p.clone()),
+        (Some(p), _) => bert_std::runtime::model_path(p),
         (None, Some(name)) => bert_std::fetch::ensure_model(name),
         (None, None) => Err(Error::Input(format!(
             "this command needs a {what} model: pass --model DIR or set BERT_MODEL"

@@ -7,12 +7,11 @@
 use std::path::Path;
 
 use serde::Serialize;
-use tokenizers::{Encoding, TruncationDirection, TruncationParams, TruncationStrategy};
+use tokenizers::Encoding;
 
 use crate::error::{Error, Result};
 use crate::loaded::{Task, TaskModel};
 use crate::runtime::{Bert, LoadOptions};
-use crate::tokenizer::Tokenizer;
 
 /// Settings, with HF's defaults.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -149,21 +148,15 @@ impl QuestionAnswering {
                 self.bert.max_len()
             )));
         }
-        let tok: Tokenizer = self.bert.tokenizer.with_truncation(TruncationParams {
-            max_length: o.max_seq_len,
-            stride: o.doc_stride,
-            strategy: TruncationStrategy::OnlySecond,
-            direction: TruncationDirection::Right,
-        })?;
-        let mut first = tok.encode(question, Some(context)).map_err(|e| {
-            Error::Input(format!(
-                "cannot fit the question into {} tokens with its context: {e}",
-                o.max_seq_len
-            ))
-        })?;
-        let mut all = first.take_overflowing();
-        all.insert(0, first);
-        Ok(all)
+        self.bert
+            .tokenizer
+            .encode_windows(question, context, o.max_seq_len, o.doc_stride)
+            .map_err(|e| {
+                Error::Input(format!(
+                    "cannot fit the question into {} tokens with its context: {e}",
+                    o.max_seq_len
+                ))
+            })
     }
 
     /// Answer one question from one context.
