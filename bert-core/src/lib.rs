@@ -28,6 +28,7 @@ pub mod kernels;
 pub mod model;
 pub mod nn;
 pub mod pretraining;
+pub mod quantize;
 pub mod safetensors;
 pub mod weights;
 

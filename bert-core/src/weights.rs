@@ -23,6 +23,14 @@ pub enum Storage<'a> {
     F16(Cow<'a, [f16]>),
     /// bfloat16; widened to f32 tile by tile inside the matmul.
     BF16(Cow<'a, [bf16]>),
+    /// int8 with one f32 scale per row (per output channel): `w[r][c] = values[r][c] * scales[r]`.
+    /// Stored as tensor `X` (I8, `[rows, cols]`) plus `X_scale` (F32, `[rows]`).
+    I8 {
+        /// The quantized values, row-major.
+        values: Cow<'a, [i8]>,
+        /// One scale per row.
+        scales: Cow<'a, [f32]>,
+    },
 }
 
 impl Storage<'_> {
@@ -32,6 +40,15 @@ impl Storage<'_> {
             Storage::F32(v) => v.len(),
             Storage::F16(v) => v.len(),
             Storage::BF16(v) => v.len(),
+            Storage::I8 { values, .. } => values.len(),
+        }
+    }
+
+    /// Bytes the storage occupies (values, plus scales for int8).
+    pub fn size_in_bytes(&self) -> usize {
+        match self {
+            Storage::I8 { values, scales } => values.len() + 4 * scales.len(),
+            other => other.len() * other.dtype().size(),
         }
     }
 
@@ -46,6 +63,7 @@ impl Storage<'_> {
             Storage::F32(_) => Dtype::F32,
             Storage::F16(_) => Dtype::F16,
             Storage::BF16(_) => Dtype::BF16,
+            Storage::I8 { .. } => Dtype::I8,
         }
     }
 
@@ -56,6 +74,10 @@ impl Storage<'_> {
             Storage::F32(Cow::Borrowed(_))
                 | Storage::F16(Cow::Borrowed(_))
                 | Storage::BF16(Cow::Borrowed(_))
+                | Storage::I8 {
+                    values: Cow::Borrowed(_),
+                    ..
+                }
         )
     }
 
@@ -66,6 +88,12 @@ impl Storage<'_> {
             Storage::F32(v) => out.copy_from_slice(&v[start..end]),
             Storage::F16(v) => v[start..end].convert_to_f32_slice(out),
             Storage::BF16(v) => v[start..end].convert_to_f32_slice(out),
+            Storage::I8 { values, scales } => {
+                let cols = values.len() / scales.len().max(1);
+                for (i, o) in (start..end).zip(out.iter_mut()) {
+                    *o = f32::from(values[i]) * scales[i / cols];
+                }
+            }
         }
     }
 
@@ -93,11 +121,13 @@ fn cast_or_copy<'a, T: bytemuck::Pod>(bytes: &'a [u8], decode: fn(&[u8]) -> T) -
     Cow::Owned(bytes.chunks_exact(size).map(decode).collect())
 }
 
+fn decode_f32(b: &[u8]) -> f32 {
+    f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
 fn storage_from_bytes<'a>(name: &str, dtype: Dtype, bytes: &'a [u8]) -> Result<Storage<'a>> {
     Ok(match dtype {
-        Dtype::F32 => Storage::F32(cast_or_copy(bytes, |b| {
-            f32::from_le_bytes([b[0], b[1], b[2], b[3]])
-        })),
+        Dtype::F32 => Storage::F32(cast_or_copy(bytes, decode_f32)),
         Dtype::F16 => Storage::F16(cast_or_copy(bytes, |b| {
             f16::from_bits(u16::from_le_bytes([b[0], b[1]]))
         })),
@@ -132,9 +162,9 @@ impl Matrix<'_> {
         self.storage.read_f32(r * self.cols, out);
     }
 
-    /// Bytes the elements occupy.
+    /// Bytes the elements (and int8 scales) occupy.
     pub fn size_in_bytes(&self) -> usize {
-        self.storage.len() * self.storage.dtype().size()
+        self.storage.size_in_bytes()
     }
 }
 
@@ -176,6 +206,11 @@ impl<'a> Weights<'a> {
         self.files.iter().find_map(|f| f.tensor_data(name))
     }
 
+    /// The raw dtype, shape and bytes of a tensor, by its exact name.
+    pub fn raw_tensor(&self, name: &str) -> Option<(Dtype, &[usize], &'a [u8])> {
+        self.raw(name)
+    }
+
     /// The names to try for `name`: itself, then the legacy LayerNorm spelling.
     fn candidates(name: &str) -> Vec<String> {
         let mut c = vec![String::from(name)];
@@ -209,7 +244,39 @@ impl<'a> Weights<'a> {
                 dtype,
             });
         }
+        if dtype == Dtype::I8 {
+            return self.int8(found_name, shape, bytes);
+        }
         storage_from_bytes(found_name, dtype, bytes)
+    }
+
+    /// An int8 matrix `name` and its per-row scales `{name}_scale`.
+    fn int8(&self, name: &str, shape: &[usize], bytes: &'a [u8]) -> Result<Storage<'a>> {
+        if shape.len() != 2 {
+            return Err(Error::WrongDtype {
+                name: String::from(name),
+                expected: "F32, F16 or BF16 (int8 is for 2-D weights only)",
+                found: Dtype::I8,
+            });
+        }
+        let scale_name = format!("{name}_scale");
+        let (dtype, scale_shape, scale_bytes) =
+            self.raw(&scale_name).ok_or_else(|| Error::MissingTensor {
+                tried: vec![scale_name.clone()],
+            })?;
+        if scale_shape != [shape[0]] || dtype != Dtype::F32 {
+            return Err(Error::WrongShape {
+                name: scale_name,
+                expected: vec![shape[0]],
+                found: scale_shape.to_vec(),
+                dtype,
+            });
+        }
+        let scales = cast_or_copy(scale_bytes, decode_f32);
+        Ok(Storage::I8 {
+            values: Cow::Borrowed(bytemuck::cast_slice::<u8, i8>(bytes)),
+            scales,
+        })
     }
 
     /// A `[rows, cols]` matrix.

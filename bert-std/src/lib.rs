@@ -14,6 +14,7 @@ pub mod hub;
 pub mod loaded;
 pub mod model_dir;
 pub mod pipelines;
+pub mod quantize;
 pub mod runtime;
 pub mod tokenizer;
 

@@ -63,6 +63,16 @@ struct Cli {
 enum Command {
     /// Describe a model directory.
     Info,
+    /// Write a copy of a model directory with int8 or f16 weights.
+    Quantize {
+        /// The model directory to read.
+        src: PathBuf,
+        /// The directory to write.
+        dst: PathBuf,
+        /// int8 (per-output-channel scales) or f16.
+        #[arg(long, default_value = "int8")]
+        dtype: String,
+    },
     /// Sentence embeddings.
     Embed { texts: Vec<String> },
     /// Fill [MASK] tokens.
@@ -273,6 +283,17 @@ fn run(cli: Cli) -> Result<bool> {
     match &cli.command {
         Command::Info => {
             info(&model_path(&cli, Some(MINILM), "")?)?;
+        }
+        Command::Quantize { src, dst, dtype } => {
+            let dtype = bert_std::quantize::parse_dtype(dtype)?;
+            let (before, after) = bert_std::quantize::quantize_dir(src, dst, dtype)?;
+            eprintln!(
+                "wrote {}: weights {:.1} MB -> {:.1} MB ({:.0}%)",
+                dst.join("model.safetensors").display(),
+                before as f64 / 1e6,
+                after as f64 / 1e6,
+                100.0 * after as f64 / before as f64
+            );
         }
         Command::Embed { texts } => {
             let items = read_items(&cli, texts_to_values(texts.clone()), &mut failures)?;

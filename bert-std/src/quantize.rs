@@ -1,0 +1,68 @@
+//! `bert quantize IN_DIR OUT_DIR --dtype int8|f16`: a model directory with its 2-D weights
+//! stored as int8 (per-output-channel scales) or f16, loadable zero-copy like any other
+//! (layout: `bert_core::quantize`). Config, tokenizer and pooling files are copied.
+
+use std::fs;
+use std::path::Path;
+
+use bert_core::quantize::{quantize, QuantDtype};
+
+use crate::error::{Error, Result};
+use crate::loaded::WeightBytes;
+use crate::model_dir::ModelDir;
+
+/// Files copied unchanged from the input directory when present.
+const COPIED: &[&str] = &[
+    "config.json",
+    "tokenizer.json",
+    "vocab.txt",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "modules.json",
+    "sentence_bert_config.json",
+    "1_Pooling/config.json",
+];
+
+/// Parse `int8` / `f16`.
+pub fn parse_dtype(s: &str) -> Result<QuantDtype> {
+    match s {
+        "int8" | "i8" => Ok(QuantDtype::Int8),
+        "f16" | "fp16" => Ok(QuantDtype::F16),
+        _ => Err(Error::Input(format!(
+            "unknown dtype {s:?}: use int8 or f16"
+        ))),
+    }
+}
+
+/// Write a quantized copy of the model directory `input` into `output` (created; must not be
+/// the input). Returns (bytes of weights before, after).
+pub fn quantize_dir(input: &Path, output: &Path, dtype: QuantDtype) -> Result<(u64, u64)> {
+    let dir = ModelDir::open(input)?;
+    if output.exists() && fs::canonicalize(output).ok() == fs::canonicalize(input).ok() {
+        return Err(Error::Input(
+            "the output directory must differ from the input".into(),
+        ));
+    }
+    let bytes = dir
+        .weight_files
+        .iter()
+        .map(|p| WeightBytes::open(p, true))
+        .collect::<Result<Vec<_>>>()?;
+    let before: u64 = bytes.iter().map(|b| b.len() as u64).sum();
+    let buffers: Vec<&[u8]> = bytes.iter().map(|b| &**b).collect();
+    let quantized = quantize(&buffers, dtype).map_err(|e| Error::file(input, e.to_string()))?;
+    fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
+    for name in COPIED {
+        let src = input.join(name);
+        if src.is_file() {
+            let dst = output.join(name);
+            if let Some(parent) = dst.parent() {
+                fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            }
+            fs::copy(&src, &dst).map_err(|e| Error::io(&src, e))?;
+        }
+    }
+    let out = output.join("model.safetensors");
+    fs::write(&out, &quantized).map_err(|e| Error::io(&out, e))?;
+    Ok((before, quantized.len() as u64))
+}

