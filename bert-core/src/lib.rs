@@ -31,6 +31,7 @@ pub mod pretraining;
 pub mod quantize;
 pub mod safetensors;
 pub mod weights;
+pub mod wordpiece;
 
 pub use config::{Activation, BertConfig};
 pub use error::{Error, Result};

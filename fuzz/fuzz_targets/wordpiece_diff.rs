@@ -1,0 +1,38 @@
+//! Differential: bert-core's no_std WordPiece tokenizer against the `tokenizers` crate on
+//! arbitrary UTF-8 (a \x01 splits a pair): identical ids and type ids.
+#![no_main]
+use std::sync::OnceLock;
+
+use bert_core::wordpiece::{BasicOptions, WordPieceTokenizer};
+use libfuzzer_sys::fuzz_target;
+
+struct Both {
+    core: WordPieceTokenizer<'static>,
+    reference: bert_std::Tokenizer,
+}
+
+static BOTH: OnceLock<Both> = OnceLock::new();
+
+fn both() -> &'static Both {
+    BOTH.get_or_init(|| {
+        let dir = bert_std::fetch::ensure_model(bert_std::fetch::MINILM).expect("MiniLM available");
+        let vocab: &'static [u8] = Box::leak(std::fs::read(dir.join("vocab.txt")).expect("vocab").into_boxed_slice());
+        Both {
+            core: WordPieceTokenizer::from_vocab(vocab, BasicOptions::default()).expect("vocab parses"),
+            reference: bert_std::Tokenizer::from_vocab(&dir.join("vocab.txt"), true, None, true).expect("tokenizer"),
+        }
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let (a, b) = match text.split_once('\u{1}') {
+        Some((a, b)) => (a, Some(b)),
+        None => (text, None),
+    };
+    let t = both();
+    let got = t.core.encode(a, b);
+    let want = t.reference.encode(a, b).expect("the reference encodes any UTF-8");
+    assert_eq!(got.ids, want.get_ids(), "ids of {a:?} / {b:?}");
+    assert_eq!(got.type_ids, want.get_type_ids());
+});
