@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p target/firmware
 blob=target/firmware/minilm.blob
-cargo run -q --example firmware_pack -- minilm "$blob"
+cargo build -q --workspace --examples
+target/debug/examples/firmware_pack minilm "$blob"
 (cd firmware/aarch64-minilm && cargo build -q --release)
 elf=firmware/aarch64-minilm/target/aarch64-unknown-none/release/firmware-aarch64-minilm
 echo "firmware: $(stat -c %s "$elf") bytes ELF; blob (config + vocab + weights): $(stat -c %s "$blob") bytes"
