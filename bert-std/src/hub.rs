@@ -9,21 +9,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::model_dir::SIDE_FILES;
 
 /// The prefix that marks a hub model id in `--model`.
 pub const PREFIX: &str = "hf:";
-
-/// Files fetched when present; `config.json` is required, and weights are required in one of
-/// their two forms.
-const OPTIONAL: &[&str] = &[
-    "tokenizer.json",
-    "vocab.txt",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "modules.json",
-    "sentence_bert_config.json",
-    "1_Pooling/config.json",
-];
 
 fn parse(spec: &str) -> Result<(String, String)> {
     let id = spec.strip_prefix(PREFIX).unwrap_or(spec);
@@ -135,7 +124,8 @@ pub fn download(spec: &str, root: &Path) -> Result<PathBuf> {
                 "{spec}: no model.safetensors in the repository (bert-rs reads safetensors only)"
             )));
         }
-        for file in OPTIONAL {
+        // config.json and the weights are required (above); the side files only when present.
+        for file in SIDE_FILES {
             if let Some(bytes) = get(&url(file))? {
                 save(&staging, file, &bytes)?;
             }

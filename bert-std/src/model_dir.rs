@@ -45,6 +45,18 @@ impl Default for Pooling {
     }
 }
 
+/// The files of a model directory besides `config.json` and the weights: tokenizer and
+/// sentence-transformers pooling files, each optional.
+pub const SIDE_FILES: &[&str] = &[
+    "tokenizer.json",
+    "vocab.txt",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "modules.json",
+    "sentence_bert_config.json",
+    "1_Pooling/config.json",
+];
+
 pub(crate) fn read_json(path: &Path) -> Result<Value> {
     let text = fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     serde_json::from_str(&text).map_err(|e| Error::file(path, format!("invalid JSON: {e}")))

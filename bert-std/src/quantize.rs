@@ -9,19 +9,7 @@ use bert_core::quantize::{quantize, QuantDtype};
 
 use crate::error::{Error, Result};
 use crate::loaded::WeightBytes;
-use crate::model_dir::ModelDir;
-
-/// Files copied unchanged from the input directory when present.
-const COPIED: &[&str] = &[
-    "config.json",
-    "tokenizer.json",
-    "vocab.txt",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "modules.json",
-    "sentence_bert_config.json",
-    "1_Pooling/config.json",
-];
+use crate::model_dir::{ModelDir, SIDE_FILES};
 
 /// Parse `int8` / `f16`.
 pub fn parse_dtype(s: &str) -> Result<QuantDtype> {
@@ -52,7 +40,7 @@ pub fn quantize_dir(input: &Path, output: &Path, dtype: QuantDtype) -> Result<(u
     let buffers: Vec<&[u8]> = bytes.iter().map(|b| &**b).collect();
     let quantized = quantize(&buffers, dtype).map_err(|e| Error::file(input, e.to_string()))?;
     fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
-    for name in COPIED {
+    for name in std::iter::once(&"config.json").chain(SIDE_FILES) {
         let src = input.join(name);
         if src.is_file() {
             let dst = output.join(name);

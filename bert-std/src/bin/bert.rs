@@ -170,6 +170,11 @@ fn field<'a>(item: &'a Item, name: &str) -> std::result::Result<&'a str, String>
         .ok_or_else(|| format!("missing string field {name:?}"))
 }
 
+/// The "text" field of every item of a group.
+fn texts_of<'a>(group: &[&'a Item]) -> std::result::Result<Vec<&'a str>, String> {
+    group.iter().map(|i| field(i, "text")).collect()
+}
+
 fn model_path(cli: &Cli, default: Option<&str>, what: &str) -> Result<PathBuf> {
     match (&cli.model, default) {
         (Some(p), _) => bert_std::runtime::model_path(p),
@@ -303,10 +308,7 @@ fn run(cli: Cli) -> Result<bool> {
                 options(&cli),
             )?;
             process(&items, chunk, &mut failures, &mut out, &|group| {
-                let texts = group
-                    .iter()
-                    .map(|i| field(i, "text"))
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                let texts = texts_of(group)?;
                 let embs = st.embed(&texts).map_err(|e| e.to_string())?;
                 Ok(embs
                     .into_iter()
@@ -323,10 +325,7 @@ fn run(cli: Cli) -> Result<bool> {
                 options(&cli),
             )?;
             process(&items, chunk, &mut failures, &mut out, &|group| {
-                let texts = group
-                    .iter()
-                    .map(|i| field(i, "text"))
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                let texts = texts_of(group)?;
                 let preds = fm.fill_batch(&texts, *top_k).map_err(|e| e.to_string())?;
                 Ok(preds.into_iter().map(|p| json!(p)).collect())
             })?;
@@ -383,10 +382,7 @@ fn run(cli: Cli) -> Result<bool> {
                 options(&cli),
             )?;
             process(&items, chunk, &mut failures, &mut out, &|group| {
-                let texts = group
-                    .iter()
-                    .map(|i| field(i, "text"))
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                let texts = texts_of(group)?;
                 let ents = ner.run_batch(&texts, agg).map_err(|e| e.to_string())?;
                 Ok(ents.into_iter().map(|e| json!(e)).collect())
             })?;
