@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p target/firmware
 blob=target/firmware/minilm.blob
-cargo build -q --workspace --examples
+cargo build -q --workspace --all-features --examples
 target/debug/examples/firmware_pack minilm "$blob"
 (cd firmware/aarch64-minilm && cargo build -q --release)
 elf=firmware/aarch64-minilm/target/aarch64-unknown-none/release/firmware-aarch64-minilm

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p target/firmware
 blob=target/firmware/splade-int8.blob
-cargo build -q --workspace --examples
+cargo build -q --workspace --all-features --examples
 target/debug/examples/firmware_pack splade-int8 "$blob"
 (cd firmware/cortex-m4-splade && cargo build -q --release)
 elf=firmware/cortex-m4-splade/target/thumbv7em-none-eabihf/release/firmware-cortex-m4-splade
