@@ -306,12 +306,17 @@ mod tests {
     fn aligned_bytes_are_borrowed_and_unaligned_bytes_are_copied_with_the_same_values() {
         let values = [1.5f32, -2.25, 3.0, 1e-8];
         let bytes: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
-        // An f32-aligned buffer and the same bytes one byte off.
+        // An f32-aligned buffer, and the same bytes at an address that is not 4-aligned (chosen
+        // from the buffer's real address: a `Vec<u8>` promises no alignment).
         let aligned: Vec<f32> = values.to_vec();
         let aligned_bytes: &[u8] = bytemuck::cast_slice(&aligned);
-        let mut shifted = vec![0u8; bytes.len() + 1];
-        shifted[1..].copy_from_slice(&bytes);
-        for (buf, borrowed) in [(aligned_bytes, true), (&shifted[1..], false)] {
+        let mut shifted = vec![0u8; bytes.len() + 4];
+        let off = (0..4)
+            .find(|o| (shifted.as_ptr() as usize + o) % 4 != 0)
+            .unwrap_or(1);
+        shifted[off..off + bytes.len()].copy_from_slice(&bytes);
+        let unaligned = &shifted[off..off + bytes.len()];
+        for (buf, borrowed) in [(aligned_bytes, true), (unaligned, false)] {
             let s = storage_from_bytes("t", Dtype::F32, buf).unwrap();
             assert_eq!(s.is_borrowed(), borrowed);
             assert_eq!(&*s.to_f32(), &values[..]);

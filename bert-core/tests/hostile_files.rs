@@ -386,10 +386,13 @@ fn zero_copy_when_aligned_and_correct_when_not() {
         })
         .collect();
     let aligned = &bytemuck::cast_slice::<u64, u8>(&aligned)[..bytes.len()];
-    // The same bytes at an odd address: tensors are not 4-byte aligned any more.
-    let mut shifted = vec![0u8; bytes.len() + 1];
-    shifted[1..].copy_from_slice(&bytes);
-    let unaligned = &shifted[1..];
+    // The same bytes at an address that is not 4-aligned (picked from the real address).
+    let mut shifted = vec![0u8; bytes.len() + 4];
+    let off = (0..4)
+        .find(|o| (shifted.as_ptr() as usize + o) % 4 != 0)
+        .unwrap();
+    shifted[off..off + bytes.len()].copy_from_slice(&bytes);
+    let unaligned = &shifted[off..off + bytes.len()];
 
     let golden = Golden::open("minilm.safetensors");
     let inputs = golden.inputs("pair");
