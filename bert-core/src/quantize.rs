@@ -114,6 +114,7 @@ pub fn quantize(buffers: &[&[u8]], dtype: QuantDtype) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::weights::AlignedBytes;
 
     #[test]
     fn int8_rows_round_trip_within_half_a_step() {
@@ -148,16 +149,8 @@ mod tests {
         for (dtype, want) in [(QuantDtype::Int8, Dtype::I8), (QuantDtype::F16, Dtype::F16)] {
             let q = quantize(&[&file], dtype).unwrap();
             // An 8-byte aligned copy (a Vec<u8> promises no alignment), as an mmap would be.
-            let words: Vec<u64> = q
-                .chunks(8)
-                .map(|c| {
-                    let mut b = [0u8; 8];
-                    b[..c.len()].copy_from_slice(c);
-                    u64::from_le_bytes(b)
-                })
-                .collect();
-            let q = &bytemuck::cast_slice::<u64, u8>(&words)[..q.len()];
-            let weights = Weights::from_buffers(&[q]).unwrap();
+            let q = AlignedBytes::copy_from(&q);
+            let weights = Weights::from_buffers(&[&q]).unwrap();
             let m = weights.matrix("l.weight", 2, 2).unwrap();
             assert_eq!(m.storage.dtype(), want);
             assert!(m.storage.is_borrowed(), "{dtype:?} is zero-copy");

@@ -110,6 +110,43 @@ impl Storage<'_> {
     }
 }
 
+/// Bytes held in an 8-byte aligned buffer, so that the tensors of a safetensors file read into
+/// memory (rather than mapped) are borrowed zero-copy: a `Vec<u8>` promises no alignment.
+#[derive(Debug, Clone, Default)]
+pub struct AlignedBytes {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl AlignedBytes {
+    /// `len` zero bytes, to be filled through [`as_mut_bytes`](Self::as_mut_bytes).
+    pub fn zeroed(len: usize) -> Self {
+        AlignedBytes {
+            words: vec![0; len.div_ceil(8)],
+            len,
+        }
+    }
+
+    /// An aligned copy of `bytes`.
+    pub fn copy_from(bytes: &[u8]) -> Self {
+        let mut out = Self::zeroed(bytes.len());
+        out.as_mut_bytes().copy_from_slice(bytes);
+        out
+    }
+
+    /// The bytes, writable.
+    pub fn as_mut_bytes(&mut self) -> &mut [u8] {
+        &mut bytemuck::cast_slice_mut::<u64, u8>(&mut self.words)[..self.len]
+    }
+}
+
+impl core::ops::Deref for AlignedBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &bytemuck::cast_slice::<u64, u8>(&self.words)[..self.len]
+    }
+}
+
 /// View little-endian bytes as `T`s without copying when aligned, else decode a copy.
 fn cast_or_copy<'a, T: bytemuck::Pod>(bytes: &'a [u8], decode: fn(&[u8]) -> T) -> Cow<'a, [T]> {
     let size = core::mem::size_of::<T>();
@@ -308,8 +345,8 @@ mod tests {
         let bytes: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
         // An f32-aligned buffer, and the same bytes at an address that is not 4-aligned (chosen
         // from the buffer's real address: a `Vec<u8>` promises no alignment).
-        let aligned: Vec<f32> = values.to_vec();
-        let aligned_bytes: &[u8] = bytemuck::cast_slice(&aligned);
+        let aligned = AlignedBytes::copy_from(&bytes);
+        let aligned_bytes: &[u8] = &aligned;
         let mut shifted = vec![0u8; bytes.len() + 4];
         let off = (0..4)
             .find(|o| (shifted.as_ptr() as usize + o) % 4 != 0)

@@ -2,7 +2,7 @@
 mod common;
 
 use bert_core::safetensors::{serialize, MAX_HEADER_LEN};
-use bert_core::weights::Storage;
+use bert_core::weights::{AlignedBytes, Storage};
 use bert_core::*;
 use common::*;
 use half::{bf16, f16};
@@ -377,15 +377,8 @@ fn bad_batches_are_errors() {
 fn zero_copy_when_aligned_and_correct_when_not() {
     let (config, bytes) = minilm();
     // An 8-byte aligned copy: every weight is borrowed from the buffer.
-    let aligned: Vec<u64> = bytes
-        .chunks(8)
-        .map(|c| {
-            let mut b = [0u8; 8];
-            b[..c.len()].copy_from_slice(c);
-            u64::from_le_bytes(b)
-        })
-        .collect();
-    let aligned = &bytemuck::cast_slice::<u64, u8>(&aligned)[..bytes.len()];
+    let aligned = AlignedBytes::copy_from(&bytes);
+    let aligned: &[u8] = &aligned;
     // The same bytes at an address that is not 4-aligned (picked from the real address).
     let mut shifted = vec![0u8; bytes.len() + 4];
     let off = (0..4)

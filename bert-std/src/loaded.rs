@@ -6,12 +6,14 @@ use std::fs::File;
 use std::ops::Deref;
 use std::path::Path;
 
+use bert_core::weights::AlignedBytes;
 use bert_core::{
     BertConfig, BertForMaskedLM, BertForNextSentencePrediction, BertForPreTraining,
     BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification, BertModel,
     Weights,
 };
 use memmap2::Mmap;
+use std::io::Read;
 
 use crate::error::{Error, Result};
 use crate::model_dir::ModelDir;
@@ -20,8 +22,8 @@ use crate::model_dir::ModelDir;
 pub enum WeightBytes {
     /// Memory-mapped: pages come from the page cache, shared between processes.
     Mapped(Mmap),
-    /// Read into memory.
-    Read(Vec<u8>),
+    /// Read into memory (an 8-byte aligned buffer, so that the weights are still borrowed).
+    Read(AlignedBytes),
 }
 
 impl Deref for WeightBytes {
@@ -37,12 +39,17 @@ impl Deref for WeightBytes {
 impl WeightBytes {
     /// Map (or read) a file.
     pub fn open(path: &Path, mmap: bool) -> Result<Self> {
+        let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
         if !mmap {
-            return std::fs::read(path)
-                .map(WeightBytes::Read)
-                .map_err(|e| Error::io(path, e));
+            let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+            let len = usize::try_from(len).map_err(|_| {
+                Error::file(path, "file is larger than this machine's address space")
+            })?;
+            let mut bytes = AlignedBytes::zeroed(len);
+            file.read_exact(bytes.as_mut_bytes())
+                .map_err(|e| Error::io(path, e))?;
+            return Ok(WeightBytes::Read(bytes));
         }
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
         // SAFETY: the mapping is read-only and private to this process. memmap2 requires the
         // caller to promise the file is not modified while mapped; a model file being rewritten
         // under a running process is outside what we support (as for every mmap-based loader),
