@@ -208,8 +208,8 @@ impl QuestionAnswering {
             min_null = min_null.min(null);
             for sp in spans {
                 let (cs, ce) = word_chars(enc, sp.start, sp.end);
-                let text = &context[char_to_byte(context, cs)
-                    ..char_to_byte(context, ce).max(char_to_byte(context, cs))];
+                let begin = char_to_byte(context, cs);
+                let text = &context[begin..char_to_byte(context, ce).max(begin)];
                 if let Some(a) = answers
                     .iter_mut()
                     .find(|a| a.answer.to_lowercase() == text.to_lowercase())
