@@ -11,8 +11,9 @@ use alloc::string::String;
 use crate::config::{Activation, BertConfig};
 use crate::error::{Error, Result};
 use crate::kernels;
+use crate::kernels::{GemmNeeds, GemmScratch};
 use crate::model::{Batch, BertModel, HeadBuffers, HeadParts, Workspace};
-use crate::nn::{linear, widen_scratch_len, LayerNorm, Linear};
+use crate::nn::{linear, LayerNorm, Linear};
 use crate::weights::{Matrix, Weights};
 
 /// Row-major logits living in a [`Workspace`], with their shape.
@@ -122,11 +123,16 @@ impl<'a> BertLMPredictionHead<'a> {
         HeadBuffers {
             a: tokens.saturating_mul(c.vocab_size),
             b: tokens.saturating_mul(c.hidden_size),
-            scratch: self
+            gemm: self
                 .transform
                 .dense
-                .scratch_len()
-                .max(self.decoder.as_ref().map_or(0, widen_scratch_len)),
+                .gemm_needs(tokens)
+                .max(GemmNeeds::for_weight(
+                    self.decoder
+                        .as_ref()
+                        .unwrap_or(&bert.embeddings.word_embeddings.weight),
+                    tokens,
+                )),
         }
     }
 
@@ -138,7 +144,7 @@ impl<'a> BertLMPredictionHead<'a> {
         tokens: usize,
         logits: &mut [f32],
         transformed: &mut [f32],
-        scratch: &mut [f32],
+        scratch: &mut GemmScratch,
     ) {
         let t = &self.transform;
         let h = t.dense.out_features();
@@ -295,7 +301,7 @@ fn pooled_head_workspace(
     let buffers = HeadBuffers {
         a: b.saturating_mul(head.out_features()),
         b: 0,
-        scratch: head.scratch_len(),
+        gemm: head.gemm_needs(b),
     };
     Workspace::new(bert, b, s, buffers)
 }
@@ -353,7 +359,7 @@ impl<'a> BertForPreTraining<'a> {
             .predictions
             .buffers(&self.bert, max_batch.saturating_mul(max_seq));
         head.a = head.a.saturating_add(max_batch.saturating_mul(2));
-        head.scratch = head.scratch.max(self.seq_relationship.scratch_len());
+        head.gemm = head.gemm.max(self.seq_relationship.gemm_needs(max_batch));
         Workspace::new(&self.bert, max_batch, max_seq, head)
     }
 
@@ -478,7 +484,7 @@ fn token_head_workspace(
     let buffers = HeadBuffers {
         a: tokens.saturating_mul(head.out_features()),
         b: tokens.saturating_mul(head.out_features()),
-        scratch: head.scratch_len(),
+        gemm: head.gemm_needs(tokens),
     };
     Workspace::new(bert, b, s, buffers)
 }

@@ -12,13 +12,14 @@
 //! Modules, in dependency order: [`error`], [`safetensors`], [`config`], [`weights`],
 //! [`kernels`], [`nn`], [`model`], [`heads`], [`pretraining`]. See `ARCHITECTURE.md`.
 //!
-//! Feature `std` only forwards to dependencies' std features (gemm's runtime SIMD dispatch).
+//! Feature `std` forwards to dependencies' std features and lets the kernels pick their
+//! instruction set at run time (without it, the build's target features decide).
 #![no_std]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
 extern crate alloc;
-#[cfg(test)]
+#[cfg(any(test, feature = "std"))]
 extern crate std;
 
 pub mod config;

@@ -11,8 +11,8 @@ use alloc::vec::Vec;
 
 use crate::config::{Activation, BertConfig};
 use crate::error::{Error, Result};
-use crate::kernels::{self, MatMut, MatRef};
-use crate::nn::{widen_scratch_len, Embedding, LayerNorm, Linear};
+use crate::kernels::{self, GemmNeeds, GemmScratch, MatMut, MatRef, Rhs};
+use crate::nn::{Embedding, LayerNorm, Linear};
 use crate::weights::Weights;
 
 /// The value HF adds to the attention scores of masked keys: `torch.finfo(float32).min`.
@@ -136,9 +136,14 @@ pub struct Workspace {
     intermediate: Vec<f32>,
     scores: Vec<f32>,
     mask_bias: Vec<f32>,
+    /// For each packed token, its index in the padded `[batch * seq]` layout.
+    packed_tokens: Vec<u32>,
+    /// Packed row range of each sequence: sequence `b` is rows `offsets[b]..offsets[b + 1]`.
+    offsets: Vec<usize>,
+    remove_padding: bool,
     row: Vec<f32>,
     pooled: Vec<f32>,
-    scratch: Vec<f32>,
+    gemm: GemmScratch,
     /// Buffers for the task heads (sized by the head that created the workspace).
     pub(crate) head_a: Vec<f32>,
     pub(crate) head_b: Vec<f32>,
@@ -151,8 +156,8 @@ pub struct HeadBuffers {
     pub a: usize,
     /// Second head buffer.
     pub b: usize,
-    /// Widening scratch for the head's own non-f32 weights.
-    pub scratch: usize,
+    /// What the head's own products need from the matmul scratch.
+    pub gemm: GemmNeeds,
 }
 
 /// The largest single workspace buffer, in f32 elements (4 GiB): a larger request is a
@@ -200,9 +205,12 @@ impl Workspace {
             intermediate: vec![0.0; sized(&[t, c.intermediate_size])?],
             scores: vec![0.0; sized(&[max_seq, max_seq])?],
             mask_bias: vec![0.0; t],
+            packed_tokens: vec![0; t],
+            offsets: vec![0; max_batch + 1],
+            remove_padding: true,
             row: vec![0.0; c.hidden_size],
             pooled: vec![0.0; sized(&[max_batch, c.hidden_size])?],
-            scratch: vec![0.0; sized(&[model.scratch_len().max(head.scratch)])?],
+            gemm: GemmScratch::new(model.gemm_needs(max_batch, t).max(head.gemm)),
             head_a: vec![0.0; sized(&[head.a])?],
             head_b: vec![0.0; sized(&[head.b])?],
         })
@@ -211,6 +219,21 @@ impl Workspace {
     /// The largest (batch, seq) this workspace holds.
     pub fn capacity(&self) -> (usize, usize) {
         (self.max_batch, self.max_seq)
+    }
+
+    /// Padding-free execution (the default): the real tokens of every sequence are packed into
+    /// one `[tokens, hidden]` matrix for the linear layers, attention runs per sequence over
+    /// its real tokens only, and padding costs nothing. Off, every padded position is computed
+    /// and masked with HF's additive bias, as transformers does (kept for comparison and
+    /// benchmarks). Real tokens get the same values either way; padding positions of
+    /// `last_hidden_state` are zero when padding is removed.
+    pub fn set_remove_padding(&mut self, on: bool) {
+        self.remove_padding = on;
+    }
+
+    /// Whether padding is removed (see [`set_remove_padding`](Self::set_remove_padding)).
+    pub fn remove_padding(&self) -> bool {
+        self.remove_padding
     }
 
     fn check(&self, batch: &Batch<'_>) -> Result<()> {
@@ -270,10 +293,24 @@ impl<'a> BertEmbeddings<'a> {
     }
 
     /// `out[t] = LayerNorm(word[id] + token_type[type] + position[pos])` for every token of a
-    /// validated batch. `row` is one hidden-width scratch row.
+    /// validated batch (padding included). `row` is one hidden-width scratch row.
     pub fn forward(&self, batch: &Batch<'_>, out: &mut [f32], row: &mut [f32]) {
+        self.forward_tokens(batch, 0..batch.num_tokens(), out, row);
+    }
+
+    /// The same for the given token indices (into the padded `[batch * seq]` layout) only,
+    /// written to consecutive rows of `out`. Positions are the tokens' places in their padded
+    /// rows, as HF's default `position_ids`.
+    pub fn forward_tokens(
+        &self,
+        batch: &Batch<'_>,
+        tokens: impl ExactSizeIterator<Item = usize>,
+        out: &mut [f32],
+        row: &mut [f32],
+    ) {
         let h = self.word_embeddings.dim();
-        for (t, dst) in out.chunks_exact_mut(h).take(batch.num_tokens()).enumerate() {
+        let n = tokens.len();
+        for (t, dst) in tokens.zip(out.chunks_exact_mut(h)) {
             let position = t % batch.seq_len;
             let token_type = batch.token_type_ids.map_or(0, |tt| tt[t]) as usize;
             self.word_embeddings
@@ -281,7 +318,7 @@ impl<'a> BertEmbeddings<'a> {
             self.token_type_embeddings.add_into(token_type, dst, row);
             self.position_embeddings.add_into(position, dst, row);
         }
-        self.layer_norm.forward(&mut out[..batch.num_tokens() * h]);
+        self.layer_norm.forward(&mut out[..n * h]);
     }
 }
 
@@ -390,8 +427,8 @@ impl<'a> BertLayer<'a> {
         ]
     }
 
-    /// One layer over `ws.hidden` (`[batch * seq, hidden]`), in place.
-    fn forward(&self, batch: &Batch<'_>, ws: &mut Workspace) {
+    /// One layer over the `t` packed rows of `ws.hidden`, in place.
+    fn forward(&self, t: usize, batch_size: usize, ws: &mut Workspace) {
         let Workspace {
             hidden,
             query,
@@ -402,15 +439,27 @@ impl<'a> BertLayer<'a> {
             intermediate,
             scores,
             mask_bias,
-            scratch,
+            offsets,
+            remove_padding,
+            gemm: scratch,
             ..
         } = ws;
-        let t = batch.num_tokens();
+        let sequences = Sequences {
+            offsets: &offsets[..=batch_size],
+            mask_bias: (!*remove_padding).then_some(&mask_bias[..]),
+        };
         let sa = &self.attention.self_attention;
         sa.query.forward(hidden, t, query, scratch);
         sa.key.forward(hidden, t, key, scratch);
         sa.value.forward(hidden, t, value, scratch);
-        self_attention(sa, batch, query, key, value, mask_bias, scores, context);
+        self_attention(
+            sa,
+            &sequences,
+            [query, key, value],
+            scores,
+            context,
+            scratch,
+        );
 
         let out = &self.attention.output;
         out.dense.forward(context, t, attention_output, scratch);
@@ -432,40 +481,48 @@ impl<'a> BertLayer<'a> {
     }
 }
 
-/// `softmax(Q Kᵀ / sqrt(d) + mask) V` for every sequence and head, into `context`.
-#[allow(clippy::too_many_arguments)]
+/// Where each sequence's rows are in the packed token matrix.
+struct Sequences<'a> {
+    /// Sequence `b` is rows `offsets[b]..offsets[b + 1]`.
+    offsets: &'a [usize],
+    /// With padding kept: the additive mask (`[batch * seq]`, 0 or [`MASKED_SCORE_BIAS`]).
+    mask_bias: Option<&'a [f32]>,
+}
+
+/// `softmax(Q Kᵀ / sqrt(d) [+ mask]) V` for every sequence and head, into `context`. Each
+/// sequence attends only within its own rows; with padding removed there is nothing to mask.
 fn self_attention(
     sa: &BertSelfAttention<'_>,
-    batch: &Batch<'_>,
-    query: &[f32],
-    key: &[f32],
-    value: &[f32],
-    mask_bias: &[f32],
+    sequences: &Sequences<'_>,
+    [query, key, value]: [&[f32]; 3],
     scores: &mut [f32],
     context: &mut [f32],
+    scratch: &mut GemmScratch,
 ) {
-    let (s, d) = (batch.seq_len, sa.attention_head_size);
+    let d = sa.attention_head_size;
     let h = sa.num_attention_heads * d;
     let scale = 1.0 / libm::sqrtf(d as f32);
-    let scores = &mut scores[..s * s];
-    for b in 0..batch.batch_size {
-        let bias = &mask_bias[b * s..(b + 1) * s];
+    for (b, rows) in sequences.offsets.windows(2).enumerate() {
+        let (r0, s) = (rows[0], rows[1] - rows[0]);
+        let scores = &mut scores[..s * s];
         for head in 0..sa.num_attention_heads {
-            let base = b * s * h + head * d;
+            let base = r0 * h + head * d;
             let head_view = |buf| head_slice(buf, base, s, d, h);
             kernels::matmul(
                 MatMut::dense(scores, s, s),
                 head_view(query),
-                head_view(key).t(),
+                Rhs::Dense(head_view(key).t()),
                 false,
                 scale,
+                scratch,
             );
-            for row in scores.chunks_exact_mut(s) {
-                for (x, m) in row.iter_mut().zip(bias) {
-                    *x += m;
+            if let Some(bias) = sequences.mask_bias {
+                let bias = &bias[b * s..(b + 1) * s];
+                for row in scores.chunks_exact_mut(s) {
+                    row.iter_mut().zip(bias).for_each(|(x, m)| *x += m);
                 }
-                kernels::softmax_in_place(row);
             }
+            kernels::softmax_rows(scores, s);
             kernels::matmul(
                 MatMut {
                     data: &mut context[base..],
@@ -474,9 +531,10 @@ fn self_attention(
                     row_stride: h,
                 },
                 MatRef::dense(scores, s, s),
-                head_view(value),
+                Rhs::Dense(head_view(value)),
                 false,
                 1.0,
+                scratch,
             );
         }
     }
@@ -576,17 +634,22 @@ impl<'a> BertModel<'a> {
         Ok(model)
     }
 
-    /// Scratch that the largest non-f32 linear layer needs.
-    pub(crate) fn scratch_len(&self) -> usize {
+    /// What the encoder's and pooler's products need from the matmul scratch, for up to
+    /// `max_batch` sequences and `max_tokens` tokens.
+    pub(crate) fn gemm_needs(&self, max_batch: usize, max_tokens: usize) -> GemmNeeds {
+        let c = &self.config;
+        let attention = GemmNeeds {
+            rows: max_tokens,
+            depth: c.hidden_size.max(c.max_position_embeddings),
+            int8: false,
+        };
         self.encoder
             .layer
             .iter()
             .flat_map(|l| l.linears())
-            .chain(self.pooler.as_ref().map(|p| &p.dense))
-            .map(Linear::scratch_len)
-            .chain([widen_scratch_len(&self.embeddings.word_embeddings.weight)])
-            .max()
-            .unwrap_or(0)
+            .map(|l| l.gemm_needs(max_tokens))
+            .chain(self.pooler.as_ref().map(|p| p.dense.gemm_needs(max_batch)))
+            .fold(attention, GemmNeeds::max)
     }
 
     /// A workspace for up to `max_batch` sequences of up to `max_seq` tokens.
@@ -613,18 +676,40 @@ impl<'a> BertModel<'a> {
             .map_or(0, |p| p.dense.weight.size_in_bytes())
     }
 
-    /// Run embeddings and every layer; the result stays in the workspace's hidden buffer.
+    /// Run embeddings and every layer; the result is left in the workspace's hidden buffer in
+    /// the padded `[batch * seq, hidden]` layout (padding rows zero when padding is removed).
     fn encode(&self, batch: &Batch<'_>, ws: &mut Workspace) -> Result<()> {
         batch.validate(&self.config)?;
         ws.check(batch)?;
         let t = batch.num_tokens();
-        for (i, bias) in ws.mask_bias[..t].iter_mut().enumerate() {
-            let keep = batch.attention_mask.is_none_or(|m| m[i] != 0);
-            *bias = if keep { 0.0 } else { MASKED_SCORE_BIAS };
+        let h = self.config.hidden_size;
+        let keep = |i: usize| batch.attention_mask.is_none_or(|m| m[i] != 0);
+        let mut n = 0;
+        ws.offsets[0] = 0;
+        for b in 0..batch.batch_size {
+            let row = b * batch.seq_len..(b + 1) * batch.seq_len;
+            if !row.clone().any(keep) {
+                return Err(Error::InvalidInput(format!(
+                    "sequence {b} has no real token (its attention_mask is all zeros)"
+                )));
+            }
+            for i in row {
+                if keep(i) || !ws.remove_padding {
+                    ws.packed_tokens[n] = i as u32;
+                    n += 1;
+                }
+                ws.mask_bias[i] = if keep(i) { 0.0 } else { MASKED_SCORE_BIAS };
+            }
+            ws.offsets[b + 1] = n;
         }
-        self.embeddings.forward(batch, &mut ws.hidden, &mut ws.row);
+        let tokens = ws.packed_tokens[..n].iter().map(|&i| i as usize);
+        self.embeddings
+            .forward_tokens(batch, tokens, &mut ws.hidden, &mut ws.row);
         for layer in &self.encoder.layer {
-            layer.forward(batch, ws);
+            layer.forward(n, batch.batch_size, ws);
+        }
+        if n < t {
+            unpack_rows(&mut ws.hidden[..t * h], &ws.packed_tokens[..n], h);
         }
         Ok(())
     }
@@ -639,12 +724,9 @@ impl<'a> BertModel<'a> {
         for b in 0..batch.batch_size {
             ws.context[b * h..(b + 1) * h].copy_from_slice(&ws.hidden[b * s * h..b * s * h + h]);
         }
-        pooler.dense.forward(
-            &ws.context,
-            batch.batch_size,
-            &mut ws.pooled,
-            &mut ws.scratch,
-        );
+        pooler
+            .dense
+            .forward(&ws.context, batch.batch_size, &mut ws.pooled, &mut ws.gemm);
         for v in &mut ws.pooled[..batch.batch_size * h] {
             *v = libm::tanhf(*v);
         }
@@ -681,6 +763,22 @@ impl<'a> BertModel<'a> {
     }
 }
 
+/// Move packed row `p` to row `packed_tokens[p]` for every `p`, and zero the other rows.
+/// In place: indices only grow (`packed_tokens[p] >= p`), so going from the last row down never
+/// overwrites a row that has yet to move.
+fn unpack_rows(x: &mut [f32], packed_tokens: &[u32], width: usize) {
+    let mut next_real = x.len() / width;
+    for (p, &t) in packed_tokens.iter().enumerate().rev() {
+        let t = t as usize;
+        x[(t + 1) * width..next_real * width].fill(0.0);
+        if t != p {
+            x.copy_within(p * width..(p + 1) * width, t * width);
+        }
+        next_real = t;
+    }
+    x[..next_real * width].fill(0.0);
+}
+
 /// Split borrows of a [`Workspace`] for the task heads.
 pub(crate) struct HeadParts<'w> {
     /// `[tokens, hidden]` encoder output.
@@ -691,8 +789,8 @@ pub(crate) struct HeadParts<'w> {
     pub a: &'w mut [f32],
     /// Second head buffer.
     pub b: &'w mut [f32],
-    /// Widening scratch.
-    pub scratch: &'w mut [f32],
+    /// Matmul scratch.
+    pub scratch: &'w mut GemmScratch,
 }
 
 impl Workspace {
@@ -703,7 +801,7 @@ impl Workspace {
             pooled: &self.pooled,
             a: &mut self.head_a,
             b: &mut self.head_b,
-            scratch: &mut self.scratch,
+            scratch: &mut self.gemm,
         }
     }
 }

@@ -5,13 +5,10 @@ use alloc::borrow::Cow;
 use alloc::format;
 
 use crate::error::Result;
-use crate::kernels::{self, MatMut, MatRef};
-use crate::weights::{Matrix, Storage, Weights};
+use crate::kernels::{self, GemmNeeds, GemmScratch, MatMut, MatRef, Rhs};
+use crate::weights::{Matrix, Weights};
 
-/// Output rows of a non-f32 weight widened to f32 at a time inside [`Linear::forward`].
-pub const WIDEN_TILE: usize = 64;
-
-/// `y = x Wᵀ + b`, with `W` stored `[out_features, in_features]` in any [`Storage`] dtype.
+/// `y = x Wᵀ + b`, with `W` stored `[out_features, in_features]` in any [`Storage`](crate::weights::Storage) dtype.
 #[derive(Debug, Clone)]
 pub struct Linear<'a> {
     /// `[out_features, in_features]`.
@@ -44,75 +41,42 @@ impl<'a> Linear<'a> {
         self.weight.rows
     }
 
-    /// Scratch (in f32 elements) that [`forward`](Self::forward) needs for this weight's dtype.
-    pub fn scratch_len(&self) -> usize {
-        widen_scratch_len(&self.weight)
+    /// What [`forward`](Self::forward) on `rows` rows needs from a [`GemmScratch`].
+    pub fn gemm_needs(&self, rows: usize) -> GemmNeeds {
+        GemmNeeds::for_weight(&self.weight, rows)
     }
 
     /// `out[rows, out_features] = x[rows, in_features] · Wᵀ + b`.
-    pub fn forward(&self, x: &[f32], rows: usize, out: &mut [f32], scratch: &mut [f32]) {
+    pub fn forward(&self, x: &[f32], rows: usize, out: &mut [f32], scratch: &mut GemmScratch) {
         linear(&self.weight, self.bias.as_deref(), x, rows, out, scratch);
     }
 }
 
-/// Scratch (in f32 elements) that [`linear`] needs for a weight of this storage.
-pub fn widen_scratch_len(weight: &Matrix<'_>) -> usize {
-    match weight.storage {
-        Storage::F32(_) => 0,
-        _ => WIDEN_TILE * weight.cols,
-    }
-}
-
-/// `out[rows, n] = x[rows, k] · weightᵀ + bias`, for `weight` `[n, k]` in any storage dtype.
-/// Non-f32 weights are widened [`WIDEN_TILE`] rows at a time into `scratch`
-/// (at least [`widen_scratch_len`] elements).
+/// `out[rows, n] = x[rows, k] · weightᵀ + bias`, for `weight` `[n, k]` in any storage dtype
+/// (f16 / bf16 widened while packing, int8 through the int8 kernel).
 pub fn linear(
     weight: &Matrix<'_>,
     bias: Option<&[f32]>,
     x: &[f32],
     rows: usize,
     out: &mut [f32],
-    scratch: &mut [f32],
+    scratch: &mut GemmScratch,
 ) {
     let (k, n) = (weight.cols, weight.rows);
-    let x = &x[..rows * k];
     let out = &mut out[..rows * n];
     if let Some(b) = bias {
         for row in out.chunks_exact_mut(n) {
             row.copy_from_slice(b);
         }
     }
-    let accumulate = bias.is_some();
-    match &weight.storage {
-        Storage::F32(w) => kernels::matmul(
-            MatMut::dense(out, rows, n),
-            MatRef::dense(x, rows, k),
-            MatRef::dense(w, n, k).t(),
-            accumulate,
-            1.0,
-        ),
-        storage => {
-            let mut j0 = 0;
-            while j0 < n {
-                let tile = WIDEN_TILE.min(n - j0);
-                let wt = &mut scratch[..tile * k];
-                storage.read_f32(j0 * k, wt);
-                kernels::matmul(
-                    MatMut {
-                        data: &mut out[j0..],
-                        rows,
-                        cols: tile,
-                        row_stride: n,
-                    },
-                    MatRef::dense(x, rows, k),
-                    MatRef::dense(wt, tile, k).t(),
-                    accumulate,
-                    1.0,
-                );
-                j0 += tile;
-            }
-        }
-    }
+    kernels::matmul(
+        MatMut::dense(out, rows, n),
+        MatRef::dense(&x[..rows * k], rows, k),
+        Rhs::WeightT(weight),
+        bias.is_some(),
+        1.0,
+        scratch,
+    );
 }
 
 /// `torch.nn.LayerNorm` over the last dimension.

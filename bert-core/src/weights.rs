@@ -349,7 +349,7 @@ mod tests {
         let aligned_bytes: &[u8] = &aligned;
         let mut shifted = vec![0u8; bytes.len() + 4];
         let off = (0..4)
-            .find(|o| (shifted.as_ptr() as usize + o) % 4 != 0)
+            .find(|o| !(shifted.as_ptr() as usize + o).is_multiple_of(4))
             .unwrap_or(1);
         shifted[off..off + bytes.len()].copy_from_slice(&bytes);
         let unaligned = &shifted[off..off + bytes.len()];

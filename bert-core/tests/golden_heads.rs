@@ -23,10 +23,22 @@ fn splade_tiny_masked_lm_matches_transformers() {
     let mut ws = model.workspace(2, 16).unwrap();
     for case in ["single", "batch"] {
         let inputs = golden.inputs(case);
-        let logits = model.forward(&inputs.batch(), &mut ws).unwrap();
         let (want, shape) = golden.f32(&format!("{case}.logits"));
-        assert_eq!(logits.dims(), &shape[..]);
-        assert_close(&format!("splade {case} logits"), logits.data, &want, TOL);
+        for remove_padding in [true, false] {
+            ws.set_remove_padding(remove_padding);
+            let logits = model.forward(&inputs.batch(), &mut ws).unwrap();
+            assert_eq!(logits.dims(), &shape[..]);
+            let (got, want) = if remove_padding {
+                (
+                    real_rows(logits.data, &inputs.mask),
+                    real_rows(&want, &inputs.mask),
+                )
+            } else {
+                (logits.data.to_vec(), want.clone())
+            };
+            let name = format!("splade {case} logits (padding removed: {remove_padding})");
+            assert_close(&name, &got, &want, TOL);
+        }
     }
 }
 
@@ -113,10 +125,23 @@ fn token_classification_matches_transformers() {
     let golden = Golden::open("heads.safetensors");
     let inputs = golden.inputs("tokcls");
     let mut ws = model.workspace(inputs.batch, inputs.seq).unwrap();
-    let logits = model.forward(&inputs.batch(), &mut ws).unwrap();
     let (want, shape) = golden.f32("tokcls.logits");
-    assert_eq!(logits.dims(), &shape[..]);
-    assert_close("token classification logits", logits.data, &want, TOL);
+    for remove_padding in [true, false] {
+        ws.set_remove_padding(remove_padding);
+        let logits = model.forward(&inputs.batch(), &mut ws).unwrap();
+        assert_eq!(logits.dims(), &shape[..]);
+        let got = real_rows(logits.data, &inputs.mask);
+        let name = format!("token classification logits (padding removed: {remove_padding})");
+        assert_close(&name, &got, &real_rows(&want, &inputs.mask), TOL);
+        if !remove_padding {
+            assert_close(
+                "token classification, all positions",
+                logits.data,
+                &want,
+                TOL,
+            );
+        }
+    }
 }
 
 #[test]
@@ -127,12 +152,24 @@ fn question_answering_matches_transformers() {
     let golden = Golden::open("heads.safetensors");
     let inputs = golden.inputs("qa");
     let mut ws = model.workspace(inputs.batch, inputs.seq).unwrap();
-    let out = model.forward(&inputs.batch(), &mut ws).unwrap();
-    let (want, shape) = golden.f32("qa.start_logits");
-    assert_eq!(out.start_logits.dims(), &shape[..]);
-    assert_close("qa start_logits", out.start_logits.data, &want, TOL);
-    let (want, _) = golden.f32("qa.end_logits");
-    assert_close("qa end_logits", out.end_logits.data, &want, TOL);
+    let (want_start, shape) = golden.f32("qa.start_logits");
+    let (want_end, _) = golden.f32("qa.end_logits");
+    for remove_padding in [true, false] {
+        ws.set_remove_padding(remove_padding);
+        let out = model.forward(&inputs.batch(), &mut ws).unwrap();
+        assert_eq!(out.start_logits.dims(), &shape[..]);
+        let m = &inputs.mask;
+        for (name, got, want) in [
+            ("qa start_logits", out.start_logits.data, &want_start),
+            ("qa end_logits", out.end_logits.data, &want_end),
+        ] {
+            let label = format!("{name} (padding removed: {remove_padding})");
+            assert_close(&label, &real_rows(got, m), &real_rows(want, m), TOL);
+            if !remove_padding {
+                assert_close(name, got, want, TOL);
+            }
+        }
+    }
 }
 
 #[test]

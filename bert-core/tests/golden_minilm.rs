@@ -23,13 +23,30 @@ fn minilm_matches_transformers() {
         if case == "pair" {
             assert!(inputs.types.contains(&1), "the pair case has segment B");
         }
+        // Padding kept: every position, padding included, is HF's.
+        ws.set_remove_padding(false);
         let out = model.forward(&inputs.batch(), &mut ws).unwrap();
         let (want, shape) = golden.f32(&format!("{case}.last_hidden_state"));
         assert_eq!(shape, [out.batch_size, out.seq_len, out.hidden_size]);
         assert_close(
-            &format!("{case} last_hidden_state"),
+            &format!("{case} last_hidden_state (padding kept)"),
             out.last_hidden_state,
             &want,
+            TOL,
+        );
+        // Padding removed (the default): real tokens are HF's, padding rows are zero.
+        ws.set_remove_padding(true);
+        let out = model.forward(&inputs.batch(), &mut ws).unwrap();
+        let h = out.hidden_size;
+        let masked_want: Vec<f32> = want
+            .chunks_exact(h)
+            .zip(&inputs.mask)
+            .flat_map(|(row, &m)| row.iter().map(move |&v| if m == 0 { 0.0 } else { v }))
+            .collect();
+        assert_close(
+            &format!("{case} last_hidden_state (padding removed)"),
+            out.last_hidden_state,
+            &masked_want,
             TOL,
         );
         let (want, _) = golden.f32(&format!("{case}.pooler_output"));

@@ -13,6 +13,7 @@ pub mod fetch;
 pub mod hub;
 pub mod loaded;
 pub mod model_dir;
+pub mod peak;
 pub mod pipelines;
 pub mod quantize;
 pub mod runtime;

@@ -155,3 +155,14 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
     eprintln!("{what}: max abs diff {d:.3e} over {} values", got.len());
     assert!(d <= tol, "{what}: max abs diff {d} > {tol}");
 }
+
+/// The rows of a per-token tensor (`[tokens, width]`, flattened) at real (mask 1) tokens:
+/// with padding removed, padding positions carry no HF-comparable value.
+pub fn real_rows(x: &[f32], mask: &[u32]) -> Vec<f32> {
+    let width = x.len() / mask.len();
+    x.chunks_exact(width)
+        .zip(mask)
+        .filter(|(_, &m)| m != 0)
+        .flat_map(|(row, _)| row.iter().copied())
+        .collect()
+}

@@ -1,0 +1,609 @@
+//! The matrix-multiply driver, shared by every instruction set: cache blocking, packing of the
+//! right-hand operand (which is where f16 / bf16 weights are widened), dynamic per-row int8
+//! quantization of activations, and the write-out (scale, accumulate, edges). The register
+//! tiles come from the [`Isa`] chosen once in [`super::isa::isa`].
+//!
+//! Every buffer lives in a caller-provided [`GemmScratch`], so a product allocates nothing.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::isa::{Isa, TileRows, I8_K_GROUP, MAX_MR, MAX_TILE};
+use super::{MatMut, MatRef};
+use crate::weights::{Matrix, Storage};
+
+/// Depth of one packed block of the right-hand operand (f32 elements).
+pub const KC: usize = 256;
+/// Width of one packed block of the right-hand operand (a multiple of every kernel's `NR`).
+pub const NC: usize = 256;
+/// Depth of one packed int8 block (a multiple of [`I8_K_GROUP`]), and the group size of the
+/// activation quantization: each row gets one scale per block of this many values, which
+/// keeps an outlier from flattening a whole 1536-wide row. The i32 sums of a block cannot
+/// overflow (128 · 255 · 127 < 2³¹).
+pub const KC_I8: usize = 128;
+
+/// The right-hand operand `B` (logical `[k, n]`) of `C = A · B`.
+#[derive(Clone, Copy)]
+pub enum Rhs<'a> {
+    /// An f32 view.
+    Dense(MatRef<'a>),
+    /// `B = Wᵀ` for a weight `W` stored `[n, k]` in any dtype: f32, f16 and bf16 are widened
+    /// while packing; int8 runs the int8 kernel on dynamically quantized activations.
+    WeightT(&'a Matrix<'a>),
+}
+
+/// What one product needs from a [`GemmScratch`]: the rows and depth of its left operand,
+/// and whether it is an int8 product.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GemmNeeds {
+    /// Rows of the left operand (int8 only: they are quantized all at once).
+    pub rows: usize,
+    /// Depth `k`.
+    pub depth: usize,
+    /// Whether an int8 weight is involved.
+    pub int8: bool,
+}
+
+impl GemmNeeds {
+    /// The needs of `x[rows, W.cols] · Wᵀ`.
+    pub fn for_weight(weight: &Matrix<'_>, rows: usize) -> Self {
+        GemmNeeds {
+            rows,
+            depth: weight.cols,
+            int8: matches!(weight.storage, Storage::I8 { .. }),
+        }
+    }
+
+    /// Enough for both.
+    pub fn max(self, other: Self) -> Self {
+        GemmNeeds {
+            rows: self.rows.max(other.rows),
+            depth: self.depth.max(other.depth),
+            int8: self.int8 || other.int8,
+        }
+    }
+}
+
+/// Packing buffers and quantized activations for [`matmul`], sized once.
+#[derive(Debug, Clone)]
+pub struct GemmScratch {
+    pack_f32: Vec<f32>,
+    row_f32: Vec<f32>,
+    pack_i8: Vec<i8>,
+    act_i8: Vec<i8>,
+    act_scales: Vec<f32>,
+}
+
+fn round_up(x: usize, to: usize) -> usize {
+    x.div_ceil(to) * to
+}
+
+impl GemmScratch {
+    /// Buffers for products described by `needs`.
+    pub fn new(needs: GemmNeeds) -> Self {
+        let (q_rows, q_depth) = if needs.int8 {
+            (needs.rows, round_up(needs.depth, I8_K_GROUP))
+        } else {
+            (0, 0)
+        };
+        GemmScratch {
+            pack_f32: vec![0.0; KC * NC],
+            row_f32: vec![0.0; KC],
+            pack_i8: vec![0; if needs.int8 { KC_I8 * NC } else { 0 }],
+            act_i8: vec![0; q_rows * q_depth],
+            act_scales: vec![0.0; q_rows * q_depth.div_ceil(KC_I8)],
+        }
+    }
+
+    /// Bytes held.
+    pub fn size_in_bytes(&self) -> usize {
+        4 * (self.pack_f32.len() + self.row_f32.len() + self.act_scales.len())
+            + self.pack_i8.len()
+            + self.act_i8.len()
+    }
+}
+
+/// `dst = alpha · lhs · rhs`, or `dst += alpha · lhs · rhs` when `accumulate`.
+///
+/// Panics if shapes disagree, a view reaches past its slice, or `scratch` was sized for less:
+/// bugs of the caller inside this crate, never a consequence of user input.
+pub fn matmul(
+    dst: MatMut<'_>,
+    lhs: MatRef<'_>,
+    rhs: Rhs<'_>,
+    accumulate: bool,
+    alpha: f32,
+    scratch: &mut GemmScratch,
+) {
+    matmul_with(super::isa::isa(), dst, lhs, rhs, accumulate, alpha, scratch)
+}
+
+/// [`matmul`] with a given instruction set (tests compare every one with the scalar kernels).
+pub fn matmul_with(
+    isa: &dyn Isa,
+    dst: MatMut<'_>,
+    lhs: MatRef<'_>,
+    rhs: Rhs<'_>,
+    accumulate: bool,
+    alpha: f32,
+    scratch: &mut GemmScratch,
+) {
+    let (k, n) = match rhs {
+        Rhs::Dense(b) => (b.rows, b.cols),
+        Rhs::WeightT(w) => (w.cols, w.rows),
+    };
+    let m = lhs.rows;
+    assert_eq!(lhs.cols, k, "matmul: inner dimensions differ");
+    assert!(dst.rows == m && dst.cols == n, "matmul: output shape");
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        (m - 1) * dst.row_stride + n <= dst.data.len(),
+        "matmul: output view out of bounds"
+    );
+    if k == 0 {
+        if !accumulate {
+            for r in 0..m {
+                dst.data[r * dst.row_stride..][..n].fill(0.0);
+            }
+        }
+        return;
+    }
+    assert!(
+        lhs.last_index() < lhs.data.len(),
+        "matmul: lhs out of bounds"
+    );
+    match rhs {
+        Rhs::WeightT(Matrix {
+            storage: Storage::I8 { values, scales },
+            ..
+        }) => gemm_i8(isa, dst, lhs, (values, scales), accumulate, alpha, scratch),
+        _ => gemm_f32(isa, dst, lhs, rhs, accumulate, alpha, scratch),
+    }
+}
+
+/// Row starts of a tile at row `i0`, repeating the last real row for unused rows.
+fn tile_rows(
+    i0: usize,
+    rows: usize,
+    m: usize,
+    row_stride: usize,
+    offset: usize,
+) -> [usize; MAX_MR] {
+    core::array::from_fn(|r| (i0 + r.min(rows - 1)).min(m - 1) * row_stride + offset)
+}
+
+fn gemm_f32(
+    isa: &dyn Isa,
+    dst: MatMut<'_>,
+    lhs: MatRef<'_>,
+    rhs: Rhs<'_>,
+    accumulate: bool,
+    alpha: f32,
+    scratch: &mut GemmScratch,
+) {
+    let (mr, nr) = isa.f32_tile();
+    let (m, k, n) = (lhs.rows, lhs.cols, dst.cols);
+    let mut tile = [0.0f32; MAX_TILE];
+    for jc in (0..n).step_by(NC) {
+        let nc = NC.min(n - jc);
+        let panels = nc.div_ceil(nr);
+        for pc in (0..k).step_by(KC) {
+            let kc = KC.min(k - pc);
+            let pack = &mut scratch.pack_f32[..panels * kc * nr];
+            pack_f32(rhs, pc, kc, jc, nc, nr, pack, &mut scratch.row_f32);
+            let overwrite = pc == 0 && !accumulate;
+            for i0 in (0..m).step_by(mr) {
+                let rows = mr.min(m - i0);
+                let row_start = tile_rows(i0, rows, m, lhs.row_stride, pc * lhs.col_stride);
+                let a = TileRows {
+                    a: lhs.data,
+                    row_start: &row_start,
+                    col_stride: lhs.col_stride,
+                };
+                for (jp, panel) in pack.chunks_exact(kc * nr).enumerate() {
+                    let j0 = jc + jp * nr;
+                    let cols = nr.min(n - j0);
+                    isa.f32_kernel(kc, a, panel, &mut tile);
+                    for r in 0..rows {
+                        let d = &mut dst.data[(i0 + r) * dst.row_stride + j0..][..cols];
+                        let t = &tile[r * nr..][..cols];
+                        if overwrite {
+                            d.iter_mut().zip(t).for_each(|(d, t)| *d = alpha * t);
+                        } else {
+                            d.iter_mut().zip(t).for_each(|(d, t)| *d += alpha * t);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Pack `B[pc..pc+kc, jc..jc+nc]` as `nc / nr` panels of `[kc][nr]`, zero-padded on the right.
+#[allow(clippy::too_many_arguments)]
+fn pack_f32(
+    rhs: Rhs<'_>,
+    pc: usize,
+    kc: usize,
+    jc: usize,
+    nc: usize,
+    nr: usize,
+    pack: &mut [f32],
+    row: &mut [f32],
+) {
+    for (jp, panel) in pack.chunks_exact_mut(kc * nr).enumerate() {
+        let j0 = jc + jp * nr;
+        let cols = nr.min(jc + nc - j0);
+        if cols < nr {
+            panel.fill(0.0);
+        }
+        match rhs {
+            Rhs::Dense(b) => {
+                for (p, out) in panel.chunks_exact_mut(nr).enumerate() {
+                    let base = (pc + p) * b.row_stride + j0 * b.col_stride;
+                    for (j, o) in out[..cols].iter_mut().enumerate() {
+                        *o = b.data[base + j * b.col_stride];
+                    }
+                }
+            }
+            Rhs::WeightT(w) => {
+                let row = &mut row[..kc];
+                for j in 0..cols {
+                    w.storage.read_f32((j0 + j) * w.cols + pc, row);
+                    for (p, &v) in row.iter().enumerate() {
+                        panel[p * nr + j] = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Quantize each row of `x` to int8, one scale `max|x| / 127` (0 for zeros) per group of
+/// [`KC_I8`] values, rounding to nearest; `out` rows are `depth` long (≥ `x.cols`, a multiple
+/// of [`I8_K_GROUP`]), zero-padded; `scales` is `[rows][depth / KC_I8 rounded up]`.
+pub fn quantize_rows(x: MatRef<'_>, depth: usize, out: &mut [i8], scales: &mut [f32]) {
+    let groups = depth.div_ceil(KC_I8);
+    for (i, (q, row_scales)) in out
+        .chunks_exact_mut(depth)
+        .zip(scales.chunks_exact_mut(groups))
+        .take(x.rows)
+        .enumerate()
+    {
+        let at = |p: usize| x.data[i * x.row_stride + p * x.col_stride];
+        for (g, scale) in row_scales.iter_mut().enumerate() {
+            let cols = g * KC_I8..((g + 1) * KC_I8).min(x.cols);
+            let amax = cols.clone().fold(0.0f32, |m, p| m.max(at(p).abs()));
+            *scale = amax / 127.0;
+            let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+            for p in cols {
+                q[p] = libm::roundf(at(p) * inv).clamp(-127.0, 127.0) as i8;
+            }
+        }
+        q[x.cols..].fill(0);
+    }
+}
+
+fn gemm_i8(
+    isa: &dyn Isa,
+    dst: MatMut<'_>,
+    lhs: MatRef<'_>,
+    (values, w_scales): (&[i8], &[f32]),
+    accumulate: bool,
+    alpha: f32,
+    scratch: &mut GemmScratch,
+) {
+    let (mr, nr) = isa.i8_tile();
+    let (m, k, n) = (lhs.rows, lhs.cols, dst.cols);
+    let depth = round_up(k, I8_K_GROUP);
+    let act = &mut scratch.act_i8[..m * depth];
+    let groups = depth.div_ceil(KC_I8);
+    let act_scales = &mut scratch.act_scales[..m * groups];
+    quantize_rows(lhs, depth, act, act_scales);
+    let mut tile = [0i32; MAX_TILE];
+    for jc in (0..n).step_by(NC) {
+        let nc = NC.min(n - jc);
+        let panels = nc.div_ceil(nr);
+        for pc in (0..depth).step_by(KC_I8) {
+            let kc = KC_I8.min(depth - pc);
+            let pack = &mut scratch.pack_i8[..panels * kc * nr];
+            pack_i8(values, k, pc, kc, jc, nc, nr, pack);
+            let overwrite = pc == 0 && !accumulate;
+            for i0 in (0..m).step_by(mr) {
+                let rows = mr.min(m - i0);
+                let row_start = tile_rows(i0, rows, m, depth, pc);
+                let a = TileRows {
+                    a: &*act,
+                    row_start: &row_start,
+                    col_stride: 1,
+                };
+                for (jp, panel) in pack.chunks_exact(kc * nr).enumerate() {
+                    let j0 = jc + jp * nr;
+                    let cols = nr.min(n - j0);
+                    isa.i8_kernel(kc, a, panel, &mut tile);
+                    for r in 0..rows {
+                        let s = alpha * act_scales[(i0 + r) * groups + pc / KC_I8];
+                        let d = &mut dst.data[(i0 + r) * dst.row_stride + j0..][..cols];
+                        let t = &tile[r * nr..][..cols];
+                        let ws = &w_scales[j0..j0 + cols];
+                        for ((d, &t), &w) in d.iter_mut().zip(t).zip(ws) {
+                            let v = t as f32 * s * w;
+                            *d = if overwrite { v } else { *d + v };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Pack `Wᵀ[pc..pc+kc, jc..jc+nc]` (W int8 `[n, k]`) as panels of `[kc / 4][nr][4]`,
+/// zero-padded past `k` and past the last column.
+#[allow(clippy::too_many_arguments)]
+fn pack_i8(
+    w: &[i8],
+    k: usize,
+    pc: usize,
+    kc: usize,
+    jc: usize,
+    nc: usize,
+    nr: usize,
+    pack: &mut [i8],
+) {
+    const G: usize = I8_K_GROUP;
+    for (jp, panel) in pack.chunks_exact_mut(kc * nr).enumerate() {
+        let j0 = jc + jp * nr;
+        let cols = nr.min(jc + nc - j0);
+        let real = k.saturating_sub(pc).min(kc);
+        if cols < nr || real < kc {
+            panel.fill(0);
+        }
+        for j in 0..cols {
+            let src = &w[(j0 + j) * k + pc..][..real];
+            for (g, chunk) in src.chunks(G).enumerate() {
+                panel[(g * nr + j) * G..][..chunk.len()].copy_from_slice(chunk);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::isa::available;
+    use crate::kernels::scalar::Scalar;
+    use alloc::borrow::Cow;
+    use alloc::format;
+    use half::f16;
+
+    fn pseudo(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    /// `a[m,k] · b[k,n]` in f64.
+    fn naive(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k)
+                    .map(|p| f64::from(a[i * k + p]) * f64::from(b[p * n + j]))
+                    .sum::<f64>() as f32;
+            }
+        }
+        c
+    }
+
+    fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+        let mut t = vec![0.0; x.len()];
+        for r in 0..rows {
+            for c in 0..cols {
+                t[c * rows + r] = x[r * cols + c];
+            }
+        }
+        t
+    }
+
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    /// Shapes with every edge: 1, 7, 33 rows; depths across KC and KC_I8 blocks; widths
+    /// across NC blocks and every NR.
+    const SHAPES: &[(usize, usize, usize)] = if cfg!(miri) {
+        &[(1, 7, 5), (7, 33, 17)]
+    } else {
+        &[
+            (1, 1, 1),
+            (1, 384, 384),
+            (7, 33, 5),
+            (33, 384, 1536),
+            (13, 1536, 384),
+            (9, 600, 33),
+            (2, 5, 300),
+        ]
+    };
+
+    fn scratch_for(m: usize, k: usize) -> GemmScratch {
+        GemmScratch::new(GemmNeeds {
+            rows: m,
+            depth: k,
+            int8: true,
+        })
+    }
+
+    #[test]
+    fn f32_kernels_match_f64_reference_on_odd_shapes() {
+        for isa in available() {
+            for &(m, k, n) in SHAPES {
+                let a = pseudo(m * k, 1);
+                let b = pseudo(k * n, 2);
+                let want = naive(&a, &b, m, k, n);
+                let mut scratch = scratch_for(m, k);
+                // Dense B.
+                let mut c = vec![0.0; m * n];
+                let (dst, lhs) = (MatMut::dense(&mut c, m, n), MatRef::dense(&a, m, k));
+                matmul_with(
+                    isa,
+                    dst,
+                    lhs,
+                    Rhs::Dense(MatRef::dense(&b, k, n)),
+                    false,
+                    1.0,
+                    &mut scratch,
+                );
+                let tol = 1e-5 * (k as f32).sqrt();
+                assert!(
+                    max_diff(&c, &want) < tol,
+                    "{} dense {m}x{k}x{n}",
+                    isa.name()
+                );
+                // Transposed weight, accumulate onto 1 and scale by 0.5.
+                let w = Matrix {
+                    rows: n,
+                    cols: k,
+                    storage: Storage::F32(Cow::Owned(transpose(&b, k, n))),
+                };
+                let mut c = vec![1.0; m * n];
+                let (dst, lhs) = (MatMut::dense(&mut c, m, n), MatRef::dense(&a, m, k));
+                matmul_with(isa, dst, lhs, Rhs::WeightT(&w), true, 0.5, &mut scratch);
+                let want2: Vec<f32> = want.iter().map(|v| 1.0 + 0.5 * v).collect();
+                assert!(
+                    max_diff(&c, &want2) < tol,
+                    "{} weight {m}x{k}x{n}",
+                    isa.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn f16_weights_are_widened_while_packing() {
+        let (m, k, n) = if cfg!(miri) { (3, 9, 5) } else { (17, 300, 70) };
+        let a = pseudo(m * k, 3);
+        let wt = pseudo(n * k, 4);
+        let halves: Vec<f16> = wt.iter().map(|&v| f16::from_f32(v)).collect();
+        let widened: Vec<f32> = halves.iter().map(|h| h.to_f32()).collect();
+        let want = naive(&a, &transpose(&widened, n, k), m, k, n);
+        let w = Matrix {
+            rows: n,
+            cols: k,
+            storage: Storage::F16(Cow::Owned(halves)),
+        };
+        for isa in available() {
+            let mut c = vec![0.0; m * n];
+            let mut scratch = scratch_for(m, k);
+            let (dst, lhs) = (MatMut::dense(&mut c, m, n), MatRef::dense(&a, m, k));
+            matmul_with(isa, dst, lhs, Rhs::WeightT(&w), false, 1.0, &mut scratch);
+            assert!(max_diff(&c, &want) < 1e-4, "{}", isa.name());
+        }
+    }
+
+    /// The int8 path's exact result: quantize the rows, integer dot products, rescale.
+    fn int8_reference(
+        a: &[f32],
+        m: usize,
+        k: usize,
+        q: &[i8],
+        scales: &[f32],
+        n: usize,
+    ) -> Vec<f32> {
+        let depth = round_up(k, I8_K_GROUP);
+        let groups = depth.div_ceil(KC_I8);
+        let mut aq = vec![0i8; m * depth];
+        let mut sa = vec![0.0; m * groups];
+        quantize_rows(MatRef::dense(a, m, k), depth, &mut aq, &mut sa);
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k)
+                    .map(|p| {
+                        let dot = i64::from(aq[i * depth + p]) * i64::from(q[j * k + p]);
+                        dot as f32 * sa[i * groups + p / KC_I8]
+                    })
+                    .sum::<f32>()
+                    * scales[j];
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn int8_kernels_are_exact_integer_products_on_odd_shapes() {
+        for isa in available() {
+            for &(m, k, n) in SHAPES {
+                let a = pseudo(m * k, 5);
+                let q: Vec<i8> = pseudo(n * k, 6).iter().map(|v| (v * 254.0) as i8).collect();
+                let scales: Vec<f32> = pseudo(n, 7).iter().map(|v| v.abs() + 0.01).collect();
+                let want = int8_reference(&a, m, k, &q, &scales, n);
+                let w = Matrix {
+                    rows: n,
+                    cols: k,
+                    storage: Storage::I8 {
+                        values: Cow::Borrowed(&q),
+                        scales: Cow::Borrowed(&scales),
+                    },
+                };
+                let mut c = vec![0.0; m * n];
+                let mut scratch = scratch_for(m, k);
+                let (dst, lhs) = (MatMut::dense(&mut c, m, n), MatRef::dense(&a, m, k));
+                matmul_with(isa, dst, lhs, Rhs::WeightT(&w), false, 1.0, &mut scratch);
+                let scale = want.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+                let d = max_diff(&c, &want);
+                assert!(d <= 1e-5 * scale, "{} {m}x{k}x{n}: {d}", isa.name());
+            }
+        }
+    }
+
+    #[test]
+    fn every_isa_agrees_with_scalar_on_strided_views() {
+        // Attention-shaped: a head's [seq, d] slice of a [seq, hidden] buffer, times the
+        // transpose of another head slice.
+        let (s, d, h) = (37, 32, 96);
+        let q = pseudo(s * h, 8);
+        let kk = pseudo(s * h, 9);
+        let view = |x: &'static [f32]| MatRef {
+            data: &x[32..],
+            rows: s,
+            cols: d,
+            row_stride: h,
+            col_stride: 1,
+        };
+        let q: &'static [f32] = Vec::leak(q);
+        let kk: &'static [f32] = Vec::leak(kk);
+        let mut want = vec![0.0; s * s];
+        let mut scratch = scratch_for(s, d);
+        matmul_with(
+            &Scalar,
+            MatMut::dense(&mut want, s, s),
+            view(q),
+            Rhs::Dense(view(kk).t()),
+            false,
+            0.25,
+            &mut scratch,
+        );
+        for isa in available() {
+            let mut c = vec![0.0; s * s];
+            matmul_with(
+                isa,
+                MatMut::dense(&mut c, s, s),
+                view(q),
+                Rhs::Dense(view(kk).t()),
+                false,
+                0.25,
+                &mut scratch,
+            );
+            assert!(max_diff(&c, &want) < 1e-5, "{}", format!("{}", isa.name()));
+        }
+    }
+}

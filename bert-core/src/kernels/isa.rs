@@ -1,0 +1,136 @@
+//! The one place that knows about instruction sets: the [`Isa`] trait (two micro-kernels and
+//! their tile shapes) and [`isa`], which picks the best implementation for this CPU once.
+//!
+//! Everything else — blocking, packing, quantizing activations, scaling, edges — is shared
+//! code in [`super::gemm`], written once against this trait.
+
+use core::sync::atomic::{AtomicU8, Ordering};
+
+/// Most rows any micro-kernel handles at once.
+pub const MAX_MR: usize = 12;
+/// Most columns any micro-kernel handles at once.
+pub const MAX_NR: usize = 32;
+/// Elements of the largest register tile.
+pub const MAX_TILE: usize = MAX_MR * MAX_NR;
+/// The int8 kernels consume `k` in groups of this many values; packed panels are padded to it.
+pub const I8_K_GROUP: usize = 4;
+
+/// Where a micro-kernel reads the rows of its left operand.
+///
+/// Row `r` of the tile is `a[row_start[r] + p * col_stride]` for `p < k`. The driver repeats
+/// the last real row for the tile's unused rows, so kernels never branch on edges.
+#[derive(Clone, Copy)]
+pub struct TileRows<'a, T> {
+    /// The operand.
+    pub a: &'a [T],
+    /// Start of each of the tile's `MR` rows.
+    pub row_start: &'a [usize; MAX_MR],
+    /// Distance between consecutive `k` elements of a row.
+    pub col_stride: usize,
+}
+
+/// One instruction set's micro-kernels.
+///
+/// Each computes a full `MR x NR` register tile from a packed right-hand panel and writes the
+/// raw sums, row-major with row stride `NR`, to the start of `out`. Kernels check the bounds of
+/// everything they read before they start (so a wrong driver panics, it cannot read out of
+/// bounds).
+pub trait Isa: Sync {
+    /// A short name for logs and benchmarks (`avx512vnni`, `avx2`, `neon`, `scalar`).
+    fn name(&self) -> &'static str;
+
+    /// `(MR, NR)` of the f32 kernel.
+    fn f32_tile(&self) -> (usize, usize);
+
+    /// `out[r][j] = Σ_{p<k} a[r][p] · panel[p · NR + j]`.
+    fn f32_kernel(&self, k: usize, a: TileRows<'_, f32>, panel: &[f32], out: &mut [f32; MAX_TILE]);
+
+    /// `(MR, NR)` of the int8 kernel.
+    fn i8_tile(&self) -> (usize, usize);
+
+    /// `out[r][j] = Σ_{p<k} a[r][p] · b[p][j]` exactly, in i32, for int8 values in
+    /// `-127..=127`. `k` is a multiple of [`I8_K_GROUP`]; the panel holds `b` as
+    /// `[k / 4][NR][4]` (four consecutive `k` of one column together); `a`'s column stride is 1.
+    fn i8_kernel(&self, k: usize, a: TileRows<'_, i8>, panel: &[i8], out: &mut [i32; MAX_TILE]);
+}
+
+/// Check what every kernel relies on before it reads anything; `Some(true)` is returned so
+/// implementations can `assert!` the result in one line.
+pub(crate) fn check_tile<T>(
+    k: usize,
+    a: &TileRows<'_, T>,
+    mr: usize,
+    nr: usize,
+    panel_len: usize,
+) -> bool {
+    let rows_ok = a.row_start[..mr]
+        .iter()
+        .all(|&s| k == 0 || s + (k - 1) * a.col_stride < a.a.len());
+    rows_ok && panel_len >= k * nr && mr <= MAX_MR && nr <= MAX_NR
+}
+
+const UNSET: u8 = u8::MAX;
+static CHOSEN: AtomicU8 = AtomicU8::new(UNSET);
+
+/// Every implementation this build contains, best first; [`isa`] takes the first the CPU runs.
+/// An implementation and the check that the CPU runs it.
+type Candidate = (&'static dyn Isa, fn() -> bool);
+
+fn candidates() -> &'static [Candidate] {
+    &[
+        #[cfg(target_arch = "x86_64")]
+        (
+            &super::x86::Avx512Vnni::INSTANCE,
+            super::x86::Avx512Vnni::detected,
+        ),
+        #[cfg(target_arch = "x86_64")]
+        (&super::x86::Avx512::INSTANCE, super::x86::Avx512::detected),
+        #[cfg(target_arch = "x86_64")]
+        (&super::x86::Avx2::INSTANCE, super::x86::Avx2::detected),
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        (&super::aarch64::Neon::INSTANCE, || true),
+        (&super::scalar::Scalar, || true),
+    ]
+}
+
+/// The implementation for this CPU, detected on first use and then fixed.
+///
+/// With the `std` feature x86 features are detected at run time; without it only what the
+/// build targets (`-C target-feature` / `target-cpu`) is used.
+pub fn isa() -> &'static dyn Isa {
+    let all = candidates();
+    let mut i = CHOSEN.load(Ordering::Relaxed);
+    if i == UNSET {
+        i = all.iter().position(|(_, ok)| ok()).unwrap_or(all.len() - 1) as u8;
+        CHOSEN.store(i, Ordering::Relaxed);
+    }
+    all[usize::from(i).min(all.len() - 1)].0
+}
+
+/// Every implementation this CPU can run (for tests and benchmarks that compare them).
+pub fn available() -> impl Iterator<Item = &'static dyn Isa> {
+    candidates().iter().filter(|(_, ok)| ok()).map(|(k, _)| *k)
+}
+
+/// The name of [`isa`].
+pub fn isa_name() -> &'static str {
+    isa().name()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_best_available_isa_is_picked_and_scalar_is_always_there() {
+        let names: alloc::vec::Vec<_> = available().map(|i| i.name()).collect();
+        assert_eq!(isa().name(), names[0]);
+        assert_eq!(names.last(), Some(&"scalar"));
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        assert_eq!(isa_name(), "neon");
+        #[cfg(all(target_arch = "x86_64", feature = "std"))]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            assert_ne!(isa_name(), "scalar");
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! x86-64 kernels: AVX2+FMA, AVX-512F, and AVX-512 VNNI (int8 dot products).
+//!
+//! Each type can only be reached through [`super::isa::isa`] / [`super::isa::available`],
+//! which hand it out only when the CPU has its features; each kernel also asserts its features
+//! before it runs, so calling one on the wrong CPU panics instead of executing an illegal
+//! instruction.
+
+use core::arch::x86_64::*;
+
+use super::isa::{check_tile, Isa, TileRows, I8_K_GROUP, MAX_MR, MAX_TILE};
+
+macro_rules! has {
+    ($($f:tt),+) => {{
+        #[cfg(feature = "std")]
+        { true $(&& std::is_x86_feature_detected!($f))+ }
+        #[cfg(not(feature = "std"))]
+        { true $(&& cfg!(target_feature = $f))+ }
+    }};
+}
+
+/// AVX2 + FMA (Haswell, Zen 1 and later).
+pub struct Avx2(());
+/// AVX-512F + BW (Skylake-X, Zen 4 and later); int8 through the AVX2 kernel.
+pub struct Avx512(());
+/// AVX-512 with VNNI (`vpdpbusd`: four int8 products summed per instruction).
+pub struct Avx512Vnni(());
+
+impl Avx2 {
+    pub(crate) const INSTANCE: Avx2 = Avx2(());
+    /// Whether this CPU (or, without `std`, this build's target) has AVX2 and FMA.
+    pub fn detected() -> bool {
+        has!("avx2", "fma")
+    }
+}
+
+impl Avx512 {
+    pub(crate) const INSTANCE: Avx512 = Avx512(());
+    /// Whether this CPU (or build target) has AVX-512F/BW plus AVX2 and FMA.
+    pub fn detected() -> bool {
+        has!("avx512f", "avx512bw", "avx2", "fma")
+    }
+}
+
+impl Avx512Vnni {
+    pub(crate) const INSTANCE: Avx512Vnni = Avx512Vnni(());
+    /// Whether this CPU (or build target) has AVX-512 VNNI as well.
+    pub fn detected() -> bool {
+        has!("avx512f", "avx512bw", "avx512vnni", "avx2", "fma")
+    }
+}
+
+/// Row pointers of a tile: the checked row starts turned into pointers.
+fn row_ptrs<T>(a: &TileRows<'_, T>) -> [*const T; MAX_MR] {
+    let base = a.a.as_ptr();
+    // wrapping_add: unused entries may hold any start; only checked rows are dereferenced.
+    core::array::from_fn(|r| base.wrapping_add(a.row_start[r]))
+}
+
+impl Isa for Avx2 {
+    fn name(&self) -> &'static str {
+        "avx2"
+    }
+    fn f32_tile(&self) -> (usize, usize) {
+        (6, 16)
+    }
+    fn f32_kernel(&self, k: usize, a: TileRows<'_, f32>, panel: &[f32], out: &mut [f32; MAX_TILE]) {
+        assert!(Self::detected() && check_tile(k, &a, 6, 16, panel.len()));
+        // SAFETY: AVX2 and FMA are present (asserted); check_tile proved that rows 0..6 hold
+        // `k` elements at stride `col_stride` and that the panel holds `k * 16` floats; `out`
+        // holds MAX_TILE >= 6 * 16 floats.
+        unsafe {
+            f32_6x16(
+                k,
+                row_ptrs(&a),
+                a.col_stride,
+                panel.as_ptr(),
+                out.as_mut_ptr(),
+            )
+        }
+    }
+    fn i8_tile(&self) -> (usize, usize) {
+        (4, 16)
+    }
+    fn i8_kernel(&self, k: usize, a: TileRows<'_, i8>, panel: &[i8], out: &mut [i32; MAX_TILE]) {
+        i8_avx2(k, a, panel, out)
+    }
+}
+
+fn i8_avx2(k: usize, a: TileRows<'_, i8>, panel: &[i8], out: &mut [i32; MAX_TILE]) {
+    assert!(Avx2::detected() && check_tile(k, &a, 4, 16, panel.len()));
+    assert!(k.is_multiple_of(I8_K_GROUP) && a.col_stride == 1);
+    // SAFETY: AVX2 is present; rows 0..4 hold `k` bytes, the panel `k * 16` bytes (checked);
+    // `out` holds MAX_TILE >= 4 * 16 i32.
+    unsafe { i8_4x16(k, row_ptrs(&a), panel.as_ptr(), out.as_mut_ptr()) }
+}
+
+impl Isa for Avx512 {
+    fn name(&self) -> &'static str {
+        "avx512"
+    }
+    fn f32_tile(&self) -> (usize, usize) {
+        (8, 32)
+    }
+    fn f32_kernel(&self, k: usize, a: TileRows<'_, f32>, panel: &[f32], out: &mut [f32; MAX_TILE]) {
+        f32_avx512(k, a, panel, out)
+    }
+    fn i8_tile(&self) -> (usize, usize) {
+        (4, 16)
+    }
+    fn i8_kernel(&self, k: usize, a: TileRows<'_, i8>, panel: &[i8], out: &mut [i32; MAX_TILE]) {
+        i8_avx2(k, a, panel, out)
+    }
+}
+
+fn f32_avx512(k: usize, a: TileRows<'_, f32>, panel: &[f32], out: &mut [f32; MAX_TILE]) {
+    assert!(Avx512::detected() && check_tile(k, &a, 8, 32, panel.len()));
+    // SAFETY: AVX-512F is present; rows 0..8 hold `k` elements at stride `col_stride`, the
+    // panel `k * 32` floats (checked); `out` holds MAX_TILE >= 8 * 32 floats.
+    unsafe {
+        f32_8x32(
+            k,
+            row_ptrs(&a),
+            a.col_stride,
+            panel.as_ptr(),
+            out.as_mut_ptr(),
+        )
+    }
+}
+
+impl Isa for Avx512Vnni {
+    fn name(&self) -> &'static str {
+        "avx512vnni"
+    }
+    fn f32_tile(&self) -> (usize, usize) {
+        (8, 32)
+    }
+    fn f32_kernel(&self, k: usize, a: TileRows<'_, f32>, panel: &[f32], out: &mut [f32; MAX_TILE]) {
+        f32_avx512(k, a, panel, out)
+    }
+    fn i8_tile(&self) -> (usize, usize) {
+        (8, 32)
+    }
+    fn i8_kernel(&self, k: usize, a: TileRows<'_, i8>, panel: &[i8], out: &mut [i32; MAX_TILE]) {
+        assert!(Self::detected() && check_tile(k, &a, 8, 32, panel.len()));
+        assert!(k.is_multiple_of(I8_K_GROUP) && a.col_stride == 1);
+        // SAFETY: AVX-512F/BW/VNNI are present; rows 0..8 hold `k` bytes, the panel `k * 32`
+        // bytes (checked); `out` holds MAX_TILE >= 8 * 32 i32.
+        unsafe { i8_8x32_vnni(k, row_ptrs(&a), panel.as_ptr(), out.as_mut_ptr()) }
+    }
+}
+
+/// # Safety
+/// AVX2+FMA present; `a[r]` valid for `k` reads at stride `cs` (r < 6); `b` for `16 k` reads;
+/// `out` for 96 writes.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn f32_6x16(k: usize, a: [*const f32; MAX_MR], cs: usize, b: *const f32, out: *mut f32) {
+    let mut c = [[_mm256_setzero_ps(); 2]; 6];
+    for p in 0..k {
+        // SAFETY: p < k, within the caller's bounds.
+        let (b0, b1) = unsafe {
+            (
+                _mm256_loadu_ps(b.add(p * 16)),
+                _mm256_loadu_ps(b.add(p * 16 + 8)),
+            )
+        };
+        for r in 0..6 {
+            // SAFETY: as above.
+            let x = _mm256_set1_ps(unsafe { *a[r].add(p * cs) });
+            c[r][0] = _mm256_fmadd_ps(x, b0, c[r][0]);
+            c[r][1] = _mm256_fmadd_ps(x, b1, c[r][1]);
+        }
+    }
+    for (r, row) in c.iter().enumerate() {
+        // SAFETY: r * 16 + 16 <= 96.
+        unsafe {
+            _mm256_storeu_ps(out.add(r * 16), row[0]);
+            _mm256_storeu_ps(out.add(r * 16 + 8), row[1]);
+        }
+    }
+}
+
+/// # Safety
+/// AVX-512F present; `a[r]` valid for `k` reads at stride `cs` (r < 8); `b` for `32 k` reads;
+/// `out` for 256 writes.
+#[target_feature(enable = "avx512f")]
+unsafe fn f32_8x32(k: usize, a: [*const f32; MAX_MR], cs: usize, b: *const f32, out: *mut f32) {
+    let mut c = [[_mm512_setzero_ps(); 2]; 8];
+    for p in 0..k {
+        // SAFETY: p < k, within the caller's bounds.
+        let (b0, b1) = unsafe {
+            (
+                _mm512_loadu_ps(b.add(p * 32)),
+                _mm512_loadu_ps(b.add(p * 32 + 16)),
+            )
+        };
+        for r in 0..8 {
+            // SAFETY: as above.
+            let x = _mm512_set1_ps(unsafe { *a[r].add(p * cs) });
+            c[r][0] = _mm512_fmadd_ps(x, b0, c[r][0]);
+            c[r][1] = _mm512_fmadd_ps(x, b1, c[r][1]);
+        }
+    }
+    for (r, row) in c.iter().enumerate() {
+        // SAFETY: r * 32 + 32 <= 256.
+        unsafe {
+            _mm512_storeu_ps(out.add(r * 32), row[0]);
+            _mm512_storeu_ps(out.add(r * 32 + 16), row[1]);
+        }
+    }
+}
+
+/// Four consecutive int8 values of a row as one little-endian i32 (for broadcasting).
+///
+/// # Safety
+/// `p` valid for 4 reads.
+#[inline(always)]
+unsafe fn load4(p: *const i8) -> i32 {
+    // SAFETY: the caller's contract; read_unaligned has no alignment requirement.
+    unsafe { (p as *const i32).read_unaligned() }
+}
+
+/// int8 with AVX2: `maddubs(|x|, sign(w, x))` gives exact `x·w` pair sums (|x|, |w| ≤ 127
+/// keeps them below i16's limit), widened to i32 by `madd` with ones.
+///
+/// # Safety
+/// AVX2 present; `a[r]` valid for `k` reads (r < 4); `b` for `16 k`; `out` for 64 writes.
+#[target_feature(enable = "avx2")]
+unsafe fn i8_4x16(k: usize, a: [*const i8; MAX_MR], b: *const i8, out: *mut i32) {
+    let ones = _mm256_set1_epi16(1);
+    let mut c = [[_mm256_setzero_si256(); 2]; 4];
+    for g in 0..k / 4 {
+        // SAFETY: g * 64 + 64 <= 16 k.
+        let (b0, b1) = unsafe {
+            (
+                _mm256_loadu_si256(b.add(g * 64) as *const __m256i),
+                _mm256_loadu_si256(b.add(g * 64 + 32) as *const __m256i),
+            )
+        };
+        for r in 0..4 {
+            // SAFETY: g * 4 + 4 <= k.
+            let x = _mm256_set1_epi32(unsafe { load4(a[r].add(g * 4)) });
+            let ax = _mm256_abs_epi8(x);
+            let p0 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(b0, x));
+            let p1 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(b1, x));
+            c[r][0] = _mm256_add_epi32(c[r][0], _mm256_madd_epi16(p0, ones));
+            c[r][1] = _mm256_add_epi32(c[r][1], _mm256_madd_epi16(p1, ones));
+        }
+    }
+    for (r, row) in c.iter().enumerate() {
+        // SAFETY: r * 16 + 16 <= 64.
+        unsafe {
+            _mm256_storeu_si256(out.add(r * 16) as *mut __m256i, row[0]);
+            _mm256_storeu_si256(out.add(r * 16 + 8) as *mut __m256i, row[1]);
+        }
+    }
+}
+
+/// int8 with VNNI: activations shifted to unsigned (`x ^ 0x80 = x + 128`) for `vpdpbusd`,
+/// and `128 · Σ w` (accumulated the same way) subtracted at the end.
+///
+/// # Safety
+/// AVX-512F/BW/VNNI present; `a[r]` valid for `k` reads (r < 8); `b` for `32 k`; `out` for
+/// 256 writes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn i8_8x32_vnni(k: usize, a: [*const i8; MAX_MR], b: *const i8, out: *mut i32) {
+    let shift = _mm512_set1_epi8(i8::MIN);
+    let mut c = [[_mm512_setzero_si512(); 2]; 8];
+    let mut comp = [_mm512_setzero_si512(); 2];
+    for g in 0..k / 4 {
+        // SAFETY: g * 128 + 128 <= 32 k.
+        let (b0, b1) = unsafe {
+            (
+                _mm512_loadu_si512(b.add(g * 128) as *const __m512i),
+                _mm512_loadu_si512(b.add(g * 128 + 64) as *const __m512i),
+            )
+        };
+        comp[0] = _mm512_dpbusd_epi32(comp[0], shift, b0);
+        comp[1] = _mm512_dpbusd_epi32(comp[1], shift, b1);
+        for r in 0..8 {
+            // SAFETY: g * 4 + 4 <= k.
+            let x = _mm512_set1_epi32(unsafe { load4(a[r].add(g * 4)) });
+            let xu = _mm512_xor_si512(x, shift);
+            c[r][0] = _mm512_dpbusd_epi32(c[r][0], xu, b0);
+            c[r][1] = _mm512_dpbusd_epi32(c[r][1], xu, b1);
+        }
+    }
+    for (r, row) in c.iter().enumerate() {
+        // SAFETY: r * 32 + 32 <= 256.
+        unsafe {
+            _mm512_storeu_si512(
+                out.add(r * 32) as *mut __m512i,
+                _mm512_sub_epi32(row[0], comp[0]),
+            );
+            _mm512_storeu_si512(
+                out.add(r * 32 + 16) as *mut __m512i,
+                _mm512_sub_epi32(row[1], comp[1]),
+            );
+        }
+    }
+}
