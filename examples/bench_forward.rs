@@ -8,12 +8,14 @@
 //!
 //! Prints one JSON line. Inputs: `--ids FILE` (JSON `{"input_ids": [[..]], "attention_mask": [[..]]}`,
 //! as the script writes them) or seeded random ids of `--seq` tokens. A sequence batch is split
-//! into `--threads` contiguous parts, each run on its own thread with its own workspace (ORT and
-//! PyTorch get the same thread count for their intra-op pools).
+//! over `--threads` threads inside each layer (or, with `--split-batch`, split into contiguous
+//! parts with a workspace each); ORT and PyTorch get the same thread count for their intra-op
+//! pools.
 
 use std::time::Instant;
 
 use bert_core::{Batch, BertModel};
+use bert_std::batching::RayonJoin;
 use bert_std::{LoadedModel, ModelDir, Task};
 use clap::Parser;
 
@@ -37,6 +39,16 @@ struct Args {
     /// Timed repetitions (the median is reported).
     #[arg(long, default_value_t = 10)]
     iters: usize,
+    /// Split the batch over the threads (one workspace each) instead of splitting each
+    /// forward pass.
+    #[arg(long)]
+    split_batch: bool,
+    /// Do not pre-pack the weights (pack them inside every product instead).
+    #[arg(long)]
+    no_prepack: bool,
+    /// Compute padding positions too (the masked path, for comparison).
+    #[arg(long)]
+    keep_padding: bool,
     /// Measure the machine's f32 FMA peak instead (GFLOP/s).
     #[arg(long)]
     fma_peak: bool,
@@ -98,23 +110,31 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Run `inputs` once, split over `threads` scoped threads.
-fn run_once(model: &BertModel<'_>, inputs: &Inputs, workspaces: &mut [bert_core::Workspace]) {
+/// Run `inputs` once: with one workspace, the forward pass itself is split over the pool's
+/// threads (rows of each layer); with several, the batch is split into contiguous parts.
+fn run_once(
+    model: &BertModel<'_>,
+    inputs: &Inputs,
+    workspaces: &mut [bert_core::Workspace],
+    pool: &rayon::ThreadPool,
+) {
     let parts = workspaces.len();
     let per = inputs.batch.div_ceil(parts);
-    std::thread::scope(|scope| {
-        for (p, ws) in workspaces.iter_mut().enumerate() {
-            let (b0, b1) = (p * per, ((p + 1) * per).min(inputs.batch));
-            if b0 >= b1 {
-                continue;
+    pool.install(|| {
+        rayon::scope(|scope| {
+            for (p, ws) in workspaces.iter_mut().enumerate() {
+                let (b0, b1) = (p * per, ((p + 1) * per).min(inputs.batch));
+                if b0 >= b1 {
+                    continue;
+                }
+                let r = b0 * inputs.seq..b1 * inputs.seq;
+                let (ids, mask) = (&inputs.ids[r.clone()], &inputs.mask[r]);
+                scope.spawn(move |_| {
+                    let batch = Batch::new(ids, b1 - b0, inputs.seq).with_attention_mask(mask);
+                    model.forward(&batch, ws).expect("forward");
+                });
             }
-            let r = b0 * inputs.seq..b1 * inputs.seq;
-            let (ids, mask) = (&inputs.ids[r.clone()], &inputs.mask[r]);
-            scope.spawn(move || {
-                let batch = Batch::new(ids, b1 - b0, inputs.seq).with_attention_mask(mask);
-                model.forward(&batch, ws).expect("forward");
-            });
-        }
+        })
     });
 }
 
@@ -129,19 +149,37 @@ fn main() {
         return;
     }
     let dir = ModelDir::open(args.model.as_ref().expect("--model DIR")).expect("model dir");
-    let loaded = LoadedModel::load(&dir, Task::Base, true).expect("load");
+    let mut loaded = LoadedModel::load(&dir, Task::Base, true).expect("load");
+    if !args.no_prepack {
+        loaded.prepack();
+    }
     let model = loaded.model().bert();
     let inputs = read_inputs(&args, model.config.vocab_size);
-    let parts = args.threads.clamp(1, inputs.batch);
+    let parts = if args.split_batch {
+        args.threads.clamp(1, inputs.batch)
+    } else {
+        1
+    };
     let per = inputs.batch.div_ceil(parts);
     let mut workspaces: Vec<_> = (0..parts)
-        .map(|_| model.workspace(per, inputs.seq).expect("workspace"))
+        .map(|_| {
+            let mut ws = model.workspace(per, inputs.seq).expect("workspace");
+            ws.set_remove_padding(!args.keep_padding);
+            if parts == 1 {
+                ws.set_parallelism(args.threads, &RayonJoin);
+            }
+            ws
+        })
         .collect();
-    run_once(model, &inputs, &mut workspaces); // warm-up
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .build()
+        .expect("thread pool");
+    run_once(model, &inputs, &mut workspaces, &pool); // warm-up
     let times: Vec<f64> = (0..args.iters)
         .map(|_| {
             let t = Instant::now();
-            run_once(model, &inputs, &mut workspaces);
+            run_once(model, &inputs, &mut workspaces, &pool);
             t.elapsed().as_secs_f64()
         })
         .collect();
@@ -156,6 +194,9 @@ fn main() {
             "batch": inputs.batch,
             "seq": inputs.seq,
             "threads": args.threads,
+            "remove_padding": !args.keep_padding,
+            "prepacked": !args.no_prepack,
+            "weight_bytes": model.weight_bytes(),
             "isa": bert_core::kernels::isa_name(),
         })
     );

@@ -28,6 +28,7 @@ pub mod heads;
 pub mod kernels;
 pub mod model;
 pub mod nn;
+pub mod parallel;
 pub mod pretraining;
 pub mod quantize;
 pub mod safetensors;
@@ -42,5 +43,6 @@ pub use heads::{
     QuestionAnsweringOutput,
 };
 pub use model::{Batch, BertModel, BertModelOutput, Workspace};
+pub use parallel::{Parallel, Sequential};
 pub use safetensors::{Dtype, SafeTensors};
 pub use weights::Weights;

@@ -5,7 +5,7 @@ use alloc::borrow::Cow;
 use alloc::format;
 
 use crate::error::Result;
-use crate::kernels::{self, GemmNeeds, GemmScratch, MatMut, MatRef, Rhs};
+use crate::kernels::{self, GemmNeeds, GemmScratch, MatMut, MatRef, PackedWeight, Rhs};
 use crate::weights::{Matrix, Weights};
 
 /// `y = x Wᵀ + b`, with `W` stored `[out_features, in_features]` in any [`Storage`](crate::weights::Storage) dtype.
@@ -15,6 +15,8 @@ pub struct Linear<'a> {
     pub weight: Matrix<'a>,
     /// `[out_features]`, if the layer has a bias.
     pub bias: Option<Cow<'a, [f32]>>,
+    /// The weight packed ahead of time for the kernels, after [`prepack`](Self::prepack).
+    pub packed: Option<PackedWeight>,
 }
 
 impl<'a> Linear<'a> {
@@ -28,6 +30,7 @@ impl<'a> Linear<'a> {
         Ok(Linear {
             weight: w.matrix(&format!("{prefix}.weight"), out_features, in_features)?,
             bias: Some(w.vector(&format!("{prefix}.bias"), out_features)?),
+            packed: None,
         })
     }
 
@@ -46,9 +49,19 @@ impl<'a> Linear<'a> {
         GemmNeeds::for_weight(&self.weight, rows)
     }
 
+    /// Pack the weight once for the kernels in use (f32 / f16 / bf16 weights; int8 weights are
+    /// left as they are), so that products skip packing. Costs `in · out` f32 of memory.
+    pub fn prepack(&mut self) {
+        self.packed = PackedWeight::new(&self.weight);
+    }
+
     /// `out[rows, out_features] = x[rows, in_features] · Wᵀ + b`.
     pub fn forward(&self, x: &[f32], rows: usize, out: &mut [f32], scratch: &mut GemmScratch) {
-        linear(&self.weight, self.bias.as_deref(), x, rows, out, scratch);
+        let rhs = match &self.packed {
+            Some(p) if p.fits(kernels::isa()) => Rhs::PackedT(p),
+            _ => Rhs::WeightT(&self.weight),
+        };
+        linear_rhs(rhs, self.bias.as_deref(), x, rows, out, scratch);
     }
 }
 
@@ -62,19 +75,27 @@ pub fn linear(
     out: &mut [f32],
     scratch: &mut GemmScratch,
 ) {
-    let (k, n) = (weight.cols, weight.rows);
-    let out = &mut out[..rows * n];
-    if let Some(b) = bias {
-        for row in out.chunks_exact_mut(n) {
-            row.copy_from_slice(b);
-        }
-    }
-    kernels::matmul(
-        MatMut::dense(out, rows, n),
+    linear_rhs(Rhs::WeightT(weight), bias, x, rows, out, scratch);
+}
+
+fn linear_rhs(
+    rhs: Rhs<'_>,
+    bias: Option<&[f32]>,
+    x: &[f32],
+    rows: usize,
+    out: &mut [f32],
+    scratch: &mut GemmScratch,
+) {
+    let (k, n) = match rhs {
+        Rhs::WeightT(w) => (w.cols, w.rows),
+        Rhs::PackedT(p) => p.shape_kn(),
+        Rhs::Dense(b) => (b.rows, b.cols),
+    };
+    kernels::gemm::matmul_bias(
+        MatMut::dense(&mut out[..rows * n], rows, n),
         MatRef::dense(&x[..rows * k], rows, k),
-        Rhs::WeightT(weight),
-        bias.is_some(),
-        1.0,
+        rhs,
+        bias,
         scratch,
     );
 }

@@ -69,3 +69,41 @@ fn shared_masked_lm_is_bit_identical_across_threads() {
         }
     });
 }
+
+/// A [`bert_core::Parallel`] that really runs the second closure on another thread.
+struct ScopedThreads;
+
+impl bert_core::Parallel for ScopedThreads {
+    fn join(&self, a: &mut (dyn FnMut() + Send), b: &mut (dyn FnMut() + Send)) {
+        std::thread::scope(|s| {
+            s.spawn(b);
+            a();
+        });
+    }
+}
+
+#[test]
+fn intra_op_threads_give_bit_identical_results() {
+    let (config, bytes) = load_model_files("all-minilm-l6-v2");
+    let weights = Weights::from_buffers(&[&bytes]).unwrap();
+    let model = BertModel::load(&config, &weights).unwrap();
+    let golden = Golden::open("minilm.safetensors");
+    // A long single sequence (split by query rows) and the padded batch (split by sequences).
+    let long: Vec<u32> = (0..200).map(|i| 1000 + (i * 37) % 20000).collect();
+    let batch = golden.inputs("batch");
+    for remove_padding in [true, false] {
+        let run = |threads: usize, b: &bert_core::Batch<'_>| {
+            let mut ws = model.workspace(b.batch_size, b.seq_len).unwrap();
+            ws.set_remove_padding(remove_padding);
+            ws.set_parallelism(threads, &ScopedThreads);
+            let out = model.forward(b, &mut ws).unwrap();
+            out.last_hidden_state.to_vec()
+        };
+        for b in [bert_core::Batch::single(&long), batch.batch()] {
+            let one = run(1, &b);
+            for threads in [2, 3, 4] {
+                assert_eq!(run(threads, &b), one, "{threads} threads");
+            }
+        }
+    }
+}

@@ -115,3 +115,13 @@ where
     }
     Ok(slots.into_iter().flatten().collect())
 }
+
+/// Intra-op parallelism for the core's forward pass on the current rayon pool.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RayonJoin;
+
+impl bert_core::Parallel for RayonJoin {
+    fn join(&self, a: &mut (dyn FnMut() + Send), b: &mut (dyn FnMut() + Send)) {
+        rayon::join(a, b);
+    }
+}

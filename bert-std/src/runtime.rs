@@ -23,6 +23,9 @@ pub struct LoadOptions {
     /// Memory-map the weights (default) instead of reading them. A mapped file must not be
     /// rewritten while the model is loaded.
     pub mmap: bool,
+    /// Pack the encoder's f32 / f16 weights once at load for the kernels (default): faster,
+    /// most of all for single texts, for one more f32 copy of those weights in memory.
+    pub prepack: bool,
 }
 
 impl Default for LoadOptions {
@@ -31,6 +34,7 @@ impl Default for LoadOptions {
             threads: 0,
             batch: BatchOptions::default(),
             mmap: true,
+            prepack: true,
         }
     }
 }
@@ -87,7 +91,10 @@ impl Bert {
     pub fn load(path: impl AsRef<Path>, task: Task, options: LoadOptions) -> Result<Self> {
         let dir = ModelDir::open(path)?;
         let tokenizer = Tokenizer::from_dir(&dir.root)?;
-        let model = LoadedModel::load(&dir, task, options.mmap)?;
+        let mut model = LoadedModel::load(&dir, task, options.mmap)?;
+        if options.prepack {
+            model.prepack();
+        }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(options.threads)
             .build()

@@ -2,7 +2,7 @@
 //!
 //! Each is plain Rust written to vectorize (lane-wise partial sums, branch-free math from
 //! [`super::math`]) and compiled twice more on x86-64 — for AVX-512 and for AVX2 — with the
-//! copy for this CPU picked at each call ([`multiversion!`]). Other targets get the build's own
+//! copy for this CPU picked at each call (`multiversion!` in [`super`]). Other targets get the build's own
 //! target features (NEON on aarch64).
 
 use crate::config::Activation;
@@ -11,37 +11,6 @@ use super::math;
 
 /// Lanes of the partial sums (one AVX-512 register of f32).
 const LANES: usize = 16;
-
-/// Define `pub fn $name(args)` from a body, plus AVX-512 and AVX2 copies of it on x86-64.
-macro_rules! multiversion {
-    ($(#[$meta:meta])* pub fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $body:block) => {
-        $(#[$meta])*
-        pub fn $name($($arg: $ty),*) {
-            #[inline(always)]
-            fn portable($($arg: $ty),*) $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                /// # Safety
-                /// AVX-512F/BW, AVX2 and FMA present.
-                #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
-                unsafe fn avx512($($arg: $ty),*) { portable($($arg),*) }
-                /// # Safety
-                /// AVX2 and FMA present.
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2($($arg: $ty),*) { portable($($arg),*) }
-                if super::x86::Avx512::detected() {
-                    // SAFETY: the features were detected on the line above.
-                    return unsafe { avx512($($arg),*) };
-                }
-                if super::x86::Avx2::detected() {
-                    // SAFETY: the features were detected on the line above.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            portable($($arg),*)
-        }
-    };
-}
 
 /// Sum with [`LANES`] partial sums (vectorizes; the order differs from a serial sum only in
 /// rounding).

@@ -16,6 +16,8 @@ use crate::weights::{Matrix, Storage};
 pub const KC: usize = 256;
 /// Width of one packed block of the right-hand operand (a multiple of every kernel's `NR`).
 pub const NC: usize = 256;
+/// Rows of the output kept in cache across the depth blocks (a multiple of every `MR`).
+pub const MC: usize = 96;
 /// Depth of one packed int8 block (a multiple of [`I8_K_GROUP`]), and the group size of the
 /// activation quantization: each row gets one scale per block of this many values, which
 /// keeps an outlier from flattening a whole 1536-wide row. The i32 sums of a block cannot
@@ -30,6 +32,67 @@ pub enum Rhs<'a> {
     /// `B = Wᵀ` for a weight `W` stored `[n, k]` in any dtype: f32, f16 and bf16 are widened
     /// while packing; int8 runs the int8 kernel on dynamically quantized activations.
     WeightT(&'a Matrix<'a>),
+    /// `B = Wᵀ` for a weight packed ahead of time ([`PackedWeight`]): no packing per product.
+    PackedT(&'a PackedWeight),
+}
+
+/// A weight `W [n, k]` (f32, f16 or bf16) widened and packed once into the f32 panels of the
+/// instruction set in use, so products skip packing — what ONNX Runtime calls pre-packing.
+/// Costs `k · n` f32 (`n` rounded up to the kernel's width) of memory.
+#[derive(Debug, Clone)]
+pub struct PackedWeight {
+    data: Vec<f32>,
+    n: usize,
+    k: usize,
+    nr: usize,
+}
+
+impl PackedWeight {
+    /// Pack `weight` for the kernels of [`super::isa::isa`]; `None` for int8 weights (their
+    /// kernel packs int8 panels per product).
+    pub fn new(weight: &Matrix<'_>) -> Option<Self> {
+        if matches!(weight.storage, Storage::I8 { .. }) {
+            return None;
+        }
+        let (n, k) = (weight.rows, weight.cols);
+        let nr = super::isa::isa().f32_tile().1;
+        let mut data = vec![0.0; round_up(n, nr) * k];
+        let mut row = vec![0.0; KC];
+        let mut at = 0;
+        for jc in (0..n).step_by(NC) {
+            let nc = NC.min(n - jc);
+            let width = round_up(nc, nr);
+            for pc in (0..k).step_by(KC) {
+                let kc = KC.min(k - pc);
+                let block = &mut data[at..at + width * kc];
+                pack_f32(Rhs::WeightT(weight), pc, kc, jc, nc, nr, block, &mut row);
+                at += width * kc;
+            }
+        }
+        Some(PackedWeight { data, n, k, nr })
+    }
+
+    /// The packed columns `jc..jc + NC` (`jc` a multiple of [`NC`]), all depth blocks.
+    fn column_block(&self, jc: usize) -> &[f32] {
+        let width = round_up(NC.min(self.n - jc), self.nr);
+        let start = jc * self.k;
+        &self.data[start..start + width * self.k]
+    }
+
+    /// `(k, n)`: the depth and width of `Wᵀ`.
+    pub fn shape_kn(&self) -> (usize, usize) {
+        (self.k, self.n)
+    }
+
+    /// Whether the kernels of `isa` read this packing.
+    pub fn fits(&self, isa: &dyn Isa) -> bool {
+        isa.f32_tile().1 == self.nr
+    }
+
+    /// Bytes held.
+    pub fn size_in_bytes(&self) -> usize {
+        4 * self.data.len()
+    }
 }
 
 /// What one product needs from a [`GemmScratch`]: the rows and depth of its left operand,
@@ -87,9 +150,9 @@ impl GemmScratch {
             (0, 0)
         };
         GemmScratch {
-            pack_f32: vec![0.0; KC * NC],
+            pack_f32: vec![0.0; needs.depth.max(1) * NC],
             row_f32: vec![0.0; KC],
-            pack_i8: vec![0; if needs.int8 { KC_I8 * NC } else { 0 }],
+            pack_i8: vec![0; q_depth * NC],
             act_i8: vec![0; q_rows * q_depth],
             act_scales: vec![0.0; q_rows * q_depth.div_ceil(KC_I8)],
         }
@@ -118,6 +181,30 @@ pub fn matmul(
     matmul_with(super::isa::isa(), dst, lhs, rhs, accumulate, alpha, scratch)
 }
 
+/// `dst = lhs · rhs + bias` (one bias value per column), the product of a linear layer: the
+/// bias is added in the write-out, so the output is written once, never pre-filled.
+pub fn matmul_bias(
+    dst: MatMut<'_>,
+    lhs: MatRef<'_>,
+    rhs: Rhs<'_>,
+    bias: Option<&[f32]>,
+    scratch: &mut GemmScratch,
+) {
+    let init = bias.map_or(Init::Zero, Init::Bias);
+    product(super::isa::isa(), dst, lhs, rhs, init, 1.0, scratch)
+}
+
+/// What the output starts from.
+#[derive(Clone, Copy)]
+enum Init<'a> {
+    /// Zero: `dst = alpha · A · B`.
+    Zero,
+    /// Its current value: `dst += alpha · A · B`.
+    Keep,
+    /// A bias per column: `dst = alpha · A · B + bias`.
+    Bias(&'a [f32]),
+}
+
 /// [`matmul`] with a given instruction set (tests compare every one with the scalar kernels).
 pub fn matmul_with(
     isa: &dyn Isa,
@@ -128,9 +215,26 @@ pub fn matmul_with(
     alpha: f32,
     scratch: &mut GemmScratch,
 ) {
+    let init = if accumulate { Init::Keep } else { Init::Zero };
+    product(isa, dst, lhs, rhs, init, alpha, scratch)
+}
+
+fn product(
+    isa: &dyn Isa,
+    dst: MatMut<'_>,
+    lhs: MatRef<'_>,
+    rhs: Rhs<'_>,
+    init: Init<'_>,
+    alpha: f32,
+    scratch: &mut GemmScratch,
+) {
     let (k, n) = match rhs {
         Rhs::Dense(b) => (b.rows, b.cols),
         Rhs::WeightT(w) => (w.cols, w.rows),
+        Rhs::PackedT(p) => {
+            assert!(p.fits(isa), "matmul: weight packed for another kernel");
+            (p.k, p.n)
+        }
     };
     let m = lhs.rows;
     assert_eq!(lhs.cols, k, "matmul: inner dimensions differ");
@@ -142,10 +246,16 @@ pub fn matmul_with(
         (m - 1) * dst.row_stride + n <= dst.data.len(),
         "matmul: output view out of bounds"
     );
+    if let Init::Bias(b) = init {
+        assert_eq!(b.len(), n, "matmul: bias length");
+    }
     if k == 0 {
-        if !accumulate {
-            for r in 0..m {
-                dst.data[r * dst.row_stride..][..n].fill(0.0);
+        for r in 0..m {
+            let d = &mut dst.data[r * dst.row_stride..][..n];
+            match init {
+                Init::Zero => d.fill(0.0),
+                Init::Keep => {}
+                Init::Bias(b) => d.copy_from_slice(b),
             }
         }
         return;
@@ -158,8 +268,8 @@ pub fn matmul_with(
         Rhs::WeightT(Matrix {
             storage: Storage::I8 { values, scales },
             ..
-        }) => gemm_i8(isa, dst, lhs, (values, scales), accumulate, alpha, scratch),
-        _ => gemm_f32(isa, dst, lhs, rhs, accumulate, alpha, scratch),
+        }) => gemm_i8(isa, dst, lhs, (values, scales), init, alpha, scratch),
+        _ => gemm_f32(isa, dst, lhs, rhs, init, alpha, scratch),
     }
 }
 
@@ -174,12 +284,14 @@ fn tile_rows(
     core::array::from_fn(|r| (i0 + r.min(rows - 1)).min(m - 1) * row_stride + offset)
 }
 
+multiversion! {
+/// The f32 driver (compiled per x86 level too, so the write-out and packing vectorize).
 fn gemm_f32(
     isa: &dyn Isa,
     dst: MatMut<'_>,
     lhs: MatRef<'_>,
     rhs: Rhs<'_>,
-    accumulate: bool,
+    init: Init<'_>,
     alpha: f32,
     scratch: &mut GemmScratch,
 ) {
@@ -188,14 +300,28 @@ fn gemm_f32(
     let mut tile = [0.0f32; MAX_TILE];
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
-        let panels = nc.div_ceil(nr);
-        for pc in (0..k).step_by(KC) {
+        let width = round_up(nc, nr);
+        // The whole column block, every depth block after the other.
+        let column_block: &[f32] = match rhs {
+            Rhs::PackedT(p) => p.column_block(jc),
+            _ => {
+                for pc in (0..k).step_by(KC) {
+                    let kc = KC.min(k - pc);
+                    let pack = &mut scratch.pack_f32[width * pc..width * (pc + kc)];
+                    pack_f32(rhs, pc, kc, jc, nc, nr, pack, &mut scratch.row_f32);
+                }
+                &scratch.pack_f32[..width * k]
+            }
+        };
+        // A block of rows goes through every depth block while its output stays in cache.
+        for ic in (0..m).step_by(MC) {
+          let rows_end = (ic + MC).min(m);
+          for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
-            let pack = &mut scratch.pack_f32[..panels * kc * nr];
-            pack_f32(rhs, pc, kc, jc, nc, nr, pack, &mut scratch.row_f32);
-            let overwrite = pc == 0 && !accumulate;
-            for i0 in (0..m).step_by(mr) {
-                let rows = mr.min(m - i0);
+            let pack = &column_block[width * pc..width * (pc + kc)];
+            let first = if pc == 0 { Some(init) } else { None };
+            for i0 in (ic..rows_end).step_by(mr) {
+                let rows = mr.min(rows_end - i0);
                 let row_start = tile_rows(i0, rows, m, lhs.row_stride, pc * lhs.col_stride);
                 let a = TileRows {
                     a: lhs.data,
@@ -209,20 +335,29 @@ fn gemm_f32(
                     for r in 0..rows {
                         let d = &mut dst.data[(i0 + r) * dst.row_stride + j0..][..cols];
                         let t = &tile[r * nr..][..cols];
-                        if overwrite {
-                            d.iter_mut().zip(t).for_each(|(d, t)| *d = alpha * t);
-                        } else {
-                            d.iter_mut().zip(t).for_each(|(d, t)| *d += alpha * t);
+                        match first {
+                            Some(Init::Zero) => {
+                                d.iter_mut().zip(t).for_each(|(d, t)| *d = alpha * t)
+                            }
+                            Some(Init::Bias(b)) => d
+                                .iter_mut()
+                                .zip(t)
+                                .zip(&b[j0..j0 + cols])
+                                .for_each(|((d, t), b)| *d = alpha * t + b),
+                            _ => d.iter_mut().zip(t).for_each(|(d, t)| *d += alpha * t),
                         }
                     }
                 }
             }
+          }
         }
     }
+}
 }
 
 /// Pack `B[pc..pc+kc, jc..jc+nc]` as `nc / nr` panels of `[kc][nr]`, zero-padded on the right.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn pack_f32(
     rhs: Rhs<'_>,
     pc: usize,
@@ -248,6 +383,7 @@ fn pack_f32(
                     }
                 }
             }
+            Rhs::PackedT(_) => unreachable!("packed weights are not packed again"),
             Rhs::WeightT(w) => {
                 let row = &mut row[..kc];
                 for j in 0..cols {
@@ -262,39 +398,57 @@ fn pack_f32(
 }
 
 /// Quantize each row of `x` to int8, one scale `max|x| / 127` (0 for zeros) per group of
-/// [`KC_I8`] values, rounding to nearest; `out` rows are `depth` long (≥ `x.cols`, a multiple
-/// of [`I8_K_GROUP`]), zero-padded; `scales` is `[rows][depth / KC_I8 rounded up]`.
+/// [`KC_I8`] values, rounding to nearest (ties to even); `out` rows are `depth` long (≥
+/// `x.cols`, a multiple of [`I8_K_GROUP`]), zero-padded; `scales` is
+/// `[rows][depth / KC_I8 rounded up]`.
+#[inline(always)]
 pub fn quantize_rows(x: MatRef<'_>, depth: usize, out: &mut [i8], scales: &mut [f32]) {
+    /// 1.5 · 2²³: adding it rounds an f32 below 2²² to an integer, found in the low mantissa.
+    const MAGIC: f32 = 12_582_912.0;
     let groups = depth.div_ceil(KC_I8);
+    let mut row = [0.0f32; KC_I8];
     for (i, (q, row_scales)) in out
         .chunks_exact_mut(depth)
         .zip(scales.chunks_exact_mut(groups))
         .take(x.rows)
         .enumerate()
     {
-        let at = |p: usize| x.data[i * x.row_stride + p * x.col_stride];
         for (g, scale) in row_scales.iter_mut().enumerate() {
-            let cols = g * KC_I8..((g + 1) * KC_I8).min(x.cols);
-            let amax = cols.clone().fold(0.0f32, |m, p| m.max(at(p).abs()));
+            let start = g * KC_I8;
+            let len = KC_I8.min(x.cols - start);
+            let src = &mut row[..len];
+            let base = i * x.row_stride + start * x.col_stride;
+            if x.col_stride == 1 {
+                src.copy_from_slice(&x.data[base..base + len]);
+            } else {
+                for (p, v) in src.iter_mut().enumerate() {
+                    *v = x.data[base + p * x.col_stride];
+                }
+            }
+            let amax = src.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             *scale = amax / 127.0;
             let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
-            for p in cols {
-                q[p] = libm::roundf(at(p) * inv).clamp(-127.0, 127.0) as i8;
+            for (q, v) in q[start..start + len].iter_mut().zip(src.iter()) {
+                // |v · inv| <= 127, so the rounded value is exact in the low bits.
+                *q = ((v * inv + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32) as i8;
             }
         }
         q[x.cols..].fill(0);
     }
 }
 
+multiversion! {
+/// The int8 driver: quantize the rows, pack, run the int8 tiles, rescale.
 fn gemm_i8(
     isa: &dyn Isa,
     dst: MatMut<'_>,
     lhs: MatRef<'_>,
-    (values, w_scales): (&[i8], &[f32]),
-    accumulate: bool,
+    weight: (&[i8], &[f32]),
+    init: Init<'_>,
     alpha: f32,
     scratch: &mut GemmScratch,
 ) {
+    let (values, w_scales) = weight;
     let (mr, nr) = isa.i8_tile();
     let (m, k, n) = (lhs.rows, lhs.cols, dst.cols);
     let depth = round_up(k, I8_K_GROUP);
@@ -305,14 +459,21 @@ fn gemm_i8(
     let mut tile = [0i32; MAX_TILE];
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
-        let panels = nc.div_ceil(nr);
+        let width = round_up(nc, nr);
         for pc in (0..depth).step_by(KC_I8) {
             let kc = KC_I8.min(depth - pc);
-            let pack = &mut scratch.pack_i8[..panels * kc * nr];
+            let pack = &mut scratch.pack_i8[width * pc..width * (pc + kc)];
             pack_i8(values, k, pc, kc, jc, nc, nr, pack);
-            let overwrite = pc == 0 && !accumulate;
-            for i0 in (0..m).step_by(mr) {
-                let rows = mr.min(m - i0);
+        }
+        let column_block = &scratch.pack_i8[..width * depth];
+        for ic in (0..m).step_by(MC) {
+          let rows_end = (ic + MC).min(m);
+          for pc in (0..depth).step_by(KC_I8) {
+            let kc = KC_I8.min(depth - pc);
+            let pack = &column_block[width * pc..width * (pc + kc)];
+            let first = if pc == 0 { Some(init) } else { None };
+            for i0 in (ic..rows_end).step_by(mr) {
+                let rows = mr.min(rows_end - i0);
                 let row_start = tile_rows(i0, rows, m, depth, pc);
                 let a = TileRows {
                     a: &*act,
@@ -328,20 +489,29 @@ fn gemm_i8(
                         let d = &mut dst.data[(i0 + r) * dst.row_stride + j0..][..cols];
                         let t = &tile[r * nr..][..cols];
                         let ws = &w_scales[j0..j0 + cols];
-                        for ((d, &t), &w) in d.iter_mut().zip(t).zip(ws) {
-                            let v = t as f32 * s * w;
-                            *d = if overwrite { v } else { *d + v };
+                        let terms = t.iter().zip(ws).map(|(&t, &w)| t as f32 * s * w);
+                        match first {
+                            Some(Init::Zero) => d.iter_mut().zip(terms).for_each(|(d, v)| *d = v),
+                            Some(Init::Bias(b)) => d
+                                .iter_mut()
+                                .zip(terms)
+                                .zip(&b[j0..j0 + cols])
+                                .for_each(|((d, v), b)| *d = v + b),
+                            _ => d.iter_mut().zip(terms).for_each(|(d, v)| *d += v),
                         }
                     }
                 }
             }
+          }
         }
     }
+}
 }
 
 /// Pack `Wᵀ[pc..pc+kc, jc..jc+nc]` (W int8 `[n, k]`) as panels of `[kc / 4][nr][4]`,
 /// zero-padded past `k` and past the last column.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn pack_i8(
     w: &[i8],
     k: usize,
@@ -563,6 +733,71 @@ mod tests {
                 assert!(d <= 1e-5 * scale, "{} {m}x{k}x{n}: {d}", isa.name());
             }
         }
+    }
+
+    #[test]
+    fn bias_is_added_in_the_write_out_for_f32_packed_and_int8_weights() {
+        let (m, k, n) = if cfg!(miri) {
+            (3, 9, 5)
+        } else {
+            (19, 300, 300)
+        };
+        let a = pseudo(m * k, 11);
+        let wt = pseudo(n * k, 12);
+        let bias = pseudo(n, 13);
+        let q: Vec<i8> = wt.iter().map(|v| (v * 254.0) as i8).collect();
+        let scales = vec![0.01; n];
+        let f32_weight = Matrix {
+            rows: n,
+            cols: k,
+            storage: Storage::F32(Cow::Borrowed(&wt)),
+        };
+        let i8_weight = Matrix {
+            rows: n,
+            cols: k,
+            storage: Storage::I8 {
+                values: Cow::Borrowed(&q),
+                scales: Cow::Borrowed(&scales),
+            },
+        };
+        let packed = PackedWeight::new(&f32_weight).unwrap();
+        let mut scratch = scratch_for(m, k);
+        for rhs in [
+            Rhs::WeightT(&f32_weight),
+            Rhs::PackedT(&packed),
+            Rhs::WeightT(&i8_weight),
+        ] {
+            let mut without = vec![0.0; m * n];
+            let (dst, lhs) = (MatMut::dense(&mut without, m, n), MatRef::dense(&a, m, k));
+            matmul_bias(dst, lhs, rhs, None, &mut scratch);
+            let mut with = vec![f32::NAN; m * n];
+            let (dst, lhs) = (MatMut::dense(&mut with, m, n), MatRef::dense(&a, m, k));
+            matmul_bias(dst, lhs, rhs, Some(&bias), &mut scratch);
+            for (r, (w, wo)) in with.chunks(n).zip(without.chunks(n)).enumerate() {
+                for j in 0..n {
+                    assert!((w[j] - (wo[j] + bias[j])).abs() < 1e-5, "row {r} col {j}");
+                }
+            }
+        }
+        // Packed ahead of time or per product: the same bits.
+        let mut per_product = vec![0.0; m * n];
+        let mut prepacked = vec![0.0; m * n];
+        let lhs = MatRef::dense(&a, m, k);
+        matmul_bias(
+            MatMut::dense(&mut per_product, m, n),
+            lhs,
+            Rhs::WeightT(&f32_weight),
+            Some(&bias),
+            &mut scratch,
+        );
+        matmul_bias(
+            MatMut::dense(&mut prepacked, m, n),
+            lhs,
+            Rhs::PackedT(&packed),
+            Some(&bias),
+            &mut scratch,
+        );
+        assert_eq!(per_product, prepacked);
     }
 
     #[test]

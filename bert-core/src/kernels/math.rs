@@ -10,9 +10,13 @@ pub fn exp(x: f32) -> f32 {
     const LOG2_E: f32 = core::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
+    /// 1.5 · 2²³: adding it rounds to an integer, found in the low mantissa bits.
+    const MAGIC: f32 = 12_582_912.0;
     let xc = x.clamp(-87.0, 88.0);
     // x = n ln2 + r, |r| <= ln2 / 2.
-    let n = (xc * LOG2_E + 0.5).floor_branchless();
+    let shifted = xc * LOG2_E + MAGIC;
+    let n = shifted - MAGIC;
+    let n_int = shifted.to_bits() as i32 - MAGIC.to_bits() as i32;
     let r = xc - n * LN2_HI - n * LN2_LO;
     // e^r by its degree-6 Taylor/minimax polynomial (Cephes expf coefficients).
     let p = 1.987_569_1e-4f32;
@@ -22,7 +26,7 @@ pub fn exp(x: f32) -> f32 {
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 0.5;
     let er = p * r * r + r + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let scale = f32::from_bits(((n_int + 127) as u32) << 23);
     let y = er * scale;
     if x < -87.0 {
         0.0
@@ -56,23 +60,6 @@ pub fn tanh(x: f32) -> f32 {
         -y
     } else {
         y
-    }
-}
-
-/// `floor` without a libm call, exact for |x| < 2²³.
-trait FloorBranchless {
-    fn floor_branchless(self) -> f32;
-}
-
-impl FloorBranchless for f32 {
-    #[inline(always)]
-    fn floor_branchless(self) -> f32 {
-        let t = self as i32 as f32;
-        if t > self {
-            t - 1.0
-        } else {
-            t
-        }
     }
 }
 

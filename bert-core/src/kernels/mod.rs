@@ -10,6 +10,37 @@
 //! Matrices are row-major `f32` slices with an explicit row stride, so that a head's slice of a
 //! `[tokens, hidden]` buffer can be used in place.
 
+/// Define `pub fn $name(args)` from a body, plus AVX-512 and AVX2 copies of it on x86-64.
+macro_rules! multiversion {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $body:block) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn portable($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                /// # Safety
+                /// AVX-512F/BW, AVX2 and FMA present.
+                #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) { portable($($arg),*) }
+                /// # Safety
+                /// AVX2 and FMA present.
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) { portable($($arg),*) }
+                if crate::kernels::x86::Avx512::detected() {
+                    // SAFETY: the features were detected on the line above.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if crate::kernels::x86::Avx2::detected() {
+                    // SAFETY: the features were detected on the line above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            portable($($arg),*)
+        }
+    };
+}
+
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 pub mod aarch64;
 pub mod elementwise;
@@ -23,7 +54,7 @@ pub mod x86;
 pub use elementwise::{
     activate, activate_in_place, add_layer_norm, layer_norm, softmax_in_place, softmax_rows,
 };
-pub use gemm::{matmul, GemmNeeds, GemmScratch, Rhs};
+pub use gemm::{matmul, GemmNeeds, GemmScratch, PackedWeight, Rhs};
 pub use isa::{isa, isa_name, Isa};
 
 /// A strided, read-only view of a row-major matrix inside a slice.

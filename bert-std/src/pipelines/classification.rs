@@ -78,6 +78,7 @@ impl TextClassification {
         let labels = &self.bert.dir.config.id2label;
         self.bert.run_batched(&encodings, |padded, _| {
             let mut ws = model.workspace(padded.batch, padded.seq)?;
+            ws.set_parallelism(rayon::current_num_threads(), &crate::batching::RayonJoin);
             let logits = model.forward(&padded.batch(), &mut ws)?;
             Ok((0..padded.batch)
                 .map(|i| {

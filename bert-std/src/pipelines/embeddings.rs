@@ -107,6 +107,7 @@ impl SentenceEmbeddings {
         let h = self.dim();
         self.bert.run_batched(&encodings, |padded, _| {
             let mut ws = model.workspace(padded.batch, padded.seq)?;
+            ws.set_parallelism(rayon::current_num_threads(), &crate::batching::RayonJoin);
             let out = model.forward(&padded.batch(), &mut ws)?;
             let s = padded.seq;
             Ok((0..padded.batch)

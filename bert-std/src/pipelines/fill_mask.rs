@@ -84,6 +84,7 @@ impl FillMask {
                 .filter(|&i| padded.ids[i] == self.mask_id && padded.mask[i] == 1)
                 .collect();
             let mut ws = model.workspace_at(padded.batch, padded.seq, positions.len())?;
+            ws.set_parallelism(rayon::current_num_threads(), &crate::batching::RayonJoin);
             let logits = model.forward_at(&padded.batch(), &positions, &mut ws)?;
             let mut per_row: Vec<Vec<Vec<FillMaskPrediction>>> = vec![Vec::new(); padded.batch];
             let s = padded.seq;

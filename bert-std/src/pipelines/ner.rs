@@ -143,6 +143,7 @@ impl TokenClassification {
         };
         let scores: Vec<Vec<Vec<f32>>> = self.bert.run_batched(&encodings, |padded, idx| {
             let mut ws = model.workspace(padded.batch, padded.seq)?;
+            ws.set_parallelism(rayon::current_num_threads(), &crate::batching::RayonJoin);
             let logits = model.forward(&padded.batch(), &mut ws)?;
             Ok(idx
                 .iter()

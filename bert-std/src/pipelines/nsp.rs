@@ -56,6 +56,7 @@ impl NextSentencePrediction {
         };
         self.bert.run_batched(&encodings, |padded, _| {
             let mut ws = model.workspace(padded.batch, padded.seq)?;
+            ws.set_parallelism(rayon::current_num_threads(), &crate::batching::RayonJoin);
             let logits = model.forward(&padded.batch(), &mut ws)?;
             Ok((0..padded.batch)
                 .map(|i| {

@@ -180,6 +180,7 @@ impl QuestionAnswering {
         let per_window: Vec<(Vec<Span>, f32)> =
             self.bert.run_batched(&windows, |padded, idx| {
                 let mut ws = model.workspace(padded.batch, padded.seq)?;
+                ws.set_parallelism(rayon::current_num_threads(), &crate::batching::RayonJoin);
                 let out = model.forward(&padded.batch(), &mut ws)?;
                 Ok(idx
                     .iter()
