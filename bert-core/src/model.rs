@@ -824,8 +824,9 @@ impl<'a> BertModel<'a> {
     }
 
     /// Pack every encoder and pooler weight once for the kernels in use (see
-    /// [`Linear::prepack`]): faster products, most of all for small batches, for `4 · in · out`
-    /// bytes per layer of memory. Int8 weights are left as they are.
+    /// [`Linear::prepack`]): faster products, most of all for small batches, for one more copy
+    /// of the encoder's linear weights in memory (f32 panels for f32 / f16 / bf16 weights, int8
+    /// panels for int8 ones).
     pub fn prepack(&mut self) {
         for layer in &mut self.encoder.layer {
             let a = &mut layer.attention;

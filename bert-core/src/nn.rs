@@ -49,10 +49,10 @@ impl<'a> Linear<'a> {
         GemmNeeds::for_weight(&self.weight, rows)
     }
 
-    /// Pack the weight once for the kernels in use (f32 / f16 / bf16 weights; int8 weights are
-    /// left as they are), so that products skip packing. Costs `in · out` f32 of memory.
+    /// Pack the weight once for the kernels in use, so that products skip packing. Costs
+    /// `in · out` f32 of memory for f32 / f16 / bf16 weights, `in · out` bytes for int8.
     pub fn prepack(&mut self) {
-        self.packed = PackedWeight::new(&self.weight);
+        self.packed = Some(PackedWeight::new(&self.weight));
     }
 
     /// `out[rows, out_features] = x[rows, in_features] · Wᵀ + b`.

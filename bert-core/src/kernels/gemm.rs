@@ -22,7 +22,7 @@ pub const MC: usize = 96;
 /// activation quantization: each row gets one scale per block of this many values, which
 /// keeps an outlier from flattening a whole 1536-wide row. The i32 sums of a block cannot
 /// overflow (128 · 255 · 127 < 2³¹).
-pub const KC_I8: usize = 128;
+pub const KC_I8: usize = 256;
 
 /// The right-hand operand `B` (logical `[k, n]`) of `C = A · B`.
 #[derive(Clone, Copy)]
@@ -36,26 +36,55 @@ pub enum Rhs<'a> {
     PackedT(&'a PackedWeight),
 }
 
-/// A weight `W [n, k]` (f32, f16 or bf16) widened and packed once into the f32 panels of the
-/// instruction set in use, so products skip packing — what ONNX Runtime calls pre-packing.
-/// Costs `k · n` f32 (`n` rounded up to the kernel's width) of memory.
+/// A weight `W [n, k]` packed once into the panels of the instruction set in use, so
+/// products skip packing — what ONNX Runtime calls pre-packing. f32, f16 and bf16 weights
+/// become f32 panels (`k · n` f32 of memory); int8 weights become int8 panels (`k · n` bytes)
+/// with their scales.
 #[derive(Debug, Clone)]
 pub struct PackedWeight {
-    data: Vec<f32>,
+    panels: Panels,
     n: usize,
     k: usize,
     nr: usize,
 }
 
+#[derive(Debug, Clone)]
+enum Panels {
+    F32(Vec<f32>),
+    I8 { values: Vec<i8>, scales: Vec<f32> },
+}
+
 impl PackedWeight {
-    /// Pack `weight` for the kernels of [`super::isa::isa`]; `None` for int8 weights (their
-    /// kernel packs int8 panels per product).
-    pub fn new(weight: &Matrix<'_>) -> Option<Self> {
-        if matches!(weight.storage, Storage::I8 { .. }) {
-            return None;
-        }
+    /// Pack `weight` for the kernels of [`super::isa::isa`].
+    pub fn new(weight: &Matrix<'_>) -> Self {
+        Self::with_isa(super::isa::isa(), weight)
+    }
+
+    /// Pack `weight` for the kernels of `isa`.
+    pub fn with_isa(isa: &dyn Isa, weight: &Matrix<'_>) -> Self {
         let (n, k) = (weight.rows, weight.cols);
-        let nr = super::isa::isa().f32_tile().1;
+        if let Storage::I8 { values, scales } = &weight.storage {
+            let nr = isa.i8_tile().1;
+            let depth = round_up(k, I8_K_GROUP);
+            let mut packed = vec![0; round_up(n, nr) * depth];
+            let mut at = 0;
+            for jc in (0..n).step_by(NC) {
+                let nc = NC.min(n - jc);
+                let width = round_up(nc, nr);
+                for pc in (0..depth).step_by(KC_I8) {
+                    let kc = KC_I8.min(depth - pc);
+                    let block = &mut packed[at..at + width * kc];
+                    pack_i8(values, k, pc, kc, jc, nc, nr, block);
+                    at += width * kc;
+                }
+            }
+            let panels = Panels::I8 {
+                values: packed,
+                scales: scales.to_vec(),
+            };
+            return PackedWeight { panels, n, k, nr };
+        }
+        let nr = isa.f32_tile().1;
         let mut data = vec![0.0; round_up(n, nr) * k];
         let mut row = vec![0.0; KC];
         let mut at = 0;
@@ -69,14 +98,22 @@ impl PackedWeight {
                 at += width * kc;
             }
         }
-        Some(PackedWeight { data, n, k, nr })
+        PackedWeight {
+            panels: Panels::F32(data),
+            n,
+            k,
+            nr,
+        }
     }
 
-    /// The packed columns `jc..jc + NC` (`jc` a multiple of [`NC`]), all depth blocks.
+    /// The packed f32 columns `jc..jc + NC` (`jc` a multiple of [`NC`]), all depth blocks.
     fn column_block(&self, jc: usize) -> &[f32] {
+        let Panels::F32(data) = &self.panels else {
+            return &[];
+        };
         let width = round_up(NC.min(self.n - jc), self.nr);
         let start = jc * self.k;
-        &self.data[start..start + width * self.k]
+        &data[start..start + width * self.k]
     }
 
     /// `(k, n)`: the depth and width of `Wᵀ`.
@@ -84,15 +121,36 @@ impl PackedWeight {
         (self.k, self.n)
     }
 
+    /// Whether these are int8 panels.
+    pub fn is_int8(&self) -> bool {
+        matches!(self.panels, Panels::I8 { .. })
+    }
+
     /// Whether the kernels of `isa` read this packing.
     pub fn fits(&self, isa: &dyn Isa) -> bool {
-        isa.f32_tile().1 == self.nr
+        let nr = match self.panels {
+            Panels::F32(_) => isa.f32_tile().1,
+            Panels::I8 { .. } => isa.i8_tile().1,
+        };
+        nr == self.nr
     }
 
     /// Bytes held.
     pub fn size_in_bytes(&self) -> usize {
-        4 * self.data.len()
+        match &self.panels {
+            Panels::F32(d) => 4 * d.len(),
+            Panels::I8 { values, scales } => values.len() + 4 * scales.len(),
+        }
     }
+}
+
+/// Where the int8 driver finds its weight.
+#[derive(Clone, Copy)]
+enum I8Weight<'a> {
+    /// `[n, k]` values and per-row scales, packed per product.
+    Raw(&'a [i8], &'a [f32]),
+    /// Packed ahead of time.
+    Packed(&'a PackedWeight),
 }
 
 /// What one product needs from a [`GemmScratch`]: the rows and depth of its left operand,
@@ -268,7 +326,18 @@ fn product(
         Rhs::WeightT(Matrix {
             storage: Storage::I8 { values, scales },
             ..
-        }) => gemm_i8(isa, dst, lhs, (values, scales), init, alpha, scratch),
+        }) => gemm_i8(
+            isa,
+            dst,
+            lhs,
+            I8Weight::Raw(values, scales),
+            init,
+            alpha,
+            scratch,
+        ),
+        Rhs::PackedT(p) if p.is_int8() => {
+            gemm_i8(isa, dst, lhs, I8Weight::Packed(p), init, alpha, scratch)
+        }
         _ => gemm_f32(isa, dst, lhs, rhs, init, alpha, scratch),
     }
 }
@@ -375,6 +444,22 @@ fn pack_f32(
             panel.fill(0.0);
         }
         match rhs {
+            Rhs::Dense(b) if b.col_stride == 1 => {
+                // Rows of B are contiguous (attention's V): copy.
+                for (p, out) in panel.chunks_exact_mut(nr).enumerate() {
+                    let base = (pc + p) * b.row_stride + j0;
+                    out[..cols].copy_from_slice(&b.data[base..base + cols]);
+                }
+            }
+            Rhs::Dense(b) if b.row_stride == 1 => {
+                // Columns of B are contiguous (attention's Kᵀ): read each column once.
+                for j in 0..cols {
+                    let base = pc + (j0 + j) * b.col_stride;
+                    for (p, &v) in b.data[base..base + kc].iter().enumerate() {
+                        panel[p * nr + j] = v;
+                    }
+                }
+            }
             Rhs::Dense(b) => {
                 for (p, out) in panel.chunks_exact_mut(nr).enumerate() {
                     let base = (pc + p) * b.row_stride + j0 * b.col_stride;
@@ -443,12 +528,19 @@ fn gemm_i8(
     isa: &dyn Isa,
     dst: MatMut<'_>,
     lhs: MatRef<'_>,
-    weight: (&[i8], &[f32]),
+    weight: I8Weight<'_>,
     init: Init<'_>,
     alpha: f32,
     scratch: &mut GemmScratch,
 ) {
-    let (values, w_scales) = weight;
+    let w_scales: &[f32] = match weight {
+        I8Weight::Raw(_, scales) => scales,
+        I8Weight::Packed(PackedWeight {
+            panels: Panels::I8 { scales, .. },
+            ..
+        }) => scales,
+        I8Weight::Packed(_) => &[],
+    };
     let (mr, nr) = isa.i8_tile();
     let (m, k, n) = (lhs.rows, lhs.cols, dst.cols);
     let depth = round_up(k, I8_K_GROUP);
@@ -460,12 +552,21 @@ fn gemm_i8(
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
         let width = round_up(nc, nr);
-        for pc in (0..depth).step_by(KC_I8) {
-            let kc = KC_I8.min(depth - pc);
-            let pack = &mut scratch.pack_i8[width * pc..width * (pc + kc)];
-            pack_i8(values, k, pc, kc, jc, nc, nr, pack);
-        }
-        let column_block = &scratch.pack_i8[..width * depth];
+        let column_block: &[i8] = match weight {
+            I8Weight::Raw(values, _) => {
+                for pc in (0..depth).step_by(KC_I8) {
+                    let kc = KC_I8.min(depth - pc);
+                    let pack = &mut scratch.pack_i8[width * pc..width * (pc + kc)];
+                    pack_i8(values, k, pc, kc, jc, nc, nr, pack);
+                }
+                &scratch.pack_i8[..width * depth]
+            }
+            I8Weight::Packed(PackedWeight {
+                panels: Panels::I8 { values, .. },
+                ..
+            }) => &values[jc * depth..jc * depth + width * depth],
+            I8Weight::Packed(_) => &[],
+        };
         for ic in (0..m).step_by(MC) {
           let rows_end = (ic + MC).min(m);
           for pc in (0..depth).step_by(KC_I8) {
@@ -760,12 +861,14 @@ mod tests {
                 scales: Cow::Borrowed(&scales),
             },
         };
-        let packed = PackedWeight::new(&f32_weight).unwrap();
+        let packed = PackedWeight::new(&f32_weight);
+        let packed_i8 = PackedWeight::new(&i8_weight);
         let mut scratch = scratch_for(m, k);
         for rhs in [
             Rhs::WeightT(&f32_weight),
             Rhs::PackedT(&packed),
             Rhs::WeightT(&i8_weight),
+            Rhs::PackedT(&packed_i8),
         ] {
             let mut without = vec![0.0; m * n];
             let (dst, lhs) = (MatMut::dense(&mut without, m, n), MatRef::dense(&a, m, k));
@@ -798,6 +901,22 @@ mod tests {
             &mut scratch,
         );
         assert_eq!(per_product, prepacked);
+        let lhs = MatRef::dense(&a, m, k);
+        matmul_bias(
+            MatMut::dense(&mut per_product, m, n),
+            lhs,
+            Rhs::WeightT(&i8_weight),
+            None,
+            &mut scratch,
+        );
+        matmul_bias(
+            MatMut::dense(&mut prepacked, m, n),
+            lhs,
+            Rhs::PackedT(&packed_i8),
+            None,
+            &mut scratch,
+        );
+        assert_eq!(per_product, prepacked, "int8");
     }
 
     #[test]
