@@ -926,15 +926,18 @@ mod tests {
         let (s, d, h) = (37, 32, 96);
         let q = pseudo(s * h, 8);
         let kk = pseudo(s * h, 9);
-        let view = |x: &'static [f32]| MatRef {
-            data: &x[32..],
-            rows: s,
-            cols: d,
-            row_stride: h,
-            col_stride: 1,
-        };
-        let q: &'static [f32] = Vec::leak(q);
-        let kk: &'static [f32] = Vec::leak(kk);
+        fn view(x: &[f32], (s, d, h): (usize, usize, usize)) -> MatRef<'_> {
+            MatRef {
+                data: &x[32..],
+                rows: s,
+                cols: d,
+                row_stride: h,
+                col_stride: 1,
+            }
+        }
+        let shape = (s, d, h);
+        let view = |x| view(x, shape);
+        let (q, kk) = (&q[..], &kk[..]);
         let mut want = vec![0.0; s * s];
         let mut scratch = scratch_for(s, d);
         matmul_with(

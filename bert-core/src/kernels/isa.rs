@@ -89,6 +89,8 @@ fn candidates() -> &'static [Candidate] {
         (&super::x86::Avx2::INSTANCE, super::x86::Avx2::detected),
         #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
         (&super::aarch64::Neon::INSTANCE, || true),
+        #[cfg(all(target_arch = "arm", feature = "cortex-m-dsp"))]
+        (&super::cortex_m::CortexMDsp::INSTANCE, || true),
         (&super::scalar::Scalar, || true),
     ]
 }

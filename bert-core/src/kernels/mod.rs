@@ -43,6 +43,8 @@ macro_rules! multiversion {
 
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 pub mod aarch64;
+#[cfg(all(target_arch = "arm", feature = "cortex-m-dsp"))]
+pub mod cortex_m;
 pub mod elementwise;
 pub mod gemm;
 pub mod isa;
