@@ -13,7 +13,7 @@ use super::{MatMut, MatRef};
 use crate::weights::{Matrix, Storage};
 
 /// Depth of one packed block of the right-hand operand (f32 elements).
-pub const KC: usize = 256;
+pub const KC: usize = 512;
 /// Width of one packed block of the right-hand operand (a multiple of every kernel's `NR`).
 pub const NC: usize = 256;
 /// Rows of the output kept in cache across the depth blocks (a multiple of every `MR`).
