@@ -46,6 +46,8 @@ pub struct PackedWeight {
     n: usize,
     k: usize,
     nr: usize,
+    /// int8 weights stored as `w + 128` (see [`Isa::i8_unsigned_weights`]).
+    unsigned: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +67,7 @@ impl PackedWeight {
         let (n, k) = (weight.rows, weight.cols);
         if let Storage::I8 { values, scales } = &weight.storage {
             let nr = isa.i8_tile().1;
+            let unsigned = isa.i8_unsigned_weights();
             let depth = round_up(k, I8_K_GROUP);
             let mut packed = vec![0; round_up(n, nr) * depth];
             let mut at = 0;
@@ -74,7 +77,7 @@ impl PackedWeight {
                 for pc in (0..depth).step_by(KC_I8) {
                     let kc = KC_I8.min(depth - pc);
                     let block = &mut packed[at..at + width * kc];
-                    pack_i8(values, k, pc, kc, jc, nc, nr, block);
+                    pack_i8(values, k, pc, kc, jc, nc, nr, unsigned, block);
                     at += width * kc;
                 }
             }
@@ -82,7 +85,13 @@ impl PackedWeight {
                 values: packed,
                 scales: scales.to_vec(),
             };
-            return PackedWeight { panels, n, k, nr };
+            return PackedWeight {
+                panels,
+                n,
+                k,
+                nr,
+                unsigned,
+            };
         }
         let nr = isa.f32_tile().1;
         let mut data = vec![0.0; round_up(n, nr) * k];
@@ -103,6 +112,7 @@ impl PackedWeight {
             n,
             k,
             nr,
+            unsigned: false,
         }
     }
 
@@ -128,11 +138,12 @@ impl PackedWeight {
 
     /// Whether the kernels of `isa` read this packing.
     pub fn fits(&self, isa: &dyn Isa) -> bool {
-        let nr = match self.panels {
-            Panels::F32(_) => isa.f32_tile().1,
-            Panels::I8 { .. } => isa.i8_tile().1,
-        };
-        nr == self.nr
+        match self.panels {
+            Panels::F32(_) => isa.f32_tile().1 == self.nr,
+            Panels::I8 { .. } => {
+                isa.i8_tile().1 == self.nr && isa.i8_unsigned_weights() == self.unsigned
+            }
+        }
     }
 
     /// Bytes held.
@@ -193,6 +204,7 @@ pub struct GemmScratch {
     pack_i8: Vec<i8>,
     act_i8: Vec<i8>,
     act_scales: Vec<f32>,
+    act_sums: Vec<i32>,
 }
 
 fn round_up(x: usize, to: usize) -> usize {
@@ -213,12 +225,13 @@ impl GemmScratch {
             pack_i8: vec![0; q_depth * NC],
             act_i8: vec![0; q_rows * q_depth],
             act_scales: vec![0.0; q_rows * q_depth.div_ceil(KC_I8)],
+            act_sums: vec![0; q_rows * q_depth.div_ceil(KC_I8)],
         }
     }
 
     /// Bytes held.
     pub fn size_in_bytes(&self) -> usize {
-        4 * (self.pack_f32.len() + self.row_f32.len() + self.act_scales.len())
+        4 * (self.pack_f32.len() + self.row_f32.len() + 2 * self.act_scales.len())
             + self.pack_i8.len()
             + self.act_i8.len()
     }
@@ -484,41 +497,49 @@ fn pack_f32(
 
 /// Quantize each row of `x` to int8, one scale `max|x| / 127` (0 for zeros) per group of
 /// [`KC_I8`] values, rounding to nearest (ties to even); `out` rows are `depth` long (≥
-/// `x.cols`, a multiple of [`I8_K_GROUP`]), zero-padded; `scales` is
-/// `[rows][depth / KC_I8 rounded up]`.
+/// `x.cols`, a multiple of [`I8_K_GROUP`]), zero-padded; `scales` and `sums` (the sum of each
+/// group's quantized values) are `[rows][depth / KC_I8 rounded up]`.
 #[inline(always)]
-pub fn quantize_rows(x: MatRef<'_>, depth: usize, out: &mut [i8], scales: &mut [f32]) {
+pub fn quantize_rows(
+    x: MatRef<'_>,
+    depth: usize,
+    out: &mut [i8],
+    scales: &mut [f32],
+    sums: &mut [i32],
+) {
     /// 1.5 · 2²³: adding it rounds an f32 below 2²² to an integer, found in the low mantissa.
     const MAGIC: f32 = 12_582_912.0;
     let groups = depth.div_ceil(KC_I8);
-    let mut row = [0.0f32; KC_I8];
-    for (i, (q, row_scales)) in out
+    let mut gathered = [0.0f32; KC_I8];
+    for (i, ((q, row_scales), row_sums)) in out
         .chunks_exact_mut(depth)
         .zip(scales.chunks_exact_mut(groups))
+        .zip(sums.chunks_exact_mut(groups))
         .take(x.rows)
         .enumerate()
     {
-        for (g, scale) in row_scales.iter_mut().enumerate() {
+        q[x.cols..].fill(0);
+        for (g, (scale, sum)) in row_scales.iter_mut().zip(row_sums.iter_mut()).enumerate() {
             let start = g * KC_I8;
-            let len = KC_I8.min(x.cols - start);
-            let src = &mut row[..len];
+            let len = KC_I8.min(x.cols.saturating_sub(start));
             let base = i * x.row_stride + start * x.col_stride;
-            if x.col_stride == 1 {
-                src.copy_from_slice(&x.data[base..base + len]);
+            let src: &[f32] = if x.col_stride == 1 {
+                &x.data[base..base + len]
             } else {
-                for (p, v) in src.iter_mut().enumerate() {
+                for (p, v) in gathered[..len].iter_mut().enumerate() {
                     *v = x.data[base + p * x.col_stride];
                 }
-            }
+                &gathered[..len]
+            };
             let amax = src.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             *scale = amax / 127.0;
             let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
-            for (q, v) in q[start..start + len].iter_mut().zip(src.iter()) {
+            for (q, v) in q[start..start + len].iter_mut().zip(src) {
                 // |v · inv| <= 127, so the rounded value is exact in the low bits.
                 *q = ((v * inv + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32) as i8;
             }
+            *sum = q[start..start + len].iter().map(|&v| i32::from(v)).sum();
         }
-        q[x.cols..].fill(0);
     }
 }
 
@@ -547,7 +568,13 @@ fn gemm_i8(
     let act = &mut scratch.act_i8[..m * depth];
     let groups = depth.div_ceil(KC_I8);
     let act_scales = &mut scratch.act_scales[..m * groups];
-    quantize_rows(lhs, depth, act, act_scales);
+    let act_sums = &mut scratch.act_sums[..m * groups];
+    quantize_rows(lhs, depth, act, act_scales, act_sums);
+    let unsigned = match weight {
+        I8Weight::Raw(..) => isa.i8_unsigned_weights(),
+        I8Weight::Packed(p) => p.unsigned,
+    };
+    let offset = if unsigned { 128 } else { 0 };
     let mut tile = [0i32; MAX_TILE];
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
@@ -557,7 +584,7 @@ fn gemm_i8(
                 for pc in (0..depth).step_by(KC_I8) {
                     let kc = KC_I8.min(depth - pc);
                     let pack = &mut scratch.pack_i8[width * pc..width * (pc + kc)];
-                    pack_i8(values, k, pc, kc, jc, nc, nr, pack);
+                    pack_i8(values, k, pc, kc, jc, nc, nr, unsigned, pack);
                 }
                 &scratch.pack_i8[..width * depth]
             }
@@ -568,49 +595,55 @@ fn gemm_i8(
             I8Weight::Packed(_) => &[],
         };
         for ic in (0..m).step_by(MC) {
-          let rows_end = (ic + MC).min(m);
-          for pc in (0..depth).step_by(KC_I8) {
-            let kc = KC_I8.min(depth - pc);
-            let pack = &column_block[width * pc..width * (pc + kc)];
-            let first = if pc == 0 { Some(init) } else { None };
-            for i0 in (ic..rows_end).step_by(mr) {
-                let rows = mr.min(rows_end - i0);
-                let row_start = tile_rows(i0, rows, m, depth, pc);
-                let a = TileRows {
-                    a: &*act,
-                    row_start: &row_start,
-                    col_stride: 1,
-                };
-                for (jp, panel) in pack.chunks_exact(kc * nr).enumerate() {
-                    let j0 = jc + jp * nr;
-                    let cols = nr.min(n - j0);
-                    isa.i8_kernel(kc, a, panel, &mut tile);
-                    for r in 0..rows {
-                        let s = alpha * act_scales[(i0 + r) * groups + pc / KC_I8];
-                        let d = &mut dst.data[(i0 + r) * dst.row_stride + j0..][..cols];
-                        let t = &tile[r * nr..][..cols];
-                        let ws = &w_scales[j0..j0 + cols];
-                        let terms = t.iter().zip(ws).map(|(&t, &w)| t as f32 * s * w);
-                        match first {
-                            Some(Init::Zero) => d.iter_mut().zip(terms).for_each(|(d, v)| *d = v),
-                            Some(Init::Bias(b)) => d
-                                .iter_mut()
-                                .zip(terms)
-                                .zip(&b[j0..j0 + cols])
-                                .for_each(|((d, v), b)| *d = v + b),
-                            _ => d.iter_mut().zip(terms).for_each(|(d, v)| *d += v),
+            let rows_end = (ic + MC).min(m);
+            for pc in (0..depth).step_by(KC_I8) {
+                let kc = KC_I8.min(depth - pc);
+                let pack = &column_block[width * pc..width * (pc + kc)];
+                let first = if pc == 0 { Some(init) } else { None };
+                for i0 in (ic..rows_end).step_by(mr) {
+                    let rows = mr.min(rows_end - i0);
+                    let row_start = tile_rows(i0, rows, m, depth, pc);
+                    let a = TileRows {
+                        a: &*act,
+                        row_start: &row_start,
+                        col_stride: 1,
+                    };
+                    for (jp, panel) in pack.chunks_exact(kc * nr).enumerate() {
+                        let j0 = jc + jp * nr;
+                        let cols = nr.min(n - j0);
+                        isa.i8_kernel(kc, a, panel, &mut tile);
+                        for r in 0..rows {
+                            let g = (i0 + r) * groups + pc / KC_I8;
+                            let (s, shift) = (alpha * act_scales[g], offset * act_sums[g]);
+                            let d = &mut dst.data[(i0 + r) * dst.row_stride + j0..][..cols];
+                            let t = &tile[r * nr..][..cols];
+                            let ws = &w_scales[j0..j0 + cols];
+                            let terms = t
+                                .iter()
+                                .zip(ws)
+                                .map(|(&t, &w)| (t - shift) as f32 * s * w);
+                            match first {
+                                Some(Init::Zero) => {
+                                    d.iter_mut().zip(terms).for_each(|(d, v)| *d = v)
+                                }
+                                Some(Init::Bias(b)) => d
+                                    .iter_mut()
+                                    .zip(terms)
+                                    .zip(&b[j0..j0 + cols])
+                                    .for_each(|((d, v), b)| *d = v + b),
+                                _ => d.iter_mut().zip(terms).for_each(|(d, v)| *d += v),
+                            }
                         }
                     }
                 }
             }
-          }
         }
     }
 }
 }
 
 /// Pack `Wᵀ[pc..pc+kc, jc..jc+nc]` (W int8 `[n, k]`) as panels of `[kc / 4][nr][4]`,
-/// zero-padded past `k` and past the last column.
+/// zero-padded past `k` and past the last column; stored as `w + 128` when `unsigned`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn pack_i8(
@@ -621,6 +654,7 @@ fn pack_i8(
     jc: usize,
     nc: usize,
     nr: usize,
+    unsigned: bool,
     pack: &mut [i8],
 ) {
     const G: usize = I8_K_GROUP;
@@ -636,6 +670,10 @@ fn pack_i8(
             for (g, chunk) in src.chunks(G).enumerate() {
                 panel[(g * nr + j) * G..][..chunk.len()].copy_from_slice(chunk);
             }
+        }
+        if unsigned {
+            // w + 128 as an unsigned byte is w's bit pattern with the top bit flipped.
+            panel.iter_mut().for_each(|v| *v ^= i8::MIN);
         }
     }
 }
@@ -793,7 +831,8 @@ mod tests {
         let groups = depth.div_ceil(KC_I8);
         let mut aq = vec![0i8; m * depth];
         let mut sa = vec![0.0; m * groups];
-        quantize_rows(MatRef::dense(a, m, k), depth, &mut aq, &mut sa);
+        let mut sums = vec![0; m * groups];
+        quantize_rows(MatRef::dense(a, m, k), depth, &mut aq, &mut sa, &mut sums);
         let mut c = vec![0.0; m * n];
         for i in 0..m {
             for j in 0..n {

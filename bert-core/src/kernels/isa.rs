@@ -48,9 +48,18 @@ pub trait Isa: Sync {
     /// `(MR, NR)` of the int8 kernel.
     fn i8_tile(&self) -> (usize, usize);
 
-    /// `out[r][j] = Σ_{p<k} a[r][p] · b[p][j]` exactly, in i32, for int8 values in
-    /// `-127..=127`. `k` is a multiple of [`I8_K_GROUP`]; the panel holds `b` as
-    /// `[k / 4][NR][4]` (four consecutive `k` of one column together); `a`'s column stride is 1.
+    /// Whether this kernel wants its packed weights stored unsigned, as `w + 128` (the bit
+    /// pattern `w ^ 0x80`): `vpdpbusd` multiplies unsigned by signed bytes. The driver then
+    /// subtracts `128 · Σ a` itself.
+    fn i8_unsigned_weights(&self) -> bool {
+        false
+    }
+
+    /// `out[r][j] = Σ_{p<k} a[r][p] · b[p][j]` exactly, in i32, for activations in
+    /// `-127..=127` and weights in `-127..=127` (or `1..=255` when
+    /// [`i8_unsigned_weights`](Self::i8_unsigned_weights)). `k` is a multiple of
+    /// [`I8_K_GROUP`]; the panel holds `b` as `[k / 4][NR][4]` (four consecutive `k` of one
+    /// column together); `a`'s column stride is 1.
     fn i8_kernel(&self, k: usize, a: TileRows<'_, i8>, panel: &[i8], out: &mut [i32; MAX_TILE]);
 }
 

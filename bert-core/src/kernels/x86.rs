@@ -140,6 +140,9 @@ impl Isa for Avx512Vnni {
     fn i8_tile(&self) -> (usize, usize) {
         (8, 32)
     }
+    fn i8_unsigned_weights(&self) -> bool {
+        true
+    }
     fn i8_kernel(&self, k: usize, a: TileRows<'_, i8>, panel: &[i8], out: &mut [i32; MAX_TILE]) {
         assert!(Self::detected() && check_tile(k, &a, 8, 32, panel.len()));
         assert!(k.is_multiple_of(I8_K_GROUP) && a.col_stride == 1);
@@ -255,17 +258,15 @@ unsafe fn i8_4x16(k: usize, a: [*const i8; MAX_MR], b: *const i8, out: *mut i32)
     }
 }
 
-/// int8 with VNNI: activations shifted to unsigned (`x ^ 0x80 = x + 128`) for `vpdpbusd`,
-/// and `128 · Σ w` (accumulated the same way) subtracted at the end.
+/// int8 with VNNI: `vpdpbusd` multiplies the unsigned packed weights (`w + 128`) by the
+/// broadcast signed activations, four products per lane; the driver removes `128 · Σ x`.
 ///
 /// # Safety
 /// AVX-512F/BW/VNNI present; `a[r]` valid for `k` reads (r < 8); `b` for `32 k`; `out` for
 /// 256 writes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn i8_8x32_vnni(k: usize, a: [*const i8; MAX_MR], b: *const i8, out: *mut i32) {
-    let shift = _mm512_set1_epi8(i8::MIN);
     let mut c = [[_mm512_setzero_si512(); 2]; 8];
-    let mut comp = [_mm512_setzero_si512(); 2];
     for g in 0..k / 4 {
         // SAFETY: g * 128 + 128 <= 32 k.
         let (b0, b1) = unsafe {
@@ -274,27 +275,18 @@ unsafe fn i8_8x32_vnni(k: usize, a: [*const i8; MAX_MR], b: *const i8, out: *mut
                 _mm512_loadu_si512(b.add(g * 128 + 64) as *const __m512i),
             )
         };
-        comp[0] = _mm512_dpbusd_epi32(comp[0], shift, b0);
-        comp[1] = _mm512_dpbusd_epi32(comp[1], shift, b1);
         for r in 0..8 {
             // SAFETY: g * 4 + 4 <= k.
             let x = _mm512_set1_epi32(unsafe { load4(a[r].add(g * 4)) });
-            let xu = _mm512_xor_si512(x, shift);
-            c[r][0] = _mm512_dpbusd_epi32(c[r][0], xu, b0);
-            c[r][1] = _mm512_dpbusd_epi32(c[r][1], xu, b1);
+            c[r][0] = _mm512_dpbusd_epi32(c[r][0], b0, x);
+            c[r][1] = _mm512_dpbusd_epi32(c[r][1], b1, x);
         }
     }
     for (r, row) in c.iter().enumerate() {
         // SAFETY: r * 32 + 32 <= 256.
         unsafe {
-            _mm512_storeu_si512(
-                out.add(r * 32) as *mut __m512i,
-                _mm512_sub_epi32(row[0], comp[0]),
-            );
-            _mm512_storeu_si512(
-                out.add(r * 32 + 16) as *mut __m512i,
-                _mm512_sub_epi32(row[1], comp[1]),
-            );
+            _mm512_storeu_si512(out.add(r * 32) as *mut __m512i, row[0]);
+            _mm512_storeu_si512(out.add(r * 32 + 16) as *mut __m512i, row[1]);
         }
     }
 }
