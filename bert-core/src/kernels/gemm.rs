@@ -335,6 +335,11 @@ fn product(
         lhs.last_index() < lhs.data.len(),
         "matmul: lhs out of bounds"
     );
+    if let Rhs::WeightT(w) = rhs {
+        if m <= GEMV_ROWS && lhs.col_stride == 1 {
+            return gemv(dst, lhs, w, init, alpha, scratch);
+        }
+    }
     match rhs {
         Rhs::WeightT(Matrix {
             storage: Storage::I8 { values, scales },
@@ -432,6 +437,120 @@ fn gemm_f32(
                 }
             }
           }
+        }
+    }
+}
+}
+
+/// Up to this many rows, a product with an unpacked weight reads the weight's rows directly
+/// (dot products) instead of packing it: packing costs as much as the arithmetic when it is
+/// used for so few rows (the pooler, classifier heads, fill-mask's few `[MASK]` positions).
+pub const GEMV_ROWS: usize = 4;
+
+/// Lanes of the dot products' partial sums.
+const DOT_LANES: usize = 16;
+
+#[inline(always)]
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; DOT_LANES];
+    let (ca, cb) = (a.chunks_exact(DOT_LANES), b.chunks_exact(DOT_LANES));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for ((acc, x), y) in acc.iter_mut().zip(x).zip(y) {
+            *acc += x * y;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+#[inline(always)]
+fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    let mut acc = [0i32; DOT_LANES];
+    let (ca, cb) = (a.chunks_exact(DOT_LANES), b.chunks_exact(DOT_LANES));
+    let tail: i32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&x, &y)| i32::from(x) * i32::from(y))
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for ((acc, &x), &y) in acc.iter_mut().zip(x).zip(y) {
+            *acc += i32::from(x) * i32::from(y);
+        }
+    }
+    acc.iter().sum::<i32>() + tail
+}
+
+multiversion! {
+/// `dst = init + alpha · lhs · Wᵀ` for a few rows, one weight row at a time (f16 / bf16 rows
+/// widened a block at a time; int8 rows against the rows quantized as in [`gemm_i8`]).
+fn gemv(
+    dst: MatMut<'_>,
+    lhs: MatRef<'_>,
+    weight: &Matrix<'_>,
+    init: Init<'_>,
+    alpha: f32,
+    scratch: &mut GemmScratch,
+) {
+    let (m, k, n) = (lhs.rows, lhs.cols, dst.cols);
+    let row = |i: usize| &lhs.data[i * lhs.row_stride..][..k];
+    let mut out = [0.0f32; GEMV_ROWS];
+    let quantized = if let Storage::I8 { .. } = weight.storage {
+        let depth = round_up(k, I8_K_GROUP);
+        let groups = depth.div_ceil(KC_I8);
+        let act = &mut scratch.act_i8[..m * depth];
+        let (scales, sums) = (&mut scratch.act_scales[..m * groups], &mut scratch.act_sums[..m * groups]);
+        quantize_rows(lhs, depth, act, scales, sums);
+        Some((depth, groups))
+    } else {
+        None
+    };
+    for j in 0..n {
+        match (&weight.storage, quantized) {
+            (Storage::I8 { values, scales }, Some((depth, groups))) => {
+                let w = &values[j * k..(j + 1) * k];
+                for (i, o) in out[..m].iter_mut().enumerate() {
+                    let x = &scratch.act_i8[i * depth..i * depth + k];
+                    let s = &scratch.act_scales[i * groups..(i + 1) * groups];
+                    *o = x
+                        .chunks(KC_I8)
+                        .zip(w.chunks(KC_I8))
+                        .zip(s)
+                        .map(|((x, w), s)| dot_i8(x, w) as f32 * s)
+                        .sum::<f32>()
+                        * scales[j];
+                }
+            }
+            (Storage::F32(w), _) => {
+                let w = &w[j * k..(j + 1) * k];
+                for (i, o) in out[..m].iter_mut().enumerate() {
+                    *o = dot_f32(row(i), w);
+                }
+            }
+            (storage, _) => {
+                out[..m].fill(0.0);
+                for p0 in (0..k).step_by(KC) {
+                    let len = KC.min(k - p0);
+                    let w = &mut scratch.row_f32[..len];
+                    storage.read_f32(j * k + p0, w);
+                    for (i, o) in out[..m].iter_mut().enumerate() {
+                        *o += dot_f32(&row(i)[p0..p0 + len], w);
+                    }
+                }
+            }
+        }
+        for (i, &o) in out[..m].iter().enumerate() {
+            let d = &mut dst.data[i * dst.row_stride + j];
+            *d = match init {
+                Init::Zero => alpha * o,
+                Init::Keep => *d + alpha * o,
+                Init::Bias(b) => alpha * o + b[j],
+            };
         }
     }
 }
@@ -798,7 +917,14 @@ mod tests {
 
     #[test]
     fn f16_weights_are_widened_while_packing() {
-        let (m, k, n) = if cfg!(miri) { (3, 9, 5) } else { (17, 300, 70) };
+        // 17 rows: packed into panels; 3 rows: read row by row (the few-rows path).
+        for m in [17, 3] {
+            f16_weights_case(m);
+        }
+    }
+
+    fn f16_weights_case(m: usize) {
+        let (k, n) = if cfg!(miri) { (9, 5) } else { (600, 70) };
         let a = pseudo(m * k, 3);
         let wt = pseudo(n * k, 4);
         let halves: Vec<f16> = wt.iter().map(|&v| f16::from_f32(v)).collect();
