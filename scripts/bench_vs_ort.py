@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """bert-rs vs ONNX Runtime (fp32 and dynamic int8) vs PyTorch, same model, inputs and threads,
-in one run; prints seq/s, tokens/s and ratios, and the machine's FMA peak.
+in one run; prints seq/s, tokens/s and ratios, and the machine's FMA peak. Engines are
+interleaved over --rounds rounds (each round a median of timed repetitions); each figure is the
+median round.
 
 Models: all-minilm-l6-v2 (real weights, fetched like the tests do) and the bert-base shape
 (12 layers, hidden 768; random weights from a seeded `transformers.BertModel`). Cases: batch 1
@@ -135,7 +137,7 @@ def median_time(fn, iters):
     return statistics.median(times)
 
 
-def time_ort(path, ids, mask, threads, iters):
+def ort_runner(path, ids, mask, threads, iters):
     import numpy as np
     import onnxruntime as ort
     so = ort.SessionOptions()
@@ -146,17 +148,20 @@ def time_ort(path, ids, mask, threads, iters):
     feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
     names = {i.name for i in sess.get_inputs()}
     feed = {k: v for k, v in feed.items() if k in names}
-    return median_time(lambda: sess.run(["last_hidden_state"], feed), iters)
+    return lambda: median_time(lambda: sess.run(["last_hidden_state"], feed), iters)
 
 
-def time_torch(model_dir, ids, mask, threads, iters):
+def torch_runner(model_dir, ids, mask, threads, iters):
     import torch
     from transformers import BertModel
     torch.set_num_threads(threads)
     model = BertModel.from_pretrained(model_dir).eval()
     i, m = torch.from_numpy(ids), torch.from_numpy(mask)
-    with torch.inference_mode():
-        return median_time(lambda: model(input_ids=i, attention_mask=m), iters)
+
+    def run():
+        with torch.inference_mode():
+            return median_time(lambda: model(input_ids=i, attention_mask=m), iters)
+    return run
 
 
 def time_ours(bench_bin, model_dir, ids, mask, threads, iters, keep_padding=False):
@@ -186,6 +191,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--models", default="minilm,bert-base")
     args = ap.parse_args()
     os.makedirs(WORK, exist_ok=True)
@@ -209,15 +215,24 @@ def main():
             real = lengths or [128] * batch
             t = args.threads
             it = max(3, args.iters // (4 if batch > 1 else 1))
-            row = {"model": name, "case": label, "batch": batch,
-                   "real_tokens": int(mask.sum()),
-                   "ours_f32": time_ours(bench_bin, mdir, ids, mask, t, it),
-                   "ours_int8": time_ours(bench_bin, qdir, ids, mask, t, it),
-                   "ort_f32": time_ort(onnx_fp32, ids, mask, t, it),
-                   "ort_int8": time_ort(onnx_int8, ids, mask, t, it),
-                   "torch_f32": time_torch(mdir, ids, mask, t, it)}
+            engines = {
+                "ours_f32": lambda: time_ours(bench_bin, mdir, ids, mask, t, it),
+                "ours_int8": lambda: time_ours(bench_bin, qdir, ids, mask, t, it),
+                "ort_f32": ort_runner(onnx_fp32, ids, mask, t, it),
+                "ort_int8": ort_runner(onnx_int8, ids, mask, t, it),
+                "torch_f32": torch_runner(mdir, ids, mask, t, it),
+            }
             if lengths:
-                row["ours_f32_padded"] = time_ours(bench_bin, mdir, ids, mask, t, it, True)
+                engines["ours_f32_padded"] = lambda: time_ours(bench_bin, mdir, ids, mask, t, it,
+                                                               True)
+            # Rounds interleave the engines, so that a burst of load from elsewhere on the
+            # machine falls on all of them alike; each engine's figure is its median round.
+            rounds = {k: [] for k in engines}
+            for _ in range(args.rounds):
+                for k, run_engine in engines.items():
+                    rounds[k].append(run_engine())
+            row = {"model": name, "case": label, "batch": batch, "real_tokens": int(mask.sum())}
+            row.update({k: statistics.median(v) for k, v in rounds.items()})
             gflop = flops_per_sequence(config, real) * batch / 1e9
             row["ours_f32_gflops"] = gflop / row["ours_f32"]
             row["ours_f32_of_peak"] = row["ours_f32_gflops"] / peak["fma_peak_gflops"]

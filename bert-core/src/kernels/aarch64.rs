@@ -12,12 +12,6 @@ impl Neon {
     pub(crate) const INSTANCE: Neon = Neon(());
 }
 
-fn row_ptrs<T>(a: &TileRows<'_, T>) -> [*const T; MAX_MR] {
-    let base = a.a.as_ptr();
-    // wrapping_add: unused entries may hold any start; only checked rows are dereferenced.
-    core::array::from_fn(|r| base.wrapping_add(a.row_start[r]))
-}
-
 impl Isa for Neon {
     fn name(&self) -> &'static str {
         "neon"
@@ -33,7 +27,7 @@ impl Isa for Neon {
         unsafe {
             f32_8x8(
                 k,
-                row_ptrs(&a),
+                a.row_ptrs(),
                 a.col_stride,
                 panel.as_ptr(),
                 out.as_mut_ptr(),
@@ -51,7 +45,7 @@ impl Isa for Neon {
         assert!(k.is_multiple_of(I8_K_GROUP) && a.col_stride == 1);
         // SAFETY: NEON is enabled for this build; rows 0..4 hold k bytes and the panel 8 k
         // bytes (checked); `out` holds MAX_TILE >= 32 i32.
-        unsafe { i8_4x8(k, row_ptrs(&a), panel.as_ptr(), out.as_mut_ptr()) }
+        unsafe { i8_4x8(k, a.row_ptrs(), panel.as_ptr(), out.as_mut_ptr()) }
     }
 }
 

@@ -360,6 +360,21 @@ fn product(
     }
 }
 
+/// Write one tile row's `terms` to `d` (columns `j0..`): over what the output starts from on
+/// the first depth block (`first`), added to it on later ones (`None`).
+#[inline(always)]
+fn store(d: &mut [f32], terms: impl Iterator<Item = f32>, first: Option<Init<'_>>, j0: usize) {
+    match first {
+        Some(Init::Zero) => d.iter_mut().zip(terms).for_each(|(d, v)| *d = v),
+        Some(Init::Bias(b)) => d
+            .iter_mut()
+            .zip(terms)
+            .zip(&b[j0..])
+            .for_each(|((d, v), b)| *d = v + b),
+        _ => d.iter_mut().zip(terms).for_each(|(d, v)| *d += v),
+    }
+}
+
 /// Row starts of a tile at row `i0`, repeating the last real row for unused rows.
 fn tile_rows(
     i0: usize,
@@ -422,17 +437,7 @@ fn gemm_f32(
                     for r in 0..rows {
                         let d = &mut dst.data[(i0 + r) * dst.row_stride + j0..][..cols];
                         let t = &tile[r * nr..][..cols];
-                        match first {
-                            Some(Init::Zero) => {
-                                d.iter_mut().zip(t).for_each(|(d, t)| *d = alpha * t)
-                            }
-                            Some(Init::Bias(b)) => d
-                                .iter_mut()
-                                .zip(t)
-                                .zip(&b[j0..j0 + cols])
-                                .for_each(|((d, t), b)| *d = alpha * t + b),
-                            _ => d.iter_mut().zip(t).for_each(|(d, t)| *d += alpha * t),
-                        }
+                        store(d, t.iter().map(|&t| alpha * t), first, j0);
                     }
                 }
             }
@@ -741,17 +746,7 @@ fn gemm_i8(
                                 .iter()
                                 .zip(ws)
                                 .map(|(&t, &w)| (t - shift) as f32 * s * w);
-                            match first {
-                                Some(Init::Zero) => {
-                                    d.iter_mut().zip(terms).for_each(|(d, v)| *d = v)
-                                }
-                                Some(Init::Bias(b)) => d
-                                    .iter_mut()
-                                    .zip(terms)
-                                    .zip(&b[j0..j0 + cols])
-                                    .for_each(|((d, v), b)| *d = v + b),
-                                _ => d.iter_mut().zip(terms).for_each(|(d, v)| *d += v),
-                            }
+                            store(d, terms, first, j0);
                         }
                     }
                 }

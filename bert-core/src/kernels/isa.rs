@@ -63,6 +63,15 @@ pub trait Isa: Sync {
     fn i8_kernel(&self, k: usize, a: TileRows<'_, i8>, panel: &[i8], out: &mut [i32; MAX_TILE]);
 }
 
+impl<T> TileRows<'_, T> {
+    /// The tile's row starts as pointers (for kernels that read with raw pointers after
+    /// [`check_tile`]); only checked rows may be dereferenced.
+    pub(crate) fn row_ptrs(&self) -> [*const T; MAX_MR] {
+        let base = self.a.as_ptr();
+        core::array::from_fn(|r| base.wrapping_add(self.row_start[r]))
+    }
+}
+
 /// Check what every kernel relies on before it reads anything; `Some(true)` is returned so
 /// implementations can `assert!` the result in one line.
 pub(crate) fn check_tile<T>(

@@ -49,13 +49,6 @@ impl Avx512Vnni {
     }
 }
 
-/// Row pointers of a tile: the checked row starts turned into pointers.
-fn row_ptrs<T>(a: &TileRows<'_, T>) -> [*const T; MAX_MR] {
-    let base = a.a.as_ptr();
-    // wrapping_add: unused entries may hold any start; only checked rows are dereferenced.
-    core::array::from_fn(|r| base.wrapping_add(a.row_start[r]))
-}
-
 impl Isa for Avx2 {
     fn name(&self) -> &'static str {
         "avx2"
@@ -71,7 +64,7 @@ impl Isa for Avx2 {
         unsafe {
             f32_6x16(
                 k,
-                row_ptrs(&a),
+                a.row_ptrs(),
                 a.col_stride,
                 panel.as_ptr(),
                 out.as_mut_ptr(),
@@ -91,7 +84,7 @@ fn i8_avx2(k: usize, a: TileRows<'_, i8>, panel: &[i8], out: &mut [i32; MAX_TILE
     assert!(k.is_multiple_of(I8_K_GROUP) && a.col_stride == 1);
     // SAFETY: AVX2 is present; rows 0..4 hold `k` bytes, the panel `k * 16` bytes (checked);
     // `out` holds MAX_TILE >= 4 * 16 i32.
-    unsafe { i8_4x16(k, row_ptrs(&a), panel.as_ptr(), out.as_mut_ptr()) }
+    unsafe { i8_4x16(k, a.row_ptrs(), panel.as_ptr(), out.as_mut_ptr()) }
 }
 
 impl Isa for Avx512 {
@@ -119,7 +112,7 @@ fn f32_avx512(k: usize, a: TileRows<'_, f32>, panel: &[f32], out: &mut [f32; MAX
     unsafe {
         f32_8x32(
             k,
-            row_ptrs(&a),
+            a.row_ptrs(),
             a.col_stride,
             panel.as_ptr(),
             out.as_mut_ptr(),
@@ -148,7 +141,7 @@ impl Isa for Avx512Vnni {
         assert!(k.is_multiple_of(I8_K_GROUP) && a.col_stride == 1);
         // SAFETY: AVX-512F/BW/VNNI are present; rows 0..8 hold `k` bytes, the panel `k * 32`
         // bytes (checked); `out` holds MAX_TILE >= 8 * 32 i32.
-        unsafe { i8_8x32_vnni(k, row_ptrs(&a), panel.as_ptr(), out.as_mut_ptr()) }
+        unsafe { i8_8x32_vnni(k, a.row_ptrs(), panel.as_ptr(), out.as_mut_ptr()) }
     }
 }
 
