@@ -66,7 +66,10 @@ pub trait Isa: Sync {
 impl<T> TileRows<'_, T> {
     /// The tile's row starts as pointers (for kernels that read with raw pointers after
     /// [`check_tile`]); only checked rows may be dereferenced.
-    #[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
+    #[cfg(any(
+        target_arch = "x86_64",
+        all(target_arch = "aarch64", target_feature = "neon")
+    ))]
     pub(crate) fn row_ptrs(&self) -> [*const T; MAX_MR] {
         let base = self.a.as_ptr();
         core::array::from_fn(|r| base.wrapping_add(self.row_start[r]))
