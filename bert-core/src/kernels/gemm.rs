@@ -70,16 +70,10 @@ impl PackedWeight {
             let unsigned = isa.i8_unsigned_weights();
             let depth = round_up(k, I8_K_GROUP);
             let mut packed = vec![0; round_up(n, nr) * depth];
-            let mut at = 0;
             for jc in (0..n).step_by(NC) {
                 let nc = NC.min(n - jc);
-                let width = round_up(nc, nr);
-                for pc in (0..depth).step_by(KC_I8) {
-                    let kc = KC_I8.min(depth - pc);
-                    let block = &mut packed[at..at + width * kc];
-                    pack_i8(values, k, pc, kc, jc, nc, nr, unsigned, block);
-                    at += width * kc;
-                }
+                let block = &mut packed[jc * depth..jc * depth + round_up(nc, nr) * depth];
+                pack_column_block_i8(values, k, jc, nc, nr, unsigned, block);
             }
             let panels = Panels::I8 {
                 values: packed,
@@ -96,16 +90,10 @@ impl PackedWeight {
         let nr = isa.f32_tile().1;
         let mut data = vec![0.0; round_up(n, nr) * k];
         let mut row = vec![0.0; KC];
-        let mut at = 0;
         for jc in (0..n).step_by(NC) {
             let nc = NC.min(n - jc);
-            let width = round_up(nc, nr);
-            for pc in (0..k).step_by(KC) {
-                let kc = KC.min(k - pc);
-                let block = &mut data[at..at + width * kc];
-                pack_f32(Rhs::WeightT(weight), pc, kc, jc, nc, nr, block, &mut row);
-                at += width * kc;
-            }
+            let block = &mut data[jc * k..jc * k + round_up(nc, nr) * k];
+            pack_column_block_f32(Rhs::WeightT(weight), k, jc, nc, nr, block, &mut row);
         }
         PackedWeight {
             panels: Panels::F32(data),
@@ -131,9 +119,17 @@ impl PackedWeight {
         (self.k, self.n)
     }
 
-    /// Whether these are int8 panels.
-    pub fn is_int8(&self) -> bool {
-        matches!(self.panels, Panels::I8 { .. })
+    /// The int8 driver's view of int8 panels; `None` for f32 panels.
+    fn int8(&self) -> Option<I8Weight<'_>> {
+        match &self.panels {
+            Panels::I8 { values, scales } => Some(I8Weight {
+                values,
+                scales,
+                packed: true,
+                unsigned: self.unsigned,
+            }),
+            Panels::F32(_) => None,
+        }
     }
 
     /// Whether the kernels of `isa` read this packing.
@@ -157,11 +153,15 @@ impl PackedWeight {
 
 /// Where the int8 driver finds its weight.
 #[derive(Clone, Copy)]
-enum I8Weight<'a> {
-    /// `[n, k]` values and per-row scales, packed per product.
-    Raw(&'a [i8], &'a [f32]),
-    /// Packed ahead of time.
-    Packed(&'a PackedWeight),
+struct I8Weight<'a> {
+    /// `[n, k]` row-major values (packed per product), or panels packed ahead of time.
+    values: &'a [i8],
+    /// One scale per output channel.
+    scales: &'a [f32],
+    /// Whether `values` are already panels.
+    packed: bool,
+    /// Whether the panels hold `w + 128` (see [`Isa::i8_unsigned_weights`]).
+    unsigned: bool,
 }
 
 /// What one product needs from a [`GemmScratch`]: the rows and depth of its left operand,
@@ -344,18 +344,19 @@ fn product(
         Rhs::WeightT(Matrix {
             storage: Storage::I8 { values, scales },
             ..
-        }) => gemm_i8(
-            isa,
-            dst,
-            lhs,
-            I8Weight::Raw(values, scales),
-            init,
-            alpha,
-            scratch,
-        ),
-        Rhs::PackedT(p) if p.is_int8() => {
-            gemm_i8(isa, dst, lhs, I8Weight::Packed(p), init, alpha, scratch)
+        }) => {
+            let weight = I8Weight {
+                values,
+                scales,
+                packed: false,
+                unsigned: isa.i8_unsigned_weights(),
+            };
+            gemm_i8(isa, dst, lhs, weight, init, alpha, scratch)
         }
+        Rhs::PackedT(p) => match p.int8() {
+            Some(weight) => gemm_i8(isa, dst, lhs, weight, init, alpha, scratch),
+            None => gemm_f32(isa, dst, lhs, rhs, init, alpha, scratch),
+        },
         _ => gemm_f32(isa, dst, lhs, rhs, init, alpha, scratch),
     }
 }
@@ -407,12 +408,9 @@ fn gemm_f32(
         let column_block: &[f32] = match rhs {
             Rhs::PackedT(p) => p.column_block(jc),
             _ => {
-                for pc in (0..k).step_by(KC) {
-                    let kc = KC.min(k - pc);
-                    let pack = &mut scratch.pack_f32[width * pc..width * (pc + kc)];
-                    pack_f32(rhs, pc, kc, jc, nc, nr, pack, &mut scratch.row_f32);
-                }
-                &scratch.pack_f32[..width * k]
+                let pack = &mut scratch.pack_f32[..width * k];
+                pack_column_block_f32(rhs, k, jc, nc, nr, pack, &mut scratch.row_f32);
+                pack
             }
         };
         // A block of rows goes through every depth block while its output stays in cache.
@@ -561,6 +559,56 @@ fn gemv(
 }
 }
 
+/// Pack the column block `jc..jc + nc` of `B` (logical `[k, n]`) into `out`
+/// (`round_up(nc, nr) · k` long): its depth blocks of [`KC`] one after the other, each as
+/// [`pack_f32`] lays it out. Used per product and, once, by [`PackedWeight`].
+#[inline(always)]
+fn pack_column_block_f32(
+    rhs: Rhs<'_>,
+    k: usize,
+    jc: usize,
+    nc: usize,
+    nr: usize,
+    out: &mut [f32],
+    row: &mut [f32],
+) {
+    let width = round_up(nc, nr);
+    for pc in (0..k).step_by(KC) {
+        let kc = KC.min(k - pc);
+        pack_f32(
+            rhs,
+            pc,
+            kc,
+            jc,
+            nc,
+            nr,
+            &mut out[width * pc..width * (pc + kc)],
+            row,
+        );
+    }
+}
+
+/// The same for int8 weights `[n, k]`: depth blocks of [`KC_I8`] over `k` rounded up to
+/// [`I8_K_GROUP`], each as [`pack_i8`] lays it out.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn pack_column_block_i8(
+    values: &[i8],
+    k: usize,
+    jc: usize,
+    nc: usize,
+    nr: usize,
+    unsigned: bool,
+    out: &mut [i8],
+) {
+    let (width, depth) = (round_up(nc, nr), round_up(k, I8_K_GROUP));
+    for pc in (0..depth).step_by(KC_I8) {
+        let kc = KC_I8.min(depth - pc);
+        let block = &mut out[width * pc..width * (pc + kc)];
+        pack_i8(values, k, pc, kc, jc, nc, nr, unsigned, block);
+    }
+}
+
 /// Pack `B[pc..pc+kc, jc..jc+nc]` as `nc / nr` panels of `[kc][nr]`, zero-padded on the right.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -678,14 +726,7 @@ fn gemm_i8(
     alpha: f32,
     scratch: &mut GemmScratch,
 ) {
-    let w_scales: &[f32] = match weight {
-        I8Weight::Raw(_, scales) => scales,
-        I8Weight::Packed(PackedWeight {
-            panels: Panels::I8 { scales, .. },
-            ..
-        }) => scales,
-        I8Weight::Packed(_) => &[],
-    };
+    let w_scales = weight.scales;
     let (mr, nr) = isa.i8_tile();
     let (m, k, n) = (lhs.rows, lhs.cols, dst.cols);
     let depth = round_up(k, I8_K_GROUP);
@@ -694,29 +735,17 @@ fn gemm_i8(
     let act_scales = &mut scratch.act_scales[..m * groups];
     let act_sums = &mut scratch.act_sums[..m * groups];
     quantize_rows(lhs, depth, act, act_scales, act_sums);
-    let unsigned = match weight {
-        I8Weight::Raw(..) => isa.i8_unsigned_weights(),
-        I8Weight::Packed(p) => p.unsigned,
-    };
-    let offset = if unsigned { 128 } else { 0 };
+    let offset = if weight.unsigned { 128 } else { 0 };
     let mut tile = [0i32; MAX_TILE];
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
         let width = round_up(nc, nr);
-        let column_block: &[i8] = match weight {
-            I8Weight::Raw(values, _) => {
-                for pc in (0..depth).step_by(KC_I8) {
-                    let kc = KC_I8.min(depth - pc);
-                    let pack = &mut scratch.pack_i8[width * pc..width * (pc + kc)];
-                    pack_i8(values, k, pc, kc, jc, nc, nr, unsigned, pack);
-                }
-                &scratch.pack_i8[..width * depth]
-            }
-            I8Weight::Packed(PackedWeight {
-                panels: Panels::I8 { values, .. },
-                ..
-            }) => &values[jc * depth..jc * depth + width * depth],
-            I8Weight::Packed(_) => &[],
+        let column_block: &[i8] = if weight.packed {
+            &weight.values[jc * depth..jc * depth + width * depth]
+        } else {
+            let pack = &mut scratch.pack_i8[..width * depth];
+            pack_column_block_i8(weight.values, k, jc, nc, nr, weight.unsigned, pack);
+            pack
         };
         for ic in (0..m).step_by(MC) {
             let rows_end = (ic + MC).min(m);
