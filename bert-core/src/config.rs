@@ -11,34 +11,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 
-/// The hidden activation (`hidden_act`), as HF's `ACT2FN` defines each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
-    /// `gelu`: exact, `0.5 x (1 + erf(x / sqrt 2))`.
-    Gelu,
-    /// `gelu_new` / `gelu_pytorch_tanh`: the tanh approximation.
-    GeluTanh,
-    /// `relu`.
-    Relu,
-    /// `silu` / `swish`: `x sigmoid(x)`.
-    Silu,
-}
-
-impl Activation {
-    /// The names HF uses for the supported activations.
-    pub const SUPPORTED: &'static str = "gelu, gelu_new, gelu_pytorch_tanh, relu, silu, swish";
-
-    /// Map an HF `hidden_act` name.
-    pub fn from_hf(name: &str) -> Option<Activation> {
-        Some(match name {
-            "gelu" => Activation::Gelu,
-            "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
-            "relu" => Activation::Relu,
-            "silu" | "swish" => Activation::Silu,
-            _ => return None,
-        })
-    }
-}
+pub use crate::activation::Activation;
 
 /// Upper bounds that keep a hostile config from asking for absurd allocations.
 pub mod limits {

@@ -5,11 +5,13 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::safetensors::Dtype;
+use crate::tensor::Dtype;
 
 /// Everything that can go wrong in bert-core. Nothing a file or a user controls panics: it ends
-/// up here.
+/// up here. Variants a caller may want to act on (truncate and retry, skip a sequence, grow a
+/// workspace) are typed; `InvalidInput` is left for mistakes a caller only reports.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Error {
     /// A JSON document (config.json or a safetensors header) did not parse.
     Json {
@@ -98,8 +100,60 @@ pub enum Error {
         /// What is supported.
         supported: &'static str,
     },
-    /// The caller's input (ids, masks, shapes, labels) is invalid.
+    /// The caller's input is invalid in a way no variant below names.
     InvalidInput(String),
+    /// A batch with no sequences or no positions.
+    EmptyBatch,
+    /// A sequence is longer than the model's position table: truncate or split it.
+    SequenceTooLong {
+        /// Its length.
+        len: usize,
+        /// `max_position_embeddings`.
+        max: usize,
+    },
+    /// A sequence whose attention mask is all zeros (nothing to attend to).
+    EmptySequence {
+        /// Its index in the batch.
+        sequence: usize,
+    },
+    /// An id (token, token type, mask value) is outside its table.
+    IdOutOfRange {
+        /// Which input ("input_ids", "token_type_ids", "attention_mask").
+        what: &'static str,
+        /// Sequence index.
+        sequence: usize,
+        /// Position in the sequence.
+        position: usize,
+        /// The id found.
+        value: u32,
+        /// The first value not allowed.
+        limit: usize,
+        /// What the limit is ("vocab_size", "type_vocab_size", ...).
+        limit_name: &'static str,
+    },
+    /// An input slice has the wrong length for the batch shape.
+    LengthMismatch {
+        /// Which input.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// The length the batch shape implies.
+        expected: usize,
+    },
+    /// A class label outside `0..classes` (and not the ignore index).
+    LabelOutOfRange {
+        /// The label.
+        label: i64,
+        /// Number of classes.
+        classes: usize,
+    },
+    /// A requested size (workspace buffer, positions) is over a limit; nothing was allocated.
+    ResourceLimit {
+        /// What was asked for.
+        what: String,
+        /// The largest accepted.
+        limit: usize,
+    },
     /// The workspace was sized for fewer tokens than this batch needs.
     WorkspaceTooSmall {
         /// Batch size and sequence length asked for.
@@ -187,6 +241,35 @@ impl fmt::Display for Error {
                 "config.json: {field} = {value} is not supported (supported: {supported})"
             ),
             Error::InvalidInput(m) => write!(f, "invalid input: {m}"),
+            Error::EmptyBatch => f.write_str("invalid input: empty batch"),
+            Error::SequenceTooLong { len, max } => write!(
+                f,
+                "sequence length {len} exceeds max_position_embeddings {max}; truncate or split the text"
+            ),
+            Error::EmptySequence { sequence } => write!(
+                f,
+                "sequence {sequence} has no real token (its attention_mask is all zeros)"
+            ),
+            Error::IdOutOfRange {
+                what,
+                sequence,
+                position,
+                value,
+                limit,
+                limit_name,
+            } => write!(
+                f,
+                "{what}[{sequence}][{position}] = {value} is not below {limit_name} {limit}"
+            ),
+            Error::LengthMismatch { what, len, expected } => {
+                write!(f, "{what} has {len} elements, expected {expected}")
+            }
+            Error::LabelOutOfRange { label, classes } => {
+                write!(f, "label {label} is not in 0..{classes}")
+            }
+            Error::ResourceLimit { what, limit } => {
+                write!(f, "{what} exceeds the limit of {limit}; use smaller batches")
+            }
             Error::WorkspaceTooSmall { needed, capacity } => write!(
                 f,
                 "workspace holds batch {} x seq {}, but batch {} x seq {} was given",

@@ -121,8 +121,8 @@ impl<'a> BertLMPredictionHead<'a> {
     fn buffers(&self, bert: &BertModel<'_>, tokens: usize) -> HeadBuffers {
         let c = &bert.config;
         HeadBuffers {
-            a: tokens.saturating_mul(c.vocab_size),
-            b: tokens.saturating_mul(c.hidden_size),
+            output: tokens.saturating_mul(c.vocab_size),
+            work: tokens.saturating_mul(c.hidden_size),
             gemm: self
                 .transform
                 .dense
@@ -195,8 +195,8 @@ impl<'a> BertForMaskedLM<'a> {
         let t = batch.num_tokens();
         let HeadParts {
             hidden,
-            a: logits,
-            b: transformed,
+            output: logits,
+            work: transformed,
             scratch,
             ..
         } = ws.head_parts();
@@ -218,7 +218,7 @@ impl BertForMaskedLM<'_> {
         max_positions: usize,
     ) -> Result<Workspace> {
         let mut head = self.predictions.buffers(&self.bert, max_positions);
-        head.b = head.b.saturating_mul(2);
+        head.work = head.work.saturating_mul(2);
         Workspace::new(&self.bert, max_batch, max_seq, head)
     }
 
@@ -238,21 +238,21 @@ impl BertForMaskedLM<'_> {
             )));
         }
         let (h, v) = (self.bert.config.hidden_size, self.bert.config.vocab_size);
-        if ws.head_a.len() < p * v || ws.head_b.len() < 2 * p * h {
-            return Err(Error::InvalidInput(format!(
-                "workspace holds logits for {} positions, {p} asked; use workspace_at",
-                ws.head_a.len() / v
-            )));
+        if ws.head_output.len() < p * v || ws.head_work.len() < 2 * p * h {
+            return Err(Error::ResourceLimit {
+                what: format!("{p} positions (use workspace_at with enough positions)"),
+                limit: ws.head_output.len() / v,
+            });
         }
         self.bert.forward_for_head(batch, ws)?;
         let HeadParts {
             hidden,
-            a: logits,
-            b,
+            output: logits,
+            work,
             scratch,
             ..
         } = ws.head_parts();
-        let (gathered, transformed) = b.split_at_mut(p * h);
+        let (gathered, transformed) = work.split_at_mut(p * h);
         for (dst, &i) in gathered.chunks_exact_mut(h).zip(positions) {
             dst.copy_from_slice(&hidden[i * h..(i + 1) * h]);
         }
@@ -299,8 +299,8 @@ fn pooled_head_workspace(
     s: usize,
 ) -> Result<Workspace> {
     let buffers = HeadBuffers {
-        a: b.saturating_mul(head.out_features()),
-        b: 0,
+        output: b.saturating_mul(head.out_features()),
+        work: 0,
         gemm: head.gemm_needs(b),
     };
     Workspace::new(bert, b, s, buffers)
@@ -315,7 +315,7 @@ fn pooled_head_forward<'w>(
     bert.forward_for_head(batch, ws)?;
     let HeadParts {
         pooled,
-        a: out,
+        output: out,
         scratch,
         ..
     } = ws.head_parts();
@@ -358,7 +358,7 @@ impl<'a> BertForPreTraining<'a> {
         let mut head = self
             .predictions
             .buffers(&self.bert, max_batch.saturating_mul(max_seq));
-        head.a = head.a.saturating_add(max_batch.saturating_mul(2));
+        head.output = head.output.saturating_add(max_batch.saturating_mul(2));
         head.gemm = head.gemm.max(self.seq_relationship.gemm_needs(max_batch));
         Workspace::new(&self.bert, max_batch, max_seq, head)
     }
@@ -375,8 +375,8 @@ impl<'a> BertForPreTraining<'a> {
         let HeadParts {
             hidden,
             pooled,
-            a: out,
-            b: transformed,
+            output: out,
+            work: transformed,
             scratch,
             ..
         } = ws.head_parts();
@@ -456,7 +456,7 @@ impl<'a> BertForTokenClassification<'a> {
         self.bert.forward_for_head(batch, ws)?;
         let HeadParts {
             hidden,
-            a: out,
+            output: out,
             scratch,
             ..
         } = ws.head_parts();
@@ -478,12 +478,13 @@ fn token_head_workspace(
     b: usize,
     s: usize,
 ) -> Result<Workspace> {
-    let tokens = b
-        .checked_mul(s)
-        .ok_or_else(|| Error::InvalidInput(format!("{b} x {s} overflows")))?;
+    let tokens = b.checked_mul(s).ok_or_else(|| Error::ResourceLimit {
+        what: format!("workspace of {b} x {s} tokens"),
+        limit: usize::MAX,
+    })?;
     let buffers = HeadBuffers {
-        a: tokens.saturating_mul(head.out_features()),
-        b: tokens.saturating_mul(head.out_features()),
+        output: tokens.saturating_mul(head.out_features()),
+        work: tokens.saturating_mul(head.out_features()),
         gemm: head.gemm_needs(tokens),
     };
     Workspace::new(bert, b, s, buffers)
@@ -533,8 +534,8 @@ impl<'a> BertForQuestionAnswering<'a> {
         let t = batch.num_tokens();
         let HeadParts {
             hidden,
-            a: pairs,
-            b: split,
+            output: pairs,
+            work: split,
             scratch,
             ..
         } = ws.head_parts();

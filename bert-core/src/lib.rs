@@ -22,6 +22,7 @@ extern crate alloc;
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+pub mod activation;
 pub mod config;
 pub mod error;
 pub mod heads;
@@ -32,6 +33,7 @@ pub mod parallel;
 pub mod pretraining;
 pub mod quantize;
 pub mod safetensors;
+pub mod tensor;
 pub mod weights;
 pub mod wordpiece;
 

@@ -71,41 +71,40 @@ impl<'a> Batch<'a> {
     /// Check every id and shape against `config`.
     pub fn validate(&self, config: &BertConfig) -> Result<()> {
         if self.batch_size == 0 || self.seq_len == 0 {
-            return Err(Error::InvalidInput(format!(
-                "empty batch: batch_size {} x seq_len {}",
-                self.batch_size, self.seq_len
-            )));
+            return Err(Error::EmptyBatch);
         }
         if self.seq_len > config.max_position_embeddings {
-            return Err(Error::InvalidInput(format!(
-                "sequence length {} exceeds max_position_embeddings {}; truncate or split the text",
-                self.seq_len, config.max_position_embeddings
-            )));
+            return Err(Error::SequenceTooLong {
+                len: self.seq_len,
+                max: config.max_position_embeddings,
+            });
         }
-        let n = self.batch_size.checked_mul(self.seq_len).ok_or_else(|| {
-            Error::InvalidInput(format!(
-                "batch {} x seq {} overflows",
-                self.batch_size, self.seq_len
-            ))
-        })?;
-        let check = |what: &str, v: &[u32], limit: usize, limit_name: &str| -> Result<()> {
+        let n = self
+            .batch_size
+            .checked_mul(self.seq_len)
+            .ok_or_else(|| Error::ResourceLimit {
+                what: format!("batch {} x seq {}", self.batch_size, self.seq_len),
+                limit: usize::MAX,
+            })?;
+        let check = |what: &'static str, v: &[u32], limit: usize, limit_name: &'static str| {
             if v.len() != n {
-                return Err(Error::InvalidInput(format!(
-                    "{what} has {} elements, expected batch_size {} x seq_len {} = {n}",
-                    v.len(),
-                    self.batch_size,
-                    self.seq_len
-                )));
+                return Err(Error::LengthMismatch {
+                    what,
+                    len: v.len(),
+                    expected: n,
+                });
             }
             if let Some(i) = v.iter().position(|&x| x as usize >= limit) {
-                return Err(Error::InvalidInput(format!(
-                    "{what}[{}][{}] = {} is not below {limit_name} {limit}",
-                    i / self.seq_len,
-                    i % self.seq_len,
-                    v[i]
-                )));
+                return Err(Error::IdOutOfRange {
+                    what,
+                    sequence: i / self.seq_len,
+                    position: i % self.seq_len,
+                    value: v[i],
+                    limit,
+                    limit_name,
+                });
             }
-            Ok(())
+            Ok::<(), Error>(())
         };
         check("input_ids", self.input_ids, config.vocab_size, "vocab_size")?;
         if let Some(t) = self.token_type_ids {
@@ -154,17 +153,17 @@ pub struct Workspace {
     threads: Vec<ThreadScratch>,
     parallel: &'static dyn Parallel,
     /// Buffers for the task heads (sized by the head that created the workspace).
-    pub(crate) head_a: Vec<f32>,
-    pub(crate) head_b: Vec<f32>,
+    pub(crate) head_output: Vec<f32>,
+    pub(crate) head_work: Vec<f32>,
 }
 
 /// Extra buffers a task head needs in the [`Workspace`], in f32 elements.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HeadBuffers {
-    /// First head buffer.
-    pub a: usize,
-    /// Second head buffer.
-    pub b: usize,
+    /// The head's results (logits, start/end pairs), in f32 elements.
+    pub output: usize,
+    /// Its intermediate values (the MLM transform, the QA split), in f32 elements.
+    pub work: usize,
     /// What the head's own products need from the matmul scratch.
     pub gemm: GemmNeeds,
 }
@@ -178,10 +177,9 @@ fn sized(parts: &[usize]) -> Result<usize> {
         .iter()
         .try_fold(1usize, |a, &b| a.checked_mul(b))
         .filter(|&n| n <= MAX_BUFFER_ELEMENTS)
-        .ok_or_else(|| {
-            Error::InvalidInput(format!(
-                "workspace buffer {parts:?} exceeds {MAX_BUFFER_ELEMENTS} elements; use smaller batches"
-            ))
+        .ok_or_else(|| Error::ResourceLimit {
+            what: format!("workspace buffer {parts:?} (elements)"),
+            limit: MAX_BUFFER_ELEMENTS,
         })
 }
 
@@ -207,9 +205,7 @@ impl Workspace {
     ) -> Result<Self> {
         let c = &model.config;
         if max_batch == 0 || max_seq == 0 {
-            return Err(Error::InvalidInput(format!(
-                "workspace for an empty batch: {max_batch} x {max_seq}"
-            )));
+            return Err(Error::EmptyBatch);
         }
         let t = sized(&[max_batch, max_seq])?;
         let th = sized(&[t, c.hidden_size])?;
@@ -234,8 +230,8 @@ impl Workspace {
                 scores: vec![0.0; sized(&[max_seq, max_seq])?],
             }],
             parallel: &Sequential,
-            head_a: vec![0.0; sized(&[head.a])?],
-            head_b: vec![0.0; sized(&[head.b])?],
+            head_output: vec![0.0; sized(&[head.output])?],
+            head_work: vec![0.0; sized(&[head.work])?],
         })
     }
 
@@ -883,9 +879,7 @@ impl<'a> BertModel<'a> {
         for b in 0..batch.batch_size {
             let row = b * batch.seq_len..(b + 1) * batch.seq_len;
             if !row.clone().any(keep) {
-                return Err(Error::InvalidInput(format!(
-                    "sequence {b} has no real token (its attention_mask is all zeros)"
-                )));
+                return Err(Error::EmptySequence { sequence: b });
             }
             for i in row {
                 if keep(i) || !ws.remove_padding {
@@ -982,10 +976,10 @@ pub(crate) struct HeadParts<'w> {
     pub hidden: &'w [f32],
     /// `[batch, hidden]` pooler output (when the model has a pooler).
     pub pooled: &'w [f32],
-    /// First head buffer.
-    pub a: &'w mut [f32],
-    /// Second head buffer.
-    pub b: &'w mut [f32],
+    /// The head's results (logits, start/end pairs).
+    pub output: &'w mut [f32],
+    /// Its intermediate values (the MLM transform, the QA split).
+    pub work: &'w mut [f32],
     /// Matmul scratch.
     pub scratch: &'w mut GemmScratch,
 }
@@ -996,8 +990,8 @@ impl Workspace {
         HeadParts {
             hidden: &self.hidden,
             pooled: &self.pooled,
-            a: &mut self.head_a,
-            b: &mut self.head_b,
+            output: &mut self.head_output,
+            work: &mut self.head_work,
             scratch: &mut self.threads[0].gemm,
         }
     }

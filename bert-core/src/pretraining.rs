@@ -166,7 +166,7 @@ pub fn cross_entropy(logits: &[f32], classes: usize, labels: &[i64]) -> Result<f
         let target = usize::try_from(label)
             .ok()
             .filter(|&l| l < classes)
-            .ok_or_else(|| Error::InvalidInput(format!("label {label} is not in 0..{classes}")))?;
+            .ok_or(Error::LabelOutOfRange { label, classes })?;
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
         let sum: f64 = row.iter().map(|&x| libm::exp(x as f64 - max)).sum();
         total += max + libm::log(sum) - row[target] as f64;

@@ -13,108 +13,13 @@ use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use core::fmt;
 
 use crate::error::{Error, Result};
 
 /// The largest header accepted (the safetensors format's own limit): 100 MB.
 pub const MAX_HEADER_LEN: u64 = 100_000_000;
 
-/// Element types that safetensors defines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Dtype {
-    /// Boolean, one byte.
-    Bool,
-    /// Unsigned 8-bit.
-    U8,
-    /// Signed 8-bit.
-    I8,
-    /// Signed 16-bit.
-    I16,
-    /// Unsigned 16-bit.
-    U16,
-    /// Signed 32-bit.
-    I32,
-    /// Unsigned 32-bit.
-    U32,
-    /// Signed 64-bit.
-    I64,
-    /// Unsigned 64-bit.
-    U64,
-    /// IEEE half precision.
-    F16,
-    /// bfloat16.
-    BF16,
-    /// IEEE single precision.
-    F32,
-    /// IEEE double precision.
-    F64,
-    /// 8-bit float, e4m3.
-    F8E4M3,
-    /// 8-bit float, e5m2.
-    F8E5M2,
-}
-
-impl Dtype {
-    /// Parse the header's dtype string.
-    pub fn parse(s: &str) -> Option<Dtype> {
-        Some(match s {
-            "BOOL" => Dtype::Bool,
-            "U8" => Dtype::U8,
-            "I8" => Dtype::I8,
-            "I16" => Dtype::I16,
-            "U16" => Dtype::U16,
-            "I32" => Dtype::I32,
-            "U32" => Dtype::U32,
-            "I64" => Dtype::I64,
-            "U64" => Dtype::U64,
-            "F16" => Dtype::F16,
-            "BF16" => Dtype::BF16,
-            "F32" => Dtype::F32,
-            "F64" => Dtype::F64,
-            "F8_E4M3" => Dtype::F8E4M3,
-            "F8_E5M2" => Dtype::F8E5M2,
-            _ => return None,
-        })
-    }
-
-    /// The header's spelling of this dtype.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Dtype::Bool => "BOOL",
-            Dtype::U8 => "U8",
-            Dtype::I8 => "I8",
-            Dtype::I16 => "I16",
-            Dtype::U16 => "U16",
-            Dtype::I32 => "I32",
-            Dtype::U32 => "U32",
-            Dtype::I64 => "I64",
-            Dtype::U64 => "U64",
-            Dtype::F16 => "F16",
-            Dtype::BF16 => "BF16",
-            Dtype::F32 => "F32",
-            Dtype::F64 => "F64",
-            Dtype::F8E4M3 => "F8_E4M3",
-            Dtype::F8E5M2 => "F8_E5M2",
-        }
-    }
-
-    /// Bytes per element.
-    pub fn size(self) -> usize {
-        match self {
-            Dtype::Bool | Dtype::U8 | Dtype::I8 | Dtype::F8E4M3 | Dtype::F8E5M2 => 1,
-            Dtype::I16 | Dtype::U16 | Dtype::F16 | Dtype::BF16 => 2,
-            Dtype::I32 | Dtype::U32 | Dtype::F32 => 4,
-            Dtype::I64 | Dtype::U64 | Dtype::F64 => 8,
-        }
-    }
-}
-
-impl fmt::Display for Dtype {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::tensor::Dtype;
 
 /// One tensor of a safetensors file: its name, dtype, shape and raw little-endian bytes.
 #[derive(Debug, Clone, Copy)]

@@ -8,107 +8,11 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use half::{bf16, f16, slice::HalfFloatSliceExt};
+use half::{bf16, f16};
 
 use crate::error::{Error, Result};
 use crate::safetensors::{Dtype, SafeTensors};
-
-/// The elements of a weight tensor, in the dtype the file has. Borrowed from the file when its
-/// bytes are aligned for the type (and the target is little-endian), copied otherwise.
-#[derive(Debug, Clone)]
-pub enum Storage<'a> {
-    /// 32-bit floats.
-    F32(Cow<'a, [f32]>),
-    /// IEEE half floats; widened to f32 tile by tile inside the matmul.
-    F16(Cow<'a, [f16]>),
-    /// bfloat16; widened to f32 tile by tile inside the matmul.
-    BF16(Cow<'a, [bf16]>),
-    /// int8 with one f32 scale per row (per output channel): `w[r][c] = values[r][c] * scales[r]`.
-    /// Stored as tensor `X` (I8, `[rows, cols]`) plus `X_scale` (F32, `[rows]`).
-    I8 {
-        /// The quantized values, row-major.
-        values: Cow<'a, [i8]>,
-        /// One scale per row.
-        scales: Cow<'a, [f32]>,
-    },
-}
-
-impl Storage<'_> {
-    /// Number of elements.
-    pub fn len(&self) -> usize {
-        match self {
-            Storage::F32(v) => v.len(),
-            Storage::F16(v) => v.len(),
-            Storage::BF16(v) => v.len(),
-            Storage::I8 { values, .. } => values.len(),
-        }
-    }
-
-    /// Bytes the storage occupies (values, plus scales for int8).
-    pub fn size_in_bytes(&self) -> usize {
-        match self {
-            Storage::I8 { values, scales } => values.len() + 4 * scales.len(),
-            other => other.len() * other.dtype().size(),
-        }
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The dtype of the elements.
-    pub fn dtype(&self) -> Dtype {
-        match self {
-            Storage::F32(_) => Dtype::F32,
-            Storage::F16(_) => Dtype::F16,
-            Storage::BF16(_) => Dtype::BF16,
-            Storage::I8 { .. } => Dtype::I8,
-        }
-    }
-
-    /// True when the elements are borrowed from the file (zero-copy).
-    pub fn is_borrowed(&self) -> bool {
-        matches!(
-            self,
-            Storage::F32(Cow::Borrowed(_))
-                | Storage::F16(Cow::Borrowed(_))
-                | Storage::BF16(Cow::Borrowed(_))
-                | Storage::I8 {
-                    values: Cow::Borrowed(_),
-                    ..
-                }
-        )
-    }
-
-    /// Widen `self[start..start + out.len()]` into `out`.
-    pub fn read_f32(&self, start: usize, out: &mut [f32]) {
-        let end = start + out.len();
-        match self {
-            Storage::F32(v) => out.copy_from_slice(&v[start..end]),
-            Storage::F16(v) => v[start..end].convert_to_f32_slice(out),
-            Storage::BF16(v) => v[start..end].convert_to_f32_slice(out),
-            Storage::I8 { values, scales } => {
-                let cols = values.len() / scales.len().max(1);
-                for (i, o) in (start..end).zip(out.iter_mut()) {
-                    *o = f32::from(values[i]) * scales[i / cols];
-                }
-            }
-        }
-    }
-
-    /// All elements as f32, borrowed when they already are.
-    pub fn to_f32(&self) -> Cow<'_, [f32]> {
-        match self {
-            Storage::F32(v) => Cow::Borrowed(v),
-            _ => {
-                let mut out = vec![0.0; self.len()];
-                self.read_f32(0, &mut out);
-                Cow::Owned(out)
-            }
-        }
-    }
-}
+pub use crate::tensor::{Matrix, Storage};
 
 /// Bytes held in an 8-byte aligned buffer, so that the tensors of a safetensors file read into
 /// memory (rather than mapped) are borrowed zero-copy: a `Vec<u8>` promises no alignment.
@@ -179,30 +83,6 @@ fn storage_from_bytes<'a>(name: &str, dtype: Dtype, bytes: &'a [u8]) -> Result<S
             })
         }
     })
-}
-
-/// A row-major `[rows, cols]` weight matrix (PyTorch's `[out_features, in_features]` layout).
-#[derive(Debug, Clone)]
-pub struct Matrix<'a> {
-    /// Number of rows.
-    pub rows: usize,
-    /// Number of columns.
-    pub cols: usize,
-    /// The elements.
-    pub storage: Storage<'a>,
-}
-
-impl Matrix<'_> {
-    /// Widen row `r` into `out` (`out.len() == cols`).
-    pub fn row_into(&self, r: usize, out: &mut [f32]) {
-        debug_assert_eq!(out.len(), self.cols);
-        self.storage.read_f32(r * self.cols, out);
-    }
-
-    /// Bytes the elements (and int8 scales) occupy.
-    pub fn size_in_bytes(&self) -> usize {
-        self.storage.size_in_bytes()
-    }
 }
 
 /// A set of safetensors files (shards, or a base model plus a separate head file) looked up as

@@ -498,6 +498,6 @@ fn absurd_workspaces_are_refused_before_allocating() {
     let e = model.workspace(1 << 20, 512).unwrap_err();
     assert!(e.to_string().contains("exceeds"), "{e}");
     let e = model.workspace(usize::MAX, usize::MAX).unwrap_err();
-    assert!(matches!(e, Error::InvalidInput(_)), "{e}");
+    assert!(matches!(e, Error::ResourceLimit { .. }), "{e}");
     assert!(model.bert.workspace(usize::MAX / 2, 3).is_err());
 }

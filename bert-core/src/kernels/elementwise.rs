@@ -5,7 +5,7 @@
 //! copy for this CPU picked at each call (`multiversion!` in [`super`]). Other targets get the build's own
 //! target features (NEON on aarch64).
 
-use crate::config::Activation;
+use crate::activation::Activation;
 
 use super::math;
 

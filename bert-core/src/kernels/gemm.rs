@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 
 use super::isa::{Isa, TileRows, I8_K_GROUP, MAX_MR, MAX_TILE};
 use super::{MatMut, MatRef};
-use crate::weights::{Matrix, Storage};
+use crate::tensor::{Matrix, Storage};
 
 /// Depth of one packed block of the right-hand operand (f32 elements).
 pub const KC: usize = 512;

@@ -21,9 +21,17 @@ pub fn repo_root() -> PathBuf {
 /// The folder of a pinned real model (`all-minilm-l6-v2`, `splade-tiny`), fetching it with
 /// scripts/fetch_models.py if it is not there yet.
 pub fn model_dir(name: &str) -> PathBuf {
+    // The user's model cache, as bert-std's `fetch::models_root` finds it (bert-core cannot
+    // depend on bert-std): `$BERT_MODELS_DIR`, else `$XDG_CACHE_HOME` or `~/.cache`.
     let base = std::env::var_os("BERT_MODELS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("models"));
+        .unwrap_or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .unwrap_or_else(std::env::temp_dir)
+                .join("bert-rs/models")
+        });
     let dir = base.join(name);
     if !dir.is_dir() {
         let _guard = FETCH.lock().unwrap_or_else(|e| e.into_inner());

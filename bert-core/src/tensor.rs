@@ -1,0 +1,227 @@
+//! Plain tensor data the kernels work on and every other module names: element types
+//! ([`Dtype`]), weight storage ([`Storage`]) and row-major matrices ([`Matrix`]). A leaf module:
+//! it imports nothing of the crate, so that the kernels, the weights loader, the safetensors
+//! parser and the error type all depend on it and not on each other.
+
+use alloc::borrow::Cow;
+use alloc::vec;
+use core::fmt;
+
+use half::{bf16, f16, slice::HalfFloatSliceExt};
+
+/// Element types that safetensors defines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dtype {
+    /// Boolean, one byte.
+    Bool,
+    /// Unsigned 8-bit.
+    U8,
+    /// Signed 8-bit.
+    I8,
+    /// Signed 16-bit.
+    I16,
+    /// Unsigned 16-bit.
+    U16,
+    /// Signed 32-bit.
+    I32,
+    /// Unsigned 32-bit.
+    U32,
+    /// Signed 64-bit.
+    I64,
+    /// Unsigned 64-bit.
+    U64,
+    /// IEEE half precision.
+    F16,
+    /// bfloat16.
+    BF16,
+    /// IEEE single precision.
+    F32,
+    /// IEEE double precision.
+    F64,
+    /// 8-bit float, e4m3.
+    F8E4M3,
+    /// 8-bit float, e5m2.
+    F8E5M2,
+}
+
+impl Dtype {
+    /// Parse the header's dtype string.
+    pub fn parse(s: &str) -> Option<Dtype> {
+        Some(match s {
+            "BOOL" => Dtype::Bool,
+            "U8" => Dtype::U8,
+            "I8" => Dtype::I8,
+            "I16" => Dtype::I16,
+            "U16" => Dtype::U16,
+            "I32" => Dtype::I32,
+            "U32" => Dtype::U32,
+            "I64" => Dtype::I64,
+            "U64" => Dtype::U64,
+            "F16" => Dtype::F16,
+            "BF16" => Dtype::BF16,
+            "F32" => Dtype::F32,
+            "F64" => Dtype::F64,
+            "F8_E4M3" => Dtype::F8E4M3,
+            "F8_E5M2" => Dtype::F8E5M2,
+            _ => return None,
+        })
+    }
+
+    /// The header's spelling of this dtype.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dtype::Bool => "BOOL",
+            Dtype::U8 => "U8",
+            Dtype::I8 => "I8",
+            Dtype::I16 => "I16",
+            Dtype::U16 => "U16",
+            Dtype::I32 => "I32",
+            Dtype::U32 => "U32",
+            Dtype::I64 => "I64",
+            Dtype::U64 => "U64",
+            Dtype::F16 => "F16",
+            Dtype::BF16 => "BF16",
+            Dtype::F32 => "F32",
+            Dtype::F64 => "F64",
+            Dtype::F8E4M3 => "F8_E4M3",
+            Dtype::F8E5M2 => "F8_E5M2",
+        }
+    }
+
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            Dtype::Bool | Dtype::U8 | Dtype::I8 | Dtype::F8E4M3 | Dtype::F8E5M2 => 1,
+            Dtype::I16 | Dtype::U16 | Dtype::F16 | Dtype::BF16 => 2,
+            Dtype::I32 | Dtype::U32 | Dtype::F32 => 4,
+            Dtype::I64 | Dtype::U64 | Dtype::F64 => 8,
+        }
+    }
+}
+
+impl fmt::Display for Dtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The elements of a weight tensor, in the dtype the file has. Borrowed from the file when its
+/// bytes are aligned for the type (and the target is little-endian), copied otherwise.
+#[derive(Debug, Clone)]
+pub enum Storage<'a> {
+    /// 32-bit floats.
+    F32(Cow<'a, [f32]>),
+    /// IEEE half floats; widened to f32 tile by tile inside the matmul.
+    F16(Cow<'a, [f16]>),
+    /// bfloat16; widened to f32 tile by tile inside the matmul.
+    BF16(Cow<'a, [bf16]>),
+    /// int8 with one f32 scale per row (per output channel): `w[r][c] = values[r][c] * scales[r]`.
+    /// Stored as tensor `X` (I8, `[rows, cols]`) plus `X_scale` (F32, `[rows]`).
+    I8 {
+        /// The quantized values, row-major.
+        values: Cow<'a, [i8]>,
+        /// One scale per row.
+        scales: Cow<'a, [f32]>,
+    },
+}
+
+impl Storage<'_> {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            Storage::F32(v) => v.len(),
+            Storage::F16(v) => v.len(),
+            Storage::BF16(v) => v.len(),
+            Storage::I8 { values, .. } => values.len(),
+        }
+    }
+
+    /// Bytes the storage occupies (values, plus scales for int8).
+    pub fn size_in_bytes(&self) -> usize {
+        match self {
+            Storage::I8 { values, scales } => values.len() + 4 * scales.len(),
+            other => other.len() * other.dtype().size(),
+        }
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The dtype of the elements.
+    pub fn dtype(&self) -> Dtype {
+        match self {
+            Storage::F32(_) => Dtype::F32,
+            Storage::F16(_) => Dtype::F16,
+            Storage::BF16(_) => Dtype::BF16,
+            Storage::I8 { .. } => Dtype::I8,
+        }
+    }
+
+    /// True when the elements are borrowed from the file (zero-copy).
+    pub fn is_borrowed(&self) -> bool {
+        matches!(
+            self,
+            Storage::F32(Cow::Borrowed(_))
+                | Storage::F16(Cow::Borrowed(_))
+                | Storage::BF16(Cow::Borrowed(_))
+                | Storage::I8 {
+                    values: Cow::Borrowed(_),
+                    ..
+                }
+        )
+    }
+
+    /// Widen `self[start..start + out.len()]` into `out`.
+    pub fn read_f32(&self, start: usize, out: &mut [f32]) {
+        let end = start + out.len();
+        match self {
+            Storage::F32(v) => out.copy_from_slice(&v[start..end]),
+            Storage::F16(v) => v[start..end].convert_to_f32_slice(out),
+            Storage::BF16(v) => v[start..end].convert_to_f32_slice(out),
+            Storage::I8 { values, scales } => {
+                let cols = values.len() / scales.len().max(1);
+                for (i, o) in (start..end).zip(out.iter_mut()) {
+                    *o = f32::from(values[i]) * scales[i / cols];
+                }
+            }
+        }
+    }
+
+    /// All elements as f32, borrowed when they already are.
+    pub fn to_f32(&self) -> Cow<'_, [f32]> {
+        match self {
+            Storage::F32(v) => Cow::Borrowed(v),
+            _ => {
+                let mut out = vec![0.0; self.len()];
+                self.read_f32(0, &mut out);
+                Cow::Owned(out)
+            }
+        }
+    }
+}
+
+/// A row-major `[rows, cols]` weight matrix (PyTorch's `[out_features, in_features]` layout).
+#[derive(Debug, Clone)]
+pub struct Matrix<'a> {
+    /// Number of rows.
+    pub rows: usize,
+    /// Number of columns.
+    pub cols: usize,
+    /// The elements.
+    pub storage: Storage<'a>,
+}
+
+impl Matrix<'_> {
+    /// Widen row `r` into `out` (`out.len() == cols`).
+    pub fn row_into(&self, r: usize, out: &mut [f32]) {
+        debug_assert_eq!(out.len(), self.cols);
+        self.storage.read_f32(r * self.cols, out);
+    }
+
+    /// Bytes the elements (and int8 scales) occupy.
+    pub fn size_in_bytes(&self) -> usize {
+        self.storage.size_in_bytes()
+    }
+}
