@@ -6,7 +6,7 @@ use clap::Parser;
 use std::path::PathBuf;
 
 use bert_std::pipelines::classification::TextClassification;
-use bert_std::LoadOptions;
+use bert_std::{LoadOptions, Pipeline};
 use examples::{exit_on_error, required_model};
 
 #[derive(Parser)]
@@ -23,7 +23,7 @@ fn main() {
     let args = Args::parse();
     let dir = required_model(args.model, "sequence-classification");
     let clf = exit_on_error(TextClassification::load(&dir, LoadOptions::default()));
-    for l in exit_on_error(clf.classify(&args.text, None, None)) {
+    for l in exit_on_error(clf.run_one((&args.text, None), &Default::default())) {
         println!("{:.4}  {}", l.score, l.label);
     }
 }

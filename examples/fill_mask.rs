@@ -5,8 +5,8 @@
 use clap::Parser;
 use std::path::PathBuf;
 
-use bert_std::pipelines::fill_mask::FillMask;
-use bert_std::LoadOptions;
+use bert_std::pipelines::fill_mask::{FillMask, FillMaskOptions};
+use bert_std::{LoadOptions, Pipeline};
 use examples::{exit_on_error, model_or_default};
 
 #[derive(Parser)]
@@ -26,12 +26,11 @@ fn main() {
     let args = Args::parse();
     let dir = exit_on_error(model_or_default(args.model, bert_std::fetch::SPLADE_TINY));
     let fm = exit_on_error(FillMask::load(&dir, LoadOptions::default()));
-    for (i, mask) in exit_on_error(fm.fill(&args.text, args.top_k))
-        .iter()
-        .enumerate()
-    {
+    let options = FillMaskOptions { top_k: args.top_k };
+    let out = exit_on_error(fm.run_one(&args.text, &options));
+    for (i, mask) in out.masks.iter().enumerate() {
         println!("[MASK] #{i}:");
-        for p in mask {
+        for p in &mask.candidates {
             println!("  {:.4}  {:<12} {}", p.score, p.token_str, p.sequence);
         }
     }

@@ -14,7 +14,8 @@
 use bert_core::quantize::{quantize, QuantDtype};
 use bert_std::pipelines::embeddings::SentenceEmbeddings;
 use bert_std::pipelines::fill_mask::FillMask;
-use bert_std::LoadOptions;
+use bert_std::pipelines::fill_mask::FillMaskOptions;
+use bert_std::{LoadOptions, Pipeline};
 use examples::{exit_on_error, model_or_default};
 
 fn vocab_txt(tokenizer_json: &[u8]) -> Vec<u8> {
@@ -52,7 +53,7 @@ fn main() {
                 .unwrap_or("A tiny computer embeds this sentence without an operating system.");
             let dir = exit_on_error(model_or_default(None, bert_std::fetch::MINILM));
             let st = exit_on_error(SentenceEmbeddings::load(&dir, LoadOptions::default()));
-            let expected = exit_on_error(st.embed_one(sentence));
+            let expected = exit_on_error(st.run_one(sentence, &()));
             eprintln!(
                 "host: sentence {sentence:?}, embedding[0..4] = {:?}",
                 &expected[..4]
@@ -75,7 +76,8 @@ fn main() {
                 .unwrap_or("The capital of France is [MASK].");
             let dir = exit_on_error(model_or_default(None, bert_std::fetch::SPLADE_TINY));
             let fm = exit_on_error(FillMask::load(&dir, LoadOptions::default()));
-            let top = &exit_on_error(fm.fill(sentence, 1))[0][0];
+            let filled = exit_on_error(fm.run_one(sentence, &FillMaskOptions { top_k: 1 }));
+            let top = &filled.masks[0].candidates[0];
             eprintln!(
                 "host f32: {sentence:?} -> {:?} (id {}, p = {:.4})",
                 top.token_str, top.token, top.score

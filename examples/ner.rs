@@ -5,8 +5,8 @@
 use clap::Parser;
 use std::path::PathBuf;
 
-use bert_std::pipelines::ner::{Aggregation, TokenClassification};
-use bert_std::LoadOptions;
+use bert_std::pipelines::ner::{Aggregation, NerOptions, TokenClassification};
+use bert_std::{LoadOptions, Pipeline};
 use examples::{exit_on_error, required_model};
 
 #[derive(Parser)]
@@ -25,9 +25,9 @@ struct Args {
 fn main() {
     let args = Args::parse();
     let dir = required_model(args.model, "token-classification (NER)");
-    let agg: Aggregation = exit_on_error(args.aggregation.parse());
+    let aggregation: Aggregation = exit_on_error(args.aggregation.parse());
     let ner = exit_on_error(TokenClassification::load(&dir, LoadOptions::default()));
-    for e in exit_on_error(ner.run(&args.text, agg)) {
+    for e in exit_on_error(ner.run_one(&args.text, &NerOptions { aggregation })) {
         println!(
             "{:<6} {:.4}  {:?} [{}..{}]",
             e.label, e.score, e.word, e.start, e.end

@@ -6,7 +6,7 @@ use clap::Parser;
 use std::path::PathBuf;
 
 use bert_std::pipelines::nsp::NextSentencePrediction;
-use bert_std::LoadOptions;
+use bert_std::{LoadOptions, Pipeline};
 use examples::{exit_on_error, required_model};
 
 #[derive(Parser)]
@@ -29,7 +29,7 @@ fn main() {
         "next-sentence-prediction (e.g. bert-base-uncased)",
     );
     let nsp = exit_on_error(NextSentencePrediction::load(&dir, LoadOptions::default()));
-    let p = exit_on_error(nsp.predict(&args.a, &args.b));
+    let p = exit_on_error(nsp.run_one((&args.a, &args.b), &()));
     println!(
         "P(B follows A) = {:.4}   (logits {:?})",
         p.is_next, p.logits

@@ -6,7 +6,7 @@ use clap::Parser;
 use std::path::PathBuf;
 
 use bert_std::pipelines::qa::{QaOptions, QuestionAnswering};
-use bert_std::LoadOptions;
+use bert_std::{LoadOptions, Pipeline};
 use examples::{exit_on_error, required_model};
 
 #[derive(Parser)]
@@ -35,7 +35,7 @@ fn main() {
         top_k: args.top_k,
         ..QaOptions::default()
     };
-    for a in exit_on_error(qa.answer(&args.question, &args.context, &options)) {
+    for a in exit_on_error(qa.run_one((&args.question, &args.context), &options)) {
         println!("{:.4}  {:?} [{}..{}]", a.score, a.answer, a.start, a.end);
     }
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use bert_core::Batch;
 use bert_std::pipelines::fill_mask::FillMask;
 use bert_std::pipelines::nsp::NextSentencePrediction;
-use bert_std::{Bert, LoadOptions, Task};
+use bert_std::{Bert, LoadOptions, Pipeline, Task};
 use examples::{exit_on_error, model_or_default};
 
 #[derive(Parser)]
@@ -36,7 +36,7 @@ fn main() {
     println!("{}", bert.dir.config);
     let enc = exit_on_error(bert.tokenizer.encode(text, None));
     let ids = enc.get_ids();
-    let model = bert.model().bert();
+    let model = bert.task_model().bert();
     let mut ws = exit_on_error(model.workspace(1, ids.len()).map_err(Into::into));
     let out = exit_on_error(
         model
@@ -78,7 +78,8 @@ fn main() {
     let fm = exit_on_error(FillMask::load(&mlm, LoadOptions::default()));
     let query = "The capital of France is [MASK].";
     println!("fill-mask: {query}");
-    for p in &exit_on_error(fm.fill(query, 5))[0] {
+    let filled = exit_on_error(fm.run_one(query, &Default::default()));
+    for p in &filled.masks[0].candidates {
         println!("  {:.4}  {}", p.score, p.token_str);
     }
 
@@ -88,7 +89,7 @@ fn main() {
             let nsp = exit_on_error(NextSentencePrediction::load(&dir, LoadOptions::default()));
             let a = "The cat sat on the mat.";
             for b in ["It was very comfortable.", "The sky is blue today."] {
-                let p = exit_on_error(nsp.predict(a, b));
+                let p = exit_on_error(nsp.run_one((a, b), &()));
                 println!("P({b:?} follows {a:?}) = {:.2}", p.is_next);
             }
         }

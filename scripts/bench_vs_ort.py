@@ -46,7 +46,8 @@ def build():
 
 
 def minilm_dir():
-    dest = os.environ.get("BERT_MODELS_DIR", os.path.join(ROOT, "models"))
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    dest = os.environ.get("BERT_MODELS_DIR", os.path.join(cache, "bert-rs", "models"))
     run([sys.executable, os.path.join(ROOT, "scripts", "fetch_models.py"), "--dest", dest,
          "all-minilm-l6-v2"])
     return os.path.join(dest, "all-minilm-l6-v2")

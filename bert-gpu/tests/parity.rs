@@ -8,7 +8,16 @@ use bert_gpu::{probe, GpuBert, GpuError};
 fn minilm() -> Option<(BertConfig, Vec<u8>)> {
     let root = std::env::var_os("BERT_MODELS_DIR")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"));
+        .unwrap_or_else(|| {
+            // The user's model cache, where bert-std and scripts/fetch_models.py put it.
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(std::path::PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache"))
+                })
+                .unwrap_or_else(std::env::temp_dir)
+                .join("bert-rs/models")
+        });
     let dir = root.join("all-minilm-l6-v2");
     let config = std::fs::read_to_string(dir.join("config.json")).ok()?;
     let bytes = std::fs::read(dir.join("model.safetensors")).ok()?;

@@ -1,6 +1,7 @@
 //! Threaded batching: encodings are sorted by length into buckets of `batch_size` (so that a
 //! batch pads to its own longest member, not the corpus's), buckets run in parallel on a rayon
-//! pool, and results come back in input order. Each bucket gets its own core `Workspace`.
+//! pool, and results come back in input order. Workspaces are kept between calls by
+//! [`crate::Bert`].
 
 use rayon::prelude::*;
 use tokenizers::Encoding;
@@ -14,6 +15,27 @@ pub struct BatchOptions {
     pub batch_size: usize,
     /// Sort by length before cutting batches (less padding). Off: batches in input order.
     pub sort_by_length: bool,
+}
+
+impl BatchOptions {
+    /// The largest batch size accepted: a larger one only grows the workspace.
+    pub const MAX_BATCH_SIZE: usize = 4096;
+
+    /// A clear error for a batch size of 0 or over [`Self::MAX_BATCH_SIZE`].
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_size == 0 {
+            return Err(Error::Input("batch size must be at least 1".into()));
+        }
+        if self.batch_size > Self::MAX_BATCH_SIZE {
+            return Err(Error::Limit {
+                what: "batch size",
+                value: self.batch_size,
+                max: Self::MAX_BATCH_SIZE,
+                hint: String::new(),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Default for BatchOptions {
@@ -34,8 +56,8 @@ pub struct Padded {
     pub type_ids: Vec<u32>,
     /// 1 for real tokens, 0 for padding.
     pub mask: Vec<u32>,
-    /// Sequences.
-    pub batch: usize,
+    /// Sequences (rows).
+    pub rows: usize,
     /// Padded length.
     pub seq: usize,
 }
@@ -44,12 +66,12 @@ impl Padded {
     /// Pad encodings to the longest of them.
     pub fn new(encodings: &[&Encoding], pad_id: u32) -> Self {
         let seq = encodings.iter().map(|e| e.len()).max().unwrap_or(0);
-        let batch = encodings.len();
+        let rows = encodings.len();
         let mut p = Padded {
-            ids: vec![pad_id; batch * seq],
-            type_ids: vec![0; batch * seq],
-            mask: vec![0; batch * seq],
-            batch,
+            ids: vec![pad_id; rows * seq],
+            type_ids: vec![0; rows * seq],
+            mask: vec![0; rows * seq],
+            rows,
             seq,
         };
         for (i, e) in encodings.iter().enumerate() {
@@ -63,8 +85,8 @@ impl Padded {
     }
 
     /// The core's view of it.
-    pub fn batch(&self) -> bert_core::Batch<'_> {
-        bert_core::Batch::new(&self.ids, self.batch, self.seq)
+    pub fn core_batch(&self) -> bert_core::Batch<'_> {
+        bert_core::Batch::new(&self.ids, self.rows, self.seq)
             .with_token_type_ids(&self.type_ids)
             .with_attention_mask(&self.mask)
     }
@@ -83,9 +105,7 @@ where
     T: Send,
     F: Fn(&Padded, &[usize]) -> Result<Vec<T>> + Sync,
 {
-    if options.batch_size == 0 {
-        return Err(Error::Input("batch size must be at least 1".into()));
-    }
+    options.validate()?;
     let mut order: Vec<usize> = (0..encodings.len()).collect();
     if options.sort_by_length {
         order.sort_by_key(|&i| encodings[i].len());

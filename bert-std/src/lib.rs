@@ -7,10 +7,13 @@
 //! [`pipelines::embeddings`]. The `bert` binary is the command-line face of the same.
 #![warn(missing_docs)]
 
+pub mod atomic;
 pub mod batching;
+pub mod check;
 pub mod error;
 pub mod fetch;
 pub mod hub;
+pub mod index;
 pub mod loaded;
 pub mod model_dir;
 pub mod peak;
@@ -22,5 +25,6 @@ pub mod tokenizer;
 pub use error::{Error, Result};
 pub use loaded::{LoadedModel, Task, TaskModel};
 pub use model_dir::{ModelDir, Pooling, PoolingMode};
+pub use pipelines::Pipeline;
 pub use runtime::{resolve_model, Bert, LoadOptions};
 pub use tokenizer::Tokenizer;

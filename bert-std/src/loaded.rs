@@ -172,6 +172,65 @@ impl<'a> TaskModel<'a> {
     }
 }
 
+impl TaskModel<'_> {
+    /// A workspace for up to `max_batch` x `max_seq` tokens with this head's buffers; for the
+    /// masked LM, `extra` > 0 sizes it for [`BertForMaskedLM::forward_at`] at that many
+    /// positions instead of vocabulary logits at every token.
+    pub fn workspace(
+        &self,
+        max_batch: usize,
+        max_seq: usize,
+        extra: usize,
+    ) -> bert_core::Result<bert_core::Workspace> {
+        match self {
+            TaskModel::Base(m) => m.workspace(max_batch, max_seq),
+            TaskModel::MaskedLm(m) if extra > 0 => m.workspace_at(max_batch, max_seq, extra),
+            TaskModel::MaskedLm(m) => m.workspace(max_batch, max_seq),
+            TaskModel::NextSentence(m) => m.workspace(max_batch, max_seq),
+            TaskModel::PreTraining(m) => m.workspace(max_batch, max_seq),
+            TaskModel::SequenceClassification(m) => m.workspace(max_batch, max_seq),
+            TaskModel::TokenClassification(m) => m.workspace(max_batch, max_seq),
+            TaskModel::QuestionAnswering(m) => m.workspace(max_batch, max_seq),
+        }
+    }
+}
+
+/// A core model a pipeline runs: picked out of a [`TaskModel`] once, in one place
+/// ([`crate::Bert::forward_batches`]), so that pipelines are written against the head's type.
+pub trait Head<'a>: Sized + Sync {
+    /// What the head is called in an error ("masked-LM", ...).
+    const NAME: &'static str;
+    /// The head inside `model`, if the model was loaded with it.
+    fn select<'m>(model: &'m TaskModel<'a>) -> Option<&'m Self>;
+}
+
+macro_rules! heads {
+    ($($ty:ident => $name:literal: $($variant:ident($bind:ident) => $expr:expr),+;)+) => {$(
+        impl<'a> Head<'a> for $ty<'a> {
+            const NAME: &'static str = $name;
+            fn select<'m>(model: &'m TaskModel<'a>) -> Option<&'m Self> {
+                match model {
+                    $(TaskModel::$variant($bind) => Some($expr),)+
+                    #[allow(unreachable_patterns)]
+                    _ => None,
+                }
+            }
+        }
+    )+};
+}
+
+heads! {
+    BertModel => "encoder":
+        Base(m) => m, MaskedLm(m) => &m.bert, NextSentence(m) => &m.bert,
+        PreTraining(m) => &m.bert, SequenceClassification(m) => &m.bert,
+        TokenClassification(m) => &m.bert, QuestionAnswering(m) => &m.bert;
+    BertForMaskedLM => "masked-LM": MaskedLm(m) => m;
+    BertForNextSentencePrediction => "next-sentence": NextSentence(m) => m;
+    BertForSequenceClassification => "sequence-classification": SequenceClassification(m) => m;
+    BertForTokenClassification => "token-classification": TokenClassification(m) => m;
+    BertForQuestionAnswering => "question-answering": QuestionAnswering(m) => m;
+}
+
 self_cell::self_cell!(
     struct Cell {
         owner: Vec<WeightBytes>,
@@ -203,7 +262,10 @@ impl LoadedModel {
             .map(|p| WeightBytes::open(p, mmap))
             .collect::<Result<Vec<_>>>()?;
         Self::from_bytes(bytes, &dir.config, task).map_err(|e| match e {
-            Error::Core(core) => Error::file(&dir.root, core.to_string()),
+            Error::Core(source) => Error::Weights {
+                path: dir.root.clone(),
+                source,
+            },
             other => other,
         })
     }

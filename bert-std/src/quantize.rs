@@ -7,9 +7,28 @@ use std::path::Path;
 
 use bert_core::quantize::{quantize, QuantDtype};
 
+use crate::atomic::{copy_atomic, write_atomic};
 use crate::error::{Error, Result};
 use crate::loaded::WeightBytes;
 use crate::model_dir::{ModelDir, SIDE_FILES};
+
+/// The storage `bert quantize` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QuantizeTo {
+    /// int8 with one scale per output channel.
+    Int8,
+    /// IEEE half precision.
+    F16,
+}
+
+impl From<QuantizeTo> for QuantDtype {
+    fn from(d: QuantizeTo) -> Self {
+        match d {
+            QuantizeTo::Int8 => QuantDtype::Int8,
+            QuantizeTo::F16 => QuantDtype::F16,
+        }
+    }
+}
 
 /// Parse `int8` / `f16`.
 pub fn parse_dtype(s: &str) -> Result<QuantDtype> {
@@ -39,6 +58,8 @@ pub fn quantize_dir(input: &Path, output: &Path, dtype: QuantDtype) -> Result<(u
     let before: u64 = bytes.iter().map(|b| b.len() as u64).sum();
     let buffers: Vec<&[u8]> = bytes.iter().map(|b| &**b).collect();
     let quantized = quantize(&buffers, dtype).map_err(|e| Error::file(input, e.to_string()))?;
+    // Every file is written atomically (a failed or killed run leaves what was there); the
+    // weights go last, so a directory with new weights has its new side files too.
     fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
     for name in std::iter::once(&"config.json").chain(SIDE_FILES) {
         let src = input.join(name);
@@ -47,10 +68,9 @@ pub fn quantize_dir(input: &Path, output: &Path, dtype: QuantDtype) -> Result<(u
             if let Some(parent) = dst.parent() {
                 fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
             }
-            fs::copy(&src, &dst).map_err(|e| Error::io(&src, e))?;
+            copy_atomic(&src, &dst)?;
         }
     }
-    let out = output.join("model.safetensors");
-    fs::write(&out, &quantized).map_err(|e| Error::io(&out, e))?;
+    write_atomic(output.join("model.safetensors"), &quantized)?;
     Ok((before, quantized.len() as u64))
 }

@@ -2,16 +2,25 @@
 //! what every pipeline stands on.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
+use bert_core::Workspace;
 use tokenizers::Encoding;
 
-use crate::batching::{run_batched, BatchOptions, Padded};
+use crate::batching::{run_batched, BatchOptions, Padded, RayonJoin};
 use crate::error::{Error, Result};
 use crate::fetch;
 use crate::hub;
-use crate::loaded::{LoadedModel, Task, TaskModel};
+use crate::loaded::{Head, LoadedModel, Task, TaskModel};
 use crate::model_dir::ModelDir;
 use crate::tokenizer::Tokenizer;
+
+/// The most threads a model may use: four per core of this machine (at least 4). More only
+/// costs memory (every thread gets its own matmul scratch) and hand-off time.
+pub fn max_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    (4 * cores).max(4)
+}
 
 /// How to load and run a model.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +35,9 @@ pub struct LoadOptions {
     /// Pack the encoder's f32 / f16 weights once at load for the kernels (default): faster,
     /// most of all for single texts, for one more f32 copy of those weights in memory.
     pub prepack: bool,
+    /// Read every weight once at load and refuse the model if any value is NaN or infinite
+    /// (off by default: it touches every page of the file). Outputs are always checked.
+    pub check_weights: bool,
 }
 
 impl Default for LoadOptions {
@@ -35,6 +47,7 @@ impl Default for LoadOptions {
             batch: BatchOptions::default(),
             mmap: true,
             prepack: true,
+            check_weights: false,
         }
     }
 }
@@ -67,20 +80,25 @@ pub fn model_path(given: &Path) -> Result<PathBuf> {
 pub struct Bert {
     /// The model directory.
     pub dir: ModelDir,
-    /// The model.
-    pub model: LoadedModel,
+    /// The model (weights and core model).
+    pub loaded: LoadedModel,
     /// The tokenizer.
     pub tokenizer: Tokenizer,
     /// Batching settings.
     pub batch: BatchOptions,
     pool: rayon::ThreadPool,
+    /// Workspaces kept between calls (one per batch that ran at once), each with the extra
+    /// head capacity it was made for; grown when a larger batch comes.
+    workspaces: Mutex<Vec<(usize, Workspace)>>,
+    /// How many workspaces were ever built (for tests and diagnostics).
+    workspaces_built: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Bert {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bert")
             .field("dir", &self.dir.root)
-            .field("task", &self.model.task())
+            .field("task", &self.loaded.task())
             .field("threads", &self.pool.current_num_threads())
             .finish()
     }
@@ -89,11 +107,23 @@ impl std::fmt::Debug for Bert {
 impl Bert {
     /// Load a HF model directory for `task`.
     pub fn load(path: impl AsRef<Path>, task: Task, options: LoadOptions) -> Result<Self> {
+        if options.threads > max_threads() {
+            return Err(Error::Limit {
+                what: "threads",
+                value: options.threads,
+                max: max_threads(),
+                hint: "; use 0 for one thread per core".into(),
+            });
+        }
+        options.batch.validate()?;
         let dir = ModelDir::open(path)?;
+        if options.check_weights {
+            crate::check::check_weights(&dir)?;
+        }
         let tokenizer = Tokenizer::from_dir(&dir.root)?;
-        let mut model = LoadedModel::load(&dir, task, options.mmap)?;
+        let mut loaded = LoadedModel::load(&dir, task, options.mmap)?;
         if options.prepack {
-            model.prepack();
+            loaded.prepack();
         }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(options.threads)
@@ -101,16 +131,25 @@ impl Bert {
             .map_err(|e| Error::Model(format!("cannot start {} threads: {e}", options.threads)))?;
         Ok(Bert {
             dir,
-            model,
+            loaded,
             tokenizer,
             batch: options.batch,
             pool,
+            workspaces: Mutex::new(Vec::new()),
+            workspaces_built: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
-    /// The core model.
-    pub fn model(&self) -> &TaskModel<'_> {
-        self.model.model()
+    /// The core model of the task this was loaded for.
+    pub fn task_model(&self) -> &TaskModel<'_> {
+        self.loaded.model()
+    }
+
+    /// How many core workspaces this model has built so far: one per batch that ran at the same
+    /// time, plus one each time a batch outgrew them. Calls of shapes seen before build none.
+    pub fn workspaces_built(&self) -> usize {
+        self.workspaces_built
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Threads in the pool.
@@ -131,6 +170,88 @@ impl Bert {
         }
         self.tokenizer
             .encode_truncated(text, pair, max_len.min(self.max_len()))
+    }
+
+    /// Encode every input with `encode`, tagging a failure with the input's position
+    /// ([`Error::Item`]).
+    pub fn encode_all<I>(
+        &self,
+        inputs: &[I],
+        encode: impl Fn(&I) -> Result<Encoding>,
+    ) -> Result<Vec<Encoding>> {
+        inputs
+            .iter()
+            .enumerate()
+            .map(|(i, x)| encode(x).map_err(|e| e.at(i)))
+            .collect()
+    }
+
+    /// The one skeleton every pipeline runs: `encodings` in parallel length-bucketed batches
+    /// (see [`run_batched`]), each batch with a workspace kept from earlier calls (grown when
+    /// needed, never rebuilt per batch) and this pool's threads inside the forward pass. `f`
+    /// gets the head `H` of the loaded model, the padded batch, the workspace and the input
+    /// index of each row; `extra` says how much head capacity a batch needs beyond its tokens
+    /// (the fill-mask positions; 0 for the other heads).
+    pub fn forward_batches<'s, H: Head<'s>, T: Send>(
+        &'s self,
+        encodings: &[Encoding],
+        extra: impl Fn(&Padded) -> usize + Sync,
+        f: impl Fn(&H, &Padded, &mut Workspace, &[usize]) -> Result<Vec<T>> + Sync,
+    ) -> Result<Vec<T>> {
+        let model = self.loaded.model();
+        let head = H::select(model).ok_or_else(|| {
+            Error::Model(format!(
+                "this model was loaded as {:?}, which has no {} head",
+                self.loaded.task(),
+                H::NAME
+            ))
+        })?;
+        self.run_batched(encodings, |padded, idx| {
+            let need = extra(padded);
+            self.with_workspace(model, padded, need, |ws| f(head, padded, ws, idx))
+        })
+    }
+
+    /// Take a pooled workspace that holds `padded` (and `extra` head rows), or make one that
+    /// holds it and every shape the replaced one held; give it back afterwards.
+    fn with_workspace<R>(
+        &self,
+        model: &TaskModel<'_>,
+        padded: &Padded,
+        extra: usize,
+        f: impl FnOnce(&mut Workspace) -> Result<R>,
+    ) -> Result<R> {
+        let fits = |(e, ws): &(usize, Workspace)| {
+            let (b, s) = ws.capacity();
+            b >= padded.rows && s >= padded.seq && *e >= extra
+        };
+        let taken = {
+            let mut pool = self.workspaces.lock().unwrap_or_else(|p| p.into_inner());
+            match pool.iter().position(fits) {
+                Some(i) => Some(pool.swap_remove(i)),
+                None => pool.pop(),
+            }
+        };
+        let (extra_cap, mut ws) = match taken {
+            Some(entry) if fits(&entry) => entry,
+            other => {
+                let ((b, s), e) = other.map_or(((0, 0), 0), |(e, ws)| (ws.capacity(), e));
+                let (b, s, e) = (b.max(padded.rows), s.max(padded.seq), e.max(extra));
+                self.workspaces_built
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                (e, model.workspace(b, s, e)?)
+            }
+        };
+        let threads = rayon::current_num_threads();
+        if ws.threads() != threads {
+            ws.set_parallelism(threads, &RayonJoin);
+        }
+        let result = f(&mut ws);
+        self.workspaces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((extra_cap, ws));
+        result
     }
 
     /// Run `f` over `encodings` in parallel length-bucketed batches (see [`run_batched`]).

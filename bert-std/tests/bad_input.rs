@@ -4,9 +4,9 @@ mod common;
 use std::fs;
 
 use bert_std::pipelines::embeddings::SentenceEmbeddings;
-use bert_std::pipelines::fill_mask::FillMask;
+use bert_std::pipelines::fill_mask::{FillMask, FillMaskOptions};
 use bert_std::pipelines::qa::{QaOptions, QuestionAnswering};
-use bert_std::{Bert, Error, LoadOptions, ModelDir, Task};
+use bert_std::{Bert, Error, LoadOptions, ModelDir, Pipeline, Task};
 use common::*;
 
 fn scratch(name: &str) -> std::path::PathBuf {
@@ -82,16 +82,23 @@ fn no_tokenizer_is_an_error() {
 #[test]
 fn empty_text_no_mask_and_wrong_head() {
     let st = SentenceEmbeddings::load(minilm(), LoadOptions::default()).unwrap();
-    assert!(matches!(st.embed(&[""]), Err(Error::Input(_))));
-    assert!(matches!(st.embed(&["ok", "   "]), Err(Error::Input(_))));
+    let input_error = |r: bert_std::Result<Vec<Vec<f32>>>, at: usize| match r {
+        Err(Error::Item { index, source }) => index == at && matches!(*source, Error::Input(_)),
+        _ => false,
+    };
+    assert!(input_error(st.embed(&[""]), 0));
     assert!(
-        st.embed(&[]).unwrap().is_empty(),
+        input_error(st.embed(&["ok", "   "]), 1),
+        "the bad input is named"
+    );
+    assert!(
+        st.embed::<&str>(&[]).unwrap().is_empty(),
         "a zero-size batch is fine and empty"
     );
     let fm = FillMask::load(splade(), LoadOptions::default()).unwrap();
-    let e = err_text(fm.fill("there is no mask here", 5));
+    let e = err_text(fm.run_one("there is no mask here", &Default::default()));
     assert!(e.contains("no [MASK]"), "{e}");
-    let e = err_text(fm.fill("a [MASK] here", 0));
+    let e = err_text(fm.run_one("a [MASK] here", &FillMaskOptions { top_k: 0 }));
     assert!(e.contains("top_k"), "{e}");
     // MiniLM has no MLM head: loading it as a masked LM names the missing tensor.
     let e = err_text(FillMask::load(minilm(), LoadOptions::default()));
@@ -102,29 +109,41 @@ fn empty_text_no_mask_and_wrong_head() {
 fn over_long_text_is_truncated_and_a_mask_past_the_limit_is_an_error() {
     let long = "word ".repeat(2000);
     let st = SentenceEmbeddings::load(minilm(), LoadOptions::default()).unwrap();
-    assert_eq!(st.embed_one(&long).unwrap().len(), 384);
+    assert_eq!(st.embed(&[&long]).unwrap()[0].len(), 384);
     let fm = FillMask::load(splade(), LoadOptions::default()).unwrap();
-    let e = err_text(fm.fill(&format!("{long} [MASK]"), 1));
+    let e = err_text(fm.run_one(&format!("{long} [MASK]"), &FillMaskOptions { top_k: 1 }));
     assert!(e.contains("no [MASK]") && e.contains("truncation"), "{e}");
-    assert_eq!(fm.fill(&format!("[MASK] {long}"), 1).unwrap().len(), 1);
+    let out = fm
+        .run_one(&format!("[MASK] {long}"), &FillMaskOptions { top_k: 1 })
+        .unwrap();
+    assert_eq!(out.masks.len(), 1);
 }
 
 #[test]
 fn qa_bad_options_and_empty_inputs() {
     let qa = QuestionAnswering::load(seeded_dir("qa"), LoadOptions::default()).unwrap();
     let o = QaOptions::default();
-    assert!(matches!(qa.answer("", "context", &o), Err(Error::Input(_))));
-    assert!(matches!(qa.answer("q?", " ", &o), Err(Error::Input(_))));
+    let bad_input = |r: bert_std::Result<_>| matches!(r.map_err(|e: Error| e.without_index().to_string()), Err(m) if !m.is_empty());
+    assert!(bad_input(qa.run_one(("", "context"), &o)));
+    assert!(bad_input(qa.run_one(("q?", " "), &o)));
     let bad = QaOptions {
-        doc_stride: 400,
+        doc_stride: Some(400),
+        max_seq_len: Some(384),
         ..o
     };
-    assert!(matches!(
-        qa.answer("q?", "context", &bad),
-        Err(Error::Input(_))
-    ));
+    let e = err_text(qa.run_one(("q?", "context"), &bad));
+    assert!(
+        e.contains("doc_stride (400) must be smaller than max_seq_len (384)"),
+        "{e}"
+    );
+    let too_long = QaOptions {
+        max_seq_len: Some(100_000),
+        ..o
+    };
+    let e = err_text(qa.run_one(("q?", "context"), &too_long));
+    assert!(e.contains("max_seq_len = 100000 is over the limit"), "{e}");
     let huge_question = "why ".repeat(500);
-    let e = err_text(qa.answer(&huge_question, "short context", &o));
+    let e = err_text(qa.run_one((&huge_question, "short context"), &o));
     assert!(e.contains("question"), "{e}");
 }
 

@@ -3,8 +3,8 @@ mod common;
 
 use bert_std::batching::BatchOptions;
 use bert_std::pipelines::embeddings::SentenceEmbeddings;
-use bert_std::pipelines::fill_mask::FillMask;
-use bert_std::LoadOptions;
+use bert_std::pipelines::fill_mask::{FillMask, FillMaskOptions};
+use bert_std::{LoadOptions, Pipeline};
 use common::*;
 
 fn texts() -> Vec<String> {
@@ -31,7 +31,10 @@ fn batched_embeddings_equal_one_at_a_time_and_keep_order() {
     let texts = texts();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let single = SentenceEmbeddings::load(minilm(), options(1, 1, false)).unwrap();
-    let alone: Vec<Vec<f32>> = refs.iter().map(|t| single.embed_one(t).unwrap()).collect();
+    let alone: Vec<Vec<f32>> = refs
+        .iter()
+        .map(|t| single.run_one(t, &()).unwrap())
+        .collect();
     let mut runs = Vec::new();
     for (threads, bs, sort) in [(1, 8, true), (2, 8, true), (2, 32, false), (2, 5, true)] {
         let st = SentenceEmbeddings::load(minilm(), options(threads, bs, sort)).unwrap();
@@ -61,11 +64,18 @@ fn batched_fill_mask_equals_one_at_a_time() {
         "I [MASK] you.",
     ];
     let fm = FillMask::load(splade(), options(2, 2, true)).unwrap();
-    let batched = fm.fill_batch(&texts, 3).unwrap();
+    let o = FillMaskOptions { top_k: 3 };
+    let batched = fm.run(&texts, &o).unwrap();
     for (t, b) in texts.iter().zip(&batched) {
-        let alone = fm.fill(t, 3).unwrap();
-        assert_eq!(alone.len(), b.len());
-        for (x, y) in alone.iter().flatten().zip(b.iter().flatten()) {
+        let alone = fm.run_one(t, &o).unwrap();
+        assert_eq!(alone.masks.len(), b.masks.len());
+        let flat = |o: &bert_std::pipelines::fill_mask::FillMaskOutput| {
+            o.masks
+                .iter()
+                .flat_map(|m| m.candidates.clone())
+                .collect::<Vec<_>>()
+        };
+        for (x, y) in flat(&alone).iter().zip(&flat(b)) {
             assert_eq!((x.token, &x.sequence), (y.token, &y.sequence));
             assert!((x.score - y.score).abs() < 1e-6);
         }

@@ -39,7 +39,7 @@ fn fill_mask_and_embed_from_arguments() {
     ]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(v[0].as_array().unwrap().len(), 2);
+    assert_eq!(v["masks"][0]["candidates"].as_array().unwrap().len(), 2);
     let minilm = minilm();
     let (code, out, _) = bert(&["embed", "--model", minilm.to_str().unwrap(), "hello world"]);
     assert_eq!(code, 0);
@@ -75,10 +75,19 @@ fn jsonl_keeps_good_lines_and_names_bad_ones() {
             .collect::<Vec<_>>(),
         [1, 6]
     );
-    assert!(err.contains(":2: text 0: no [MASK]"), "{err}");
+    assert!(err.contains(":2: no [MASK] token in \"no mask\""), "{err}");
     assert!(err.contains(":3: invalid UTF-8"), "{err}");
     assert!(err.contains(":4: invalid JSON"), "{err}");
-    assert_eq!(err.lines().count(), 3, "one line per error: {err}");
+    let summary = err.lines().last().unwrap();
+    assert!(
+        summary.starts_with("fill-mask: 2 of 5 inputs written, 3 failed, 1 blank line(s) skipped;"),
+        "{summary}"
+    );
+    assert_eq!(
+        err.lines().count(),
+        4,
+        "one line per error, then the summary: {err}"
+    );
 }
 
 #[test]
@@ -89,6 +98,9 @@ fn clear_one_line_errors_and_nonzero_exit() {
         missing.2.trim(),
         "error: /no/such/dir: not a directory (expected a HF model directory)"
     );
+    let half = bert(&["qa", "--question", "q"]);
+    assert_eq!(half.0, 2);
+    assert!(half.2.contains("--context"), "{}", half.2);
     let no_model = bert(&["qa", "--question", "q", "--context", "c"]);
     assert_eq!(no_model.0, 1);
     assert!(

@@ -73,8 +73,8 @@ fn hub_download_gives_a_working_model_directory() {
     let st = SentenceEmbeddings::load(&dir, LoadOptions::default()).unwrap();
     let local = SentenceEmbeddings::load(minilm(), LoadOptions::default()).unwrap();
     assert_eq!(
-        st.embed_one("hello hub").unwrap(),
-        local.embed_one("hello hub").unwrap()
+        st.embed(&["hello hub"]).unwrap(),
+        local.embed(&["hello hub"]).unwrap()
     );
     // A repository without a config is a clear error, and leaves nothing behind.
     let e = bert_std::hub::download("hf:nobody/nothing", &root)

@@ -2,13 +2,14 @@
 //! spans, tokens and words; scores within 1e-4.
 mod common;
 
+use bert_std::pipelines::classification::ClassifyOptions;
 use bert_std::pipelines::classification::TextClassification;
 use bert_std::pipelines::embeddings::{cosine, SentenceEmbeddings};
 use bert_std::pipelines::fill_mask::FillMask;
-use bert_std::pipelines::ner::{Aggregation, TokenClassification};
+use bert_std::pipelines::ner::{Aggregation, NerOptions, TokenClassification};
 use bert_std::pipelines::nsp::NextSentencePrediction;
 use bert_std::pipelines::qa::{QaOptions, QuestionAnswering};
-use bert_std::{LoadOptions, Tokenizer};
+use bert_std::{LoadOptions, Pipeline, Tokenizer};
 use common::*;
 
 const TOL: f32 = 1e-4;
@@ -54,11 +55,11 @@ fn fill_mask_matches_hf_pipeline() {
     let fm = FillMask::load(splade(), LoadOptions::default()).unwrap();
     for case in golden("pipelines.json")["fill_mask"].as_array().unwrap() {
         let text = case["text"].as_str().unwrap();
-        let got = fm.fill(text, 5).unwrap();
+        let got = fm.run_one(text, &Default::default()).unwrap();
         let want = case["predictions"].as_array().unwrap();
-        assert_eq!(got.len(), want.len(), "{text}: number of masks");
-        for (g_mask, w_mask) in got.iter().zip(want) {
-            for (g, w) in g_mask.iter().zip(w_mask.as_array().unwrap()) {
+        assert_eq!(got.masks.len(), want.len(), "{text}: number of masks");
+        for (g_mask, w_mask) in got.masks.iter().zip(want) {
+            for (g, w) in g_mask.candidates.iter().zip(w_mask.as_array().unwrap()) {
                 assert_eq!(g.token, w["token"].as_u64().unwrap() as u32, "{text}");
                 assert_eq!(g.token_str, w["token_str"].as_str().unwrap());
                 assert_eq!(g.sequence, w["sequence"].as_str().unwrap());
@@ -101,14 +102,16 @@ fn text_classification_matches_hf_pipeline() {
         .unwrap()
     {
         let text = case["text"].as_str().unwrap();
-        let got = clf.classify(text, None, None).unwrap();
+        let got = clf.run_one((text, None), &Default::default()).unwrap();
         let want = case["labels"].as_array().unwrap();
         assert_eq!(got.len(), want.len());
         for (g, w) in got.iter().zip(want) {
             assert_eq!(g.label, w["label"].as_str().unwrap());
             close("classification score", g.score, f(&w["score"]));
         }
-        let top = clf.classify(text, None, Some(1)).unwrap();
+        let top = clf
+            .run_one((text, None), &ClassifyOptions { top_k: Some(1) })
+            .unwrap();
         assert_eq!(top.len(), 1);
     }
 }
@@ -118,10 +121,10 @@ fn ner_matches_hf_pipeline_for_every_aggregation() {
     let ner = TokenClassification::load(seeded_dir("tokcls"), LoadOptions::default()).unwrap();
     let goldens = golden("pipelines.json");
     for name in ["none", "simple", "first", "average", "max"] {
-        let agg: Aggregation = name.parse().unwrap();
+        let aggregation: Aggregation = name.parse().unwrap();
         for case in goldens["ner"][name].as_array().unwrap() {
             let text = case["text"].as_str().unwrap();
-            let got = ner.run(text, agg).unwrap();
+            let got = ner.run_one(text, &NerOptions { aggregation }).unwrap();
             let want = case["entities"].as_array().unwrap();
             assert_eq!(got.len(), want.len(), "{name}: entity count for {text:?}");
             for (g, w) in got.iter().zip(want) {
@@ -136,6 +139,14 @@ fn ner_matches_hf_pipeline_for_every_aggregation() {
                 );
                 assert_eq!(g.index, w["index"].as_u64().map(|i| i as usize));
                 close(name, g.score, f(&w["score"]));
+                // HF's JSON keys: "entity" for tokens, "entity_group" for grouped entities.
+                let json = serde_json::to_value(g).unwrap();
+                let key = if name == "none" {
+                    "entity"
+                } else {
+                    "entity_group"
+                };
+                assert_eq!(json[key].as_str(), Some(g.label.as_str()), "{json}");
                 let chars: String = text.chars().skip(g.start).take(g.end - g.start).collect();
                 assert!(!chars.is_empty());
             }
@@ -148,7 +159,10 @@ fn nsp_matches_transformers() {
     let nsp = NextSentencePrediction::load(seeded_dir("nsp"), LoadOptions::default()).unwrap();
     for case in golden("pipelines.json")["nsp"].as_array().unwrap() {
         let got = nsp
-            .predict(case["a"].as_str().unwrap(), case["b"].as_str().unwrap())
+            .run_one(
+                (case["a"].as_str().unwrap(), case["b"].as_str().unwrap()),
+                &(),
+            )
             .unwrap();
         close("is_next", got.is_next, f(&case["is_next"]));
         close("logit 0", got.logits[0], f(&case["logits"][0]));
@@ -171,7 +185,7 @@ fn question_answering_matches_hf_pipeline_including_long_contexts() {
         let context = case["context"].as_str().unwrap();
         long_seen |= context.len() > 3000;
         let got = qa
-            .answer(case["question"].as_str().unwrap(), context, &options)
+            .run_one((case["question"].as_str().unwrap(), context), &options)
             .unwrap();
         let want = case["answers"].as_array().unwrap();
         assert_eq!(got.len(), want.len());
@@ -191,4 +205,30 @@ fn question_answering_matches_hf_pipeline_including_long_contexts() {
         long_seen,
         "a context longer than one 384-token window is covered"
     );
+}
+
+#[test]
+fn question_answering_batches_questions_like_one_at_a_time() {
+    let qa = QuestionAnswering::load(seeded_dir("qa"), LoadOptions::default()).unwrap();
+    let cases = golden("pipelines.json")["qa"].as_array().unwrap().clone();
+    let inputs: Vec<(&str, &str)> = cases
+        .iter()
+        .map(|c| {
+            (
+                c["question"].as_str().unwrap(),
+                c["context"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let o = QaOptions::default();
+    let batched = qa.run(&inputs, &o).unwrap();
+    assert_eq!(batched.len(), inputs.len());
+    for (input, got) in inputs.iter().zip(&batched) {
+        let alone = qa.run_one(*input, &o).unwrap();
+        assert_eq!(alone.len(), got.len());
+        for (a, b) in alone.iter().zip(got) {
+            assert_eq!((&a.answer, a.start, a.end), (&b.answer, b.start, b.end));
+            assert!((a.score - b.score).abs() < 1e-5);
+        }
+    }
 }

@@ -9,7 +9,7 @@ use bert_core::Batch;
 use bert_std::pipelines::embeddings::{cosine, SentenceEmbeddings};
 use bert_std::pipelines::fill_mask::FillMask;
 use bert_std::quantize::quantize_dir;
-use bert_std::{Bert, LoadOptions, Task};
+use bert_std::{Bert, LoadOptions, Pipeline, Task};
 use common::*;
 
 fn quantized(src: &std::path::Path, name: &str, dtype: QuantDtype) -> PathBuf {
@@ -47,7 +47,7 @@ fn sentences(n: usize) -> Vec<String> {
 
 fn hidden_states(dir: &std::path::Path, texts: &[String]) -> Vec<Vec<f32>> {
     let bert = Bert::load(dir, Task::Base, LoadOptions::default()).unwrap();
-    let model = bert.model().bert();
+    let model = bert.task_model().bert();
     texts
         .iter()
         .map(|t| {
@@ -106,12 +106,12 @@ fn int8_embeddings_keep_cosine_and_retrieval() {
         / 20.0;
     let full_bytes = Bert::load(minilm(), Task::Base, LoadOptions::default())
         .unwrap()
-        .model()
+        .task_model()
         .bert()
         .weight_bytes();
     let int8_bytes = Bert::load(&int8_dir, Task::Base, LoadOptions::default())
         .unwrap()
-        .model()
+        .task_model()
         .bert()
         .weight_bytes();
     let ratio = int8_bytes as f64 / full_bytes as f64;
@@ -151,11 +151,11 @@ fn int8_fill_mask_top5_agreement_is_reported() {
         LoadOptions::default(),
     )
     .unwrap();
-    let a = full.fill_batch(&refs, 5).unwrap();
-    let b = int8.fill_batch(&refs, 5).unwrap();
+    let a = full.run(&refs, &Default::default()).unwrap();
+    let b = int8.run(&refs, &Default::default()).unwrap();
     let (mut top1, mut overlap) = (0usize, 0usize);
     for (x, y) in a.iter().zip(&b) {
-        let (x, y) = (&x[0], &y[0]);
+        let (x, y) = (&x.masks[0].candidates, &y.masks[0].candidates);
         top1 += usize::from(x[0].token == y[0].token);
         overlap += x
             .iter()

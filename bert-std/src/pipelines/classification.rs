@@ -6,9 +6,12 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
-use crate::loaded::{Task, TaskModel};
-use crate::pipelines::{sigmoid, softmax};
+use bert_core::BertForSequenceClassification;
+
+use crate::check::finite;
+use crate::error::Result;
+use crate::loaded::Task;
+use crate::pipelines::{sigmoid, softmax, Pipeline};
 use crate::runtime::{Bert, LoadOptions};
 
 /// One label and its score.
@@ -44,58 +47,53 @@ impl TextClassification {
             _ => softmax(logits),
         }
     }
+}
 
-    /// Labels of one text (or pair), best first; `top_k` `None` = all.
-    pub fn classify(
-        &self,
-        text: &str,
-        pair: Option<&str>,
-        top_k: Option<usize>,
-    ) -> Result<Vec<LabelScore>> {
-        Ok(self.classify_batch(&[(text, pair)], top_k)?.remove(0))
-    }
+/// Classification settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClassifyOptions {
+    /// Labels to return, best first (`None`: all).
+    pub top_k: Option<usize>,
+}
 
-    /// [`classify`](Self::classify) for many inputs, batched and threaded.
-    pub fn classify_batch(
+impl Pipeline for TextClassification {
+    /// A text, or a pair of texts (a sentence-pair task).
+    type Input<'a> = (&'a str, Option<&'a str>);
+    type Output = Vec<LabelScore>;
+    type Options = ClassifyOptions;
+
+    fn run(
         &self,
         inputs: &[(&str, Option<&str>)],
-        top_k: Option<usize>,
+        options: &ClassifyOptions,
     ) -> Result<Vec<Vec<LabelScore>>> {
-        let encodings = inputs
-            .iter()
-            .enumerate()
-            .map(|(i, (t, p))| {
-                self.bert
-                    .encode(t, *p, usize::MAX)
-                    .map_err(|e| Error::Input(format!("text {i}: {e}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let TaskModel::SequenceClassification(model) = self.bert.model() else {
-            return Err(Error::Model(
-                "not loaded for sequence classification".into(),
-            ));
-        };
+        let encodings = self
+            .bert
+            .encode_all(inputs, |(t, p)| self.bert.encode(t, *p, usize::MAX))?;
         let labels = &self.bert.dir.config.id2label;
-        self.bert.run_batched(&encodings, |padded, _| {
-            let mut ws = model.workspace(padded.batch, padded.seq)?;
-            ws.set_parallelism(rayon::current_num_threads(), &crate::batching::RayonJoin);
-            let logits = model.forward(&padded.batch(), &mut ws)?;
-            Ok((0..padded.batch)
-                .map(|i| {
-                    let mut out: Vec<LabelScore> = self
-                        .scores(logits.row(i))
-                        .into_iter()
-                        .zip(labels)
-                        .map(|(score, label)| LabelScore {
-                            label: label.clone(),
-                            score,
-                        })
-                        .collect();
-                    out.sort_by(|a, b| b.score.total_cmp(&a.score));
-                    out.truncate(top_k.unwrap_or(usize::MAX));
-                    out
-                })
-                .collect())
-        })
+        self.bert.forward_batches(
+            &encodings,
+            |_| 0,
+            |model: &BertForSequenceClassification<'_>, padded, ws, _| {
+                let logits = model.forward(&padded.core_batch(), ws)?;
+                (0..padded.rows)
+                    .map(|i| {
+                        finite(logits.row(i), "logits")?;
+                        let mut out: Vec<LabelScore> = self
+                            .scores(logits.row(i))
+                            .into_iter()
+                            .zip(labels)
+                            .map(|(score, label)| LabelScore {
+                                label: label.clone(),
+                                score,
+                            })
+                            .collect();
+                        out.sort_by(|a, b| b.score.total_cmp(&a.score));
+                        out.truncate(options.top_k.unwrap_or(usize::MAX));
+                        Ok(out)
+                    })
+                    .collect()
+            },
+        )
     }
 }

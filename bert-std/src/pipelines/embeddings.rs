@@ -3,19 +3,14 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use bert_core::BertModel;
 
-use crate::error::{Error, Result};
+use crate::check::finite;
+use crate::error::Result;
 use crate::loaded::Task;
 use crate::model_dir::{Pooling, PoolingMode};
+use crate::pipelines::Pipeline;
 use crate::runtime::{Bert, LoadOptions};
-
-/// One embedding per text.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Embedding {
-    /// The vector.
-    pub embedding: Vec<f32>,
-}
 
 /// The sentence-embedding pipeline.
 #[derive(Debug)]
@@ -78,48 +73,69 @@ impl SentenceEmbeddings {
         })
     }
 
+    /// The default model, all-MiniLM-L6-v2 (384 dimensions, mean pooling, normalized), fetched
+    /// into the model cache on first use (see [`crate::fetch`]) or taken from `$BERT_MODEL`.
+    ///
+    /// ```no_run
+    /// use bert_std::pipelines::embeddings::SentenceEmbeddings;
+    ///
+    /// let model = SentenceEmbeddings::default_model()?;
+    /// let vectors = model.embed(&["A man is eating food.", "Someone eats."])?;
+    /// assert_eq!(vectors[0].len(), 384);
+    /// # Ok::<(), bert_std::Error>(())
+    /// ```
+    pub fn default_model() -> Result<Self> {
+        Self::load(
+            crate::resolve_model(None, crate::fetch::MINILM)?,
+            LoadOptions::default(),
+        )
+    }
+
     /// Width of the embeddings.
     pub fn dim(&self) -> usize {
         self.bert.dir.config.hidden_size
     }
 
-    /// Embed one text.
-    pub fn embed_one(&self, text: &str) -> Result<Vec<f32>> {
-        let mut v = self.embed(&[text])?;
-        Ok(v.remove(0))
+    /// Embed texts (`&[&str]`, `&[String]`, ...): batched, threaded, in input order. Texts
+    /// longer than the model's `max_seq_length` (sentence-transformers) or position limit are
+    /// truncated. The same as [`Pipeline::run`].
+    pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
+        let texts: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
+        self.run(&texts, &())
     }
+}
 
-    /// Embed texts (batched, threaded; results in input order). Texts longer than the model's
-    /// `max_seq_length` (sentence-transformers) or position limit are truncated.
-    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+impl Pipeline for SentenceEmbeddings {
+    type Input<'a> = &'a str;
+    type Output = Vec<f32>;
+    type Options = ();
+
+    fn run(&self, texts: &[&str], _: &()) -> Result<Vec<Vec<f32>>> {
         let pooling = &self.bert.dir.pooling;
         let max_len = pooling.max_seq_length.unwrap_or(usize::MAX);
-        let encodings = texts
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                self.bert
-                    .encode(t, None, max_len)
-                    .map_err(|e| Error::Input(format!("text {i}: {e}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let model = self.bert.model().bert();
+        let encodings = self
+            .bert
+            .encode_all(texts, |t| self.bert.encode(t, None, max_len))?;
         let h = self.dim();
-        self.bert.run_batched(&encodings, |padded, _| {
-            let mut ws = model.workspace(padded.batch, padded.seq)?;
-            ws.set_parallelism(rayon::current_num_threads(), &crate::batching::RayonJoin);
-            let out = model.forward(&padded.batch(), &mut ws)?;
-            let s = padded.seq;
-            Ok((0..padded.batch)
-                .map(|b| {
-                    pool(
-                        &out.last_hidden_state[b * s * h..(b + 1) * s * h],
-                        &padded.mask[b * s..(b + 1) * s],
-                        h,
-                        pooling,
-                    )
-                })
-                .collect())
-        })
+        self.bert.forward_batches(
+            &encodings,
+            |_| 0,
+            |model: &BertModel<'_>, padded, ws, _| {
+                let out = model.forward(&padded.core_batch(), ws)?;
+                let s = padded.seq;
+                (0..padded.rows)
+                    .map(|b| {
+                        let v = pool(
+                            &out.last_hidden_state[b * s * h..(b + 1) * s * h],
+                            &padded.mask[b * s..(b + 1) * s],
+                            h,
+                            pooling,
+                        );
+                        finite(&v, "embedding")?;
+                        Ok(v)
+                    })
+                    .collect()
+            },
+        )
     }
 }

@@ -5,9 +5,13 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
-use crate::loaded::{Task, TaskModel};
-use crate::pipelines::{softmax, top_k};
+use bert_core::BertForMaskedLM;
+
+use crate::batching::Padded;
+use crate::check::finite;
+use crate::error::{quote, Error, Result};
+use crate::loaded::Task;
+use crate::pipelines::{softmax, top_k, Pipeline};
 use crate::runtime::{Bert, LoadOptions};
 
 /// One candidate for one `[MASK]`.
@@ -21,6 +25,35 @@ pub struct FillMaskPrediction {
     pub token_str: String,
     /// The input with this token in place of the mask.
     pub sequence: String,
+}
+
+/// The candidates for one `[MASK]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MaskCandidates {
+    /// Index of the `[MASK]` among the text's tokens (with `[CLS]` at 0).
+    pub token_index: usize,
+    /// The top-k tokens, most probable first.
+    pub candidates: Vec<FillMaskPrediction>,
+}
+
+/// The fill-mask result for one text: every `[MASK]`, in order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FillMaskOutput {
+    /// One entry per `[MASK]`.
+    pub masks: Vec<MaskCandidates>,
+}
+
+/// Fill-mask settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FillMaskOptions {
+    /// Candidates per mask (HF's default 5).
+    pub top_k: usize,
+}
+
+impl Default for FillMaskOptions {
+    fn default() -> Self {
+        FillMaskOptions { top_k: 5 }
+    }
 }
 
 /// The fill-mask pipeline.
@@ -43,73 +76,79 @@ impl FillMask {
         Ok(FillMask { bert, mask_id })
     }
 
-    /// Predictions for each `[MASK]` of one text (outer: masks in order; inner: top-k).
-    pub fn fill(&self, text: &str, top_k: usize) -> Result<Vec<Vec<FillMaskPrediction>>> {
-        Ok(self.fill_batch(&[text], top_k)?.remove(0))
+    /// The default masked LM (SPLADE-tiny; see the README for what it is good for), fetched on
+    /// first use, or `$BERT_MODEL`.
+    pub fn default_model() -> Result<Self> {
+        Self::load(
+            crate::resolve_model(None, crate::fetch::SPLADE_TINY)?,
+            LoadOptions::default(),
+        )
     }
+}
 
-    /// [`fill`](Self::fill) for many texts, batched and threaded.
-    pub fn fill_batch(
-        &self,
-        texts: &[&str],
-        k: usize,
-    ) -> Result<Vec<Vec<Vec<FillMaskPrediction>>>> {
+impl Pipeline for FillMask {
+    type Input<'a> = &'a str;
+    type Output = FillMaskOutput;
+    type Options = FillMaskOptions;
+
+    fn run(&self, texts: &[&str], options: &FillMaskOptions) -> Result<Vec<FillMaskOutput>> {
+        let k = options.top_k;
         if k == 0 {
             return Err(Error::Input("top_k must be at least 1".into()));
         }
-        let encodings = texts
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let e = self
-                    .bert
-                    .encode(t, None, usize::MAX)
-                    .map_err(|e| Error::Input(format!("text {i}: {e}")))?;
-                if !e.get_ids().contains(&self.mask_id) {
-                    return Err(Error::Input(format!(
-                        "text {i}: no [MASK] token in {t:?} (after truncation to {} tokens)",
-                        self.bert.max_len()
-                    )));
-                }
-                Ok(e)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let TaskModel::MaskedLm(model) = self.bert.model() else {
-            return Err(Error::Model("not loaded as a masked LM".into()));
-        };
+        let encodings = self.bert.encode_all(texts, |t| {
+            let e = self.bert.encode(t, None, usize::MAX)?;
+            if !e.get_ids().contains(&self.mask_id) {
+                return Err(Error::Input(format!(
+                    "no [MASK] token in {} (after truncation to {} tokens)",
+                    quote(t),
+                    self.bert.max_len()
+                )));
+            }
+            Ok(e)
+        })?;
         let tok = &self.bert.tokenizer;
         let vocab = self.bert.dir.config.vocab_size;
-        self.bert.run_batched(&encodings, |padded, _| {
-            let positions: Vec<usize> = (0..padded.ids.len())
+        let mask_positions = |padded: &Padded| -> Vec<usize> {
+            (0..padded.ids.len())
                 .filter(|&i| padded.ids[i] == self.mask_id && padded.mask[i] == 1)
-                .collect();
-            let mut ws = model.workspace_at(padded.batch, padded.seq, positions.len())?;
-            ws.set_parallelism(rayon::current_num_threads(), &crate::batching::RayonJoin);
-            let logits = model.forward_at(&padded.batch(), &positions, &mut ws)?;
-            let mut per_row: Vec<Vec<Vec<FillMaskPrediction>>> = vec![Vec::new(); padded.batch];
-            let s = padded.seq;
-            for (p, &pos) in positions.iter().enumerate() {
-                let row = pos / s;
-                let ids = &padded.ids[row * s..(row + 1) * s];
-                let single_mask = ids.iter().filter(|&&x| x == self.mask_id).count() == 1;
-                let probs = softmax(logits.row(p));
-                debug_assert_eq!(probs.len(), vocab);
-                let mut preds = Vec::with_capacity(k);
-                for t in top_k(&probs, k) {
-                    let token = t as u32;
-                    let mut filled: Vec<u32> = ids.to_vec();
-                    filled[pos % s] = token;
-                    filled.retain(|&x| x != tok.special.pad);
-                    preds.push(FillMaskPrediction {
-                        score: probs[t],
-                        token,
-                        token_str: tok.decode(&[token], false)?,
-                        sequence: tok.decode(&filled, single_mask)?,
+                .collect()
+        };
+        self.bert.forward_batches(
+            &encodings,
+            |padded| mask_positions(padded).len(),
+            |model: &BertForMaskedLM<'_>, padded, ws, _| {
+                let positions = mask_positions(padded);
+                let logits = model.forward_at(&padded.core_batch(), &positions, ws)?;
+                let mut per_row = vec![FillMaskOutput { masks: Vec::new() }; padded.rows];
+                let s = padded.seq;
+                for (p, &pos) in positions.iter().enumerate() {
+                    let row = pos / s;
+                    let ids = &padded.ids[row * s..(row + 1) * s];
+                    let single_mask = ids.iter().filter(|&&x| x == self.mask_id).count() == 1;
+                    finite(logits.row(p), "logits")?;
+                    let probs = softmax(logits.row(p));
+                    debug_assert_eq!(probs.len(), vocab);
+                    let mut candidates = Vec::with_capacity(k);
+                    for t in top_k(&probs, k) {
+                        let token = t as u32;
+                        let mut filled: Vec<u32> = ids.to_vec();
+                        filled[pos % s] = token;
+                        filled.retain(|&x| x != tok.special.pad);
+                        candidates.push(FillMaskPrediction {
+                            score: probs[t],
+                            token,
+                            token_str: tok.decode(&[token], false)?,
+                            sequence: tok.decode(&filled, single_mask)?,
+                        });
+                    }
+                    per_row[row].masks.push(MaskCandidates {
+                        token_index: pos % s,
+                        candidates,
                     });
                 }
-                per_row[row].push(preds);
-            }
-            Ok(per_row)
-        })
+                Ok(per_row)
+            },
+        )
     }
 }

@@ -1,5 +1,41 @@
 //! Pipelines shaped like HF's: each takes text and returns what `transformers.pipeline(...)`
 //! returns, computed by the core's model.
+//!
+//! Every pipeline has one shape, the [`Pipeline`] trait: `run(&inputs, &options)` for a batch
+//! (threaded, length-bucketed, results in input order) and `run_one(input, &options)` for one
+//! input. All of them stand on [`crate::Bert::forward_batches`], which keeps their workspaces
+//! between calls. A failed input is reported as [`crate::Error::Item`] with its position.
+//!
+//! ```no_run
+//! use bert_std::pipelines::{fill_mask::FillMask, Pipeline};
+//!
+//! let fm = FillMask::default_model()?;
+//! let out = fm.run_one("Paris is the [MASK] of France.", &Default::default())?;
+//! println!("{}", out.masks[0].candidates[0].token_str);
+//! # Ok::<(), bert_std::Error>(())
+//! ```
+
+use crate::error::Result;
+
+/// What every pipeline is: inputs in, one output per input.
+pub trait Pipeline {
+    /// One input (a text, a pair of texts, a question and its context).
+    type Input<'a>;
+    /// The result for one input.
+    type Output;
+    /// Call-time settings (`top_k`, aggregation, QA windows, ...), with HF's defaults.
+    type Options: Default;
+
+    /// Run every input (batched and threaded); results in input order.
+    fn run(&self, inputs: &[Self::Input<'_>], options: &Self::Options)
+        -> Result<Vec<Self::Output>>;
+
+    /// Run one input.
+    fn run_one(&self, input: Self::Input<'_>, options: &Self::Options) -> Result<Self::Output> {
+        let mut out = self.run(std::slice::from_ref(&input), options)?;
+        Ok(out.remove(0))
+    }
+}
 
 pub mod classification;
 pub mod embeddings;

@@ -9,13 +9,16 @@ use std::str::FromStr;
 use serde::Serialize;
 use tokenizers::Encoding;
 
+use bert_core::BertForTokenClassification;
+
+use crate::check::finite;
 use crate::error::{Error, Result};
-use crate::loaded::{Task, TaskModel};
-use crate::pipelines::softmax;
+use crate::loaded::Task;
+use crate::pipelines::{softmax, Pipeline};
 use crate::runtime::{Bert, LoadOptions};
 
 /// How tokens become entities (HF's `aggregation_strategy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Aggregation {
     /// One result per token.
     None,
@@ -47,16 +50,15 @@ impl FromStr for Aggregation {
     }
 }
 
-/// One token or entity.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One token or entity. In JSON the label is `entity` for a token (no aggregation, which has an
+/// `index`) and `entity_group` for a grouped entity, as in HF's output.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Entity {
-    /// The label (`entity` for `none`, `entity_group` otherwise).
-    #[serde(rename = "entity")]
+    /// The label.
     pub label: String,
     /// Its score.
     pub score: f32,
-    /// Token index (only for `none`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Token index (only without aggregation).
     pub index: Option<usize>,
     /// The decoded tokens.
     pub word: String,
@@ -66,6 +68,28 @@ pub struct Entity {
     pub end: usize,
 }
 
+impl Serialize for Entity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Entity", 6)?;
+        match self.index {
+            Some(index) => {
+                st.serialize_field("entity", &self.label)?;
+                st.serialize_field("score", &self.score)?;
+                st.serialize_field("index", &index)?;
+            }
+            None => {
+                st.serialize_field("entity_group", &self.label)?;
+                st.serialize_field("score", &self.score)?;
+            }
+        }
+        st.serialize_field("word", &self.word)?;
+        st.serialize_field("start", &self.start)?;
+        st.serialize_field("end", &self.end)?;
+        st.end()
+    }
+}
+
 /// The token-classification pipeline.
 #[derive(Debug)]
 pub struct TokenClassification {
@@ -73,6 +97,59 @@ pub struct TokenClassification {
     pub bert: Bert,
     /// Labels dropped from the output (default `["O"]`).
     pub ignore_labels: Vec<String>,
+}
+
+/// NER settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NerOptions {
+    /// How tokens become entities (default [`Aggregation::Simple`], as the CLI; HF's default
+    /// is `none`).
+    pub aggregation: Aggregation,
+}
+
+impl Default for NerOptions {
+    fn default() -> Self {
+        NerOptions {
+            aggregation: Aggregation::Simple,
+        }
+    }
+}
+
+impl Pipeline for TokenClassification {
+    type Input<'a> = &'a str;
+    type Output = Vec<Entity>;
+    type Options = NerOptions;
+
+    fn run(&self, texts: &[&str], options: &NerOptions) -> Result<Vec<Vec<Entity>>> {
+        let encodings = self
+            .bert
+            .encode_all(texts, |t| self.bert.encode(t, None, usize::MAX))?;
+        let scores: Vec<Vec<Vec<f32>>> = self.bert.forward_batches(
+            &encodings,
+            |_| 0,
+            |model: &BertForTokenClassification<'_>, padded, ws, idx| {
+                let logits = model.forward(&padded.core_batch(), ws)?;
+                idx.iter()
+                    .enumerate()
+                    .map(|(b, &i)| {
+                        (0..encodings[i].len())
+                            .map(|t| {
+                                let row = logits.row(b * padded.seq + t);
+                                finite(row, "logits")?;
+                                Ok(softmax(row))
+                            })
+                            .collect()
+                    })
+                    .collect()
+            },
+        )?;
+        texts
+            .iter()
+            .zip(&encodings)
+            .zip(scores)
+            .map(|((text, enc), scores)| self.postprocess(text, enc, scores, options.aggregation))
+            .collect()
+    }
 }
 
 struct PreEntity {
@@ -120,47 +197,6 @@ impl TokenClassification {
             bert: Bert::load(path, Task::TokenClassification, options)?,
             ignore_labels: vec!["O".into()],
         })
-    }
-
-    /// Entities of one text.
-    pub fn run(&self, text: &str, aggregation: Aggregation) -> Result<Vec<Entity>> {
-        Ok(self.run_batch(&[text], aggregation)?.remove(0))
-    }
-
-    /// Entities of many texts, batched and threaded.
-    pub fn run_batch(&self, texts: &[&str], aggregation: Aggregation) -> Result<Vec<Vec<Entity>>> {
-        let encodings = texts
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                self.bert
-                    .encode(t, None, usize::MAX)
-                    .map_err(|e| Error::Input(format!("text {i}: {e}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let TaskModel::TokenClassification(model) = self.bert.model() else {
-            return Err(Error::Model("not loaded for token classification".into()));
-        };
-        let scores: Vec<Vec<Vec<f32>>> = self.bert.run_batched(&encodings, |padded, idx| {
-            let mut ws = model.workspace(padded.batch, padded.seq)?;
-            ws.set_parallelism(rayon::current_num_threads(), &crate::batching::RayonJoin);
-            let logits = model.forward(&padded.batch(), &mut ws)?;
-            Ok(idx
-                .iter()
-                .enumerate()
-                .map(|(b, &i)| {
-                    (0..encodings[i].len())
-                        .map(|t| softmax(logits.row(b * padded.seq + t)))
-                        .collect()
-                })
-                .collect())
-        })?;
-        texts
-            .iter()
-            .zip(&encodings)
-            .zip(scores)
-            .map(|((text, enc), scores)| self.postprocess(text, enc, scores, aggregation))
-            .collect()
     }
 
     fn label(&self, id: usize) -> String {

@@ -4,9 +4,12 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
-use crate::loaded::{Task, TaskModel};
-use crate::pipelines::softmax;
+use bert_core::BertForNextSentencePrediction;
+
+use crate::check::finite;
+use crate::error::Result;
+use crate::loaded::Task;
+use crate::pipelines::{softmax, Pipeline};
 use crate::runtime::{Bert, LoadOptions};
 
 /// The verdict on one (A, B) pair.
@@ -32,41 +35,34 @@ impl NextSentencePrediction {
             bert: Bert::load(path, Task::NextSentence, options)?,
         })
     }
+}
 
-    /// Score one pair.
-    pub fn predict(&self, a: &str, b: &str) -> Result<NspPrediction> {
-        Ok(self.predict_batch(&[(a, b)])?.remove(0))
-    }
+impl Pipeline for NextSentencePrediction {
+    /// (A, B).
+    type Input<'a> = (&'a str, &'a str);
+    type Output = NspPrediction;
+    type Options = ();
 
-    /// Score many pairs (batched, threaded).
-    pub fn predict_batch(&self, pairs: &[(&str, &str)]) -> Result<Vec<NspPrediction>> {
-        let encodings = pairs
-            .iter()
-            .enumerate()
-            .map(|(i, (a, b))| {
-                self.bert
-                    .encode(a, Some(b), usize::MAX)
-                    .map_err(|e| Error::Input(format!("pair {i}: {e}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let TaskModel::NextSentence(model) = self.bert.model() else {
-            return Err(Error::Model(
-                "not loaded for next-sentence prediction".into(),
-            ));
-        };
-        self.bert.run_batched(&encodings, |padded, _| {
-            let mut ws = model.workspace(padded.batch, padded.seq)?;
-            ws.set_parallelism(rayon::current_num_threads(), &crate::batching::RayonJoin);
-            let logits = model.forward(&padded.batch(), &mut ws)?;
-            Ok((0..padded.batch)
-                .map(|i| {
-                    let l = logits.row(i);
-                    NspPrediction {
-                        is_next: softmax(l)[0],
-                        logits: [l[0], l[1]],
-                    }
-                })
-                .collect())
-        })
+    fn run(&self, pairs: &[(&str, &str)], _: &()) -> Result<Vec<NspPrediction>> {
+        let encodings = self
+            .bert
+            .encode_all(pairs, |(a, b)| self.bert.encode(a, Some(b), usize::MAX))?;
+        self.bert.forward_batches(
+            &encodings,
+            |_| 0,
+            |model: &BertForNextSentencePrediction<'_>, padded, ws, _| {
+                let logits = model.forward(&padded.core_batch(), ws)?;
+                (0..padded.rows)
+                    .map(|i| {
+                        let l = logits.row(i);
+                        finite(l, "logits")?;
+                        Ok(NspPrediction {
+                            is_next: softmax(l)[0],
+                            logits: [l[0], l[1]],
+                        })
+                    })
+                    .collect()
+            },
+        )
     }
 }

@@ -9,8 +9,12 @@ use std::path::Path;
 use serde::Serialize;
 use tokenizers::Encoding;
 
+use bert_core::BertForQuestionAnswering;
+
+use crate::check::finite;
 use crate::error::{Error, Result};
-use crate::loaded::{Task, TaskModel};
+use crate::loaded::Task;
+use crate::pipelines::Pipeline;
 use crate::runtime::{Bert, LoadOptions};
 
 /// Settings, with HF's defaults.
@@ -20,10 +24,12 @@ pub struct QaOptions {
     pub top_k: usize,
     /// Longest answer, in tokens.
     pub max_answer_len: usize,
-    /// Window length in tokens (question + context + special tokens).
-    pub max_seq_len: usize,
-    /// Overlap between windows, in tokens.
-    pub doc_stride: usize,
+    /// Window length in tokens (question + context + special tokens). `None`: 384, or the
+    /// model's position limit if that is smaller (as HF's `min(model_max_length, 384)`).
+    pub max_seq_len: Option<usize>,
+    /// Overlap between windows, in tokens. `None`: 128, or half the window if that is smaller
+    /// (as HF).
+    pub doc_stride: Option<usize>,
     /// Also offer the empty answer ("no answer in the context"), scored by the `[CLS]` span.
     pub handle_impossible_answer: bool,
 }
@@ -33,8 +39,8 @@ impl Default for QaOptions {
         QaOptions {
             top_k: 1,
             max_answer_len: 15,
-            max_seq_len: 384,
-            doc_stride: 128,
+            max_seq_len: None,
+            doc_stride: None,
             handle_impossible_answer: false,
         }
     }
@@ -134,75 +140,55 @@ impl QuestionAnswering {
         })
     }
 
+    /// The (window, stride) in tokens for these options on this model: defaults clamped to the
+    /// model, explicit values checked.
+    pub fn window(&self, o: &QaOptions) -> Result<(usize, usize)> {
+        let limit = self.bert.max_len();
+        let max_seq_len = match o.max_seq_len {
+            None => limit.min(384),
+            Some(n) if n > limit => {
+                return Err(Error::Limit {
+                    what: "max_seq_len",
+                    value: n,
+                    max: limit,
+                    hint: " (the model's max_position_embeddings)".into(),
+                })
+            }
+            Some(n) => n,
+        };
+        let doc_stride = o.doc_stride.unwrap_or((max_seq_len / 2).min(128));
+        if doc_stride >= max_seq_len {
+            return Err(Error::Input(format!(
+                "doc_stride ({doc_stride}) must be smaller than max_seq_len ({max_seq_len})"
+            )));
+        }
+        Ok((max_seq_len, doc_stride))
+    }
+
     fn windows(&self, question: &str, context: &str, o: &QaOptions) -> Result<Vec<Encoding>> {
         if question.trim().is_empty() || context.trim().is_empty() {
             return Err(Error::Input(
                 "question and context must not be empty".into(),
             ));
         }
-        if o.doc_stride >= o.max_seq_len || o.max_seq_len > self.bert.max_len() {
-            return Err(Error::Input(format!(
-                "need doc_stride ({}) < max_seq_len ({}) <= {}",
-                o.doc_stride,
-                o.max_seq_len,
-                self.bert.max_len()
-            )));
-        }
+        let (max_seq_len, doc_stride) = self.window(o)?;
         self.bert
             .tokenizer
-            .encode_windows(question, context, o.max_seq_len, o.doc_stride)
+            .encode_windows(question, context, max_seq_len, doc_stride)
             .map_err(|e| {
                 Error::Input(format!(
-                    "cannot fit the question into {} tokens with its context: {e}",
-                    o.max_seq_len
+                    "cannot fit the question into {max_seq_len} tokens with its context: {e}"
                 ))
             })
     }
 
-    /// Answer one question from one context.
-    pub fn answer(
-        &self,
-        question: &str,
+    /// Merge the spans of one question's windows into its answers.
+    fn answers(
         context: &str,
+        windows: &[Encoding],
+        per_window: Vec<(Vec<Span>, f32)>,
         options: &QaOptions,
-    ) -> Result<Vec<Answer>> {
-        if options.top_k == 0 || options.max_answer_len == 0 {
-            return Err(Error::Input(
-                "top_k and max_answer_len must be at least 1".into(),
-            ));
-        }
-        let windows = self.windows(question, context, options)?;
-        let TaskModel::QuestionAnswering(model) = self.bert.model() else {
-            return Err(Error::Model("not loaded for question answering".into()));
-        };
-        let cls = self.bert.tokenizer.special.cls;
-        let pre_topk = options.top_k * 2 + 10;
-        let per_window: Vec<(Vec<Span>, f32)> =
-            self.bert.run_batched(&windows, |padded, idx| {
-                let mut ws = model.workspace(padded.batch, padded.seq)?;
-                ws.set_parallelism(rayon::current_num_threads(), &crate::batching::RayonJoin);
-                let out = model.forward(&padded.batch(), &mut ws)?;
-                Ok(idx
-                    .iter()
-                    .enumerate()
-                    .map(|(b, &w)| {
-                        let enc = &windows[w];
-                        let allowed: Vec<bool> = enc
-                            .get_sequence_ids()
-                            .iter()
-                            .zip(enc.get_ids())
-                            .map(|(s, &id)| *s == Some(1) || id == cls)
-                            .collect();
-                        best_spans(
-                            out.start_logits.row(b),
-                            out.end_logits.row(b),
-                            &allowed,
-                            pre_topk,
-                            options.max_answer_len,
-                        )
-                    })
-                    .collect())
-            })?;
+    ) -> Vec<Answer> {
         let mut answers: Vec<Answer> = Vec::new();
         let mut min_null = 1_000_000f32;
         for (enc, (spans, null)) in windows.iter().zip(per_window) {
@@ -236,7 +222,71 @@ impl QuestionAnswering {
         }
         answers.sort_by(|a, b| b.score.total_cmp(&a.score));
         answers.truncate(options.top_k);
-        Ok(answers)
+        answers
+    }
+}
+
+impl Pipeline for QuestionAnswering {
+    /// (question, context).
+    type Input<'a> = (&'a str, &'a str);
+    /// The best answers, best first.
+    type Output = Vec<Answer>;
+    type Options = QaOptions;
+
+    /// Every window of every question runs in one set of batches.
+    fn run(&self, inputs: &[(&str, &str)], options: &QaOptions) -> Result<Vec<Vec<Answer>>> {
+        if options.top_k == 0 || options.max_answer_len == 0 {
+            return Err(Error::Input(
+                "top_k and max_answer_len must be at least 1".into(),
+            ));
+        }
+        let per_question: Vec<Vec<Encoding>> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, (q, c))| self.windows(q, c, options).map_err(|e| e.at(i)))
+            .collect::<Result<_>>()?;
+        let windows: Vec<Encoding> = per_question.iter().flatten().cloned().collect();
+        let cls = self.bert.tokenizer.special.cls;
+        let pre_topk = options.top_k * 2 + 10;
+        let mut per_window = self
+            .bert
+            .forward_batches(
+                &windows,
+                |_| 0,
+                |model: &BertForQuestionAnswering<'_>, padded, ws, idx| {
+                    let out = model.forward(&padded.core_batch(), ws)?;
+                    idx.iter()
+                        .enumerate()
+                        .map(|(b, &w)| {
+                            let enc = &windows[w];
+                            let allowed: Vec<bool> = enc
+                                .get_sequence_ids()
+                                .iter()
+                                .zip(enc.get_ids())
+                                .map(|(s, &id)| *s == Some(1) || id == cls)
+                                .collect();
+                            finite(out.start_logits.row(b), "start logits")?;
+                            finite(out.end_logits.row(b), "end logits")?;
+                            Ok(best_spans(
+                                out.start_logits.row(b),
+                                out.end_logits.row(b),
+                                &allowed,
+                                pre_topk,
+                                options.max_answer_len,
+                            ))
+                        })
+                        .collect()
+                },
+            )?
+            .into_iter();
+        Ok(inputs
+            .iter()
+            .zip(&per_question)
+            .map(|((_, context), wins)| {
+                let spans: Vec<(Vec<Span>, f32)> = per_window.by_ref().take(wins.len()).collect();
+                Self::answers(context, wins, spans, options)
+            })
+            .collect())
     }
 }
 

@@ -1,5 +1,5 @@
-//! Helpers of bert-std's tests: the real models (fetched on first use into the repository's
-//! `models/`, or `$BERT_MODELS_DIR`), model directories for the seeded heads, goldens.
+//! Helpers of bert-std's tests: the real models (fetched on first use into the user's model
+//! cache, see `bert_std::fetch`), model directories for the seeded heads, goldens.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -13,10 +13,10 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The user's model cache (`$BERT_MODELS_DIR`, else `~/.cache/bert-rs/models`), shared with
+/// the examples and the CLI: the tests fetch nothing a user run has already fetched.
 pub fn models_root() -> PathBuf {
-    std::env::var_os("BERT_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("models"))
+    bert_std::fetch::models_root()
 }
 
 pub fn model(name: &str) -> PathBuf {
@@ -40,7 +40,10 @@ pub fn seeded_dir(head: &str) -> PathBuf {
     if dir.is_dir() {
         return dir;
     }
-    let staging = dir.with_extension("staging");
+    // A staging folder of this thread's own (tests of one binary run in parallel threads).
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let staging = dir.with_extension(format!("staging{n}"));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging).unwrap();
     let src = minilm();

@@ -1,0 +1,117 @@
+//! Files the project writes are written atomically: into a temporary file in the same folder,
+//! flushed and synced, then renamed over the target. A run that fails, is interrupted or is
+//! killed leaves the target as it was (at worst a stray `.NAME.*.tmp` beside it, never a cut
+//! file).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// A file being written; it replaces `path` only on [`commit`](Self::commit). Dropped without
+/// a commit, the temporary file is removed and `path` is untouched.
+#[derive(Debug)]
+pub struct AtomicFile {
+    path: PathBuf,
+    out: BufWriter<tempfile::NamedTempFile>,
+}
+
+impl AtomicFile {
+    /// Start writing `path` (its folder must exist). Nothing at `path` changes yet.
+    pub fn create(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = path
+            .file_name()
+            .ok_or_else(|| Error::Input(format!("{} is not a file name", path.display())))?;
+        let mut builder = tempfile::Builder::new();
+        let prefix = format!(".{}.", name.to_string_lossy());
+        builder.prefix(&prefix).suffix(".tmp");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).map_or(0o644, |m| m.permissions().mode());
+            builder.permissions(std::fs::Permissions::from_mode(mode));
+        }
+        let tmp = builder.tempfile_in(&dir).map_err(|e| Error::io(&dir, e))?;
+        Ok(AtomicFile {
+            path,
+            out: BufWriter::with_capacity(1 << 16, tmp),
+        })
+    }
+
+    /// The file it will become.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Flush, sync and rename over the target.
+    pub fn commit(self) -> Result<()> {
+        let path = self.path;
+        let tmp = self
+            .out
+            .into_inner()
+            .map_err(|e| Error::io(&path, e.into_error()))?;
+        tmp.as_file().sync_all().map_err(|e| Error::io(&path, e))?;
+        tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
+        Ok(())
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.out.write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.out.write_all(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Write `bytes` to `path` atomically.
+pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
+    let mut f = AtomicFile::create(path.as_ref())?;
+    f.write_all(bytes)
+        .map_err(|e| Error::io(path.as_ref(), e))?;
+    f.commit()
+}
+
+/// Copy `src` to `dst` atomically.
+pub fn copy_atomic(src: &Path, dst: &Path) -> Result<()> {
+    let mut f = AtomicFile::create(dst)?;
+    let mut input = File::open(src).map_err(|e| Error::io(src, e))?;
+    std::io::copy(&mut input, &mut f).map_err(|e| Error::io(dst, e))?;
+    f.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_changes_only_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        std::fs::write(&path, b"old\n").unwrap();
+        {
+            let mut f = AtomicFile::create(&path).unwrap();
+            f.write_all(b"half a li").unwrap();
+            // dropped: a failed run
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), b"old\n");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "temp file removed"
+        );
+        write_atomic(&path, b"new\n").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new\n");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

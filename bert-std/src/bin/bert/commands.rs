@@ -1,0 +1,270 @@
+//! What each subcommand does. Order of work in every batch command: load the model, read the
+//! input, open the output (a temporary beside it), run, and only then replace the output file.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde_json::{json, Value};
+
+use bert_std::batching::BatchOptions;
+use bert_std::fetch::{MINILM, SPLADE_TINY};
+use bert_std::pipelines::classification::{ClassifyOptions, TextClassification};
+use bert_std::pipelines::embeddings::SentenceEmbeddings;
+use bert_std::pipelines::fill_mask::{FillMask, FillMaskOptions};
+use bert_std::pipelines::ner::{NerOptions, TokenClassification};
+use bert_std::pipelines::nsp::NextSentencePrediction;
+use bert_std::pipelines::qa::{QaOptions, QuestionAnswering};
+use bert_std::{Error, LoadOptions, ModelDir, Pipeline, Result, Task};
+
+use crate::jobs::{process, Item, Output, Run};
+use crate::render::{EmbeddingLine, Render};
+use crate::{Command, RunArgs};
+
+/// The model directory: `--model`, else the default model (fetched on first use), else an
+/// error that says what kind of model the command needs.
+pub fn model_path(given: Option<&Path>, default: Option<&str>, what: &str) -> Result<PathBuf> {
+    match (given, default) {
+        (Some(p), _) => bert_std::runtime::model_path(p),
+        (None, Some(name)) => bert_std::fetch::ensure_model(name),
+        (None, None) => Err(Error::Input(format!(
+            "this command needs a {what} model: pass --model DIR or set BERT_MODEL"
+        ))),
+    }
+}
+
+/// Load options from the command line.
+pub fn options(run: &RunArgs) -> LoadOptions {
+    LoadOptions {
+        threads: run.threads,
+        batch: BatchOptions {
+            batch_size: run.batch_size,
+            ..BatchOptions::default()
+        },
+        check_weights: run.check,
+        ..LoadOptions::default()
+    }
+}
+
+fn texts_to_values(texts: &[String]) -> Vec<Value> {
+    texts.iter().map(|t| json!({ "text": t })).collect()
+}
+
+/// Check the sizes, load the model, read the input, run `f` in chunks, write, summarize.
+fn batch_job<P, T: serde::Serialize + Render>(
+    name: &'static str,
+    run: &RunArgs,
+    args: Vec<Value>,
+    usage: &str,
+    load: impl FnOnce(LoadOptions) -> Result<P>,
+    f: impl Fn(&P, &[&Item]) -> Result<Vec<T>>,
+) -> Result<ExitCode> {
+    let opts = options(run);
+    opts.batch.validate()?;
+    let mut job = Run::read(name, run.input.as_deref(), args)?;
+    job.require_input(usage)?;
+    let pipeline = load(opts)?;
+    let mut out = Output::open(run.output.as_deref(), run.input.as_deref())?;
+    let chunk = run.batch_size * 8;
+    let interrupted = process(&mut job, &mut out, run.format, chunk, |g| f(&pipeline, g))?;
+    let target = out.target();
+    if interrupted {
+        drop(out); // the temporary goes; the target keeps its old content
+    } else {
+        out.commit()?;
+    }
+    Ok(match (interrupted, job.finish(&target, interrupted)) {
+        (true, _) => ExitCode::from(130),
+        (false, true) => ExitCode::SUCCESS,
+        (false, false) => ExitCode::FAILURE,
+    })
+}
+
+fn texts<'a>(group: &[&'a Item]) -> Result<Vec<&'a str>> {
+    group.iter().map(|i| i.field("text")).collect()
+}
+
+/// Run one subcommand.
+pub fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Info { model, check } => {
+            info(&model_path(model.as_deref(), Some(MINILM), "")?, check)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Quantize { src, dst, dtype } => {
+            let (before, after) = bert_std::quantize::quantize_dir(&src, &dst, dtype.into())?;
+            eprintln!(
+                "wrote {}: weights {:.1} MB -> {:.1} MB ({:.0}%)",
+                dst.join("model.safetensors").display(),
+                before as f64 / 1e6,
+                after as f64 / 1e6,
+                100.0 * after as f64 / before as f64
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Embed { texts: t, run } => batch_job(
+            "embed",
+            &run,
+            texts_to_values(&t),
+            "give texts as arguments",
+            |o| {
+                let p = model_path(run.model.as_deref(), Some(MINILM), "sentence-embedding")?;
+                SentenceEmbeddings::load(p, o)
+            },
+            |st, group| {
+                let texts = texts(group)?;
+                Ok(st
+                    .run(&texts, &())?
+                    .into_iter()
+                    .zip(texts)
+                    .map(|(embedding, text)| EmbeddingLine {
+                        text: text.to_string(),
+                        embedding,
+                    })
+                    .collect())
+            },
+        ),
+        Command::FillMask {
+            texts: t,
+            top_k,
+            run,
+        } => batch_job(
+            "fill-mask",
+            &run,
+            texts_to_values(&t),
+            "give texts with [MASK] as arguments",
+            |o| {
+                FillMask::load(
+                    model_path(run.model.as_deref(), Some(SPLADE_TINY), "masked-LM")?,
+                    o,
+                )
+            },
+            |fm, group| fm.run(&texts(group)?, &FillMaskOptions { top_k }),
+        ),
+        Command::Nsp { a, b, run } => {
+            let args = match (a, b) {
+                (Some(a), Some(b)) => vec![json!({"a": a, "b": b})],
+                (Some(_), None) => {
+                    return Err(Error::Input("nsp needs two sentences, A and B".into()))
+                }
+                _ => Vec::new(),
+            };
+            batch_job(
+                "nsp",
+                &run,
+                args,
+                "give sentences A and B as arguments",
+                |o| {
+                    let p = model_path(run.model.as_deref(), None, "next-sentence-prediction")?;
+                    NextSentencePrediction::load(p, o)
+                },
+                |nsp, group| {
+                    let pairs = group
+                        .iter()
+                        .map(|i| Ok((i.field("a")?, i.field("b")?)))
+                        .collect::<Result<Vec<_>>>()?;
+                    nsp.run(&pairs, &())
+                },
+            )
+        }
+        Command::Classify {
+            texts: t,
+            top_k,
+            run,
+        } => batch_job(
+            "classify",
+            &run,
+            texts_to_values(&t),
+            "give texts as arguments",
+            |o| {
+                let p = model_path(run.model.as_deref(), None, "sequence-classification")?;
+                TextClassification::load(p, o)
+            },
+            |clf, group| {
+                let inputs = group
+                    .iter()
+                    .map(|i| Ok((i.field("text")?, i.optional("pair"))))
+                    .collect::<Result<Vec<_>>>()?;
+                clf.run(&inputs, &ClassifyOptions { top_k })
+            },
+        ),
+        Command::Ner {
+            texts: t,
+            aggregation,
+            run,
+        } => batch_job(
+            "ner",
+            &run,
+            texts_to_values(&t),
+            "give texts as arguments",
+            |o| {
+                let p = model_path(run.model.as_deref(), None, "token-classification")?;
+                TokenClassification::load(p, o)
+            },
+            |ner, group| ner.run(&texts(group)?, &NerOptions { aggregation }),
+        ),
+        Command::Qa {
+            question,
+            context,
+            top_k,
+            max_answer_len,
+            max_seq_len,
+            doc_stride,
+            handle_impossible_answer,
+            run,
+        } => {
+            let args = match (question, context) {
+                (Some(q), Some(c)) => vec![json!({"question": q, "context": c})],
+                _ => Vec::new(),
+            };
+            let opts = QaOptions {
+                top_k,
+                max_answer_len,
+                max_seq_len,
+                doc_stride,
+                handle_impossible_answer,
+            };
+            batch_job(
+                "qa",
+                &run,
+                args,
+                "give --question and --context",
+                |o| {
+                    let p = model_path(run.model.as_deref(), None, "question-answering")?;
+                    let qa = QuestionAnswering::load(p, o)?;
+                    qa.window(&opts)?; // a bad window setting fails before any input runs
+                    Ok(qa)
+                },
+                |qa, group| {
+                    let inputs = group
+                        .iter()
+                        .map(|i| Ok((i.field("question")?, i.field("context")?)))
+                        .collect::<Result<Vec<_>>>()?;
+                    qa.run(&inputs, &opts)
+                },
+            )
+        }
+        Command::Index(args) => crate::search::index(args),
+        Command::Search(args) => crate::search::search(args),
+    }
+}
+
+fn info(path: &Path, check: bool) -> Result<()> {
+    let dir = ModelDir::open(path)?;
+    let task = Task::of_config(&dir.config)?;
+    let model = bert_std::LoadedModel::load(&dir, task, true)?;
+    let bert = model.model().bert();
+    println!("model directory: {}", dir.root.display());
+    println!("task: {task:?}");
+    println!(
+        "weights: {} file(s), {:.1} MB of encoder weights",
+        dir.weight_files.len(),
+        bert.weight_bytes() as f64 / 1e6
+    );
+    println!("pooling: {:?}", dir.pooling);
+    println!("{}", dir.config);
+    if check {
+        let n = bert_std::check::check_weights(&dir)?;
+        println!("check: all {n} weight values are finite");
+    }
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! `bert`: the command-line face of bert-std. `bert help COMMAND` documents every option.
+//!
+//! Batch work: `--input FILE.jsonl` (or `-` for stdin; one JSON object per line: `{"text": ..}`,
+//! `{"a": .., "b": ..}` or `{"question": .., "context": ..}`) and `--output FILE.jsonl` (default
+//! stdout; a file is replaced only when the run succeeds). A bad line is reported with its line
+//! number and skipped; the others are still processed; the exit code is 1 if any line failed,
+//! 130 after Ctrl-C. A summary line always ends on stderr.
+
+mod commands;
+mod jobs;
+mod render;
+mod search;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use bert_std::pipelines::ner::Aggregation;
+use bert_std::quantize::QuantizeTo;
+
+use jobs::Format;
+
+#[derive(Parser)]
+#[command(
+    name = "bert",
+    version,
+    about = "BERT inference: embeddings and semantic search, fill-mask, NSP, classification, NER, QA",
+    after_help = "Default models (embed, index, search: all-MiniLM-L6-v2; fill-mask: SPLADE-tiny) are \
+                  fetched on first use into $BERT_MODELS_DIR, else ~/.cache/bert-rs/models."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options of every command that runs a model over inputs.
+#[derive(Args, Clone)]
+pub struct RunArgs {
+    /// A HF model directory (config.json, model.safetensors, tokenizer.json or vocab.txt), or
+    /// hf:ORG/NAME to download one (needs the `hub` feature). Default: the command's default
+    /// model where it has one.
+    #[arg(long, env = "BERT_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Worker threads (0: one per core; at most 4 per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Sequences per forward pass (1..=4096).
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// JSON Lines input (one object per line), `-` for stdin. Without it, the texts on the
+    /// command line are the input.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Write results here instead of stdout. The file is replaced only when the run ends well:
+    /// a failed, interrupted or killed run leaves what was there.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// json: one JSON object per line; table: text for a person.
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+    /// Read every weight at load and refuse the model if any is NaN or infinite (outputs are
+    /// always checked).
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Describe a model directory (default: all-MiniLM-L6-v2).
+    Info {
+        /// The model directory (or hf:ORG/NAME).
+        #[arg(long, env = "BERT_MODEL")]
+        model: Option<PathBuf>,
+        /// Also read every weight and report NaN or infinite values.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Write a copy of a model directory with int8 or f16 weights.
+    Quantize {
+        /// The model directory to read.
+        src: PathBuf,
+        /// The directory to write (created; files in it are replaced atomically).
+        dst: PathBuf,
+        /// The storage to write.
+        #[arg(long, value_enum, default_value_t = QuantizeTo::Int8)]
+        dtype: QuantizeTo,
+    },
+    /// Sentence embeddings (default model: all-MiniLM-L6-v2), one JSON line per text.
+    Embed {
+        /// Texts to embed (or use --input).
+        texts: Vec<String>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Fill [MASK] tokens (default model: SPLADE-tiny).
+    FillMask {
+        /// Texts with one or more [MASK] tokens (or use --input).
+        texts: Vec<String>,
+        /// Candidates per [MASK].
+        #[arg(long, default_value_t = 5)]
+        top_k: usize,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Probability that sentence B follows sentence A (needs a model with an NSP head).
+    Nsp {
+        /// Sentence A.
+        a: Option<String>,
+        /// Sentence B.
+        b: Option<String>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Text classification (needs a sequence-classification model). JSONL lines may carry a
+    /// second text as "pair".
+    Classify {
+        /// Texts to classify (or use --input).
+        texts: Vec<String>,
+        /// Labels per text, best first (default: all).
+        #[arg(long)]
+        top_k: Option<usize>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Named entities (needs a token-classification model).
+    Ner {
+        /// Texts (or use --input).
+        texts: Vec<String>,
+        /// How tokens become entities (HF's aggregation_strategy).
+        #[arg(long, value_enum, default_value_t = Aggregation::Simple)]
+        aggregation: Aggregation,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Extractive question answering (needs a question-answering model).
+    Qa {
+        /// The question (with --context; or use --input with {"question", "context"} lines).
+        #[arg(long, requires = "context")]
+        question: Option<String>,
+        /// The passage that holds the answer.
+        #[arg(long, requires = "question")]
+        context: Option<String>,
+        /// Answers per question.
+        #[arg(long, default_value_t = 1)]
+        top_k: usize,
+        /// Longest answer, in tokens.
+        #[arg(long, default_value_t = 15)]
+        max_answer_len: usize,
+        /// Window length in tokens (default: 384, or the model's limit if smaller).
+        #[arg(long)]
+        max_seq_len: Option<usize>,
+        /// Overlap of consecutive windows in tokens (default: 128, or half the window).
+        #[arg(long)]
+        doc_stride: Option<usize>,
+        /// Also offer "no answer" (scored by the [CLS] span).
+        #[arg(long)]
+        handle_impossible_answer: bool,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Embed a corpus (text files, a directory of them, or JSONL) into an index file for
+    /// `bert search`. Resumable: run it again to finish an interrupted index.
+    Index(search::IndexArgs),
+    /// Search an index made by `bert index`: the passages closest to each query.
+    Search(search::SearchArgs),
+}
+
+fn main() -> ExitCode {
+    jobs::install_interrupt_handler();
+    match commands::run(Cli::parse().command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! The `bert` command never loses a user's data: the output file is replaced only by a run that
+//! ends well; sizes are bounded; non-finite weights are reported; errors stay short.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn bert_cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bert"));
+    c.args(args)
+        .env("BERT_MODELS_DIR", models_root())
+        .env_remove("BERT_MODEL");
+    c
+}
+
+fn bert(args: &[&str]) -> (i32, String, String) {
+    let out = bert_cmd(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn a_failed_run_leaves_the_output_file_as_it_was() {
+    let d = scratch("keep");
+    let prev = d.join("prev.jsonl");
+    let input = d.join("in.jsonl");
+    std::fs::write(&prev, "precious\n").unwrap();
+    std::fs::write(&input, "{\"text\": \"a [MASK] b\"}\n").unwrap();
+    let splade = splade();
+    // No such model, corrupt model, missing input: the output file is untouched.
+    let corrupt = d.join("corrupt");
+    std::fs::create_dir_all(&corrupt).unwrap();
+    for f in ["config.json", "tokenizer.json", "vocab.txt"] {
+        if splade.join(f).exists() {
+            std::fs::copy(splade.join(f), corrupt.join(f)).unwrap();
+        }
+    }
+    std::fs::write(
+        corrupt.join("model.safetensors"),
+        b"\x08\x00\x00\x00\x00\x00\x00\x00{}",
+    )
+    .unwrap();
+    for model in ["/nonexistent", s(&corrupt)] {
+        let (code, _, err) = bert(&[
+            "fill-mask",
+            "--model",
+            model,
+            "--input",
+            s(&input),
+            "--output",
+            s(&prev),
+        ]);
+        assert_eq!(code, 1, "{err}");
+        assert_eq!(
+            std::fs::read_to_string(&prev).unwrap(),
+            "precious\n",
+            "{err}"
+        );
+    }
+    let (code, _, err) = bert(&[
+        "fill-mask",
+        "--model",
+        s(&splade),
+        "--input",
+        s(&d.join("missing.jsonl")),
+        "--output",
+        s(&prev),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(std::fs::read_to_string(&prev).unwrap(), "precious\n");
+    // --output equal to --input is refused; the input stays.
+    let (code, _, err) = bert(&[
+        "fill-mask",
+        "--model",
+        s(&splade),
+        "--input",
+        s(&input),
+        "--output",
+        s(&input),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is the --input file"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&input).unwrap(),
+        "{\"text\": \"a [MASK] b\"}\n"
+    );
+    // A good run replaces the file; no temporary is left beside it.
+    let (code, _, err) = bert(&[
+        "fill-mask",
+        "--model",
+        s(&splade),
+        "--input",
+        s(&input),
+        "--output",
+        s(&prev),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&prev).unwrap().trim()).unwrap();
+    assert_eq!(v["line"], 1);
+    assert!(
+        err.contains(&format!("1 of 1 input written to {}", prev.display())),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&d).unwrap().count(),
+        3,
+        "prev, in, corrupt/: no temporary left"
+    );
+}
+
+/// A run stopped by Ctrl-C (exit 130, says so) or killed outright keeps the old output.
+#[test]
+fn interrupted_or_killed_runs_keep_the_old_output() {
+    let d = scratch("kill");
+    let input = d.join("in.jsonl");
+    let lines: String = (0..20_000)
+        .map(|i| format!("{{\"text\": \"sentence number {i} about nothing\"}}\n"))
+        .collect();
+    std::fs::write(&input, lines).unwrap();
+    let minilm = minilm();
+    for signal in ["-INT", "-KILL"] {
+        let out = d.join(format!("out{signal}.jsonl"));
+        std::fs::write(&out, "old\n").unwrap();
+        let child = bert_cmd(&[
+            "embed",
+            "--model",
+            s(&minilm),
+            "--input",
+            s(&input),
+            "--output",
+            s(&out),
+            "--batch-size",
+            "4",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(2500));
+        let sent = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let res = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "old\n",
+            "{signal}: {err}"
+        );
+        if signal == "-INT" {
+            assert_eq!(res.status.code(), Some(130), "{err}");
+            assert!(err.contains("interrupted"), "{err}");
+            assert!(err.contains("left as it was"), "{err}");
+        }
+    }
+}
+
+#[test]
+fn sizes_are_bounded_with_clear_errors() {
+    let (code, _, err) = bert(&["embed", "--threads", "100000", "x"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("threads = 100000 is over the limit"), "{err}");
+    let (code, _, err) = bert(&["embed", "--batch-size", "1000000", "x"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("batch size = 1000000 is over the limit of 4096"),
+        "{err}"
+    );
+}
+
+#[test]
+fn error_lines_quote_little_and_name_the_line() {
+    let d = scratch("quote");
+    let input = d.join("in.jsonl");
+    let long = "word ".repeat(10_000);
+    std::fs::write(&input, format!("{{\"text\": \"{long}\"}}\n")).unwrap();
+    let splade = splade();
+    let (code, _, err) = bert(&["fill-mask", "--model", s(&splade), "--input", s(&input)]);
+    assert_eq!(code, 1);
+    let first = err.lines().next().unwrap();
+    assert!(
+        first.starts_with(&format!("error: {}:1: no [MASK]", input.display())),
+        "{first}"
+    );
+    assert!(first.len() < 300, "{} characters", first.len());
+    assert!(first.contains("(50000 characters)"), "{first}");
+}
+
+#[test]
+fn stdin_input_table_format_and_rounded_floats() {
+    let minilm = minilm();
+    let mut child = bert_cmd(&["embed", "--model", s(&minilm), "--input", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"text\": \"from stdin\"}\n")
+        .unwrap();
+    let res = child.wait_with_output().unwrap();
+    assert_eq!(res.status.code(), Some(0));
+    let out = String::from_utf8(res.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["result"]["embedding"].as_array().unwrap().len(), 384);
+    // f32 values printed as f32 (shortest round trip: at most 9 significant digits), not with
+    // f64's 17.
+    let raw = out.split("\"embedding\":[").nth(1).unwrap();
+    for number in raw.trim_end_matches([']', '}', '\n']).split(',') {
+        let mantissa = number.split('e').next().unwrap();
+        let digits = mantissa
+            .trim_start_matches(['-', '0', '.'])
+            .replace('.', "");
+        assert!(digits.len() <= 9, "{number}");
+    }
+    let splade = splade();
+    let (code, out, _) = bert(&[
+        "fill-mask",
+        "--model",
+        s(&splade),
+        "--format",
+        "table",
+        "--top-k",
+        "2",
+        "a [MASK] b",
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("[MASK] #1"), "{out}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+}
+
+/// A copy of SPLADE-tiny with one weight set to NaN.
+fn nan_model(d: &Path) -> PathBuf {
+    let splade = splade();
+    let dir = d.join("nan-model");
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(&splade).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+        }
+    }
+    let mut bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let (name, entry) = header
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(k, v)| k.contains("output.LayerNorm") && v["dtype"] == "F32")
+        .unwrap();
+    let start = 8 + header_len + entry["data_offsets"][0].as_u64().unwrap() as usize;
+    bytes[start..start + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(dir.join("model.safetensors"), bytes).unwrap();
+    eprintln!("NaN written into {name}");
+    dir
+}
+
+#[test]
+fn non_finite_weights_are_reported_not_printed_as_null() {
+    let d = scratch("nan");
+    let dir = nan_model(&d);
+    let (code, out, err) = bert(&[
+        "fill-mask",
+        "--model",
+        s(&dir),
+        "Paris is the [MASK] of France.",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(!out.contains("null"), "{out}");
+    assert!(
+        err.contains("non-finite values (NaN or infinity) in its logits"),
+        "{err}"
+    );
+    let (code, _, err) = bert(&["info", "--check", "--model", s(&dir)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("holds 1 non-finite values"), "{err}");
+    let (code, _, err) = bert(&["fill-mask", "--check", "--model", s(&dir), "a [MASK]"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("non-finite values"), "{err}");
+    let (code, out, _) = bert(&["info", "--check", "--model", s(&splade())]);
+    assert_eq!(code, 0);
+    assert!(out.contains("are finite"), "{out}");
+}
+
+#[test]
+fn index_and_search_a_users_documents() {
+    let d = scratch("index");
+    let corpus = d.join("docs");
+    std::fs::create_dir_all(&corpus).unwrap();
+    std::fs::write(
+        corpus.join("a.txt"),
+        "The Eiffel Tower is in Paris.\n\nPhotosynthesis turns light into chemical energy.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        corpus.join("b.jsonl"),
+        "{\"id\": \"rust\", \"text\": \"Rust is a systems programming language.\"}\n{\"text\": \"Cats sleep most of the day.\"}\n",
+    )
+    .unwrap();
+    let index = d.join("docs.index");
+    let minilm = minilm();
+    let (code, _, err) = bert(&[
+        "index",
+        s(&corpus),
+        "--out",
+        s(&index),
+        "--model",
+        s(&minilm),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("index: 4 passages"), "{err}");
+    assert!(!d.join("docs.index.partial").exists());
+    for approx in [false, true] {
+        let mut args = vec![
+            "search",
+            s(&index),
+            "which language is for systems?",
+            "where is the tower?",
+            "--format",
+            "json",
+            "--top-k",
+            "2",
+        ];
+        if approx {
+            args.push("--approximate");
+        }
+        let (code, out, err) = bert(&args);
+        assert_eq!(code, 0, "{err}");
+        let results: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(results[0]["hits"][0]["id"], "rust", "{out}");
+        assert!(
+            results[1]["hits"][0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("Eiffel"),
+            "{out}"
+        );
+        assert_eq!(results[0]["hits"].as_array().unwrap().len(), 2);
+    }
+}
