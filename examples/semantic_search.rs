@@ -1,11 +1,16 @@
-//! Semantic search with all-MiniLM-L6-v2 over a small built-in corpus: the README's main job.
+//! Semantic search with all-MiniLM-L6-v2: the README's main job. Over a small built-in corpus,
+//! or your own documents with `--corpus` (text files split at blank lines, `.jsonl` with a
+//! "text" field, or a directory of them; for large corpora build an index once with
+//! `bert index` and query it with `bert search`).
 //!
 //!     cargo run --release --example semantic_search -- "how do I keep my plants alive?"
+//!     cargo run --release --example semantic_search -- --corpus notes/ "what did we decide?"
 
 use clap::Parser;
 use std::path::PathBuf;
 
-use bert_std::pipelines::embeddings::{cosine, SentenceEmbeddings};
+use bert_std::index::{read_corpus, Index};
+use bert_std::pipelines::embeddings::SentenceEmbeddings;
 use bert_std::LoadOptions;
 use examples::{exit_on_error, model_or_default};
 
@@ -35,25 +40,48 @@ struct Args {
     /// Results per query.
     #[arg(long, default_value_t = 3)]
     top_k: usize,
+    /// Your documents: text files, .jsonl files or directories of them (default: a built-in
+    /// corpus of 12 sentences).
+    #[arg(long)]
+    corpus: Vec<PathBuf>,
 }
 
 fn main() {
     let args = Args::parse();
     let dir = exit_on_error(model_or_default(args.model, bert_std::fetch::MINILM));
     let st = exit_on_error(SentenceEmbeddings::load(&dir, LoadOptions::default()));
-    let docs = exit_on_error(st.embed(CORPUS));
+    let (ids, texts): (Vec<String>, Vec<String>) = if args.corpus.is_empty() {
+        CORPUS
+            .iter()
+            .map(|t| (String::new(), t.to_string()))
+            .unzip()
+    } else {
+        exit_on_error(read_corpus(&args.corpus, 180))
+            .into_iter()
+            .map(|p| (p.id, p.text))
+            .unzip()
+    };
+    if texts.is_empty() {
+        eprintln!("error: the corpus has no passages");
+        std::process::exit(1);
+    }
+    eprintln!("embedding {} passages ...", texts.len());
+    let vectors: Vec<f32> = exit_on_error(st.embed(&texts)).concat();
+    let index = exit_on_error(Index::new(
+        dir.display().to_string(),
+        st.dim(),
+        ids,
+        texts,
+        vectors,
+    ));
     let queries: Vec<&str> = args.queries.iter().map(String::as_str).collect();
     let q = exit_on_error(st.embed(&queries));
     for (query, qv) in queries.iter().zip(&q) {
-        let mut scored: Vec<(f32, &str)> = docs
-            .iter()
-            .map(|d| cosine(qv, d))
-            .zip(CORPUS.iter().copied())
-            .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
         println!("query: {query}");
-        for (score, doc) in scored.iter().take(args.top_k) {
-            println!("  {score:.4}  {doc}");
+        for hit in index.search(qv, args.top_k) {
+            let id = &index.ids[hit.row];
+            let sep = if id.is_empty() { "" } else { "  " };
+            println!("  {:.4}  {id}{sep}{}", hit.score, index.texts[hit.row]);
         }
     }
 }

@@ -5,9 +5,13 @@
 //! then the data section; offsets are relative to its start. The bytes may live in flash or an
 //! mmap: nothing is copied, and tensor data is handed out as `&[u8]` of any alignment.
 //!
-//! Every check that protects later code happens here, once: header length within the file and
-//! under [`MAX_HEADER_LEN`], known dtypes, `shape` product × dtype size == byte length (with
-//! overflow checks), ranges inside the data section, no two tensors overlapping.
+//! The audited `safetensors` crate (HuggingFace's, `no_std` + `alloc`) decides whether a file
+//! is valid and writes every file the project writes ([`serialize`]). Around it, this module
+//! keeps the project's own layer: the resource limits checked before the crate sees the bytes
+//! (header length within the file and under [`MAX_HEADER_LEN`]), the typed errors a caller can
+//! act on, and, when the crate rejects a file, a diagnosis that names the tensor and what is
+//! wrong with it (`shape` product × dtype size == byte length, ranges inside the data section,
+//! no two tensors overlapping, known dtypes) instead of the crate's terser message.
 
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -71,9 +75,99 @@ fn to_usize(v: &serde_json::Value, what: &str, name: &str) -> Result<usize> {
         })
 }
 
+/// Our dtype for the crate's; `None` for the ones the project has no use for.
+fn from_crate_dtype(d: safetensors::Dtype) -> Option<Dtype> {
+    use safetensors::Dtype as D;
+    Some(match d {
+        D::BOOL => Dtype::Bool,
+        D::U8 => Dtype::U8,
+        D::I8 => Dtype::I8,
+        D::I16 => Dtype::I16,
+        D::U16 => Dtype::U16,
+        D::I32 => Dtype::I32,
+        D::U32 => Dtype::U32,
+        D::I64 => Dtype::I64,
+        D::U64 => Dtype::U64,
+        D::F16 => Dtype::F16,
+        D::BF16 => Dtype::BF16,
+        D::F32 => Dtype::F32,
+        D::F64 => Dtype::F64,
+        D::F8_E4M3 => Dtype::F8E4M3,
+        D::F8_E5M2 => Dtype::F8E5M2,
+        _ => return None,
+    })
+}
+
+fn to_crate_dtype(d: Dtype) -> safetensors::Dtype {
+    use safetensors::Dtype as D;
+    match d {
+        Dtype::Bool => D::BOOL,
+        Dtype::U8 => D::U8,
+        Dtype::I8 => D::I8,
+        Dtype::I16 => D::I16,
+        Dtype::U16 => D::U16,
+        Dtype::I32 => D::I32,
+        Dtype::U32 => D::U32,
+        Dtype::I64 => D::I64,
+        Dtype::U64 => D::U64,
+        Dtype::F16 => D::F16,
+        Dtype::BF16 => D::BF16,
+        Dtype::F32 => D::F32,
+        Dtype::F64 => D::F64,
+        Dtype::F8E4M3 => D::F8_E4M3,
+        Dtype::F8E5M2 => D::F8_E5M2,
+    }
+}
+
 impl<'a> SafeTensors<'a> {
-    /// Parse and validate a safetensors buffer. Nothing is copied but the header's names.
+    /// Parse and validate a safetensors buffer: the project's limits first, then the
+    /// `safetensors` crate's validation; a rejected file gets a precise, typed error. Nothing is
+    /// copied but the header's names.
     pub fn parse(bytes: &'a [u8]) -> Result<Self> {
+        let header_end = Self::check_limits(bytes)?;
+        let (n, meta) = match safetensors::SafeTensors::read_metadata(bytes) {
+            Ok(ok) => ok,
+            Err(e) => {
+                // The crate said no: find out what, naming the tensor where we can.
+                Self::diagnose(bytes)?;
+                return Err(invalid(format!("rejected by the safetensors crate: {e}")));
+            }
+        };
+        debug_assert_eq!(8 + n, header_end);
+        let data = &bytes[8 + n..];
+        let mut tensors = BTreeMap::new();
+        for (name, info) in meta.tensors() {
+            let dtype = from_crate_dtype(info.dtype).ok_or_else(|| Error::UnknownDtype {
+                name: name.clone(),
+                dtype: format!("{:?}", info.dtype),
+            })?;
+            let (begin, end) = info.data_offsets;
+            tensors.insert(
+                name,
+                Entry {
+                    dtype,
+                    shape: info.shape.clone(),
+                    begin,
+                    end,
+                },
+            );
+        }
+        let metadata = meta
+            .metadata()
+            .as_ref()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        Ok(SafeTensors {
+            data,
+            tensors,
+            metadata,
+        })
+    }
+
+    /// The resource limits, checked before any parser reads the header: 8 bytes of length,
+    /// a header of at most [`MAX_HEADER_LEN`] bytes that lies inside the buffer. Returns where
+    /// the header ends.
+    fn check_limits(bytes: &[u8]) -> Result<usize> {
         let have = bytes.len() as u64;
         let len_bytes: [u8; 8] =
             bytes
@@ -100,7 +194,14 @@ impl<'a> SafeTensors<'a> {
             });
         }
         // header_end <= bytes.len(), so it fits in usize.
-        let header_end = header_end as usize;
+        Ok(header_end as usize)
+    }
+
+    /// Why a file the crate rejected is invalid, as a typed error naming the tensor; `Ok` when
+    /// none of the checks below finds the fault (the caller then reports the crate's message).
+    fn diagnose(bytes: &[u8]) -> Result<()> {
+        let header_end = Self::check_limits(bytes)?;
+        let have = bytes.len() as u64;
         let header = core::str::from_utf8(&bytes[8..header_end])
             .map_err(|_| invalid("header is not UTF-8"))?;
         if !header.trim_start().starts_with('{') {
@@ -175,21 +276,13 @@ impl<'a> SafeTensors<'a> {
                     have,
                 });
             }
-            tensors.insert(
-                name,
-                Entry {
-                    dtype,
-                    shape,
-                    begin,
-                    end,
-                },
-            );
+            tensors.insert(name, (begin, end));
         }
         // No two non-empty tensors may share bytes.
         let mut ranges: Vec<(&str, usize, usize)> = tensors
             .iter()
-            .filter(|(_, e)| e.end > e.begin)
-            .map(|(n, e)| (n.as_str(), e.begin, e.end))
+            .filter(|(_, (begin, end))| end > begin)
+            .map(|(n, &(begin, end))| (n.as_str(), begin, end))
             .collect();
         ranges.sort_by_key(|r| (r.1, r.2));
         for w in ranges.windows(2) {
@@ -200,11 +293,7 @@ impl<'a> SafeTensors<'a> {
                 });
             }
         }
-        Ok(SafeTensors {
-            data,
-            tensors,
-            metadata,
-        })
+        Ok(())
     }
 
     /// The tensor called `name`, if present.
@@ -245,54 +334,73 @@ impl<'a> SafeTensors<'a> {
     }
 }
 
-/// Serialize tensors (name, dtype, shape, little-endian bytes) into a safetensors buffer, in the
-/// given order, with optional `__metadata__`. The header is padded with spaces to a multiple of 8
-/// bytes so that every tensor in the data section starts 8-byte aligned if the buffer does.
+/// One tensor handed to the `safetensors` crate's writer.
+struct Out<'t> {
+    dtype: Dtype,
+    shape: &'t [usize],
+    data: &'t [u8],
+}
+
+impl safetensors::View for Out<'_> {
+    fn dtype(&self) -> safetensors::Dtype {
+        to_crate_dtype(self.dtype)
+    }
+    fn shape(&self) -> &[usize] {
+        self.shape
+    }
+    fn data(&self) -> alloc::borrow::Cow<'_, [u8]> {
+        alloc::borrow::Cow::Borrowed(self.data)
+    }
+    fn data_len(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// Serialize tensors (name, dtype, shape, little-endian bytes) into a safetensors buffer, with
+/// optional `__metadata__`, through the `safetensors` crate (which orders the tensors by
+/// alignment, then name, and pads the header so that every tensor starts 8-byte aligned if the
+/// buffer does). Sizes that do not match their shape and names given twice are typed errors.
 pub fn serialize(
     tensors: &[(&str, Dtype, &[usize], &[u8])],
     metadata: &[(&str, &str)],
 ) -> Result<Vec<u8>> {
-    let mut header = serde_json::Map::new();
-    if !metadata.is_empty() {
-        let meta = metadata
-            .iter()
-            .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
-            .collect();
-        header.insert("__metadata__".to_string(), serde_json::Value::Object(meta));
-    }
-    let mut offset = 0usize;
+    let mut seen = BTreeMap::new();
     for (name, dtype, shape, data) in tensors {
-        let numel: usize = shape.iter().product();
-        if numel * dtype.size() != data.len() {
+        let expected = shape
+            .iter()
+            .try_fold(dtype.size(), |a, &d| a.checked_mul(d))
+            .ok_or_else(|| Error::ResourceLimit {
+                what: format!("tensor {name} of shape {shape:?}"),
+                limit: usize::MAX,
+            })?;
+        if expected != data.len() {
             return Err(Error::InvalidInput(format!(
                 "tensor {name}: {} bytes for shape {shape:?} of {dtype}",
                 data.len()
             )));
         }
-        let entry = serde_json::json!({
-            "dtype": dtype.as_str(),
-            "shape": shape,
-            "data_offsets": [offset, offset + data.len()],
-        });
-        if header.insert(name.to_string(), entry).is_some() {
+        if seen.insert(*name, ()).is_some() {
             return Err(Error::InvalidInput(format!("tensor {name} given twice")));
         }
-        offset += data.len();
     }
-    let mut json = serde_json::to_string(&header).map_err(|e| Error::Json {
-        what: "safetensors header",
-        message: e.to_string(),
-    })?;
-    while json.len() % 8 != 0 {
-        json.push(' ');
-    }
-    let mut out = Vec::with_capacity(8 + json.len() + offset);
-    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
-    out.extend_from_slice(json.as_bytes());
-    for (_, _, _, data) in tensors {
-        out.extend_from_slice(data);
-    }
-    Ok(out)
+    let views = tensors.iter().map(|(name, dtype, shape, data)| {
+        (
+            *name,
+            Out {
+                dtype: *dtype,
+                shape,
+                data,
+            },
+        )
+    });
+    let info = (!metadata.is_empty()).then(|| {
+        metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    });
+    safetensors::serialize(views, info)
+        .map_err(|e| Error::InvalidInput(format!("safetensors writer: {e}")))
 }
 
 #[cfg(test)]
@@ -347,5 +455,42 @@ mod tests {
         let file = serialize(&[("e", Dtype::F32, &[0, 4], &[])], &[]).unwrap();
         let st = SafeTensors::parse(&file).unwrap();
         assert_eq!(st.tensor("e").unwrap().numel(), 0);
+    }
+
+    fn raw_file(header: &str, data_len: usize) -> Vec<u8> {
+        let mut out = (header.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(header.as_bytes());
+        out.resize(out.len() + data_len, 0);
+        out
+    }
+
+    #[test]
+    fn the_crate_decides_and_our_diagnosis_names_the_tensor() {
+        // A gap between two tensors: our own checks would pass it, the crate does not.
+        let gap = raw_file(
+            r#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[4,6]}}"#,
+            6,
+        );
+        let e = SafeTensors::parse(&gap).unwrap_err();
+        assert!(
+            e.to_string().contains("rejected by the safetensors crate"),
+            "{e}"
+        );
+        // A size that does not match the shape: the diagnosis names the tensor.
+        let bad = raw_file(
+            r#"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#,
+            8,
+        );
+        let e = SafeTensors::parse(&bad).unwrap_err();
+        assert!(e.to_string().contains("tensor w: 8 bytes"), "{e}");
+        // An unknown dtype is typed.
+        let q4 = raw_file(
+            r#"{"w":{"dtype":"Q4","shape":[2],"data_offsets":[0,1]}}"#,
+            1,
+        );
+        assert!(matches!(
+            SafeTensors::parse(&q4),
+            Err(Error::UnknownDtype { .. })
+        ));
     }
 }

@@ -13,9 +13,18 @@
 //! LayerNorm with bias and residual, bias + activation, masked softmax). One host→device copy in
 //! (ids, segment ids, mask), one device→host copy out (hidden states and pooler output).
 //!
-//! Status: written against cudarc 0.19 and built here, **never run**: no machine this project
-//! has used so far had a GPU. The parity test (`tests/parity.rs`) runs wherever `probe` finds a
-//! device and skips with the reason elsewhere.
+//! Status: f32 only. It has run on an NVIDIA H200 (driver 580, CUDA 13): last_hidden_state
+//! within 2.0e-6 of the CPU core on all-MiniLM-L6-v2; 2-3× PyTorch at small batches, slower at
+//! large ones (see the project's issues). The parity test (`tests/parity.rs`) runs wherever
+//! `probe` finds a device and skips with the reason elsewhere.
+//!
+//! ```
+//! // On a machine without CUDA this is a typed error, never a panic.
+//! match bert_gpu::probe() {
+//!     Ok(info) => println!("a CUDA device is usable: {info:?}"),
+//!     Err(e) => println!("no GPU: {e}"),
+//! }
+//! ```
 
 pub mod kernels;
 

@@ -2,6 +2,20 @@
 //! flushed and synced, then renamed over the target. A run that fails, is interrupted or is
 //! killed leaves the target as it was (at worst a stray `.NAME.*.tmp` beside it, never a cut
 //! file).
+//!
+//! ```
+//! use std::io::Write;
+//! use bert_std::atomic::AtomicFile;
+//!
+//! # let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("results.jsonl");
+//! let mut out = AtomicFile::create(&path)?;
+//! writeln!(out, "{{\"line\": 1}}").unwrap();
+//! assert!(!path.exists()); // nothing replaced yet
+//! out.commit()?;
+//! assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"line\": 1}\n");
+//! # Ok::<(), bert_std::Error>(())
+//! ```
 
 use std::fs::File;
 use std::io::{BufWriter, Write};

@@ -36,10 +36,10 @@ pub enum Error {
     /// The tokenizer failed.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
-    /// The model cannot serve this request (wrong head, no [MASK] token, ...).
+    /// The model cannot serve this request (wrong head, no `[MASK]` token, ...).
     #[error("{0}")]
     Model(String),
-    /// The caller's input is invalid (empty text, no [MASK], ...).
+    /// The caller's input is invalid (empty text, no `[MASK]`, ...).
     #[error("{0}")]
     Input(String),
     /// A default model could not be fetched.

@@ -4,16 +4,21 @@
 //! default (a dot product with every passage, vectorized); [`Hnsw`] gives an approximate
 //! index for large corpora. Building is resumable through a `.partial` file beside the index.
 //!
-//! ```no_run
+//! ```
 //! use bert_std::index::Index;
 //! use bert_std::pipelines::embeddings::SentenceEmbeddings;
 //!
 //! let model = SentenceEmbeddings::default_model()?;
-//! let index = Index::load("corpus.index".as_ref())?;
-//! let query = model.embed(&["who wrote it?"])?.remove(0);
-//! for hit in index.search(&query, 10) {
-//!     println!("{:.3} {}", hit.score, index.texts[hit.row]);
-//! }
+//! let texts = vec!["Cats sleep all day.".to_string(), "Rust has no garbage collector.".into()];
+//! let vectors = model.embed(&texts)?.concat();
+//! let ids = vec!["cats".to_string(), "rust".into()];
+//! let index = Index::new("all-MiniLM-L6-v2".into(), model.dim(), ids, texts, vectors)?;
+//! # let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("corpus.index");
+//! index.save(&path)?; // atomically
+//! let index = Index::load(&path)?;
+//! let query = model.embed(&["memory management in programming languages"])?.remove(0);
+//! assert_eq!(index.ids[index.search(&query, 1)[0].row], "rust");
 //! # Ok::<(), bert_std::Error>(())
 //! ```
 
@@ -120,7 +125,7 @@ fn collect_files(p: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 pub struct Hit {
     /// Row of the passage in the index.
     pub row: usize,
-    /// Dot product of the query and the passage (the cosine for normalized embeddings).
+    /// Cosine similarity of the query and the passage.
     pub score: f32,
 }
 
@@ -191,7 +196,42 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// Scale `v` to unit length (left as it is when zero).
+pub fn normalize(v: &mut [f32]) {
+    let norm = dot(v, v).sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
 impl Index {
+    /// An index of `texts` with their `vectors` (`[n, dim]`), each scaled to unit length so
+    /// that a dot product is the cosine similarity.
+    pub fn new(
+        model: String,
+        dim: usize,
+        ids: Vec<String>,
+        texts: Vec<String>,
+        mut vectors: Vec<f32>,
+    ) -> Result<Index> {
+        if ids.len() != texts.len() || vectors.len() != texts.len() * dim || dim == 0 {
+            return Err(Error::Input(format!(
+                "index: {} ids, {} texts and {} values of width {dim} do not match",
+                ids.len(),
+                texts.len(),
+                vectors.len()
+            )));
+        }
+        vectors.chunks_exact_mut(dim).for_each(normalize);
+        Ok(Index {
+            model,
+            dim,
+            ids,
+            texts,
+            vectors,
+        })
+    }
+
     /// Passages in the index.
     pub fn len(&self) -> usize {
         self.ids.len()
@@ -263,10 +303,12 @@ impl Index {
         })
     }
 
-    /// The `k` passages with the largest dot product with `query`, best first (exact).
+    /// The `k` passages most similar to `query` (cosine), best first, exact.
     pub fn search(&self, query: &[f32], k: usize) -> Vec<Hit> {
+        let mut query = query.to_vec();
+        normalize(&mut query);
         let scores: Vec<f32> = (0..self.len())
-            .map(|i| dot(query, self.vector(i)))
+            .map(|i| dot(&query, self.vector(i)))
             .collect();
         crate::pipelines::top_k(&scores, k)
             .into_iter()
@@ -320,10 +362,12 @@ impl Hnsw {
         Hnsw { graph, rows }
     }
 
-    /// About the `k` nearest passages, best first.
+    /// About the `k` nearest passages (cosine), best first.
     pub fn search(&self, index: &Index, query: &[f32], k: usize) -> Vec<Hit> {
         let mut search = instant_distance::Search::default();
-        let q = Row(query.to_vec());
+        let mut query = query.to_vec();
+        normalize(&mut query);
+        let q = Row(query.clone());
         self.graph
             .search(&q, &mut search)
             .take(k)
@@ -331,7 +375,7 @@ impl Hnsw {
                 let row = *self.rows.get(&item.pid)?;
                 Some(Hit {
                     row,
-                    score: dot(query, index.vector(row)),
+                    score: dot(&query, index.vector(row)),
                 })
             })
             .collect()
@@ -446,7 +490,7 @@ mod tests {
         idx.save(&path).unwrap();
         let back = Index::load(&path).unwrap();
         assert_eq!(back, idx);
-        let hits = back.search(&[0.0, 1.0, 0.0], 2);
+        let hits = back.search(&[0.0, 3.0, 0.0], 2);
         assert_eq!(hits.iter().map(|h| h.row).collect::<Vec<_>>(), [1, 2]);
         assert!((hits[1].score - 0.8).abs() < 1e-6);
         assert!((dot(&[1.0; 19], &[2.0; 19]) - 38.0).abs() < 1e-5);

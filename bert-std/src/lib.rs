@@ -1,10 +1,23 @@
 //! # bert-std
 //!
 //! What a desktop or server needs around [`bert_core`]: HF model directories loaded zero-copy
-//! from an mmap, the `tokenizers` crate, default models fetched on first use, threaded
-//! length-bucketed batching, and pipelines shaped like HF's: [`pipelines::fill_mask`],
-//! [`pipelines::nsp`], [`pipelines::classification`], [`pipelines::ner`], [`pipelines::qa`],
-//! [`pipelines::embeddings`]. The `bert` binary is the command-line face of the same.
+//! from an mmap, the `tokenizers` crate, default models fetched on first use (into
+//! `$BERT_MODELS_DIR`, else `~/.cache/bert-rs/models`; see [`fetch`]), threaded
+//! length-bucketed batching, and pipelines shaped like HF's, all with one shape
+//! ([`Pipeline`]: `run` / `run_one`): [`pipelines::embeddings`], [`pipelines::fill_mask`],
+//! [`pipelines::nsp`], [`pipelines::classification`], [`pipelines::ner`], [`pipelines::qa`];
+//! semantic search over a corpus ([`index`]). The `bert` binary is the command-line face of the
+//! same.
+//!
+//! ```
+//! use bert_std::pipelines::embeddings::{cosine, SentenceEmbeddings};
+//!
+//! // all-MiniLM-L6-v2, fetched once on first use.
+//! let model = SentenceEmbeddings::default_model()?;
+//! let v = model.embed(&["A man is eating food.", "A man eats.", "The sky is blue."])?;
+//! assert!(cosine(&v[0], &v[1]) > cosine(&v[0], &v[2]));
+//! # Ok::<(), bert_std::Error>(())
+//! ```
 #![warn(missing_docs)]
 
 pub mod atomic;
@@ -20,6 +33,8 @@ pub mod peak;
 pub mod pipelines;
 pub mod quantize;
 pub mod runtime;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod tokenizer;
 
 pub use error::{Error, Result};

@@ -1,7 +1,7 @@
 //! The numeric kernels: matrix multiply, LayerNorm, activations, softmax. Plain functions over
 //! slices; the caller owns every buffer.
 //!
-//! - [`isa`]: the [`Isa`] trait (f32 and int8 register tiles), one implementation per
+//! - [`isa`](mod@isa): the [`Isa`] trait (f32 and int8 register tiles), one implementation per
 //!   instruction set ([`scalar`], `x86` (AVX2, AVX-512, AVX-512 VNNI), `aarch64` (NEON)),
 //!   picked once per process.
 //! - [`gemm`]: the shared driver (blocking, packing, int8 activation quantization) that turns

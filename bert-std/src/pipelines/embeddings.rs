@@ -51,10 +51,15 @@ pub fn pool(hidden: &[f32], mask: &[u32], h: usize, pooling: &Pooling) -> Vec<f3
         }
     }
     if pooling.normalize {
-        let norm = out.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-        out.iter_mut().for_each(|o| *o /= norm);
+        l2_normalize(&mut out);
     }
     out
+}
+
+/// Scale to unit length, as sentence-transformers' `Normalize` (`x / max(‖x‖, 1e-12)`).
+pub fn l2_normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|o| *o /= norm);
 }
 
 /// Cosine similarity.
@@ -76,7 +81,7 @@ impl SentenceEmbeddings {
     /// The default model, all-MiniLM-L6-v2 (384 dimensions, mean pooling, normalized), fetched
     /// into the model cache on first use (see [`crate::fetch`]) or taken from `$BERT_MODEL`.
     ///
-    /// ```no_run
+    /// ```
     /// use bert_std::pipelines::embeddings::SentenceEmbeddings;
     ///
     /// let model = SentenceEmbeddings::default_model()?;

@@ -6,12 +6,14 @@
 //! input. All of them stand on [`crate::Bert::forward_batches`], which keeps their workspaces
 //! between calls. A failed input is reported as [`crate::Error::Item`] with its position.
 //!
-//! ```no_run
-//! use bert_std::pipelines::{fill_mask::FillMask, Pipeline};
+//! ```
+//! use bert_std::pipelines::fill_mask::{FillMask, FillMaskOptions};
+//! use bert_std::Pipeline;
 //!
-//! let fm = FillMask::default_model()?;
-//! let out = fm.run_one("Paris is the [MASK] of France.", &Default::default())?;
-//! println!("{}", out.masks[0].candidates[0].token_str);
+//! let fm = FillMask::default_model()?; // SPLADE-tiny, fetched once on first use
+//! let outs = fm.run(&["a [MASK] of tea", "the [MASK] is red"], &FillMaskOptions { top_k: 3 })?;
+//! assert_eq!(outs.len(), 2);
+//! assert_eq!(outs[0].masks[0].candidates.len(), 3);
 //! # Ok::<(), bert_std::Error>(())
 //! ```
 

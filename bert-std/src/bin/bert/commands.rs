@@ -245,6 +245,8 @@ pub fn run(command: Command) -> Result<ExitCode> {
         }
         Command::Index(args) => crate::search::index(args),
         Command::Search(args) => crate::search::search(args),
+        #[cfg(feature = "server")]
+        Command::Serve(args) => crate::serve::serve(args),
     }
 }
 

@@ -5,11 +5,15 @@
 //! stdout; a file is replaced only when the run succeeds). A bad line is reported with its line
 //! number and skipped; the others are still processed; the exit code is 1 if any line failed,
 //! 130 after Ctrl-C. A summary line always ends on stderr.
+// The doc comments below are the command's `--help` text (clap), where `[MASK]` is literal.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 mod commands;
 mod jobs;
 mod render;
 mod search;
+#[cfg(feature = "server")]
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -164,11 +168,23 @@ enum Command {
     Index(search::IndexArgs),
     /// Search an index made by `bert index`: the passages closest to each query.
     Search(search::SearchArgs),
+    /// An HTTP server: OpenAI /v1/embeddings, TEI's /embed, /predict and /rerank, /fill-mask,
+    /// /ner, /qa, /health, /info, /metrics; dynamic batching by tokens.
+    #[cfg(feature = "server")]
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
-    jobs::install_interrupt_handler();
-    match commands::run(Cli::parse().command) {
+    let command = Cli::parse().command;
+    #[cfg(feature = "server")]
+    let serving = matches!(command, Command::Serve(_));
+    #[cfg(not(feature = "server"))]
+    let serving = false;
+    if !serving {
+        // The server handles SIGINT/SIGTERM itself (graceful shutdown).
+        jobs::install_interrupt_handler();
+    }
+    match commands::run(command) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");

@@ -118,13 +118,13 @@ pub fn index(args: IndexArgs) -> Result<ExitCode> {
         bar.inc(group.len() as u64);
     }
     bar.finish_and_clear();
-    let index = Index {
-        model: path.display().to_string(),
+    let index = Index::new(
+        path.display().to_string(),
         dim,
-        ids: passages.iter().map(|p| p.id.clone()).collect(),
-        texts: passages.into_iter().map(|p| p.text).collect(),
+        passages.iter().map(|p| p.id.clone()).collect(),
+        passages.into_iter().map(|p| p.text).collect(),
         vectors,
-    };
+    )?;
     index.save(&args.out)?;
     partial.remove()?;
     let secs = started.elapsed().as_secs_f64();

@@ -1,0 +1,117 @@
+//! `bert serve`: the HTTP server (see `bert_std::server`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use bert_std::fetch::{MINILM, SPLADE_TINY};
+use bert_std::server::{ServerConfig, Task};
+use bert_std::{Error, Result};
+
+use crate::commands::model_path;
+
+/// `bert serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The model directory (default for embed: all-MiniLM-L6-v2; for fill-mask: SPLADE-tiny).
+    #[arg(long, env = "BERT_MODEL")]
+    pub model: Option<PathBuf>,
+    /// What to serve.
+    #[arg(long, value_enum, default_value_t = Task::Embed)]
+    pub task: Task,
+    /// Address to listen on (loopback by default; use 0.0.0.0 behind a load balancer).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on.
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Worker threads for the model (0: one per core; at most 4 per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Tokens in one forward batch; also the most one request may carry.
+    #[arg(long, default_value_t = 16_384)]
+    pub max_batch_tokens: usize,
+    /// Requests waiting at once; one more is answered 429.
+    #[arg(long, default_value_t = 512)]
+    pub max_concurrent_requests: usize,
+    /// Inputs (texts) in one request.
+    #[arg(long, default_value_t = 32)]
+    pub max_client_batch_size: usize,
+    /// Characters in one input.
+    #[arg(long, default_value_t = 20_000)]
+    pub max_input_chars: usize,
+    /// Bytes in one request body.
+    #[arg(long, default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Seconds a request may wait for its result (504 after).
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout: f64,
+    /// Require `Authorization: Bearer KEY` on every route but /health.
+    #[arg(long, env = "BERT_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+}
+
+/// Load the model, listen, serve until SIGINT/SIGTERM, exit 0.
+pub fn serve(args: ServeArgs) -> Result<ExitCode> {
+    let default = match args.task {
+        Task::Embed => Some(MINILM),
+        Task::FillMask => Some(SPLADE_TINY),
+        _ => None,
+    };
+    let what = format!("{:?}", args.task).to_lowercase();
+    let path = model_path(args.model.as_deref(), default, &what)?;
+    if !(args.timeout > 0.0 && args.timeout <= 3600.0) {
+        return Err(Error::Input(
+            "--timeout must be in (0, 3600] seconds".into(),
+        ));
+    }
+    let options = bert_std::LoadOptions {
+        threads: args.threads,
+        ..Default::default()
+    };
+    let model = bert_std::server::load_model(args.task, &path, options)?;
+    let config = ServerConfig {
+        task: args.task,
+        max_batch_tokens: args.max_batch_tokens,
+        max_concurrent_requests: args.max_concurrent_requests,
+        max_client_batch_size: args.max_client_batch_size,
+        max_input_chars: args.max_input_chars,
+        max_body_bytes: args.max_body_bytes,
+        timeout: Duration::from_secs_f64(args.timeout),
+        api_key: args.api_key.filter(|k| !k.is_empty()),
+    };
+    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
+        .parse()
+        .map_err(|e| Error::Input(format!("--host {} --port {}: {e}", args.host, args.port)))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("<tokio runtime>", e))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::io(addr.to_string(), e))?;
+        eprintln!(
+            "serving {} ({what}) on http://{addr}  (Ctrl-C or SIGTERM to stop)",
+            path.display()
+        );
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        bert_std::server::serve(
+            config,
+            model,
+            name,
+            listener,
+            bert_std::server::shutdown_signal(),
+        )
+        .await
+    })?;
+    eprintln!("stopped: every request in flight was answered");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,363 @@
+//! Dynamic batching by token count, as text-embeddings-inference does: requests wait in one
+//! bounded queue (full → the caller answers 429); one worker thread takes the oldest request and
+//! every queued request that can share its forward pass (same task and options) while the tokens
+//! stay within `max_batch_tokens`, runs them as one padding-free batch, and hands each request its
+//! own results. A request whose client went away is dropped before it runs. If a merged batch
+//! fails (one bad input), its requests are run one by one so that only the bad one fails.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{Error, Result};
+use crate::pipelines::classification::{ClassifyOptions, LabelScore, TextClassification};
+use crate::pipelines::embeddings::SentenceEmbeddings;
+use crate::pipelines::fill_mask::{FillMask, FillMaskOptions, FillMaskOutput};
+use crate::pipelines::ner::{Aggregation, Entity, NerOptions, TokenClassification};
+use crate::pipelines::qa::{Answer, QaOptions, QuestionAnswering};
+use crate::pipelines::Pipeline;
+use crate::runtime::Bert;
+use crate::server::metrics::Metrics;
+
+/// The model a server runs, loaded for its task.
+#[derive(Debug)]
+pub enum Model {
+    /// Sentence embeddings (`/embed`, `/v1/embeddings`).
+    Embed(SentenceEmbeddings),
+    /// Sequence classification (`/predict`, `/rerank`).
+    Classify(TextClassification),
+    /// Fill-mask (`/fill-mask`).
+    FillMask(FillMask),
+    /// Token classification (`/ner`).
+    Ner(TokenClassification),
+    /// Question answering (`/qa`).
+    Qa(QuestionAnswering),
+}
+
+impl Model {
+    /// The model underneath.
+    pub fn bert(&self) -> &Bert {
+        match self {
+            Model::Embed(p) => &p.bert,
+            Model::Classify(p) => &p.bert,
+            Model::FillMask(p) => &p.bert,
+            Model::Ner(p) => &p.bert,
+            Model::Qa(p) => &p.bert,
+        }
+    }
+
+    /// The task's name, as `--task` spells it.
+    pub fn task(&self) -> &'static str {
+        match self {
+            Model::Embed(_) => "embed",
+            Model::Classify(_) => "classify",
+            Model::FillMask(_) => "fill-mask",
+            Model::Ner(_) => "ner",
+            Model::Qa(_) => "qa",
+        }
+    }
+
+    /// Run one piece of work (several requests' inputs, merged).
+    pub fn run(&self, work: &Work) -> Result<Done> {
+        Ok(match (self, work) {
+            (Model::Embed(p), Work::Embed { texts }) => Done::Embed(p.embed(texts)?),
+            (Model::Classify(p), Work::Classify { inputs, top_k }) => {
+                let refs: Vec<(&str, Option<&str>)> = inputs
+                    .iter()
+                    .map(|(a, b)| (a.as_str(), b.as_deref()))
+                    .collect();
+                Done::Classify(p.run(&refs, &ClassifyOptions { top_k: *top_k })?)
+            }
+            (Model::FillMask(p), Work::FillMask { texts, top_k }) => {
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                Done::FillMask(p.run(&refs, &FillMaskOptions { top_k: *top_k })?)
+            }
+            (Model::Ner(p), Work::Ner { texts, aggregation }) => {
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                let o = NerOptions {
+                    aggregation: *aggregation,
+                };
+                Done::Ner(p.run(&refs, &o)?)
+            }
+            (Model::Qa(p), Work::Qa { inputs, options }) => {
+                let refs: Vec<(&str, &str)> = inputs
+                    .iter()
+                    .map(|(q, c)| (q.as_str(), c.as_str()))
+                    .collect();
+                Done::Qa(p.run(&refs, options)?)
+            }
+            _ => {
+                return Err(Error::Input(format!(
+                    "this server runs the {} task",
+                    self.task()
+                )))
+            }
+        })
+    }
+}
+
+/// The inputs of one request (or of several merged), with their options.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Work {
+    /// Texts to embed.
+    Embed {
+        /// The texts.
+        texts: Vec<String>,
+    },
+    /// Texts (or pairs) to classify.
+    Classify {
+        /// (text, pair) inputs.
+        inputs: Vec<(String, Option<String>)>,
+        /// Labels per input (`None`: all).
+        top_k: Option<usize>,
+    },
+    /// Texts with `[MASK]`.
+    FillMask {
+        /// The texts.
+        texts: Vec<String>,
+        /// Candidates per mask.
+        top_k: usize,
+    },
+    /// Texts for NER.
+    Ner {
+        /// The texts.
+        texts: Vec<String>,
+        /// Token grouping.
+        aggregation: Aggregation,
+    },
+    /// Questions with their contexts.
+    Qa {
+        /// (question, context) inputs.
+        inputs: Vec<(String, String)>,
+        /// Windows and answers.
+        options: QaOptions,
+    },
+}
+
+impl Work {
+    /// Number of inputs.
+    pub fn len(&self) -> usize {
+        match self {
+            Work::Embed { texts } | Work::FillMask { texts, .. } | Work::Ner { texts, .. } => {
+                texts.len()
+            }
+            Work::Classify { inputs, .. } => inputs.len(),
+            Work::Qa { inputs, .. } => inputs.len(),
+        }
+    }
+
+    /// No inputs.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `other` can share a forward pass with this (same task, same options).
+    fn fits_with(&self, other: &Work) -> bool {
+        match (self, other) {
+            (Work::Embed { .. }, Work::Embed { .. }) => true,
+            (Work::Classify { top_k: a, .. }, Work::Classify { top_k: b, .. }) => a == b,
+            (Work::FillMask { top_k: a, .. }, Work::FillMask { top_k: b, .. }) => a == b,
+            (Work::Ner { aggregation: a, .. }, Work::Ner { aggregation: b, .. }) => a == b,
+            (Work::Qa { options: a, .. }, Work::Qa { options: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+
+    /// Append `other`'s inputs if it has the same task and options; give it back otherwise.
+    fn absorb(&mut self, other: Work) -> std::result::Result<(), Work> {
+        match (self, other) {
+            (Work::Embed { texts }, Work::Embed { texts: more }) => texts.extend(more),
+            (
+                Work::Classify { inputs, top_k },
+                Work::Classify {
+                    inputs: more,
+                    top_k: k,
+                },
+            ) if *top_k == k => inputs.extend(more),
+            (
+                Work::FillMask { texts, top_k },
+                Work::FillMask {
+                    texts: more,
+                    top_k: k,
+                },
+            ) if *top_k == k => texts.extend(more),
+            (
+                Work::Ner { texts, aggregation },
+                Work::Ner {
+                    texts: more,
+                    aggregation: a,
+                },
+            ) if *aggregation == a => texts.extend(more),
+            (
+                Work::Qa { inputs, options },
+                Work::Qa {
+                    inputs: more,
+                    options: o,
+                },
+            ) if *options == o => inputs.extend(more),
+            (_, other) => return Err(other),
+        }
+        Ok(())
+    }
+}
+
+/// Results, in the order of the work's inputs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Done {
+    /// One vector per text.
+    Embed(Vec<Vec<f32>>),
+    /// Labels per input.
+    Classify(Vec<Vec<LabelScore>>),
+    /// Masks per text.
+    FillMask(Vec<FillMaskOutput>),
+    /// Entities per text.
+    Ner(Vec<Vec<Entity>>),
+    /// Answers per question.
+    Qa(Vec<Vec<Answer>>),
+}
+
+impl Done {
+    /// Cut merged results back into one `Done` per request (`counts`: inputs per request).
+    fn split(self, counts: &[usize]) -> Vec<Done> {
+        fn cut<T>(mut v: Vec<T>, counts: &[usize], wrap: fn(Vec<T>) -> Done) -> Vec<Done> {
+            let mut out = Vec::with_capacity(counts.len());
+            for &n in counts {
+                let rest = v.split_off(n.min(v.len()));
+                out.push(wrap(v));
+                v = rest;
+            }
+            out
+        }
+        match self {
+            Done::Embed(v) => cut(v, counts, Done::Embed),
+            Done::Classify(v) => cut(v, counts, Done::Classify),
+            Done::FillMask(v) => cut(v, counts, Done::FillMask),
+            Done::Ner(v) => cut(v, counts, Done::Ner),
+            Done::Qa(v) => cut(v, counts, Done::Qa),
+        }
+    }
+}
+
+/// One request waiting for the model.
+struct Job {
+    work: Work,
+    tokens: usize,
+    reply: oneshot::Sender<Result<Done>>,
+}
+
+/// The queue in front of the model.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    tx: mpsc::Sender<Job>,
+    metrics: Arc<Metrics>,
+}
+
+/// Why a request was not queued.
+#[derive(Debug)]
+pub enum Refused {
+    /// The queue is full: answer 429.
+    Full,
+    /// The worker has stopped (shutting down): answer 503.
+    Closed,
+}
+
+impl Queue {
+    /// Start the worker thread for `model`; it stops when every `Queue` clone is dropped.
+    pub fn start(
+        model: Arc<Model>,
+        capacity: usize,
+        max_batch_tokens: usize,
+        metrics: Arc<Metrics>,
+    ) -> (Queue, std::thread::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let m = metrics.clone();
+        let worker = std::thread::Builder::new()
+            .name("bert-batcher".into())
+            .spawn(move || work_loop(&model, rx, max_batch_tokens, &m))
+            .expect("a thread for the batcher");
+        (Queue { tx, metrics }, worker)
+    }
+
+    /// Queue `work` (`tokens` long); the receiver gets its results.
+    pub fn submit(
+        &self,
+        work: Work,
+        tokens: usize,
+    ) -> std::result::Result<oneshot::Receiver<Result<Done>>, Refused> {
+        let (reply, rx) = oneshot::channel();
+        match self.tx.try_send(Job {
+            work,
+            tokens,
+            reply,
+        }) {
+            Ok(()) => {
+                self.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
+                Ok(rx)
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => Err(Refused::Full),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Refused::Closed),
+        }
+    }
+}
+
+fn work_loop(model: &Model, mut rx: mpsc::Receiver<Job>, max_tokens: usize, metrics: &Metrics) {
+    let mut carry: Option<Job> = None;
+    loop {
+        let Some(first) = carry.take().or_else(|| rx.blocking_recv()) else {
+            return;
+        };
+        metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
+        let mut tokens = first.tokens;
+        let mut jobs = vec![first];
+        while let Ok(job) = rx.try_recv() {
+            metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
+            if jobs[0].work.fits_with(&job.work) && tokens + job.tokens <= max_tokens {
+                tokens += job.tokens;
+                jobs.push(job);
+            } else {
+                metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
+                carry = Some(job);
+                break;
+            }
+        }
+        // Clients that went away are not worth a forward pass.
+        jobs.retain(|j| !j.reply.is_closed());
+        if jobs.is_empty() {
+            continue;
+        }
+        run_jobs(model, jobs, tokens, metrics);
+    }
+}
+
+fn run_jobs(model: &Model, jobs: Vec<Job>, tokens: usize, metrics: &Metrics) {
+    let counts: Vec<usize> = jobs.iter().map(|j| j.work.len()).collect();
+    let mut merged = jobs[0].work.clone();
+    for j in &jobs[1..] {
+        // Same task and options: checked when the batch was formed.
+        let _ = merged.absorb(j.work.clone());
+    }
+    let started = Instant::now();
+    let result = model.run(&merged);
+    metrics.batch(merged.len(), tokens, started.elapsed().as_secs_f64());
+    match result {
+        Ok(done) => {
+            for (job, part) in jobs.into_iter().zip(done.split(&counts)) {
+                let _ = job.reply.send(Ok(part));
+            }
+        }
+        Err(e) if jobs.len() == 1 => {
+            let _ = jobs.into_iter().next().map(|j| j.reply.send(Err(e)));
+        }
+        Err(_) => {
+            for job in jobs {
+                let t = job.tokens;
+                let started = Instant::now();
+                let r = model.run(&job.work);
+                metrics.batch(job.work.len(), t, started.elapsed().as_secs_f64());
+                let _ = job.reply.send(r);
+            }
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! `bert serve`: an HTTP server for one model and one task, on tokio + axum.
+//!
+//! Requests are validated (texts per request, characters per text, tokens per request, body
+//! size), queued in one bounded queue (full → 429), merged into padding-free batches of up to
+//! `max_batch_tokens` tokens by one worker ([`batcher`]), and answered as JSON. Optional bearer
+//! auth (401 without it; `/health` stays open for load balancers); no CORS headers. SIGINT or
+//! SIGTERM stop accepting, let in-flight requests finish, and return.
+//!
+//! ```no_run
+//! use bert_std::server::{ServerConfig, Task};
+//!
+//! let config = ServerConfig { task: Task::Embed, ..ServerConfig::default() };
+//! let model = bert_std::server::load_model(config.task, "path/to/model".as_ref(), Default::default())?;
+//! let runtime = tokio::runtime::Runtime::new().unwrap();
+//! runtime.block_on(async {
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
+//!     bert_std::server::serve(config, model, "my-model".into(), listener, bert_std::server::shutdown_signal()).await
+//! })?;
+//! # Ok::<(), bert_std::Error>(())
+//! ```
+
+pub mod batcher;
+pub mod metrics;
+pub mod routes;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::error::{Error, Result};
+use crate::pipelines::classification::TextClassification;
+use crate::pipelines::embeddings::SentenceEmbeddings;
+use crate::pipelines::fill_mask::FillMask;
+use crate::pipelines::ner::TokenClassification;
+use crate::pipelines::qa::QuestionAnswering;
+use crate::runtime::LoadOptions;
+use batcher::{Model, Queue};
+use metrics::Metrics;
+
+/// What a server does with its model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Task {
+    /// Sentence embeddings: `/embed`, `/v1/embeddings`.
+    Embed,
+    /// Fill-mask: `/fill-mask`.
+    FillMask,
+    /// Sequence classification: `/predict`.
+    Classify,
+    /// Token classification: `/ner`.
+    Ner,
+    /// Question answering: `/qa`.
+    Qa,
+    /// Cross-encoder reranking (a classification head over query + passage): `/rerank`,
+    /// `/predict`.
+    Rerank,
+}
+
+/// Limits and settings, with text-embeddings-inference's defaults where it has them.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The task.
+    pub task: Task,
+    /// Tokens in one forward batch (and the most one request may carry).
+    pub max_batch_tokens: usize,
+    /// Requests waiting at once; one more gets 429.
+    pub max_concurrent_requests: usize,
+    /// Inputs in one request.
+    pub max_client_batch_size: usize,
+    /// Characters in one input.
+    pub max_input_chars: usize,
+    /// Bytes in one request body.
+    pub max_body_bytes: usize,
+    /// Time a request may wait for its result.
+    pub timeout: Duration,
+    /// Bearer token that requests must carry (`Authorization: Bearer ...`).
+    pub api_key: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            task: Task::Embed,
+            max_batch_tokens: 16_384,
+            max_concurrent_requests: 512,
+            max_client_batch_size: 32,
+            max_input_chars: 20_000,
+            max_body_bytes: 2 * 1024 * 1024,
+            timeout: Duration::from_secs(30),
+            api_key: None,
+        }
+    }
+}
+
+/// What every handler sees.
+#[derive(Debug)]
+pub struct AppState {
+    model: Arc<Model>,
+    queue: Queue,
+    metrics: Arc<Metrics>,
+    config: ServerConfig,
+    model_name: String,
+    dtype: String,
+    worker: std::thread::JoinHandle<()>,
+}
+
+impl AppState {
+    fn worker_alive(&self) -> bool {
+        !self.worker.is_finished()
+    }
+}
+
+/// Load `path` for `task`. Embedding models are loaded without their final normalization:
+/// the routes normalize per request (TEI's `normalize`; OpenAI's vectors are unit length).
+pub fn load_model(task: Task, path: &Path, options: LoadOptions) -> Result<Model> {
+    Ok(match task {
+        Task::Embed => {
+            let mut st = SentenceEmbeddings::load(path, options)?;
+            st.bert.dir.pooling.normalize = false;
+            Model::Embed(st)
+        }
+        Task::FillMask => Model::FillMask(FillMask::load(path, options)?),
+        Task::Classify | Task::Rerank => Model::Classify(TextClassification::load(path, options)?),
+        Task::Ner => Model::Ner(TokenClassification::load(path, options)?),
+        Task::Qa => Model::Qa(QuestionAnswering::load(path, options)?),
+    })
+}
+
+async fn auth(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    if let Some(key) = &state.config.api_key {
+        let given = request
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(key.as_str()) && request.uri().path() != "/health" {
+            let e = routes::ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or wrong bearer token (Authorization: Bearer ...)",
+            );
+            state.metrics.request(request.uri().path(), 401, 0.0);
+            return e.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// The routes over a started state.
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/v1/embeddings", post(routes::openai_embeddings))
+        .route("/embed", post(routes::embed))
+        .route("/predict", post(routes::predict))
+        .route("/rerank", post(routes::rerank))
+        .route("/fill-mask", post(routes::fill_mask))
+        .route("/ner", post(routes::ner))
+        .route("/qa", post(routes::qa))
+        .route("/health", get(routes::health))
+        .route("/info", get(routes::info))
+        .route("/metrics", get(routes::metrics))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Serve `model` on `listener` until `shutdown` resolves; then stop accepting, finish the
+/// requests in flight, stop the worker and return.
+pub async fn serve(
+    config: ServerConfig,
+    model: Model,
+    model_name: String,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    if config.max_batch_tokens == 0 || config.max_client_batch_size == 0 {
+        return Err(Error::Input(
+            "--max-batch-tokens and --max-client-batch-size must be at least 1".into(),
+        ));
+    }
+    let dtype = model_dtype(&model);
+    let model = Arc::new(model);
+    let metrics = Arc::new(Metrics::default());
+    let (queue, worker) = Queue::start(
+        model.clone(),
+        config.max_concurrent_requests,
+        config.max_batch_tokens,
+        metrics.clone(),
+    );
+    let state = Arc::new(AppState {
+        model,
+        queue,
+        metrics,
+        config,
+        model_name,
+        dtype,
+        worker,
+    });
+    let app = router(state.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::io("<server>", e))?;
+    // Every connection is closed: drop the last queue handle so that the worker ends.
+    if let Ok(state) = Arc::try_unwrap(state) {
+        let AppState { queue, worker, .. } = state;
+        drop(queue);
+        let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+    }
+    Ok(())
+}
+
+fn model_dtype(model: &Model) -> String {
+    let bert = model.bert().task_model().bert();
+    let l = &bert.encoder.layer[0];
+    format!(
+        "{:?}",
+        l.attention.self_attention.query.weight.storage.dtype()
+    )
+    .to_lowercase()
+}

@@ -1,0 +1,671 @@
+//! The HTTP routes: OpenAI's `/v1/embeddings`, text-embeddings-inference's `/embed`, `/predict`
+//! and `/rerank`, the CLI-shaped `/fill-mask`, `/ner` and `/qa`, and `/health`, `/info`,
+//! `/metrics`. Every error is JSON: `{"error": "...", "error_type": "..."}`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::pipelines::classification::LabelScore;
+use crate::pipelines::embeddings::l2_normalize;
+use crate::pipelines::ner::Aggregation;
+use crate::pipelines::qa::QaOptions;
+use crate::server::batcher::{Done, Refused, Work};
+use crate::server::AppState;
+
+/// A JSON error with its HTTP status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            kind,
+            message: message.into(),
+        }
+    }
+
+    fn validation(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", message)
+    }
+
+    fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "validation", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": self.message, "error_type": self.kind});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let status = r.status();
+        let kind = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "validation"
+        } else {
+            "invalid_json"
+        };
+        let status = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            status
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        ApiError::new(status, kind, r.body_text())
+    }
+}
+
+type ApiResult<T> = std::result::Result<T, ApiError>;
+
+/// A string or a list of strings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// One text.
+    One(String),
+    /// Several texts.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> (Vec<String>, bool) {
+        match self {
+            OneOrMany::One(s) => (vec![s], true),
+            OneOrMany::Many(v) => (v, false),
+        }
+    }
+}
+
+impl AppState {
+    /// Check the per-request limits and count tokens: `texts` are (text, pair) inputs.
+    fn admit(&self, inputs: &[(&str, Option<&str>)], truncate: bool) -> ApiResult<usize> {
+        let c = &self.config;
+        if inputs.is_empty() {
+            return Err(ApiError::validation("no inputs"));
+        }
+        if inputs.len() > c.max_client_batch_size {
+            return Err(ApiError::too_large(format!(
+                "{} inputs in one request; the limit is {} (--max-client-batch-size)",
+                inputs.len(),
+                c.max_client_batch_size
+            )));
+        }
+        let bert = self.model.bert();
+        let max_len = bert.max_len();
+        let mut tokens = 0;
+        for (i, (text, pair)) in inputs.iter().enumerate() {
+            let chars = text.chars().count() + pair.map_or(0, |p| p.chars().count());
+            if chars > c.max_input_chars {
+                return Err(ApiError::too_large(format!(
+                    "input {i} has {chars} characters; the limit is {} (--max-input-chars)",
+                    c.max_input_chars
+                )));
+            }
+            if text.trim().is_empty() {
+                return Err(ApiError::validation(format!("input {i} is empty")));
+            }
+            let n = bert
+                .tokenizer
+                .encode(text, *pair)
+                .map_err(|e| ApiError::validation(format!("input {i}: {e}")))?
+                .len();
+            if n > max_len && !truncate {
+                return Err(ApiError::too_large(format!(
+                    "input {i} has {n} tokens, more than the model's {max_len}; send \
+                     \"truncate\": true to cut it"
+                )));
+            }
+            tokens += n.min(max_len);
+        }
+        if tokens > c.max_batch_tokens {
+            return Err(ApiError::too_large(format!(
+                "the request has {tokens} tokens; the limit is {} (--max-batch-tokens)",
+                c.max_batch_tokens
+            )));
+        }
+        Ok(tokens)
+    }
+
+    /// Queue the work and wait for it (bounded by the request timeout).
+    async fn infer(&self, work: Work, tokens: usize) -> ApiResult<Done> {
+        let rx = self.queue.submit(work, tokens).map_err(|r| match r {
+            Refused::Full => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "overloaded",
+                "the queue is full (--max-concurrent-requests); retry later",
+            ),
+            Refused::Closed => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unhealthy",
+                "the server is shutting down",
+            ),
+        })?;
+        match tokio::time::timeout(self.config.timeout, rx).await {
+            Err(_) => Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout",
+                format!("no result within {:?} (--timeout)", self.config.timeout),
+            )),
+            Ok(Err(_)) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unhealthy",
+                "the model worker stopped",
+            )),
+            Ok(Ok(Err(e))) => Err(ApiError::validation(e.without_index().to_string())),
+            Ok(Ok(Ok(done))) => Ok(done),
+        }
+    }
+
+    fn require(&self, task: &'static str) -> ApiResult<()> {
+        if self.model.task() == task {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "wrong_task",
+                format!("this server runs --task {}, not {task}", self.model.task()),
+            ))
+        }
+    }
+}
+
+/// Time and count every request of a route.
+async fn timed<T: IntoResponse>(
+    state: &AppState,
+    route: &str,
+    f: impl std::future::Future<Output = ApiResult<T>>,
+) -> Response {
+    let started = Instant::now();
+    let response = match f.await {
+        Ok(ok) => ok.into_response(),
+        Err(e) => e.into_response(),
+    };
+    state.metrics.request(
+        route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+fn pairs(texts: &[String]) -> Vec<(&str, Option<&str>)> {
+    texts.iter().map(|t| (t.as_str(), None)).collect()
+}
+
+async fn embed_texts(
+    state: &AppState,
+    texts: Vec<String>,
+    truncate: bool,
+) -> ApiResult<(Vec<Vec<f32>>, usize)> {
+    state.require("embed")?;
+    let tokens = state.admit(&pairs(&texts), truncate)?;
+    match state.infer(Work::Embed { texts }, tokens).await? {
+        Done::Embed(v) => Ok((v, tokens)),
+        _ => Err(ApiError::validation("internal: wrong result kind")),
+    }
+}
+
+/// text-embeddings-inference's `POST /embed`.
+#[derive(Debug, Deserialize)]
+pub struct EmbedRequest {
+    inputs: OneOrMany,
+    #[serde(default = "yes")]
+    normalize: bool,
+    #[serde(default)]
+    truncate: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub(crate) async fn embed(
+    State(state): State<Arc<AppState>>,
+    body: std::result::Result<Json<EmbedRequest>, JsonRejection>,
+) -> Response {
+    timed(&state, "/embed", async {
+        let Json(req) = body?;
+        let (texts, _) = req.inputs.into_vec();
+        let (mut vectors, _) = embed_texts(&state, texts, req.truncate).await?;
+        if req.normalize {
+            vectors.iter_mut().for_each(|v| l2_normalize(v));
+        }
+        Ok(Json(vectors))
+    })
+    .await
+}
+
+/// OpenAI's `POST /v1/embeddings`.
+#[derive(Debug, Deserialize)]
+pub struct OpenAiEmbeddingRequest {
+    input: OneOrMany,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    encoding_format: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum EmbeddingData {
+    Float(Vec<f32>),
+    Base64(String),
+}
+
+#[derive(Serialize)]
+struct OpenAiEmbedding {
+    object: &'static str,
+    embedding: EmbeddingData,
+    index: usize,
+}
+
+#[derive(Serialize)]
+struct OpenAiUsage {
+    prompt_tokens: usize,
+    total_tokens: usize,
+}
+
+#[derive(Serialize)]
+struct OpenAiResponse {
+    object: &'static str,
+    data: Vec<OpenAiEmbedding>,
+    model: String,
+    usage: OpenAiUsage,
+}
+
+/// One result, or one per input, as the request had it (f32 values stay f32 in the JSON).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OneOrAll<T> {
+    One(T),
+    All(Vec<T>),
+}
+
+impl<T> OneOrAll<T> {
+    fn new(mut v: Vec<T>, single: bool) -> Self {
+        if single && v.len() == 1 {
+            OneOrAll::One(v.remove(0))
+        } else {
+            OneOrAll::All(v)
+        }
+    }
+}
+
+fn base64_f32(v: &[f32]) -> String {
+    use base64::Engine;
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub(crate) async fn openai_embeddings(
+    State(state): State<Arc<AppState>>,
+    body: std::result::Result<Json<OpenAiEmbeddingRequest>, JsonRejection>,
+) -> Response {
+    timed(&state, "/v1/embeddings", async {
+        let Json(req) = body?;
+        let base64 = match req.encoding_format.as_deref() {
+            None | Some("float") => false,
+            Some("base64") => true,
+            Some(other) => {
+                return Err(ApiError::validation(format!(
+                    "encoding_format {other:?}: use \"float\" or \"base64\""
+                )))
+            }
+        };
+        let (texts, _) = req.input.into_vec();
+        // OpenAI's embeddings are unit vectors; long inputs are cut to the model's limit.
+        let (mut vectors, tokens) = embed_texts(&state, texts, true).await?;
+        vectors.iter_mut().for_each(|v| l2_normalize(v));
+        let data: Vec<OpenAiEmbedding> = vectors
+            .into_iter()
+            .enumerate()
+            .map(|(index, v)| OpenAiEmbedding {
+                object: "embedding",
+                embedding: if base64 {
+                    EmbeddingData::Base64(base64_f32(&v))
+                } else {
+                    EmbeddingData::Float(v)
+                },
+                index,
+            })
+            .collect();
+        Ok(Json(OpenAiResponse {
+            object: "list",
+            data,
+            model: req.model.unwrap_or_else(|| state.model_name.clone()),
+            usage: OpenAiUsage {
+                prompt_tokens: tokens,
+                total_tokens: tokens,
+            },
+        }))
+    })
+    .await
+}
+
+/// One `/predict` input: a text, or a pair of texts.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Sequence {
+    /// One text.
+    Text(String),
+    /// A pair.
+    Pair([String; 2]),
+}
+
+/// text-embeddings-inference's `POST /predict` input: one sequence (a text, or a
+/// two-element array read as a pair), or a list of sequences.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum PredictInput {
+    /// One text.
+    One(String),
+    /// One pair (a two-element array of strings).
+    Pair([String; 2]),
+    /// Several.
+    Many(Vec<Sequence>),
+}
+
+/// `POST /predict`.
+#[derive(Debug, Deserialize)]
+pub struct PredictRequest {
+    inputs: PredictInput,
+    #[serde(default)]
+    top_k: Option<usize>,
+    #[serde(default)]
+    truncate: bool,
+}
+
+async fn classify(
+    state: &AppState,
+    inputs: Vec<(String, Option<String>)>,
+    top_k: Option<usize>,
+    truncate: bool,
+) -> ApiResult<Vec<Vec<LabelScore>>> {
+    state.require("classify")?;
+    let refs: Vec<(&str, Option<&str>)> = inputs
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_deref()))
+        .collect();
+    let tokens = state.admit(&refs, truncate)?;
+    match state
+        .infer(Work::Classify { inputs, top_k }, tokens)
+        .await?
+    {
+        Done::Classify(v) => Ok(v),
+        _ => Err(ApiError::validation("internal: wrong result kind")),
+    }
+}
+
+pub(crate) async fn predict(
+    State(state): State<Arc<AppState>>,
+    body: std::result::Result<Json<PredictRequest>, JsonRejection>,
+) -> Response {
+    timed(&state, "/predict", async {
+        let Json(req) = body?;
+        let (inputs, single) = match req.inputs {
+            PredictInput::One(t) => (vec![(t, None)], true),
+            PredictInput::Pair([a, b]) => (vec![(a, Some(b))], true),
+            PredictInput::Many(v) => (
+                v.into_iter()
+                    .map(|s| match s {
+                        Sequence::Text(t) => (t, None),
+                        Sequence::Pair([a, b]) => (a, Some(b)),
+                    })
+                    .collect(),
+                false,
+            ),
+        };
+        let out = classify(&state, inputs, req.top_k, req.truncate).await?;
+        Ok(Json(OneOrAll::new(out, single)))
+    })
+    .await
+}
+
+/// text-embeddings-inference's `POST /rerank`.
+#[derive(Debug, Deserialize)]
+pub struct RerankRequest {
+    query: String,
+    texts: Vec<String>,
+    #[serde(default)]
+    return_text: bool,
+    #[serde(default)]
+    truncate: bool,
+}
+
+pub(crate) async fn rerank(
+    State(state): State<Arc<AppState>>,
+    body: std::result::Result<Json<RerankRequest>, JsonRejection>,
+) -> Response {
+    timed(&state, "/rerank", async {
+        let Json(req) = body?;
+        let inputs: Vec<(String, Option<String>)> = req
+            .texts
+            .iter()
+            .map(|t| (req.query.clone(), Some(t.clone())))
+            .collect();
+        // The relevance label: the only one of a single-logit cross-encoder, else the last.
+        let relevant = state
+            .model
+            .bert()
+            .dir
+            .config
+            .id2label
+            .last()
+            .cloned()
+            .unwrap_or_default();
+        let labels = classify(&state, inputs, None, req.truncate).await?;
+        let mut ranked: Vec<Ranked> = labels
+            .iter()
+            .enumerate()
+            .map(|(index, ls)| Ranked {
+                index,
+                score: ls
+                    .iter()
+                    .find(|l| l.label == relevant)
+                    .map_or(0.0, |l| l.score),
+                text: req.return_text.then(|| req.texts[index].clone()),
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.index.cmp(&b.index)));
+        Ok(Json(ranked))
+    })
+    .await
+}
+
+#[derive(Serialize)]
+struct Ranked {
+    index: usize,
+    score: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+}
+
+/// `POST /fill-mask`: the CLI's JSON, one entry per input.
+#[derive(Debug, Deserialize)]
+pub struct FillMaskRequest {
+    inputs: OneOrMany,
+    #[serde(default = "five")]
+    top_k: usize,
+}
+
+fn five() -> usize {
+    5
+}
+
+pub(crate) async fn fill_mask(
+    State(state): State<Arc<AppState>>,
+    body: std::result::Result<Json<FillMaskRequest>, JsonRejection>,
+) -> Response {
+    timed(&state, "/fill-mask", async {
+        let Json(req) = body?;
+        state.require("fill-mask")?;
+        if req.top_k == 0 || req.top_k > 1000 {
+            return Err(ApiError::validation("top_k must be in 1..=1000"));
+        }
+        let (texts, _) = req.inputs.into_vec();
+        let tokens = state.admit(&pairs(&texts), true)?;
+        let work = Work::FillMask {
+            texts,
+            top_k: req.top_k,
+        };
+        match state.infer(work, tokens).await? {
+            Done::FillMask(v) => Ok(Json(v)),
+            _ => Err(ApiError::validation("internal: wrong result kind")),
+        }
+    })
+    .await
+}
+
+/// `POST /ner`: the CLI's JSON, one list of entities per input.
+#[derive(Debug, Deserialize)]
+pub struct NerRequest {
+    inputs: OneOrMany,
+    #[serde(default)]
+    aggregation: Option<String>,
+}
+
+pub(crate) async fn ner(
+    State(state): State<Arc<AppState>>,
+    body: std::result::Result<Json<NerRequest>, JsonRejection>,
+) -> Response {
+    timed(&state, "/ner", async {
+        let Json(req) = body?;
+        state.require("ner")?;
+        let aggregation: Aggregation = match req.aggregation.as_deref() {
+            None => Aggregation::Simple,
+            Some(s) => s
+                .parse()
+                .map_err(|e: crate::Error| ApiError::validation(e.to_string()))?,
+        };
+        let (texts, _) = req.inputs.into_vec();
+        let tokens = state.admit(&pairs(&texts), true)?;
+        match state
+            .infer(Work::Ner { texts, aggregation }, tokens)
+            .await?
+        {
+            Done::Ner(v) => Ok(Json(v)),
+            _ => Err(ApiError::validation("internal: wrong result kind")),
+        }
+    })
+    .await
+}
+
+/// One question and its passage.
+#[derive(Debug, Deserialize)]
+pub struct QaInput {
+    question: String,
+    context: String,
+}
+
+/// `POST /qa`: `{"question", "context"}` or `{"inputs": [{"question", "context"}, ...]}`.
+#[derive(Debug, Deserialize)]
+pub struct QaRequest {
+    #[serde(default)]
+    question: Option<String>,
+    #[serde(default)]
+    context: Option<String>,
+    #[serde(default)]
+    inputs: Option<Vec<QaInput>>,
+    #[serde(default)]
+    top_k: Option<usize>,
+    #[serde(default)]
+    max_answer_len: Option<usize>,
+    #[serde(default)]
+    handle_impossible_answer: bool,
+}
+
+pub(crate) async fn qa(
+    State(state): State<Arc<AppState>>,
+    body: std::result::Result<Json<QaRequest>, JsonRejection>,
+) -> Response {
+    timed(&state, "/qa", async {
+        let Json(req) = body?;
+        state.require("qa")?;
+        let (inputs, single) = match (req.question, req.context, req.inputs) {
+            (Some(q), Some(c), None) => (vec![(q, c)], true),
+            (None, None, Some(v)) => (
+                v.into_iter().map(|i| (i.question, i.context)).collect(),
+                false,
+            ),
+            _ => return Err(ApiError::validation(
+                "give \"question\" and \"context\", or \"inputs\": [{\"question\", \"context\"}]",
+            )),
+        };
+        let d = QaOptions::default();
+        let options = QaOptions {
+            top_k: req.top_k.unwrap_or(d.top_k).clamp(1, 100),
+            max_answer_len: req.max_answer_len.unwrap_or(d.max_answer_len).clamp(1, 512),
+            handle_impossible_answer: req.handle_impossible_answer,
+            ..d
+        };
+        let refs: Vec<(&str, Option<&str>)> = inputs
+            .iter()
+            .map(|(q, c)| (q.as_str(), Some(c.as_str())))
+            .collect();
+        // Long contexts are split into windows, so count them whole.
+        let tokens = state.admit(&refs, true)?;
+        match state.infer(Work::Qa { inputs, options }, tokens).await? {
+            Done::Qa(v) => Ok(Json(OneOrAll::new(v, single))),
+            _ => Err(ApiError::validation("internal: wrong result kind")),
+        }
+    })
+    .await
+}
+
+pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Response {
+    if state.worker_alive() {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unhealthy",
+            "the model worker stopped",
+        )
+        .into_response()
+    }
+}
+
+pub(crate) async fn info(State(state): State<Arc<AppState>>) -> Response {
+    let c = &state.config;
+    let bert = state.model.bert();
+    Json(json!({
+        "model_id": state.model_name,
+        "architectures": bert.dir.config.architectures,
+        "task": state.model.task(),
+        "dtype": state.dtype,
+        "max_input_length": bert.max_len(),
+        "max_batch_tokens": c.max_batch_tokens,
+        "max_concurrent_requests": c.max_concurrent_requests,
+        "max_client_batch_size": c.max_client_batch_size,
+        "max_input_chars": c.max_input_chars,
+        "max_body_bytes": c.max_body_bytes,
+        "timeout_seconds": c.timeout.as_secs_f64(),
+        "threads": bert.threads(),
+        "auth": c.api_key.is_some(),
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+    .into_response()
+}
+
+pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
