@@ -271,7 +271,7 @@ fn bad_requests_get_clear_json_errors() {
     let (code, e) = server.post("/embed", &json!({"inputs": ["y ".repeat(15_000)]}));
     assert_eq!(code, 413, "oversized body: {e}");
     assert_eq!(e["error_type"], "validation");
-    let long = "word ".repeat(600);
+    let long = "word ".repeat(300);
     let (code, e) = server.post("/embed", &json!({"inputs": [long]}));
     assert_eq!(code, 413);
     assert!(e["error"].as_str().unwrap().contains("truncate"), "{e}");
@@ -286,7 +286,10 @@ fn bad_requests_get_clear_json_errors() {
     assert_eq!(code, 200);
     let info: Value = serde_json::from_str(&info).unwrap();
     assert_eq!(info["max_client_batch_size"], 4);
-    assert_eq!(info["max_input_length"], 512);
+    assert_eq!(
+        info["max_input_length"], 256,
+        "MiniLM's sentence-transformers limit"
+    );
     assert_eq!(server.get("/health"), (200, "ok".to_string()));
     server.stop();
 }

@@ -48,6 +48,20 @@ impl Model {
         }
     }
 
+    /// The longest input in tokens: the position limit, or a sentence-transformers model's
+    /// `max_seq_length` when smaller (longer inputs are cut there).
+    pub fn max_input_length(&self) -> usize {
+        let bert = self.bert();
+        match self {
+            Model::Embed(_) => bert
+                .dir
+                .pooling
+                .max_seq_length
+                .map_or(bert.max_len(), |m| m.min(bert.max_len())),
+            _ => bert.max_len(),
+        }
+    }
+
     /// The task's name, as `--task` spells it.
     pub fn task(&self) -> &'static str {
         match self {

@@ -106,7 +106,7 @@ impl AppState {
             )));
         }
         let bert = self.model.bert();
-        let max_len = bert.max_len();
+        let max_len = self.model.max_input_length();
         let mut tokens = 0;
         for (i, (text, pair)) in inputs.iter().enumerate() {
             let chars = text.chars().count() + pair.map_or(0, |p| p.chars().count());
@@ -648,7 +648,7 @@ pub(crate) async fn info(State(state): State<Arc<AppState>>) -> Response {
         "architectures": bert.dir.config.architectures,
         "task": state.model.task(),
         "dtype": state.dtype,
-        "max_input_length": bert.max_len(),
+        "max_input_length": state.model.max_input_length(),
         "max_batch_tokens": c.max_batch_tokens,
         "max_concurrent_requests": c.max_concurrent_requests,
         "max_client_batch_size": c.max_client_batch_size,
