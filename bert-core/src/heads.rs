@@ -137,7 +137,7 @@ impl<'a> BertLMPredictionHead<'a> {
     }
 
     /// `logits[t, vocab]` from `hidden[t, hidden]`; `transformed` is `[t, hidden]` scratch.
-    fn forward(
+    pub(crate) fn forward(
         &self,
         word_embeddings: &Matrix<'_>,
         hidden: &[f32],

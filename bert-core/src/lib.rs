@@ -80,6 +80,7 @@ pub mod parallel;
 pub mod pretraining;
 pub mod quantize;
 pub mod safetensors;
+pub mod sparse;
 pub mod tensor;
 pub mod weights;
 pub mod wordpiece;

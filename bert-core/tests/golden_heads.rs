@@ -42,6 +42,44 @@ fn splade_tiny_masked_lm_matches_transformers() {
     }
 }
 
+/// SPLADE max pooling, `max_t log(1 + relu(logits[t]))` over real tokens, against the same
+/// formula applied to transformers' logits (the golden).
+#[test]
+fn splade_sparse_vectors_match_transformers_logits() {
+    let (config, bytes) = load_model_files("splade-tiny");
+    let weights = Weights::from_buffers(&[&bytes]).unwrap();
+    let model = BertForMaskedLM::load(&config, &weights).unwrap();
+    let golden = Golden::open("splade_tiny.safetensors");
+    let v = config.vocab_size;
+    for case in ["single", "batch"] {
+        let inputs = golden.inputs(case);
+        let (logits, _) = golden.f32(&format!("{case}.logits"));
+        let mut want = vec![0.0f32; inputs.batch * v];
+        for b in 0..inputs.batch {
+            for t in 0..inputs.seq {
+                if inputs.mask[b * inputs.seq + t] == 0 {
+                    continue;
+                }
+                let row = &logits[(b * inputs.seq + t) * v..][..v];
+                for (w, &x) in want[b * v..(b + 1) * v].iter_mut().zip(row) {
+                    *w = w.max((x.max(0.0) as f64).ln_1p() as f32);
+                }
+            }
+        }
+        let mut ws = model.workspace_sparse(inputs.batch, inputs.seq).unwrap();
+        let mut got = vec![0.0f32; inputs.batch * v];
+        model
+            .forward_sparse(&inputs.batch(), &mut ws, &mut got)
+            .unwrap();
+        assert_close(&format!("splade {case} sparse"), &got, &want, TOL);
+        let nonzero = got.iter().filter(|&&x| x > 0.0).count();
+        assert!(
+            nonzero > 0 && nonzero < got.len() / 4,
+            "sparse: {nonzero} terms"
+        );
+    }
+}
+
 /// The real MiniLM encoder plus one seeded head file, with the head's config.
 fn head_model(head: &str) -> (BertConfig, Vec<u8>, Vec<u8>) {
     let (_, encoder) = load_model_files("all-minilm-l6-v2");

@@ -21,6 +21,8 @@ pub enum PoolingMode {
     Max,
     /// Sum over real tokens divided by `sqrt(count)`.
     MeanSqrtLen,
+    /// The last real token's vector (`pooling_mode_lasttoken`).
+    LastToken,
 }
 
 /// Sentence-embedding settings of a model directory.
@@ -164,10 +166,11 @@ impl ModelDir {
                     _ if on("pooling_mode_max_tokens") => PoolingMode::Max,
                     _ if on("pooling_mode_mean_sqrt_len_tokens") => PoolingMode::MeanSqrtLen,
                     _ if on("pooling_mode_mean_tokens") => PoolingMode::Mean,
+                    _ if on("pooling_mode_lasttoken") => PoolingMode::LastToken,
                     _ => {
                         return Err(Error::file(
                             &cfg_path,
-                            "no supported pooling mode (cls, mean, max, mean_sqrt_len) is on",
+                            "no supported pooling mode (cls, mean, max, mean_sqrt_len, lasttoken) is on",
                         ))
                     }
                 };

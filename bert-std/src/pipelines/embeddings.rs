@@ -32,6 +32,11 @@ pub fn pool(hidden: &[f32], mask: &[u32], h: usize, pooling: &Pooling) -> Vec<f3
     let count = mask.iter().filter(|&&m| m != 0).count().max(1) as f32;
     match pooling.mode {
         PoolingMode::Cls => out.copy_from_slice(&hidden[..h]),
+        PoolingMode::LastToken => {
+            if let Some(r) = rows().next_back() {
+                out.copy_from_slice(r);
+            }
+        }
         PoolingMode::Max => {
             out.fill(f32::NEG_INFINITY);
             for r in rows() {
@@ -142,5 +147,36 @@ impl Pipeline for SentenceEmbeddings {
                     .collect()
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pooling_mode_skips_padding() {
+        // Three tokens of width 2; the last one is padding.
+        let hidden = [1.0, 2.0, 3.0, -4.0, 100.0, 100.0];
+        let mask = [1, 1, 0];
+        let pooled = |mode, normalize| {
+            pool(
+                &hidden,
+                &mask,
+                2,
+                &Pooling {
+                    mode,
+                    normalize,
+                    max_seq_length: None,
+                },
+            )
+        };
+        assert_eq!(pooled(PoolingMode::Cls, false), [1.0, 2.0]);
+        assert_eq!(pooled(PoolingMode::LastToken, false), [3.0, -4.0]);
+        assert_eq!(pooled(PoolingMode::Mean, false), [2.0, -1.0]);
+        assert_eq!(pooled(PoolingMode::Max, false), [3.0, 2.0]);
+        let s = pooled(PoolingMode::MeanSqrtLen, false);
+        assert!((s[0] - 4.0 / 2f32.sqrt()).abs() < 1e-6);
+        assert_eq!(pooled(PoolingMode::LastToken, true), [0.6, -0.8]);
     }
 }

@@ -45,6 +45,8 @@ pub mod fill_mask;
 pub mod ner;
 pub mod nsp;
 pub mod qa;
+pub mod rerank;
+pub mod sparse;
 
 /// Softmax of a row (max-subtracted), in f32 as the reference pipelines compute it.
 pub fn softmax(row: &[f32]) -> Vec<f32> {

@@ -14,10 +14,12 @@ use bert_std::pipelines::fill_mask::{FillMask, FillMaskOptions};
 use bert_std::pipelines::ner::{NerOptions, TokenClassification};
 use bert_std::pipelines::nsp::NextSentencePrediction;
 use bert_std::pipelines::qa::{QaOptions, QuestionAnswering};
+use bert_std::pipelines::rerank::Reranker;
+use bert_std::pipelines::sparse::{SparseEmbeddings, SparseOptions};
 use bert_std::{Error, LoadOptions, ModelDir, Pipeline, Result, Task};
 
 use crate::jobs::{process, Item, Output, Run};
-use crate::render::{EmbeddingLine, Render};
+use crate::render::{EmbeddingLine, Render, SparseLine};
 use crate::{Command, RunArgs};
 
 /// The model directory: `--model`, else the default model (fetched on first use), else an
@@ -101,7 +103,82 @@ pub fn run(command: Command) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Embed { texts: t, run } => batch_job(
+        Command::Embed {
+            texts: t,
+            sparse: true,
+            top_k,
+            run,
+        } => batch_job(
+            "embed --sparse",
+            &run,
+            texts_to_values(&t),
+            "give texts as arguments",
+            |o| {
+                let p = model_path(run.model.as_deref(), Some(SPLADE_TINY), "masked-LM")?;
+                SparseEmbeddings::load(p, o)
+            },
+            |sp, group| {
+                let texts = texts(group)?;
+                Ok(sp
+                    .run(&texts, &SparseOptions { top_k })?
+                    .into_iter()
+                    .zip(texts)
+                    .map(|(sparse, text)| SparseLine {
+                        text: text.to_string(),
+                        sparse,
+                    })
+                    .collect())
+            },
+        ),
+        Command::Rerank {
+            query,
+            passages,
+            run,
+        } => {
+            let args = match query {
+                Some(q) if !passages.is_empty() => vec![json!({"query": q, "passages": passages})],
+                Some(_) => return Err(Error::Input("rerank needs passages after --query".into())),
+                None if !passages.is_empty() => {
+                    return Err(Error::Input(
+                        "rerank needs --query with the passages".into(),
+                    ))
+                }
+                None => Vec::new(),
+            };
+            batch_job(
+                "rerank",
+                &run,
+                args,
+                "give --query Q and passages",
+                |o| {
+                    let p = model_path(
+                        run.model.as_deref(),
+                        None,
+                        "cross-encoder (sequence-classification)",
+                    )?;
+                    Reranker::load(p, o)
+                },
+                |rr, group| {
+                    group
+                        .iter()
+                        .map(|i| {
+                            let query = i.field("query")?;
+                            let passages: Vec<&str> = i
+                                .fields
+                                .get("passages")
+                                .and_then(Value::as_array)
+                                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                                .filter(|p: &Vec<&str>| !p.is_empty())
+                                .ok_or_else(|| {
+                                    Error::Input("missing list field \"passages\"".into())
+                                })?;
+                            rr.run_one((query, &passages), &())
+                        })
+                        .collect()
+                },
+            )
+        }
+        Command::Embed { texts: t, run, .. } => batch_job(
             "embed",
             &run,
             texts_to_values(&t),

@@ -94,6 +94,24 @@ enum Command {
     Embed {
         /// Texts to embed (or use --input).
         texts: Vec<String>,
+        /// SPLADE sparse vectors (term ids, weights and terms) from a masked-LM model
+        /// (default model then: SPLADE-tiny) instead of dense sentence embeddings.
+        #[arg(long)]
+        sparse: bool,
+        /// With --sparse: keep the heaviest K terms (default: every non-zero term).
+        #[arg(long, requires = "sparse")]
+        top_k: Option<usize>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Rank passages by relevance to a query with a cross-encoder (a sequence-classification
+    /// model over query + passage). JSONL lines: {"query": .., "passages": [..]}.
+    Rerank {
+        /// The query (with PASSAGES, or use --input).
+        #[arg(long)]
+        query: Option<String>,
+        /// Candidate passages.
+        passages: Vec<String>,
         #[command(flatten)]
         run: RunArgs,
     },

@@ -7,6 +7,8 @@ use bert_std::pipelines::fill_mask::FillMaskOutput;
 use bert_std::pipelines::ner::Entity;
 use bert_std::pipelines::nsp::NspPrediction;
 use bert_std::pipelines::qa::Answer;
+use bert_std::pipelines::rerank::Ranked;
+use bert_std::pipelines::sparse::SparseVector;
 
 /// A result that can print itself as text.
 pub trait Render {
@@ -35,6 +37,33 @@ impl Render for EmbeddingLine {
             self.embedding.len(),
             head.join(", ")
         ));
+    }
+}
+
+/// One sparse vector with the text it came from.
+#[derive(Serialize)]
+pub struct SparseLine {
+    pub text: String,
+    pub sparse: SparseVector,
+}
+
+impl Render for SparseLine {
+    fn table(&self, out: &mut String) {
+        out.push_str(&format!("{}\n", clip(&self.text, 70)));
+        for (t, w) in self.sparse.terms.iter().zip(&self.sparse.values).take(20) {
+            out.push_str(&format!("  {w:>6.3}  {t}\n"));
+        }
+        if self.sparse.terms.len() > 20 {
+            out.push_str(&format!("  … {} terms in all\n", self.sparse.terms.len()));
+        }
+    }
+}
+
+impl Render for Vec<Ranked> {
+    fn table(&self, out: &mut String) {
+        for r in self {
+            out.push_str(&format!("  {:>6.3}  passage {}\n", r.score, r.index + 1));
+        }
     }
 }
 
