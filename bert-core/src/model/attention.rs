@@ -1,0 +1,131 @@
+//! Attention per sequence over its own packed rows (no padding to mask), split over threads by sequences or query rows.
+
+use super::*;
+use crate::kernels::{self, MatMut, MatRef, Rhs};
+use crate::parallel::Parallel;
+
+/// Where each sequence's rows are in the packed token matrix.
+pub(crate) struct Sequences<'a> {
+    /// Sequence `b` is rows `offsets[b]..offsets[b + 1]`.
+    pub(crate) offsets: &'a [usize],
+    /// With padding kept: the additive mask (`[batch * seq]`, 0 or [`MASKED_SCORE_BIAS`]).
+    pub(crate) mask_bias: Option<&'a [f32]>,
+}
+
+/// Attention for sequences `seqs` (all their query rows, or only `query_rows` of a single
+/// sequence), into `context`, which starts at the first row computed. Split over `threads` by
+/// sequences (balanced by tokens) or, for one sequence, by query rows.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attention_rows(
+    par: &dyn Parallel,
+    sa: &BertSelfAttention<'_>,
+    sequences: &Sequences<'_>,
+    seqs: core::ops::Range<usize>,
+    query_rows: Option<core::ops::Range<usize>>,
+    qkv: [&[f32]; 3],
+    context: &mut [f32],
+    threads: &mut [ThreadScratch],
+) {
+    let h = sa.num_attention_heads * sa.attention_head_size;
+    let o = sequences.offsets;
+    let rows = query_rows.clone().unwrap_or(0..o[seqs.end] - o[seqs.start]);
+    if threads.len() >= 2 && rows.len() >= 2 * MIN_ROWS_PER_THREAD {
+        let (t1, t2) = threads.split_at_mut(threads.len() / 2);
+        if seqs.len() >= 2 {
+            // Split the sequences where the first half's share of tokens is reached.
+            let target = o[seqs.start] + rows.len() * t1.len() / (t1.len() + t2.len());
+            let mid = (seqs.start + 1..seqs.end)
+                .find(|&b| o[b] >= target)
+                .unwrap_or(seqs.end - 1);
+            let (c1, c2) = context.split_at_mut((o[mid] - o[seqs.start]) * h);
+            par.join(
+                &mut || attention_rows(par, sa, sequences, seqs.start..mid, None, qkv, c1, t1),
+                &mut || attention_rows(par, sa, sequences, mid..seqs.end, None, qkv, c2, t2),
+            );
+        } else {
+            let mid = rows.start + rows.len() * t1.len() / (t1.len() + t2.len());
+            let (c1, c2) = context.split_at_mut((mid - rows.start) * h);
+            let (q1, q2) = (Some(rows.start..mid), Some(mid..rows.end));
+            par.join(
+                &mut || attention_rows(par, sa, sequences, seqs.clone(), q1.clone(), qkv, c1, t1),
+                &mut || attention_rows(par, sa, sequences, seqs.clone(), q2.clone(), qkv, c2, t2),
+            );
+        }
+        return;
+    }
+    let mut context_row = 0;
+    for b in seqs {
+        let s = o[b + 1] - o[b];
+        let q = query_rows.clone().unwrap_or(0..s);
+        let out = &mut context[context_row * h..];
+        self_attention(sa, sequences, b, q.clone(), qkv, out, &mut threads[0]);
+        context_row += q.len();
+    }
+}
+
+/// `softmax(Q Kᵀ / sqrt(d) [+ mask]) V` for query rows `rows` of sequence `b`, every head,
+/// into `context` (which starts at the first of those rows). Each sequence attends only within
+/// its own rows; with padding removed there is nothing to mask.
+fn self_attention(
+    sa: &BertSelfAttention<'_>,
+    sequences: &Sequences<'_>,
+    b: usize,
+    rows: core::ops::Range<usize>,
+    [query, key, value]: [&[f32]; 3],
+    context: &mut [f32],
+    scratch: &mut ThreadScratch,
+) {
+    let d = sa.attention_head_size;
+    let h = sa.num_attention_heads * d;
+    let scale = 1.0 / libm::sqrtf(d as f32);
+    let (r0, s) = (
+        sequences.offsets[b],
+        sequences.offsets[b + 1] - sequences.offsets[b],
+    );
+    let m = rows.len();
+    let ThreadScratch { gemm, scores } = scratch;
+    let scores = &mut scores[..m * s];
+    for head in 0..sa.num_attention_heads {
+        let keys = r0 * h + head * d;
+        let queries = keys + rows.start * h;
+        kernels::matmul(
+            MatMut::dense(scores, m, s),
+            head_slice(query, queries, m, d, h),
+            Rhs::Dense(head_slice(key, keys, s, d, h).t()),
+            false,
+            scale,
+            gemm,
+        );
+        if let Some(bias) = sequences.mask_bias {
+            let bias = &bias[b * s..(b + 1) * s];
+            for row in scores.chunks_exact_mut(s) {
+                row.iter_mut().zip(bias).for_each(|(x, m)| *x += m);
+            }
+        }
+        kernels::softmax_rows(scores, s);
+        kernels::matmul(
+            MatMut {
+                data: &mut context[head * d..],
+                rows: m,
+                cols: d,
+                row_stride: h,
+            },
+            MatRef::dense(scores, m, s),
+            Rhs::Dense(head_slice(value, keys, s, d, h)),
+            false,
+            1.0,
+            gemm,
+        );
+    }
+}
+
+/// The `[seq, head_dim]` block of one head inside a `[.., hidden]` buffer.
+fn head_slice(buf: &[f32], base: usize, seq: usize, head_dim: usize, hidden: usize) -> MatRef<'_> {
+    MatRef {
+        data: &buf[base..],
+        rows: seq,
+        cols: head_dim,
+        row_stride: hidden,
+        col_stride: 1,
+    }
+}

@@ -1,0 +1,184 @@
+//! One encoder layer: attention, then the feed-forward block, as HF names them.
+
+use alloc::format;
+
+use super::*;
+use crate::config::{Activation, BertConfig};
+use crate::error::Result;
+use crate::nn::{LayerNorm, Linear};
+use crate::weights::Weights;
+
+/// `BertSelfAttention`: multi-head scaled dot-product attention with HF's additive mask.
+#[derive(Debug, Clone)]
+pub struct BertSelfAttention<'a> {
+    /// `query`.
+    pub query: Linear<'a>,
+    /// `key`.
+    pub key: Linear<'a>,
+    /// `value`.
+    pub value: Linear<'a>,
+    /// Number of heads.
+    pub num_attention_heads: usize,
+    /// Width of one head.
+    pub attention_head_size: usize,
+}
+
+/// `BertSelfOutput`: dense, then LayerNorm of (dense + input).
+#[derive(Debug, Clone)]
+pub struct BertSelfOutput<'a> {
+    /// `dense`.
+    pub dense: Linear<'a>,
+    /// `LayerNorm`.
+    pub layer_norm: LayerNorm<'a>,
+}
+
+/// `BertAttention` = self-attention + its output projection.
+#[derive(Debug, Clone)]
+pub struct BertAttention<'a> {
+    /// `self`.
+    pub self_attention: BertSelfAttention<'a>,
+    /// `output`.
+    pub output: BertSelfOutput<'a>,
+}
+
+/// `BertIntermediate`: dense to `intermediate_size`, then the activation.
+#[derive(Debug, Clone)]
+pub struct BertIntermediate<'a> {
+    /// `dense`.
+    pub dense: Linear<'a>,
+    /// `intermediate_act_fn`.
+    pub intermediate_act_fn: Activation,
+}
+
+/// `BertOutput`: dense back to `hidden_size`, then LayerNorm of (dense + attention output).
+#[derive(Debug, Clone)]
+pub struct BertOutput<'a> {
+    /// `dense`.
+    pub dense: Linear<'a>,
+    /// `LayerNorm`.
+    pub layer_norm: LayerNorm<'a>,
+}
+
+/// `BertLayer`: attention, then the feed-forward block.
+#[derive(Debug, Clone)]
+pub struct BertLayer<'a> {
+    /// `attention`.
+    pub attention: BertAttention<'a>,
+    /// `intermediate`.
+    pub intermediate: BertIntermediate<'a>,
+    /// `output`.
+    pub output: BertOutput<'a>,
+}
+
+impl<'a> BertLayer<'a> {
+    /// Load `{prefix}.*` (prefix like `encoder.layer.3`).
+    pub fn load(w: &Weights<'a>, prefix: &str, c: &BertConfig) -> Result<Self> {
+        let (h, i, eps) = (c.hidden_size, c.intermediate_size, c.layer_norm_eps);
+        let lin = |name: &str, i_f, o_f| Linear::load(w, &format!("{prefix}.{name}"), i_f, o_f);
+        let ln = |name: &str| LayerNorm::load(w, &format!("{prefix}.{name}"), h, eps);
+        Ok(BertLayer {
+            attention: BertAttention {
+                self_attention: BertSelfAttention {
+                    query: lin("attention.self.query", h, h)?,
+                    key: lin("attention.self.key", h, h)?,
+                    value: lin("attention.self.value", h, h)?,
+                    num_attention_heads: c.num_attention_heads,
+                    attention_head_size: c.head_dim(),
+                },
+                output: BertSelfOutput {
+                    dense: lin("attention.output.dense", h, h)?,
+                    layer_norm: ln("attention.output.LayerNorm")?,
+                },
+            },
+            intermediate: BertIntermediate {
+                dense: lin("intermediate.dense", h, i)?,
+                intermediate_act_fn: c.hidden_act,
+            },
+            output: BertOutput {
+                dense: lin("output.dense", i, h)?,
+                layer_norm: ln("output.LayerNorm")?,
+            },
+        })
+    }
+
+    pub(crate) fn linears(&self) -> [&Linear<'a>; 6] {
+        let a = &self.attention;
+        [
+            &a.self_attention.query,
+            &a.self_attention.key,
+            &a.self_attention.value,
+            &a.output.dense,
+            &self.intermediate.dense,
+            &self.output.dense,
+        ]
+    }
+
+    /// One layer over the `t` packed rows of `ws.hidden`, in place.
+    pub(crate) fn forward(&self, t: usize, batch_size: usize, ws: &mut Workspace) {
+        let Workspace {
+            hidden,
+            query,
+            key,
+            value,
+            context,
+            attention_output,
+            intermediate,
+            mask_bias,
+            offsets,
+            remove_padding,
+            threads,
+            parallel,
+            ..
+        } = ws;
+        let par = *parallel;
+        let sa = &self.attention.self_attention;
+        let hidden_in = &hidden[..];
+        for (linear, out) in [
+            (&sa.query, &mut **query),
+            (&sa.key, &mut **key),
+            (&sa.value, &mut **value),
+        ] {
+            linear_rows(par, linear, hidden_in, t, out, Epilogue::None, threads);
+        }
+        let sequences = Sequences {
+            offsets: &offsets[..=batch_size],
+            mask_bias: (!*remove_padding).then_some(&mask_bias[..]),
+        };
+        let qkv = [&query[..], &key[..], &value[..]];
+        let all = 0..batch_size;
+        attention_rows(par, sa, &sequences, all, None, qkv, context, threads);
+
+        let out = &self.attention.output;
+        let add_norm = Epilogue::AddNorm(hidden_in, &out.layer_norm);
+        linear_rows(
+            par,
+            &out.dense,
+            context,
+            t,
+            attention_output,
+            add_norm,
+            threads,
+        );
+        let inter = &self.intermediate;
+        let act = Epilogue::Activation(inter.intermediate_act_fn);
+        linear_rows(
+            par,
+            &inter.dense,
+            attention_output,
+            t,
+            intermediate,
+            act,
+            threads,
+        );
+        let add_norm = Epilogue::AddNorm(attention_output, &self.output.layer_norm);
+        linear_rows(
+            par,
+            &self.output.dense,
+            intermediate,
+            t,
+            hidden,
+            add_norm,
+            threads,
+        );
+    }
+}

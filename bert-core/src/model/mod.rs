@@ -1,0 +1,377 @@
+//! The BERT encoder, one struct per module of HF's `modeling_bert.py` and with its names, so
+//! the math can be checked line by line: [`BertEmbeddings`] → [`BertEncoder`] (a stack of
+//! [`BertLayer`] = [`BertAttention`] + [`BertIntermediate`] + [`BertOutput`]) → [`BertPooler`].
+//!
+//! `forward` runs entirely inside a [`Workspace`] the caller created once for a maximum
+//! (batch, sequence) shape: no layer allocates.
+//!
+//! Module by job: [`batch`] (inputs), [`workspace`] (buffers), [`embeddings`], [`layer`],
+//! [`rows`] (the row scheduler and fused epilogues), [`attention`]; this file holds the
+//! model itself (load, encode, pool).
+
+mod attention;
+pub mod batch;
+pub mod embeddings;
+pub mod layer;
+mod rows;
+pub mod workspace;
+
+pub use batch::{Batch, MASKED_SCORE_BIAS};
+pub use embeddings::BertEmbeddings;
+pub use layer::{
+    BertAttention, BertIntermediate, BertLayer, BertOutput, BertSelfAttention, BertSelfOutput,
+};
+pub(crate) use workspace::HeadParts;
+pub use workspace::{HeadBuffers, ThreadScratch, Workspace, MAX_BUFFER_ELEMENTS};
+
+use attention::*;
+
+use rows::*;
+
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::config::BertConfig;
+use crate::error::{Error, Result};
+use crate::kernels::GemmNeeds;
+use crate::nn::Linear;
+use crate::weights::Weights;
+
+/// `BertEncoder`: the stack of layers.
+#[derive(Debug, Clone)]
+pub struct BertEncoder<'a> {
+    /// `layer`.
+    pub layer: Vec<BertLayer<'a>>,
+}
+
+/// `BertPooler`: `tanh(dense(hidden[CLS]))`.
+#[derive(Debug, Clone)]
+pub struct BertPooler<'a> {
+    /// `dense`.
+    pub dense: Linear<'a>,
+}
+
+/// What [`BertModel::forward`] returns: views into the workspace.
+#[derive(Debug, Clone, Copy)]
+pub struct BertModelOutput<'w> {
+    /// `[batch, seq, hidden]`, row-major.
+    pub last_hidden_state: &'w [f32],
+    /// `[batch, hidden]`, when the model has a pooler.
+    pub pooler_output: Option<&'w [f32]>,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Sequence length.
+    pub seq_len: usize,
+    /// Hidden width.
+    pub hidden_size: usize,
+}
+
+/// `BertModel`: embeddings, encoder and (optionally) pooler.
+#[derive(Debug, Clone)]
+pub struct BertModel<'a> {
+    /// The validated config.
+    pub config: BertConfig,
+    /// `embeddings`.
+    pub embeddings: BertEmbeddings<'a>,
+    /// `encoder`.
+    pub encoder: BertEncoder<'a>,
+    /// `pooler`; absent in checkpoints saved without one (token classification, QA, some MLMs).
+    pub pooler: Option<BertPooler<'a>>,
+}
+
+impl<'a> BertModel<'a> {
+    /// Load the encoder from `weights` (with or without the `bert.` prefix). The pooler is
+    /// loaded when present.
+    pub fn load(config: &BertConfig, weights: &Weights<'a>) -> Result<Self> {
+        let p = weights.encoder_prefix();
+        let embeddings = BertEmbeddings::load(weights, p, config)?;
+        let layer = (0..config.num_hidden_layers)
+            .map(|i| BertLayer::load(weights, &format!("{p}encoder.layer.{i}"), config))
+            .collect::<Result<Vec<_>>>()?;
+        let pooler_name = format!("{p}pooler.dense");
+        let pooler = if weights.contains(&format!("{pooler_name}.weight")) {
+            Some(BertPooler {
+                dense: Linear::load(
+                    weights,
+                    &pooler_name,
+                    config.hidden_size,
+                    config.hidden_size,
+                )?,
+            })
+        } else {
+            None
+        };
+        Ok(BertModel {
+            config: config.clone(),
+            embeddings,
+            encoder: BertEncoder { layer },
+            pooler,
+        })
+    }
+
+    /// Like [`load`](Self::load), but a missing pooler is an error (for heads that need it).
+    pub fn load_with_pooler(config: &BertConfig, weights: &Weights<'a>) -> Result<Self> {
+        let model = Self::load(config, weights)?;
+        if model.pooler.is_none() {
+            return Err(Error::MissingTensor {
+                tried: vec![format!("{}pooler.dense.weight", weights.encoder_prefix())],
+            });
+        }
+        Ok(model)
+    }
+
+    /// What the encoder's and pooler's products need from the matmul scratch, for up to
+    /// `max_batch` sequences and `max_tokens` tokens.
+    pub(crate) fn gemm_needs(&self, max_batch: usize, max_tokens: usize) -> GemmNeeds {
+        let c = &self.config;
+        let attention = GemmNeeds {
+            rows: max_tokens,
+            depth: c.hidden_size.max(c.max_position_embeddings),
+            int8: false,
+        };
+        self.encoder
+            .layer
+            .iter()
+            .flat_map(|l| l.linears())
+            .map(|l| l.gemm_needs(max_tokens))
+            .chain(self.pooler.as_ref().map(|p| p.dense.gemm_needs(max_batch)))
+            .fold(attention, GemmNeeds::max)
+    }
+
+    /// Pack every encoder and pooler weight once for the kernels in use (see
+    /// [`Linear::prepack`]): faster products, most of all for small batches, for one more copy
+    /// of the encoder's linear weights in memory (f32 panels for f32 / f16 / bf16 weights, int8
+    /// panels for int8 ones).
+    pub fn prepack(&mut self) {
+        for layer in &mut self.encoder.layer {
+            let a = &mut layer.attention;
+            for l in [
+                &mut a.self_attention.query,
+                &mut a.self_attention.key,
+                &mut a.self_attention.value,
+                &mut a.output.dense,
+                &mut layer.intermediate.dense,
+                &mut layer.output.dense,
+            ] {
+                l.prepack();
+            }
+        }
+        if let Some(p) = &mut self.pooler {
+            p.dense.prepack();
+        }
+    }
+
+    /// A workspace for up to `max_batch` sequences of up to `max_seq` tokens.
+    pub fn workspace(&self, max_batch: usize, max_seq: usize) -> Result<Workspace> {
+        Workspace::new(self, max_batch, max_seq, HeadBuffers::default())
+    }
+
+    /// Bytes of weights this model holds (whatever their dtype).
+    pub fn weight_bytes(&self) -> usize {
+        let e = &self.embeddings;
+        let mut n = e.word_embeddings.weight.size_in_bytes()
+            + e.position_embeddings.weight.size_in_bytes()
+            + e.token_type_embeddings.weight.size_in_bytes();
+        for l in &self.encoder.layer {
+            n += l
+                .linears()
+                .iter()
+                .map(|x| x.weight.size_in_bytes())
+                .sum::<usize>();
+        }
+        n + self
+            .pooler
+            .as_ref()
+            .map_or(0, |p| p.dense.weight.size_in_bytes())
+    }
+
+    /// Run embeddings and every layer; the result is left in the workspace's hidden buffer in
+    /// the padded `[batch * seq, hidden]` layout (padding rows zero when padding is removed).
+    fn encode(&self, batch: &Batch<'_>, ws: &mut Workspace) -> Result<()> {
+        batch.validate(&self.config)?;
+        ws.check(batch)?;
+        let t = batch.num_tokens();
+        let h = self.config.hidden_size;
+        let keep = |i: usize| batch.attention_mask.is_none_or(|m| m[i] != 0);
+        let mut n = 0;
+        ws.offsets[0] = 0;
+        for b in 0..batch.batch_size {
+            let row = b * batch.seq_len..(b + 1) * batch.seq_len;
+            if !row.clone().any(keep) {
+                return Err(Error::EmptySequence { sequence: b });
+            }
+            for i in row {
+                if keep(i) || !ws.remove_padding {
+                    ws.packed_tokens[n] = i as u32;
+                    n += 1;
+                }
+                ws.mask_bias[i] = if keep(i) { 0.0 } else { MASKED_SCORE_BIAS };
+            }
+            ws.offsets[b + 1] = n;
+        }
+        let tokens = ws.packed_tokens[..n].iter().map(|&i| i as usize);
+        self.embeddings
+            .forward_tokens(batch, tokens, &mut ws.hidden, &mut ws.row);
+        for layer in &self.encoder.layer {
+            layer.forward(n, batch.batch_size, ws);
+        }
+        if n < t {
+            unpack_rows(&mut ws.hidden[..t * h], &ws.packed_tokens[..n], h);
+        }
+        Ok(())
+    }
+
+    /// `tanh(dense(hidden[b, 0]))` for each sequence, into `ws.pooled`.
+    fn pool(&self, batch: &Batch<'_>, ws: &mut Workspace) -> bool {
+        let Some(pooler) = &self.pooler else {
+            return false;
+        };
+        let h = self.config.hidden_size;
+        let s = batch.seq_len;
+        for b in 0..batch.batch_size {
+            ws.context[b * h..(b + 1) * h].copy_from_slice(&ws.hidden[b * s * h..b * s * h + h]);
+        }
+        pooler.dense.forward(
+            &ws.context,
+            batch.batch_size,
+            &mut ws.pooled,
+            &mut ws.threads[0].gemm,
+        );
+        for v in &mut ws.pooled[..batch.batch_size * h] {
+            *v = libm::tanhf(*v);
+        }
+        true
+    }
+
+    /// The forward pass: `last_hidden_state` and, with a pooler, `pooler_output`.
+    pub fn forward<'w>(
+        &self,
+        batch: &Batch<'_>,
+        ws: &'w mut Workspace,
+    ) -> Result<BertModelOutput<'w>> {
+        self.encode(batch, ws)?;
+        let pooled = self.pool(batch, ws);
+        let (t, b, h) = (
+            batch.num_tokens(),
+            batch.batch_size,
+            self.config.hidden_size,
+        );
+        Ok(BertModelOutput {
+            last_hidden_state: &ws.hidden[..t * h],
+            pooler_output: pooled.then(|| &ws.pooled[..b * h]),
+            batch_size: b,
+            seq_len: batch.seq_len,
+            hidden_size: h,
+        })
+    }
+
+    /// Run the encoder (and pooler) for a head, which then reads [`Workspace`] buffers.
+    pub(crate) fn forward_for_head(&self, batch: &Batch<'_>, ws: &mut Workspace) -> Result<()> {
+        self.encode(batch, ws)?;
+        self.pool(batch, ws);
+        Ok(())
+    }
+}
+
+/// Move packed row `p` to row `packed_tokens[p]` for every `p`, and zero the other rows.
+/// In place: indices only grow (`packed_tokens[p] >= p`), so going from the last row down never
+/// overwrites a row that has yet to move.
+fn unpack_rows(x: &mut [f32], packed_tokens: &[u32], width: usize) {
+    let mut next_real = x.len() / width;
+    for (p, &t) in packed_tokens.iter().enumerate().rev() {
+        let t = t as usize;
+        x[(t + 1) * width..next_real * width].fill(0.0);
+        if t != p {
+            x.copy_within(p * width..(p + 1) * width, t * width);
+        }
+        next_real = t;
+    }
+    x[..next_real * width].fill(0.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::safetensors::{serialize, Dtype};
+    use alloc::string::String;
+
+    /// A 1-layer, hidden-4 BERT with deterministic weights: small enough for Miri.
+    fn tiny_model_file() -> (BertConfig, Vec<u8>) {
+        let config = BertConfig::from_json(
+            r#"{"vocab_size": 10, "hidden_size": 4, "num_hidden_layers": 1, "num_attention_heads": 2,
+                "intermediate_size": 8, "max_position_embeddings": 6, "type_vocab_size": 2}"#,
+        )
+        .unwrap();
+        let shapes: [(&str, &[usize]); 16] = [
+            ("embeddings.word_embeddings.weight", &[10, 4]),
+            ("embeddings.position_embeddings.weight", &[6, 4]),
+            ("embeddings.token_type_embeddings.weight", &[2, 4]),
+            ("embeddings.LayerNorm.weight", &[4]),
+            ("embeddings.LayerNorm.bias", &[4]),
+            ("encoder.layer.0.attention.self.query.weight", &[4, 4]),
+            ("encoder.layer.0.attention.self.query.bias", &[4]),
+            ("encoder.layer.0.attention.self.key.weight", &[4, 4]),
+            ("encoder.layer.0.attention.self.key.bias", &[4]),
+            ("encoder.layer.0.attention.self.value.weight", &[4, 4]),
+            ("encoder.layer.0.attention.self.value.bias", &[4]),
+            ("encoder.layer.0.attention.output.dense.weight", &[4, 4]),
+            ("encoder.layer.0.attention.output.dense.bias", &[4]),
+            ("encoder.layer.0.attention.output.LayerNorm.weight", &[4]),
+            ("encoder.layer.0.attention.output.LayerNorm.bias", &[4]),
+            ("encoder.layer.0.intermediate.dense.weight", &[8, 4]),
+        ];
+        let more: [(&str, &[usize]); 5] = [
+            ("encoder.layer.0.intermediate.dense.bias", &[8]),
+            ("encoder.layer.0.output.dense.weight", &[4, 8]),
+            ("encoder.layer.0.output.dense.bias", &[4]),
+            ("encoder.layer.0.output.LayerNorm.weight", &[4]),
+            ("encoder.layer.0.output.LayerNorm.bias", &[4]),
+        ];
+        let mut seed = 1u32;
+        let data: Vec<(String, Vec<usize>, Vec<u8>)> = shapes
+            .iter()
+            .chain(more.iter())
+            .map(|(name, shape)| {
+                let n: usize = shape.iter().product();
+                let bytes = (0..n)
+                    .flat_map(|_| {
+                        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                        ((seed >> 16) as f32 / 65536.0 - 0.5).to_le_bytes()
+                    })
+                    .collect();
+                (String::from(*name), shape.to_vec(), bytes)
+            })
+            .collect();
+        let refs: Vec<(&str, Dtype, &[usize], &[u8])> = data
+            .iter()
+            .map(|(n, s, b)| (n.as_str(), Dtype::F32, s.as_slice(), b.as_slice()))
+            .collect();
+        (config, serialize(&refs, &[]).unwrap())
+    }
+
+    #[test]
+    fn tiny_model_runs_and_padding_is_masked() {
+        let (config, file) = tiny_model_file();
+        let weights = Weights::from_buffers(&[&file]).unwrap();
+        let model = BertModel::load(&config, &weights).unwrap();
+        assert!(model.pooler.is_none());
+        let mut ws = model.workspace(2, 5).unwrap();
+        let alone = model
+            .forward(&Batch::new(&[1, 2, 3], 1, 3), &mut ws)
+            .unwrap()
+            .last_hidden_state
+            .to_vec();
+        assert!(alone.iter().all(|x| x.is_finite()));
+        let ids = [1, 2, 3, 0, 0, 4, 5, 6, 7, 8];
+        let mask = [1, 1, 1, 0, 0, 1, 1, 1, 1, 1];
+        let batch = Batch::new(&ids, 2, 5).with_attention_mask(&mask);
+        let out = model.forward(&batch, &mut ws).unwrap();
+        let d = alone
+            .iter()
+            .zip(&out.last_hidden_state[..12])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(d < 1e-5, "padding leaked into real tokens: {d}");
+    }
+}
