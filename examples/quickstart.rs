@@ -55,7 +55,9 @@ fn main() {
     let (mut word, mut pos, mut seg) = (vec![0.0; h], vec![0.0; h], vec![0.0; h]);
     e.word_embeddings.lookup_into(ids[1] as usize, &mut word);
     e.position_embeddings.lookup_into(1, &mut pos);
-    e.token_type_embeddings.lookup_into(0, &mut seg);
+    if let Some(tt) = &e.token_type_embeddings {
+        tt.lookup_into(0, &mut seg);
+    }
     println!(
         "word embeddings [{}, {h}], position embeddings [{}, {h}], segment embeddings [{}, {h}]",
         ids.len(),

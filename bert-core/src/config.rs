@@ -9,6 +9,7 @@ use core::fmt;
 
 use serde_json::Value;
 
+use crate::arch::{Architecture, Family, PositionScheme};
 use crate::error::{Error, Result};
 
 pub use crate::activation::Activation;
@@ -56,6 +57,8 @@ pub struct BertConfig {
     pub problem_type: Option<String>,
     /// `architectures`, as given.
     pub architectures: Vec<String>,
+    /// The family and what sets it apart (positions, token types, embedding width).
+    pub arch: Architecture,
     /// The whole JSON document, for [`Display`](fmt::Display) and for fields the model does not use.
     pub raw: serde_json::Map<String, Value>,
 }
@@ -133,15 +136,19 @@ impl BertConfig {
     }
 
     /// Validate an already parsed JSON object.
-    pub fn from_map(raw: serde_json::Map<String, Value>) -> Result<Self> {
-        if let Some(model_type) = get_str(&raw, "model_type")? {
-            if model_type != "bert" {
-                return Err(Error::Unsupported {
+    pub fn from_map(mut raw: serde_json::Map<String, Value>) -> Result<Self> {
+        let family = match get_str(&raw, "model_type")? {
+            None => Family::Bert,
+            Some(model_type) => {
+                Family::from_model_type(model_type).ok_or_else(|| Error::Unsupported {
                     field: "model_type",
                     value: format!("{model_type:?}"),
-                    supported: "bert",
-                });
+                    supported: Family::SUPPORTED,
+                })?
             }
+        };
+        if family == Family::DistilBert {
+            crate::families::translate_distilbert_config(&mut raw);
         }
         for field in ["is_decoder", "add_cross_attention"] {
             if flag(&raw, field) {
@@ -235,6 +242,7 @@ impl BertConfig {
                 });
             }
         }
+        let arch = Self::parse_arch(&raw, family, hidden_size, pad_token_id as usize)?;
         let id2label = Self::parse_labels(&raw)?;
         let problem_type = get_str(&raw, "problem_type")?.map(|s| s.to_string());
         if let Some(pt) = &problem_type {
@@ -286,8 +294,43 @@ impl BertConfig {
             id2label,
             problem_type,
             architectures,
+            arch,
             raw,
         })
+    }
+
+    /// What sets the family apart: positions, token types, the embedding width.
+    fn parse_arch(
+        raw: &serde_json::Map<String, Value>,
+        family: Family,
+        hidden_size: usize,
+        pad_token_id: usize,
+    ) -> Result<Architecture> {
+        let positions = match family {
+            Family::Roberta | Family::XlmRoberta => PositionScheme::PaddingOffset {
+                padding_idx: pad_token_id,
+            },
+            _ => PositionScheme::Absolute,
+        };
+        let embedding_size = match (family, get_usize(raw, "embedding_size")?) {
+            (Family::Electra, Some(e)) if e != hidden_size => {
+                Some(in_range("embedding_size", e, hidden_size)?)
+            }
+            _ => None,
+        };
+        Ok(Architecture {
+            family,
+            positions,
+            token_types: family != Family::DistilBert,
+            embedding_size,
+        })
+    }
+
+    /// The longest sequence the position table covers (RoBERTa's first positions are taken by
+    /// the padding offset).
+    pub fn max_sequence_length(&self) -> usize {
+        self.max_position_embeddings
+            .saturating_sub(self.arch.first_position())
     }
 
     /// `id2label` (keys "0".."n-1"), else `num_labels` generic labels, else HF's default of 2.

@@ -70,8 +70,10 @@ extern crate alloc;
 extern crate std;
 
 pub mod activation;
+pub mod arch;
 pub mod config;
 pub mod error;
+pub mod families;
 pub mod heads;
 pub mod kernels;
 pub mod model;
@@ -85,6 +87,7 @@ pub mod tensor;
 pub mod weights;
 pub mod wordpiece;
 
+pub use arch::{Architecture, Family};
 pub use config::{Activation, BertConfig};
 pub use error::{Error, Result};
 pub use heads::{

@@ -86,7 +86,7 @@ fn storage_from_bytes<'a>(name: &str, dtype: Dtype, bytes: &'a [u8]) -> Result<S
 }
 
 /// A set of safetensors files (shards, or a base model plus a separate head file) looked up as
-/// one. Tensor names follow HF; the `bert.` prefix of task models is detected once.
+/// one. Tensor names follow HF; the family prefix of task models (`bert.`, ...) is detected once.
 pub struct Weights<'a> {
     files: Vec<SafeTensors<'a>>,
     encoder_prefix: &'static str,
@@ -99,8 +99,11 @@ impl<'a> Weights<'a> {
             files,
             encoder_prefix: "",
         };
-        if w.raw("bert.embeddings.word_embeddings.weight").is_some() {
-            w.encoder_prefix = "bert.";
+        if let Some(p) = crate::families::PREFIXES.iter().find(|p| {
+            w.raw(&format!("{p}embeddings.word_embeddings.weight"))
+                .is_some()
+        }) {
+            w.encoder_prefix = p;
         }
         w
     }
@@ -114,7 +117,8 @@ impl<'a> Weights<'a> {
         Ok(Self::new(files))
     }
 
-    /// The prefix of the encoder's tensors: `"bert."` in task checkpoints, `""` in bare ones.
+    /// The prefix of the encoder's tensors: the family's (`"bert."`, `"roberta."`, ...) in task
+    /// checkpoints, `""` in bare ones.
     pub fn encoder_prefix(&self) -> &'static str {
         self.encoder_prefix
     }

@@ -70,7 +70,10 @@ fn embedding_components_add_up_like_the_seed() {
     let h = config.hidden_size;
     assert_eq!(e.word_embeddings.num_embeddings(), 30522);
     assert_eq!(e.position_embeddings.num_embeddings(), 512);
-    assert_eq!(e.token_type_embeddings.num_embeddings(), 2);
+    assert_eq!(
+        e.token_type_embeddings.as_ref().unwrap().num_embeddings(),
+        2
+    );
     // The seed's walk-through: word + position + segment, then LayerNorm.
     let mut manual = vec![0.0f32; inputs.ids.len() * h];
     let mut row = vec![0.0f32; h];
@@ -79,6 +82,8 @@ fn embedding_components_add_up_like_the_seed() {
         e.position_embeddings.lookup_into(t % inputs.seq, &mut row);
         dst.iter_mut().zip(&row).for_each(|(d, r)| *d += r);
         e.token_type_embeddings
+            .as_ref()
+            .unwrap()
             .lookup_into(inputs.types[t] as usize, &mut row);
         dst.iter_mut().zip(&row).for_each(|(d, r)| *d += r);
     }

@@ -60,6 +60,10 @@ pub enum GpuError {
     /// The batch does not fit the model (ids out of range, wrong lengths, ...).
     #[error("bad input: {0}")]
     Input(String),
+    /// The model's architecture description asks for something the device path does not do
+    /// yet (read from `BertConfig::arch`, the same description the CPU encoder runs).
+    #[error("not on the GPU yet: {0}")]
+    Unsupported(String),
 }
 
 fn cuda<E: std::fmt::Debug>(e: E) -> GpuError {
@@ -204,6 +208,19 @@ const ROW_THREADS: u32 = 256;
 impl GpuBert {
     /// Upload `model` to device 0. Returns a typed error where there is no usable CUDA.
     pub fn new(model: &BertModel<'_>) -> Result<Self, GpuError> {
+        let arch = &model.config.arch;
+        let e = &model.embeddings;
+        if arch.positions != bert_core::arch::PositionScheme::Absolute
+            || e.project.is_some()
+            || e.token_type_embeddings.is_none()
+        {
+            return Err(GpuError::Unsupported(format!(
+                "the {} family ({:?}); the device kernels cover BERT's absolute positions, \
+                 token types and hidden-width embeddings",
+                arch.family.model_type(),
+                arch
+            )));
+        }
         let device = probe()?;
         let ctx = cudarc::driver::CudaContext::new(0).map_err(cuda)?;
         let stream = ctx.default_stream();
@@ -264,7 +281,12 @@ impl GpuBert {
             config: model.config.clone(),
             word_embeddings: matrix(&e.word_embeddings.weight)?,
             position_embeddings: matrix(&e.position_embeddings.weight)?,
-            token_type_embeddings: matrix(&e.token_type_embeddings.weight)?,
+            token_type_embeddings: matrix(
+                &e.token_type_embeddings
+                    .as_ref()
+                    .ok_or_else(|| GpuError::Unsupported("no token types".into()))?
+                    .weight,
+            )?,
             embedding_norm: norm(&e.layer_norm)?,
             layers,
             pooler: model

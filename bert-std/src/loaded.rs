@@ -82,7 +82,8 @@ impl Task {
     /// The task of an HF architecture name.
     pub fn from_architecture(name: &str) -> Option<Task> {
         Some(match name {
-            "BertModel" => Task::Base,
+            "BertModel" | "RobertaModel" | "XLMRobertaModel" | "ElectraModel"
+            | "DistilBertModel" => Task::Base,
             "BertForMaskedLM" => Task::MaskedLm,
             "BertForNextSentencePrediction" => Task::NextSentence,
             "BertForPreTraining" => Task::PreTraining,
@@ -98,9 +99,17 @@ impl Task {
         match config.architectures.first() {
             None => Ok(Task::Base),
             Some(a) => Task::from_architecture(a).ok_or_else(|| {
-                Error::Model(format!(
-                    "architecture {a:?} is not a BERT model bert-rs knows"
-                ))
+                let family = config.arch.family.model_type();
+                if config.arch.family == bert_core::Family::Bert {
+                    Error::Model(format!(
+                        "architecture {a:?} is not a BERT model bert-rs knows"
+                    ))
+                } else {
+                    Error::Model(format!(
+                        "architecture {a:?}: the {family} encoder runs (as its base model, for \
+                         embeddings), its task heads are not supported yet"
+                    ))
+                }
             }),
         }
     }

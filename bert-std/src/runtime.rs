@@ -159,7 +159,7 @@ impl Bert {
 
     /// The longest input (in tokens) the model takes.
     pub fn max_len(&self) -> usize {
-        self.dir.config.max_position_embeddings
+        self.dir.config.max_sequence_length()
     }
 
     /// Encode a text (or a pair) for a single forward pass: empty text is an error; text longer

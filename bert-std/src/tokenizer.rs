@@ -22,11 +22,11 @@ use crate::model_dir::read_json;
 /// Ids of the special tokens the pipelines need.
 #[derive(Debug, Clone, Copy)]
 pub struct SpecialIds {
-    /// `[CLS]`.
+    /// `[CLS]` (`<s>` for RoBERTa-style vocabularies).
     pub cls: u32,
-    /// `[SEP]`.
+    /// `[SEP]` (`</s>`).
     pub sep: u32,
-    /// `[PAD]`.
+    /// `[PAD]` (`<pad>`).
     pub pad: u32,
     /// `[MASK]`, if the vocabulary has one.
     pub mask: Option<u32>,
@@ -140,16 +140,22 @@ impl Tokenizer {
     }
 
     fn wrap(inner: tokenizers::Tokenizer) -> Result<Self> {
-        let id = |t: &str| inner.token_to_id(t);
-        let need = |t: &str| {
-            id(t).ok_or_else(|| Error::Tokenizer(format!("the vocabulary has no {t} token")))
+        // BERT's WordPiece names, else RoBERTa / XLM-R / SentencePiece ones.
+        let id = |names: [&str; 2]| names.iter().find_map(|t| inner.token_to_id(t));
+        let need = |names: [&str; 2]| {
+            id(names).ok_or_else(|| {
+                Error::Tokenizer(format!(
+                    "the vocabulary has neither {} nor {}",
+                    names[0], names[1]
+                ))
+            })
         };
         let special = SpecialIds {
-            cls: need("[CLS]")?,
-            sep: need("[SEP]")?,
-            pad: id("[PAD]").unwrap_or(0),
-            mask: id("[MASK]"),
-            unk: id("[UNK]"),
+            cls: need(["[CLS]", "<s>"])?,
+            sep: need(["[SEP]", "</s>"])?,
+            pad: id(["[PAD]", "<pad>"]).unwrap_or(0),
+            mask: id(["[MASK]", "<mask>"]),
+            unk: id(["[UNK]", "<unk>"]),
         };
         Ok(Tokenizer {
             inner,

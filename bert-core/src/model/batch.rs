@@ -62,10 +62,10 @@ impl<'a> Batch<'a> {
         if self.batch_size == 0 || self.seq_len == 0 {
             return Err(Error::EmptyBatch);
         }
-        if self.seq_len > config.max_position_embeddings {
+        if self.seq_len > config.max_sequence_length() {
             return Err(Error::SequenceTooLong {
                 len: self.seq_len,
-                max: config.max_position_embeddings,
+                max: config.max_sequence_length(),
             });
         }
         let n = self

@@ -1,67 +1,97 @@
-//! The embeddings: word + token type + position, then LayerNorm.
+//! The embeddings: word + token type (where the family has them) + position (by the family's
+//! [`PositionScheme`]), then LayerNorm, then (ELECTRA) a projection to the hidden width.
 
 use alloc::format;
 
 use super::*;
+use crate::arch::PositionScheme;
 use crate::config::BertConfig;
 use crate::error::Result;
-use crate::nn::{Embedding, LayerNorm};
+use crate::families::TensorNames;
+use crate::kernels::GemmScratch;
+use crate::nn::{Embedding, LayerNorm, Linear};
 use crate::weights::Weights;
 
-/// `BertEmbeddings`: word + token type + position embeddings, then LayerNorm.
+/// `BertEmbeddings` (and its RoBERTa, ELECTRA, DistilBERT counterparts).
 #[derive(Debug, Clone)]
 pub struct BertEmbeddings<'a> {
-    /// `word_embeddings` `[vocab_size, hidden]`.
+    /// `word_embeddings` `[vocab_size, embedding width]`.
     pub word_embeddings: Embedding<'a>,
-    /// `position_embeddings` `[max_position_embeddings, hidden]`.
+    /// `position_embeddings` `[max_position_embeddings, embedding width]`.
     pub position_embeddings: Embedding<'a>,
-    /// `token_type_embeddings` `[type_vocab_size, hidden]`.
-    pub token_type_embeddings: Embedding<'a>,
+    /// `token_type_embeddings` `[type_vocab_size, embedding width]`; `None` without segments.
+    pub token_type_embeddings: Option<Embedding<'a>>,
     /// `LayerNorm`.
     pub layer_norm: LayerNorm<'a>,
+    /// ELECTRA's `embeddings_project` (embedding width → hidden width), when they differ.
+    pub project: Option<Linear<'a>>,
+    /// How position ids are found.
+    pub positions: PositionScheme,
 }
 
 impl<'a> BertEmbeddings<'a> {
-    /// Load `{p}embeddings.*`.
-    pub fn load(w: &Weights<'a>, p: &str, c: &BertConfig) -> Result<Self> {
-        let h = c.hidden_size;
+    /// Load the embeddings under prefix `p` with the family's names.
+    pub fn load(w: &Weights<'a>, p: &str, c: &BertConfig, names: &TensorNames) -> Result<Self> {
+        let e = c.arch.embedding_size.unwrap_or(c.hidden_size);
+        let table = |name: &str, rows| Embedding::load(w, &format!("{p}{name}"), rows, e);
+        let token_type_embeddings = if c.arch.token_types {
+            Some(table(names.token_type_embeddings, c.type_vocab_size)?)
+        } else {
+            None
+        };
+        let project = match (c.arch.embedding_size, names.embeddings_project) {
+            (Some(e), Some(name)) => {
+                Some(Linear::load(w, &format!("{p}{name}"), e, c.hidden_size)?)
+            }
+            _ => None,
+        };
         Ok(BertEmbeddings {
-            word_embeddings: Embedding::load(
-                w,
-                &format!("{p}embeddings.word_embeddings"),
-                c.vocab_size,
-                h,
-            )?,
-            position_embeddings: Embedding::load(
-                w,
-                &format!("{p}embeddings.position_embeddings"),
-                c.max_position_embeddings,
-                h,
-            )?,
-            token_type_embeddings: Embedding::load(
-                w,
-                &format!("{p}embeddings.token_type_embeddings"),
-                c.type_vocab_size,
-                h,
-            )?,
+            word_embeddings: table(names.word_embeddings, c.vocab_size)?,
+            position_embeddings: table(names.position_embeddings, c.max_position_embeddings)?,
+            token_type_embeddings,
             layer_norm: LayerNorm::load(
                 w,
-                &format!("{p}embeddings.LayerNorm"),
-                h,
+                &format!("{p}{}", names.embeddings_norm),
+                e,
                 c.layer_norm_eps,
             )?,
+            project,
+            positions: c.arch.positions,
         })
     }
 
+    /// Width of the embedding tables (the hidden width but for ELECTRA's narrower ones).
+    pub fn width(&self) -> usize {
+        self.word_embeddings.dim()
+    }
+
     /// `out[t] = LayerNorm(word[id] + token_type[type] + position[pos])` for every token of a
-    /// validated batch (padding included). `row` is one hidden-width scratch row.
+    /// validated batch (padding included), at the embedding width. `row` is one scratch row.
     pub fn forward(&self, batch: &Batch<'_>, out: &mut [f32], row: &mut [f32]) {
         self.forward_tokens(batch, 0..batch.num_tokens(), out, row);
     }
 
+    /// The position id of token `t` (an index into the padded `[batch * seq]` layout).
+    fn position(&self, batch: &Batch<'_>, t: usize) -> usize {
+        match self.positions {
+            PositionScheme::Absolute => t % batch.seq_len,
+            PositionScheme::PaddingOffset { padding_idx } => {
+                let pad = padding_idx as u32;
+                if batch.input_ids[t] == pad {
+                    return padding_idx;
+                }
+                let start = t - t % batch.seq_len;
+                let earlier = batch.input_ids[start..t]
+                    .iter()
+                    .filter(|&&id| id != pad)
+                    .count();
+                padding_idx + 1 + earlier
+            }
+        }
+    }
+
     /// The same for the given token indices (into the padded `[batch * seq]` layout) only,
-    /// written to consecutive rows of `out`. Positions are the tokens' places in their padded
-    /// rows, as HF's default `position_ids`.
+    /// written to consecutive rows of `out` at the embedding width.
     pub fn forward_tokens(
         &self,
         batch: &Batch<'_>,
@@ -69,16 +99,40 @@ impl<'a> BertEmbeddings<'a> {
         out: &mut [f32],
         row: &mut [f32],
     ) {
-        let h = self.word_embeddings.dim();
+        let e = self.width();
         let n = tokens.len();
-        for (t, dst) in tokens.zip(out.chunks_exact_mut(h)) {
-            let position = t % batch.seq_len;
-            let token_type = batch.token_type_ids.map_or(0, |tt| tt[t]) as usize;
+        let row = &mut row[..e];
+        for (t, dst) in tokens.zip(out.chunks_exact_mut(e)) {
             self.word_embeddings
                 .lookup_into(batch.input_ids[t] as usize, dst);
-            self.token_type_embeddings.add_into(token_type, dst, row);
-            self.position_embeddings.add_into(position, dst, row);
+            if let Some(tt) = &self.token_type_embeddings {
+                let token_type = batch.token_type_ids.map_or(0, |ids| ids[t]) as usize;
+                tt.add_into(token_type, dst, row);
+            }
+            self.position_embeddings
+                .add_into(self.position(batch, t), dst, row);
         }
-        self.layer_norm.forward(&mut out[..n * h]);
+        self.layer_norm.forward(&mut out[..n * e]);
+    }
+
+    /// Embed `tokens` into `hidden` (`[n, hidden]`); with a projection, the embedding-width
+    /// rows go through `scratch` (`[n, embedding width]`) first.
+    pub(crate) fn embed_into(
+        &self,
+        batch: &Batch<'_>,
+        tokens: impl ExactSizeIterator<Item = usize>,
+        hidden: &mut [f32],
+        scratch: &mut [f32],
+        row: &mut [f32],
+        gemm: &mut GemmScratch,
+    ) {
+        let n = tokens.len();
+        match &self.project {
+            None => self.forward_tokens(batch, tokens, hidden, row),
+            Some(project) => {
+                self.forward_tokens(batch, tokens, scratch, row);
+                project.forward(scratch, n, hidden, gemm);
+            }
+        }
     }
 }

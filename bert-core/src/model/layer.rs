@@ -5,6 +5,7 @@ use alloc::format;
 use super::*;
 use crate::config::{Activation, BertConfig};
 use crate::error::Result;
+use crate::families::TensorNames;
 use crate::nn::{LayerNorm, Linear};
 use crate::weights::Weights;
 
@@ -71,32 +72,32 @@ pub struct BertLayer<'a> {
 }
 
 impl<'a> BertLayer<'a> {
-    /// Load `{prefix}.*` (prefix like `encoder.layer.3`).
-    pub fn load(w: &Weights<'a>, prefix: &str, c: &BertConfig) -> Result<Self> {
+    /// Load `{prefix}.*` (prefix like `encoder.layer.3`) by the family's names.
+    pub fn load(w: &Weights<'a>, prefix: &str, c: &BertConfig, n: &TensorNames) -> Result<Self> {
         let (h, i, eps) = (c.hidden_size, c.intermediate_size, c.layer_norm_eps);
         let lin = |name: &str, i_f, o_f| Linear::load(w, &format!("{prefix}.{name}"), i_f, o_f);
         let ln = |name: &str| LayerNorm::load(w, &format!("{prefix}.{name}"), h, eps);
         Ok(BertLayer {
             attention: BertAttention {
                 self_attention: BertSelfAttention {
-                    query: lin("attention.self.query", h, h)?,
-                    key: lin("attention.self.key", h, h)?,
-                    value: lin("attention.self.value", h, h)?,
+                    query: lin(n.query, h, h)?,
+                    key: lin(n.key, h, h)?,
+                    value: lin(n.value, h, h)?,
                     num_attention_heads: c.num_attention_heads,
                     attention_head_size: c.head_dim(),
                 },
                 output: BertSelfOutput {
-                    dense: lin("attention.output.dense", h, h)?,
-                    layer_norm: ln("attention.output.LayerNorm")?,
+                    dense: lin(n.attention_out, h, h)?,
+                    layer_norm: ln(n.attention_norm)?,
                 },
             },
             intermediate: BertIntermediate {
-                dense: lin("intermediate.dense", h, i)?,
+                dense: lin(n.intermediate, h, i)?,
                 intermediate_act_fn: c.hidden_act,
             },
             output: BertOutput {
-                dense: lin("output.dense", i, h)?,
-                layer_norm: ln("output.LayerNorm")?,
+                dense: lin(n.output, i, h)?,
+                layer_norm: ln(n.output_norm)?,
             },
         })
     }

@@ -81,16 +81,20 @@ pub struct BertModel<'a> {
 }
 
 impl<'a> BertModel<'a> {
-    /// Load the encoder from `weights` (with or without the `bert.` prefix). The pooler is
-    /// loaded when present.
+    /// Load the encoder of `config`'s family from `weights` (with or without the family's
+    /// prefix, `bert.`, `roberta.`, ...), by the family's tensor names
+    /// ([`crate::families`]). The pooler is loaded when the family has one and the checkpoint
+    /// stores it.
     pub fn load(config: &BertConfig, weights: &Weights<'a>) -> Result<Self> {
+        let names = crate::families::names(config.arch.family);
         let p = weights.encoder_prefix();
-        let embeddings = BertEmbeddings::load(weights, p, config)?;
+        let embeddings = BertEmbeddings::load(weights, p, config, names)?;
         let layer = (0..config.num_hidden_layers)
-            .map(|i| BertLayer::load(weights, &format!("{p}encoder.layer.{i}"), config))
+            .map(|i| BertLayer::load(weights, &format!("{p}{}.{i}", names.layers), config, names))
             .collect::<Result<Vec<_>>>()?;
-        let pooler_name = format!("{p}pooler.dense");
-        let pooler = if weights.contains(&format!("{pooler_name}.weight")) {
+        let pooler_name = format!("{p}{}", names.pooler.unwrap_or("pooler.dense"));
+        let pooler = if names.pooler.is_some() && weights.contains(&format!("{pooler_name}.weight"))
+        {
             Some(BertPooler {
                 dense: Linear::load(
                     weights,
@@ -136,6 +140,12 @@ impl<'a> BertModel<'a> {
             .flat_map(|l| l.linears())
             .map(|l| l.gemm_needs(max_tokens))
             .chain(self.pooler.as_ref().map(|p| p.dense.gemm_needs(max_batch)))
+            .chain(
+                self.embeddings
+                    .project
+                    .as_ref()
+                    .map(|p| p.gemm_needs(max_tokens)),
+            )
             .fold(attention, GemmNeeds::max)
     }
 
@@ -160,6 +170,9 @@ impl<'a> BertModel<'a> {
         if let Some(p) = &mut self.pooler {
             p.dense.prepack();
         }
+        if let Some(p) = &mut self.embeddings.project {
+            p.prepack();
+        }
     }
 
     /// A workspace for up to `max_batch` sequences of up to `max_seq` tokens.
@@ -172,7 +185,10 @@ impl<'a> BertModel<'a> {
         let e = &self.embeddings;
         let mut n = e.word_embeddings.weight.size_in_bytes()
             + e.position_embeddings.weight.size_in_bytes()
-            + e.token_type_embeddings.weight.size_in_bytes();
+            + e.token_type_embeddings
+                .as_ref()
+                .map_or(0, |t| t.weight.size_in_bytes())
+            + e.project.as_ref().map_or(0, |p| p.weight.size_in_bytes());
         for l in &self.encoder.layer {
             n += l
                 .linears()
@@ -211,8 +227,14 @@ impl<'a> BertModel<'a> {
             ws.offsets[b + 1] = n;
         }
         let tokens = ws.packed_tokens[..n].iter().map(|&i| i as usize);
-        self.embeddings
-            .forward_tokens(batch, tokens, &mut ws.hidden, &mut ws.row);
+        self.embeddings.embed_into(
+            batch,
+            tokens,
+            &mut ws.hidden,
+            &mut ws.context,
+            &mut ws.row,
+            &mut ws.threads[0].gemm,
+        );
         for layer in &self.encoder.layer {
             layer.forward(n, batch.batch_size, ws);
         }

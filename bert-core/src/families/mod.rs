@@ -1,0 +1,63 @@
+//! One file per encoder family: how its `config.json` keys and its tensor names map onto the
+//! family-neutral encoder ([`crate::model`]) and the [`Architecture`](crate::arch::Architecture)
+//! description. A new family is one new file here plus one line in [`names`] (and one in
+//! [`crate::arch::Family`]).
+
+use crate::arch::Family;
+
+mod bert;
+mod distilbert;
+mod electra;
+mod roberta;
+
+pub(crate) use distilbert::translate_config as translate_distilbert_config;
+
+/// Where a family keeps each tensor, relative to its prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TensorNames {
+    /// Prefix of the encoder inside task checkpoints (`bert.`, `roberta.`, ...).
+    pub prefix: &'static str,
+    /// `embeddings.word_embeddings`.
+    pub word_embeddings: &'static str,
+    /// `embeddings.position_embeddings`.
+    pub position_embeddings: &'static str,
+    /// `embeddings.token_type_embeddings` (families with token types).
+    pub token_type_embeddings: &'static str,
+    /// `embeddings.LayerNorm`.
+    pub embeddings_norm: &'static str,
+    /// `embeddings_project` (ELECTRA), if the family can have it.
+    pub embeddings_project: Option<&'static str>,
+    /// The layers' container (`encoder.layer`); layer `i` is `{layers}.{i}`.
+    pub layers: &'static str,
+    /// Inside a layer: query, key, value, attention output projection.
+    pub query: &'static str,
+    /// Key projection.
+    pub key: &'static str,
+    /// Value projection.
+    pub value: &'static str,
+    /// Attention output projection.
+    pub attention_out: &'static str,
+    /// LayerNorm after attention.
+    pub attention_norm: &'static str,
+    /// Feed-forward up projection.
+    pub intermediate: &'static str,
+    /// Feed-forward down projection.
+    pub output: &'static str,
+    /// LayerNorm after the feed-forward block.
+    pub output_norm: &'static str,
+    /// `pooler.dense` (families with a pooler).
+    pub pooler: Option<&'static str>,
+}
+
+/// The tensor names of `family`.
+pub fn names(family: Family) -> &'static TensorNames {
+    match family {
+        Family::Bert => &bert::NAMES,
+        Family::Roberta | Family::XlmRoberta => &roberta::NAMES,
+        Family::Electra => &electra::NAMES,
+        Family::DistilBert => &distilbert::NAMES,
+    }
+}
+
+/// Every family's encoder prefix, for detecting it in a checkpoint.
+pub const PREFIXES: &[&str] = &["bert.", "roberta.", "electra.", "distilbert."];

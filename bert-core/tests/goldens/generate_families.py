@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Goldens for the encoder families other than BERT: seeded random-init models with unusual
+configs, built and run by HuggingFace transformers (PyTorch, CPU, float32).
+
+    python3 -m pip install torch transformers safetensors
+    python3 bert-core/tests/goldens/generate_families.py
+
+Writes families/<name>/{config.json, model.safetensors} (the model as `save_pretrained` writes
+it) and families/outputs.safetensors: for each family, a right-padded batch of ids
+("<name>.input_ids", "<name>.token_type_ids", "<name>.attention_mask", I64) and the model's
+"<name>.last_hidden_state" (and "<name>.pooler_output" where the family has a pooler).
+"""
+import os
+
+import torch
+from safetensors.torch import save_file
+from transformers import (DistilBertConfig, DistilBertModel, ElectraConfig, ElectraModel,
+                          RobertaConfig, RobertaModel, XLMRobertaConfig, XLMRobertaModel)
+
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "families")
+torch.set_grad_enabled(False)
+
+COMMON = dict(vocab_size=123, hidden_size=48, num_hidden_layers=2, num_attention_heads=3,
+              intermediate_size=80, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+FAMILIES = {
+    # RoBERTa: positions offset by the padding index (pad id 1 -> positions start at 2).
+    "roberta": (RobertaModel, RobertaConfig(**COMMON, max_position_embeddings=42, pad_token_id=1,
+                                            type_vocab_size=1, hidden_act="gelu_new",
+                                            layer_norm_eps=1e-5)),
+    "xlm-roberta": (XLMRobertaModel, XLMRobertaConfig(**COMMON, max_position_embeddings=40,
+                                                      pad_token_id=1, type_vocab_size=1,
+                                                      hidden_act="gelu", layer_norm_eps=1e-5)),
+    # ELECTRA discriminator encoder: embedding_size < hidden_size (embeddings_project).
+    "electra": (ElectraModel, ElectraConfig(**COMMON, embedding_size=24, max_position_embeddings=40,
+                                            type_vocab_size=3, hidden_act="relu")),
+    # DistilBERT: its own key names, no token types, no pooler.
+    "distilbert": (DistilBertModel, DistilBertConfig(vocab_size=123, dim=48, n_layers=2, n_heads=3,
+                                                      hidden_dim=80, max_position_embeddings=40,
+                                                      dropout=0.0, attention_dropout=0.0,
+                                                      activation="gelu", pad_token_id=0)),
+}
+
+
+WORDS = ("the a cat dog sat on mat rug quick brown fox jumps over lazy tiny model runs rust "
+         "code in encoder family test text with words and some more of them here").split()
+
+
+def roberta_tokenizer(path):
+    """A word-level tokenizer.json in RoBERTa's shape (<s> text </s>, <pad> = 1), small enough
+    for the seeded model's 123-token vocabulary; bert-std's end-to-end test loads it."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    vocab = {t: i for i, t in enumerate(["<s>", "<pad>", "</s>", "<unk>", "<mask>"] + WORDS)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    tok.save(os.path.join(path, "tokenizer.json"))
+    return tok
+
+
+def main():
+    out = {}
+    for i, (name, (cls, config)) in enumerate(FAMILIES.items()):
+        torch.manual_seed(1000 + i)
+        model = cls(config).eval()
+        # Larger weights than the init's 0.02 std, so that errors would show.
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+        model.save_pretrained(os.path.join(HERE, name), safe_serialization=True)
+        pad = config.pad_token_id
+        lengths = [9, 5, 7]
+        seq = max(lengths)
+        ids = torch.full((len(lengths), seq), pad, dtype=torch.int64)
+        mask = torch.zeros((len(lengths), seq), dtype=torch.int64)
+        types = torch.zeros((len(lengths), seq), dtype=torch.int64)
+        g = torch.Generator().manual_seed(7 + i)
+        for b, n in enumerate(lengths):
+            ids[b, :n] = torch.randint(3, config.vocab_size, (n,), generator=g)
+            mask[b, :n] = 1
+            if getattr(config, "type_vocab_size", 1) > 1:
+                types[b, n // 2:n] = 1 + b % (config.type_vocab_size - 1)
+        kwargs = dict(input_ids=ids, attention_mask=mask)
+        if name != "distilbert":
+            kwargs["token_type_ids"] = types
+        result = model(**kwargs)
+        out[f"{name}.input_ids"] = ids
+        out[f"{name}.token_type_ids"] = types
+        out[f"{name}.attention_mask"] = mask
+        out[f"{name}.last_hidden_state"] = result.last_hidden_state.contiguous()
+        pooled = getattr(result, "pooler_output", None)
+        if pooled is not None:
+            out[f"{name}.pooler_output"] = pooled.contiguous()
+    # End to end for bert-std: text -> RoBERTa tokenizer -> model -> mean pooling.
+    tok = roberta_tokenizer(os.path.join(HERE, "roberta"))
+    model = RobertaModel.from_pretrained(os.path.join(HERE, "roberta")).eval()
+    texts = ["the quick brown fox jumps over the lazy dog", "a tiny rust encoder"]
+    encs = [tok.encode(t).ids for t in texts]
+    seq = max(len(e) for e in encs)
+    ids = torch.full((len(encs), seq), 1, dtype=torch.int64)
+    mask = torch.zeros((len(encs), seq), dtype=torch.int64)
+    for b, e in enumerate(encs):
+        ids[b, :len(e)] = torch.tensor(e)
+        mask[b, :len(e)] = 1
+    hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
+    m = mask.unsqueeze(-1).float()
+    out["roberta.text_mean_embedding"] = ((hidden * m).sum(1) / m.sum(1)).contiguous()
+    out["roberta.text_ids"] = ids
+    save_file(out, os.path.join(HERE, "outputs.safetensors"))
+
+
+if __name__ == "__main__":
+    main()

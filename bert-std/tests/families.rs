@@ -1,0 +1,54 @@
+//! Families through bert-std, end to end: a RoBERTa directory (seeded model and a RoBERTa-shaped
+//! tokenizer.json, from bert-core/tests/goldens/generate_families.py): text → tokenizer (`<s>`,
+//! `</s>`, `<pad>` = 1) → positions offset by the padding index → mean pooling, against
+//! transformers.
+mod common;
+
+use bert_core::SafeTensors;
+use bert_std::pipelines::embeddings::SentenceEmbeddings;
+use bert_std::{LoadOptions, Pipeline};
+use common::*;
+
+#[test]
+fn roberta_sentence_embeddings_match_transformers() {
+    let dir = repo_root().join("bert-core/tests/goldens/families/roberta");
+    let st = SentenceEmbeddings::load(&dir, LoadOptions::default()).unwrap();
+    assert_eq!(st.bert.tokenizer.special.pad, 1);
+    let texts = [
+        "the quick brown fox jumps over the lazy dog",
+        "a tiny rust encoder",
+    ];
+    let got = st.run(&texts, &()).unwrap();
+    let bytes =
+        std::fs::read(repo_root().join("bert-core/tests/goldens/families/outputs.safetensors"))
+            .unwrap();
+    let golden = SafeTensors::parse(&bytes).unwrap();
+    let want: Vec<f32> = golden
+        .tensor("roberta.text_mean_embedding")
+        .unwrap()
+        .data
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let flat: Vec<f32> = got.concat();
+    assert_eq!(flat.len(), want.len());
+    let d = flat
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    eprintln!("roberta text embeddings: max abs diff {d:.3e}");
+    assert!(d <= 1e-4, "{d}");
+    // The ids the tokenizer gave are the ones transformers was run on.
+    let enc = st.bert.encode(texts[1], None, 512).unwrap();
+    let ids: Vec<i64> = golden
+        .tensor("roberta.text_ids")
+        .unwrap()
+        .data
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let row = &ids[ids.len() / 2..];
+    let real: Vec<u32> = row.iter().filter(|&&x| x != 1).map(|&x| x as u32).collect();
+    assert_eq!(enc.get_ids(), &real[..]);
+}
