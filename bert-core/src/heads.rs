@@ -12,7 +12,7 @@ use crate::config::{Activation, BertConfig};
 use crate::error::{Error, Result};
 use crate::kernels;
 use crate::kernels::{GemmNeeds, GemmScratch};
-use crate::model::{Batch, BertModel, HeadBuffers, HeadParts, Workspace};
+use crate::model::{Batch, BertModel, BertPooler, HeadBuffers, HeadParts, Workspace};
 use crate::nn::{linear, LayerNorm, Linear};
 use crate::weights::{Matrix, Weights};
 
@@ -79,39 +79,32 @@ pub struct BertLMPredictionHead<'a> {
 }
 
 impl<'a> BertLMPredictionHead<'a> {
-    /// Load `cls.predictions.*`.
+    /// Load the family's masked-LM head (`cls.predictions.*` for BERT, `lm_head.*` for
+    /// RoBERTa, ...); the decoder is tied to the word embeddings when the checkpoint does not
+    /// store it. Its width is the word embeddings' (ELECTRA's generator projects down to it).
     pub fn load(w: &Weights<'a>, c: &BertConfig) -> Result<Self> {
+        let n = &crate::families::names(c.arch.family).masked_lm;
         let (h, v) = (c.hidden_size, c.vocab_size);
-        let p = "cls.predictions";
-        let decoder_name = format!("{p}.decoder.weight");
+        let e = c.arch.embedding_size.unwrap_or(h);
+        let decoder_name = format!("{}.weight", n.decoder);
         let decoder = if w.contains(&decoder_name) {
-            Some(w.matrix(&decoder_name, v, h)?)
+            Some(w.matrix(&decoder_name, v, e)?)
         } else {
             None
         };
-        let bias_name = format!("{p}.bias");
-        let bias = if w.contains(&bias_name) {
-            w.vector(&bias_name, v)?
-        } else {
-            w.vector(&format!("{p}.decoder.bias"), v)
-                .map_err(|e| match e {
-                    Error::MissingTensor { mut tried } => {
-                        tried.insert(0, bias_name.clone());
-                        Error::MissingTensor { tried }
-                    }
-                    other => other,
-                })?
+        let bias = match n.bias.iter().find(|b| w.contains(b)) {
+            Some(name) => w.vector(name, v)?,
+            None => {
+                return Err(Error::MissingTensor {
+                    tried: n.bias.iter().map(|b| String::from(*b)).collect(),
+                })
+            }
         };
         Ok(BertLMPredictionHead {
             transform: BertPredictionHeadTransform {
-                dense: Linear::load(w, &format!("{p}.transform.dense"), h, h)?,
-                transform_act_fn: c.hidden_act,
-                layer_norm: LayerNorm::load(
-                    w,
-                    &format!("{p}.transform.LayerNorm"),
-                    h,
-                    c.layer_norm_eps,
-                )?,
+                dense: Linear::load(w, n.dense, h, e)?,
+                transform_act_fn: n.activation.unwrap_or(c.hidden_act),
+                layer_norm: LayerNorm::load(w, n.norm, e, c.layer_norm_eps)?,
             },
             decoder,
             bias,
@@ -403,10 +396,25 @@ pub struct BertForSequenceClassification<'a> {
 
 impl<'a> BertForSequenceClassification<'a> {
     /// Load from HF names; `num_labels` comes from the config's `id2label` / `num_labels`.
+    /// BERT classifies its pooler output; RoBERTa, ELECTRA and DistilBERT pool the first token
+    /// with their head's own dense layer and activation, which becomes the pooler here.
     pub fn load(config: &BertConfig, w: &Weights<'a>) -> Result<Self> {
+        let n = &crate::families::names(config.arch.family).classifier;
+        let h = config.hidden_size;
+        let bert = match n.dense {
+            None => BertModel::load_with_pooler(config, w)?,
+            Some(dense) => {
+                let mut bert = BertModel::load(config, w)?;
+                bert.pooler = Some(BertPooler {
+                    dense: Linear::load(w, dense, h, h)?,
+                    activation: n.activation,
+                });
+                bert
+            }
+        };
         Ok(BertForSequenceClassification {
-            bert: BertModel::load_with_pooler(config, w)?,
-            classifier: Linear::load(w, "classifier", config.hidden_size, config.num_labels())?,
+            bert,
+            classifier: Linear::load(w, n.out, h, config.num_labels())?,
         })
     }
 

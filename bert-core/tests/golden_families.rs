@@ -104,3 +104,79 @@ fn family_details_are_read_from_the_config() {
         "{e}"
     );
 }
+
+/// Each family's masked-LM, sequence- and token-classification and QA heads (seeded) against
+/// transformers, on the real tokens of the same padded batch.
+#[test]
+fn every_family_head_matches_transformers() {
+    use bert_core::{
+        BertForMaskedLM, BertForQuestionAnswering, BertForSequenceClassification,
+        BertForTokenClassification,
+    };
+    let golden = Golden::open("families/outputs.safetensors");
+    for name in ["roberta", "xlm-roberta", "electra", "distilbert"] {
+        let inputs = golden.inputs(name);
+        let (config, _) = family(name);
+        let batch = if config.arch.token_types {
+            inputs.batch()
+        } else {
+            bert_core::Batch::new(&inputs.ids, inputs.batch, inputs.seq)
+                .with_attention_mask(&inputs.mask)
+        };
+        let (b, s) = (inputs.batch, inputs.seq);
+        for head in ["mlm", "seqcls", "tokcls", "qa"] {
+            let (config, bytes) = family(&format!("{name}-{head}"));
+            let w = Weights::from_buffers(&[&bytes]).unwrap();
+            let what = format!("{name} {head}");
+            let want = |k: &str| golden.f32(&format!("{name}-{head}.{k}")).0;
+            match head {
+                "mlm" => {
+                    let m = BertForMaskedLM::load(&config, &w).unwrap();
+                    let mut ws = m.workspace(b, s).unwrap();
+                    let got = m.forward(&batch, &mut ws).unwrap();
+                    let want = want("logits");
+                    assert_close(
+                        &what,
+                        &real_rows(got.data, &inputs.mask),
+                        &real_rows(&want, &inputs.mask),
+                        TOL,
+                    );
+                }
+                "seqcls" => {
+                    let m = BertForSequenceClassification::load(&config, &w).unwrap();
+                    let mut ws = m.workspace(b, s).unwrap();
+                    let got = m.forward(&batch, &mut ws).unwrap();
+                    assert_eq!(got.dims(), [b, 3]);
+                    assert_close(&what, got.data, &want("logits"), TOL);
+                }
+                "tokcls" => {
+                    let m = BertForTokenClassification::load(&config, &w).unwrap();
+                    let mut ws = m.workspace(b, s).unwrap();
+                    let got = m.forward(&batch, &mut ws).unwrap();
+                    assert_close(
+                        &what,
+                        &real_rows(got.data, &inputs.mask),
+                        &real_rows(&want("logits"), &inputs.mask),
+                        TOL,
+                    );
+                }
+                _ => {
+                    let m = BertForQuestionAnswering::load(&config, &w).unwrap();
+                    let mut ws = m.workspace(b, s).unwrap();
+                    let got = m.forward(&batch, &mut ws).unwrap();
+                    for (k, g) in [
+                        ("start_logits", got.start_logits),
+                        ("end_logits", got.end_logits),
+                    ] {
+                        assert_close(
+                            &format!("{what} {k}"),
+                            &real_rows(g.data, &inputs.mask),
+                            &real_rows(&want(k), &inputs.mask),
+                            TOL,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

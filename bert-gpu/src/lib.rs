@@ -213,6 +213,10 @@ impl GpuBert {
         if arch.positions != bert_core::arch::PositionScheme::Absolute
             || e.project.is_some()
             || e.token_type_embeddings.is_none()
+            || model
+                .pooler
+                .as_ref()
+                .is_some_and(|p| p.activation.is_some())
         {
             return Err(GpuError::Unsupported(format!(
                 "the {} family ({:?}); the device kernels cover BERT's absolute positions, \

@@ -79,17 +79,23 @@ pub enum Task {
 }
 
 impl Task {
-    /// The task of an HF architecture name.
+    /// The task of an HF architecture name (`BertForMaskedLM`, `RobertaForSequenceClassification`,
+    /// `DistilBertModel`, ...).
     pub fn from_architecture(name: &str) -> Option<Task> {
-        Some(match name {
-            "BertModel" | "RobertaModel" | "XLMRobertaModel" | "ElectraModel"
-            | "DistilBertModel" => Task::Base,
-            "BertForMaskedLM" => Task::MaskedLm,
-            "BertForNextSentencePrediction" => Task::NextSentence,
-            "BertForPreTraining" => Task::PreTraining,
-            "BertForSequenceClassification" => Task::SequenceClassification,
-            "BertForTokenClassification" => Task::TokenClassification,
-            "BertForQuestionAnswering" => Task::QuestionAnswering,
+        match name {
+            "BertForNextSentencePrediction" => return Some(Task::NextSentence),
+            "BertForPreTraining" => return Some(Task::PreTraining),
+            _ => {}
+        }
+        let head = ["Bert", "Roberta", "XLMRoberta", "Electra", "DistilBert"]
+            .iter()
+            .find_map(|family| name.strip_prefix(family))?;
+        Some(match head {
+            "Model" => Task::Base,
+            "ForMaskedLM" => Task::MaskedLm,
+            "ForSequenceClassification" => Task::SequenceClassification,
+            "ForTokenClassification" => Task::TokenClassification,
+            "ForQuestionAnswering" => Task::QuestionAnswering,
             _ => return None,
         })
     }
@@ -305,5 +311,33 @@ impl LoadedModel {
     pub fn prepack(&mut self) {
         self.cell
             .with_dependent_mut(|_, model| model.bert_mut().prepack());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn architectures_of_every_family_map_to_tasks() {
+        assert_eq!(Task::from_architecture("BertModel"), Some(Task::Base));
+        assert_eq!(
+            Task::from_architecture("XLMRobertaForSequenceClassification"),
+            Some(Task::SequenceClassification)
+        );
+        assert_eq!(
+            Task::from_architecture("DistilBertForMaskedLM"),
+            Some(Task::MaskedLm)
+        );
+        assert_eq!(
+            Task::from_architecture("ElectraForQuestionAnswering"),
+            Some(Task::QuestionAnswering)
+        );
+        assert_eq!(
+            Task::from_architecture("BertForPreTraining"),
+            Some(Task::PreTraining)
+        );
+        assert_eq!(Task::from_architecture("ElectraForPreTraining"), None);
+        assert_eq!(Task::from_architecture("GPT2LMHeadModel"), None);
     }
 }

@@ -1,6 +1,6 @@
 //! BERT (`model_type: bert`): HF's `modeling_bert.py` names.
 
-use super::TensorNames;
+use super::{ClassifierNames, MaskedLmNames, TensorNames};
 
 /// `bert.` in task checkpoints.
 pub(super) const NAMES: TensorNames = TensorNames {
@@ -20,4 +20,16 @@ pub(super) const NAMES: TensorNames = TensorNames {
     output: "output.dense",
     output_norm: "output.LayerNorm",
     pooler: Some("pooler.dense"),
+    classifier: ClassifierNames {
+        dense: None,
+        activation: None,
+        out: "classifier",
+    },
+    masked_lm: MaskedLmNames {
+        dense: "cls.predictions.transform.dense",
+        norm: "cls.predictions.transform.LayerNorm",
+        decoder: "cls.predictions.decoder",
+        bias: ["cls.predictions.bias", "cls.predictions.decoder.bias"],
+        activation: None,
+    },
 };

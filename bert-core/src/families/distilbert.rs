@@ -6,7 +6,8 @@ use alloc::string::String;
 
 use serde_json::{Map, Value};
 
-use super::TensorNames;
+use super::{ClassifierNames, MaskedLmNames, TensorNames};
+use crate::activation::Activation;
 
 /// `distilbert.` in task checkpoints.
 pub(super) const NAMES: TensorNames = TensorNames {
@@ -26,6 +27,20 @@ pub(super) const NAMES: TensorNames = TensorNames {
     output: "ffn.lin2",
     output_norm: "output_layer_norm",
     pooler: None,
+    // pre_classifier + ReLU on the first token, then classifier.
+    classifier: ClassifierNames {
+        dense: Some("pre_classifier"),
+        activation: Some(Activation::Relu),
+        out: "classifier",
+    },
+    // vocab_transform, the config's activation, vocab_layer_norm, vocab_projector (tied).
+    masked_lm: MaskedLmNames {
+        dense: "vocab_transform",
+        norm: "vocab_layer_norm",
+        decoder: "vocab_projector",
+        bias: ["vocab_projector.bias", "vocab_projector.bias"],
+        activation: None,
+    },
 };
 
 /// DistilBERT's keys under BERT's names (`dim` → `hidden_size`, ...), so that one parser

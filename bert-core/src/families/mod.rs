@@ -3,6 +3,7 @@
 //! description. A new family is one new file here plus one line in [`names`] (and one in
 //! [`crate::arch::Family`]).
 
+use crate::activation::Activation;
 use crate::arch::Family;
 
 mod bert;
@@ -47,6 +48,38 @@ pub struct TensorNames {
     pub output_norm: &'static str,
     /// `pooler.dense` (families with a pooler).
     pub pooler: Option<&'static str>,
+    /// The sequence-classification head.
+    pub classifier: ClassifierNames,
+    /// The masked-LM head.
+    pub masked_lm: MaskedLmNames,
+}
+
+/// A sequence-classification head: the first token through `dense` and an activation (a
+/// pooler; BERT uses the model's own), then `out` to the labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClassifierNames {
+    /// The first-token projection; `None`: the encoder's pooler (BERT).
+    pub dense: Option<&'static str>,
+    /// Its activation; `None`: tanh.
+    pub activation: Option<Activation>,
+    /// The projection to the labels.
+    pub out: &'static str,
+}
+
+/// A masked-LM head: `dense` → activation → `norm` → `decoder` (tied to the word embeddings
+/// when the checkpoint does not store it) + bias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaskedLmNames {
+    /// The transform's dense layer.
+    pub dense: &'static str,
+    /// The transform's LayerNorm.
+    pub norm: &'static str,
+    /// The decoder to the vocabulary.
+    pub decoder: &'static str,
+    /// Where the vocabulary bias may be, in order of preference.
+    pub bias: [&'static str; 2],
+    /// The transform's activation; `None`: the config's `hidden_act`.
+    pub activation: Option<Activation>,
 }
 
 /// The tensor names of `family`.

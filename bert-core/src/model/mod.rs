@@ -50,6 +50,10 @@ pub struct BertEncoder<'a> {
 pub struct BertPooler<'a> {
     /// `dense`.
     pub dense: Linear<'a>,
+    /// The activation after `dense`: `None` is BERT's tanh; the classification heads of other
+    /// families that pool the first token the same way bring theirs (RoBERTa: tanh through
+    /// `None`, ELECTRA: GELU, DistilBERT: ReLU).
+    pub activation: Option<crate::activation::Activation>,
 }
 
 /// What [`BertModel::forward`] returns: views into the workspace.
@@ -96,6 +100,7 @@ impl<'a> BertModel<'a> {
         let pooler = if names.pooler.is_some() && weights.contains(&format!("{pooler_name}.weight"))
         {
             Some(BertPooler {
+                activation: None,
                 dense: Linear::load(
                     weights,
                     &pooler_name,
@@ -260,8 +265,10 @@ impl<'a> BertModel<'a> {
             &mut ws.pooled,
             &mut ws.threads[0].gemm,
         );
-        for v in &mut ws.pooled[..batch.batch_size * h] {
-            *v = libm::tanhf(*v);
+        let pooled = &mut ws.pooled[..batch.batch_size * h];
+        match pooler.activation {
+            None => pooled.iter_mut().for_each(|v| *v = libm::tanhf(*v)),
+            Some(act) => crate::kernels::activate_in_place(act, pooled),
         }
         true
     }

@@ -9,11 +9,15 @@ Writes families/<name>/{config.json, model.safetensors} (the model as `save_pret
 it) and families/outputs.safetensors: for each family, a right-padded batch of ids
 ("<name>.input_ids", "<name>.token_type_ids", "<name>.attention_mask", I64) and the model's
 "<name>.last_hidden_state" (and "<name>.pooler_output" where the family has a pooler).
+Each family's task heads (masked LM, sequence / token classification, QA) are saved the same
+way under families/<name>-<head>/, with their logits as "<name>-<head>.logits" (QA:
+".start_logits", ".end_logits") on the same batch.
 """
 import os
 
 import torch
 from safetensors.torch import save_file
+import transformers
 from transformers import (DistilBertConfig, DistilBertModel, ElectraConfig, ElectraModel,
                           RobertaConfig, RobertaModel, XLMRobertaConfig, XLMRobertaModel)
 
@@ -58,6 +62,29 @@ def roberta_tokenizer(path):
     return tok
 
 
+HEADS = {"mlm": "ForMaskedLM", "seqcls": "ForSequenceClassification",
+         "tokcls": "ForTokenClassification", "qa": "ForQuestionAnswering"}
+
+
+def heads(name, base_cls, config, kwargs, out, seed):
+    family = base_cls.__name__[:-len("Model")]
+    for j, (head, suffix) in enumerate(HEADS.items()):
+        cls = getattr(transformers, family + suffix)
+        cfg = config.__class__(**config.to_dict())
+        cfg.num_labels = {"seqcls": 3, "tokcls": 4}.get(head, 2)
+        torch.manual_seed(seed + j)
+        model = cls(cfg).eval()
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+        model.save_pretrained(os.path.join(HERE, f"{name}-{head}"), safe_serialization=True)
+        r = model(**kwargs)
+        if head == "qa":
+            out[f"{name}-{head}.start_logits"] = r.start_logits.contiguous()
+            out[f"{name}-{head}.end_logits"] = r.end_logits.contiguous()
+        else:
+            out[f"{name}-{head}.logits"] = r.logits.contiguous()
+
+
 def main():
     out = {}
     for i, (name, (cls, config)) in enumerate(FAMILIES.items()):
@@ -90,6 +117,7 @@ def main():
         pooled = getattr(result, "pooler_output", None)
         if pooled is not None:
             out[f"{name}.pooler_output"] = pooled.contiguous()
+        heads(name, cls, config, kwargs, out, 2000 + 10 * i)
     # End to end for bert-std: text -> RoBERTa tokenizer -> model -> mean pooling.
     tok = roberta_tokenizer(os.path.join(HERE, "roberta"))
     model = RobertaModel.from_pretrained(os.path.join(HERE, "roberta")).eval()
