@@ -54,7 +54,9 @@ fn main() {
     let h = e.word_embeddings.dim();
     let (mut word, mut pos, mut seg) = (vec![0.0; h], vec![0.0; h], vec![0.0; h]);
     e.word_embeddings.lookup_into(ids[1] as usize, &mut word);
-    e.position_embeddings.lookup_into(1, &mut pos);
+    if let Some(pe) = &e.position_embeddings {
+        pe.lookup_into(1, &mut pos);
+    }
     if let Some(tt) = &e.token_type_embeddings {
         tt.lookup_into(0, &mut seg);
     }

@@ -15,11 +15,14 @@ pub enum Family {
     Electra,
     /// `distilbert` (no token types, no pooler, its own names).
     DistilBert,
+    /// `modernbert` (pre-norm, rotary, GeGLU, no biases, local/global attention).
+    ModernBert,
 }
 
 impl Family {
     /// The `model_type`s this library runs.
-    pub const SUPPORTED: &'static str = "bert, roberta, xlm-roberta, electra, distilbert";
+    pub const SUPPORTED: &'static str =
+        "bert, roberta, xlm-roberta, electra, distilbert, modernbert";
 
     /// The family of a `model_type`.
     pub fn from_model_type(model_type: &str) -> Option<Family> {
@@ -29,6 +32,7 @@ impl Family {
             "xlm-roberta" => Family::XlmRoberta,
             "electra" => Family::Electra,
             "distilbert" => Family::DistilBert,
+            "modernbert" => Family::ModernBert,
             _ => return None,
         })
     }
@@ -41,6 +45,7 @@ impl Family {
             Family::XlmRoberta => "xlm-roberta",
             Family::Electra => "electra",
             Family::DistilBert => "distilbert",
+            Family::ModernBert => "modernbert",
         }
     }
 }
@@ -56,13 +61,55 @@ pub enum PositionScheme {
         /// The padding token id (= `pad_token_id`).
         padding_idx: usize,
     },
+    /// No position table: rotary embeddings rotate queries and keys by the token's index in
+    /// its row (see [`PreNorm`]'s thetas).
+    Rotary,
+}
+
+/// How the layers are built.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Block {
+    /// BERT's: attention → dense → LayerNorm(+ residual) → MLP → LayerNorm(+ residual), with
+    /// biases and separate Q/K/V.
+    PostNorm,
+    /// ModernBERT's: x + attention(norm(x)), then x + MLP(norm(x)), a final norm.
+    PreNorm(PreNorm),
+}
+
+/// The pre-norm block's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PreNorm {
+    /// Gated feed-forward: `Wi` gives `[input | gate]`, the layer computes `act(input) * gate`.
+    pub gated: bool,
+    /// Layer `i` attends globally when `i % global_every == 0`, else locally.
+    pub global_every: usize,
+    /// A local layer's query attends to keys at most this many positions away.
+    pub half_window: usize,
+    /// Rotary theta of the global layers.
+    pub global_theta: f32,
+    /// Rotary theta of the local layers.
+    pub local_theta: f32,
+    /// Whether the linear layers have biases.
+    pub biases: bool,
+    /// Whether the LayerNorms have a bias.
+    pub norm_bias: bool,
+}
+
+impl PreNorm {
+    /// `(half window if local, rotary theta)` of layer `i`.
+    pub fn layer(&self, i: usize) -> (Option<usize>, f32) {
+        if i.is_multiple_of(self.global_every.max(1)) {
+            (None, self.global_theta)
+        } else {
+            (Some(self.half_window), self.local_theta)
+        }
+    }
 }
 
 /// Everything the neutral encoder needs to know about a family beyond the sizes in
-/// [`crate::BertConfig`]. All families here are post-LayerNorm transformers with a GELU-type
-/// MLP, biases and separate Q/K/V; pre-norm, gated feed-forward, rotary positions and
-/// local attention (ModernBERT) are the next variants this description is meant to grow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// [`crate::BertConfig`]: positions, token types, embedding width, and the block (BERT's
+/// post-norm layer, or ModernBERT's pre-norm one with its gating, windows and rotary thetas).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Architecture {
     /// The family.
     pub family: Family,
@@ -73,6 +120,8 @@ pub struct Architecture {
     /// Width of the embeddings when it differs from `hidden_size` (ELECTRA): a linear
     /// `embeddings_project` follows the embedding LayerNorm.
     pub embedding_size: Option<usize>,
+    /// The layers.
+    pub block: Block,
 }
 
 impl Architecture {
@@ -82,12 +131,13 @@ impl Architecture {
         positions: PositionScheme::Absolute,
         token_types: true,
         embedding_size: None,
+        block: Block::PostNorm,
     };
 
     /// The first position id a sequence uses (0, or `padding_idx + 1`).
     pub fn first_position(&self) -> usize {
         match self.positions {
-            PositionScheme::Absolute => 0,
+            PositionScheme::Absolute | PositionScheme::Rotary => 0,
             PositionScheme::PaddingOffset { padding_idx } => padding_idx + 1,
         }
     }

@@ -9,7 +9,7 @@ use core::fmt;
 
 use serde_json::Value;
 
-use crate::arch::{Architecture, Family, PositionScheme};
+use crate::arch::{Architecture, Block, Family, PositionScheme};
 use crate::error::{Error, Result};
 
 pub use crate::activation::Activation;
@@ -147,8 +147,10 @@ impl BertConfig {
                 })?
             }
         };
-        if family == Family::DistilBert {
-            crate::families::translate_distilbert_config(&mut raw);
+        match family {
+            Family::DistilBert => crate::families::translate_distilbert_config(&mut raw),
+            Family::ModernBert => crate::families::translate_modernbert_config(&mut raw),
+            _ => {}
         }
         for field in ["is_decoder", "add_cross_attention"] {
             if flag(&raw, field) {
@@ -242,7 +244,13 @@ impl BertConfig {
                 });
             }
         }
-        let arch = Self::parse_arch(&raw, family, hidden_size, pad_token_id as usize)?;
+        let arch = Self::parse_arch(
+            &raw,
+            family,
+            hidden_size,
+            num_hidden_layers,
+            pad_token_id as usize,
+        )?;
         let id2label = Self::parse_labels(&raw)?;
         let problem_type = get_str(&raw, "problem_type")?.map(|s| s.to_string());
         if let Some(pt) = &problem_type {
@@ -304,13 +312,19 @@ impl BertConfig {
         raw: &serde_json::Map<String, Value>,
         family: Family,
         hidden_size: usize,
+        layers: usize,
         pad_token_id: usize,
     ) -> Result<Architecture> {
         let positions = match family {
             Family::Roberta | Family::XlmRoberta => PositionScheme::PaddingOffset {
                 padding_idx: pad_token_id,
             },
+            Family::ModernBert => PositionScheme::Rotary,
             _ => PositionScheme::Absolute,
+        };
+        let block = match family {
+            Family::ModernBert => Block::PreNorm(crate::families::parse_pre_norm(raw, layers)?),
+            _ => Block::PostNorm,
         };
         let embedding_size = match (family, get_usize(raw, "embedding_size")?) {
             (Family::Electra, Some(e)) if e != hidden_size => {
@@ -321,14 +335,25 @@ impl BertConfig {
         Ok(Architecture {
             family,
             positions,
-            token_types: family != Family::DistilBert,
+            token_types: !matches!(family, Family::DistilBert | Family::ModernBert),
             embedding_size,
+            block,
         })
     }
 
-    /// The longest sequence the position table covers (RoBERTa's first positions are taken by
-    /// the padding offset).
+    /// Width of the feed-forward layer's output before any gating: `2 × intermediate_size`
+    /// for a gated (GeGLU) block, `intermediate_size` otherwise.
+    pub fn feed_forward_width(&self) -> usize {
+        match self.arch.block {
+            Block::PreNorm(p) if p.gated => 2 * self.intermediate_size,
+            _ => self.intermediate_size,
+        }
+    }
+
+    /// The longest sequence the model takes: the position table's length (RoBERTa's first
+    /// positions are taken by the padding offset).
     pub fn max_sequence_length(&self) -> usize {
+        // (Rotary positions have no table, but HF still bounds them by this.)
         self.max_position_embeddings
             .saturating_sub(self.arch.first_position())
     }

@@ -34,6 +34,38 @@ impl<'a> Linear<'a> {
         })
     }
 
+    /// Load `{prefix}.weight`, and `{prefix}.bias` when `bias` (layers configured without
+    /// biases, as ModernBERT's, have none).
+    pub fn load_with_bias(
+        w: &Weights<'a>,
+        prefix: &str,
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+    ) -> Result<Self> {
+        if bias {
+            return Self::load(w, prefix, in_features, out_features);
+        }
+        Ok(Linear {
+            weight: w.matrix(&format!("{prefix}.weight"), out_features, in_features)?,
+            bias: None,
+            packed: None,
+        })
+    }
+
+    /// Output rows `start..end` as a layer of their own (a fused `Wqkv` split into Q, K and
+    /// V): borrowed from the same weights, no copy where they were borrowed.
+    pub fn rows(&self, start: usize, end: usize) -> Linear<'a> {
+        Linear {
+            weight: self.weight.rows(start, end),
+            bias: self.bias.as_ref().map(|b| match b {
+                Cow::Borrowed(s) => Cow::Borrowed(&s[start..end]),
+                Cow::Owned(v) => Cow::Owned(v[start..end].to_vec()),
+            }),
+            packed: None,
+        }
+    }
+
     /// Input width.
     pub fn in_features(&self) -> usize {
         self.weight.cols
@@ -117,6 +149,25 @@ impl<'a> LayerNorm<'a> {
         Ok(LayerNorm {
             weight: w.vector(&format!("{prefix}.weight"), width)?,
             bias: w.vector(&format!("{prefix}.bias"), width)?,
+            eps,
+        })
+    }
+
+    /// Load `{prefix}.weight`, and the bias when `bias` (else a zero shift, as
+    /// `nn.LayerNorm(bias=False)`).
+    pub fn load_with_bias(
+        w: &Weights<'a>,
+        prefix: &str,
+        width: usize,
+        eps: f32,
+        bias: bool,
+    ) -> Result<Self> {
+        if bias {
+            return Self::load(w, prefix, width, eps);
+        }
+        Ok(LayerNorm {
+            weight: w.vector(&format!("{prefix}.weight"), width)?,
+            bias: Cow::Owned(alloc::vec![0.0; width]),
             eps,
         })
     }

@@ -213,6 +213,33 @@ pub struct Matrix<'a> {
     pub storage: Storage<'a>,
 }
 
+impl<'a> Matrix<'a> {
+    /// Rows `start..end` as a matrix of their own, borrowing where the storage is borrowed.
+    pub fn rows(&self, start: usize, end: usize) -> Matrix<'a> {
+        fn cut<'a, T: Clone>(v: &Cow<'a, [T]>, a: usize, b: usize) -> Cow<'a, [T]> {
+            match v {
+                Cow::Borrowed(s) => Cow::Borrowed(&s[a..b]),
+                Cow::Owned(o) => Cow::Owned(o[a..b].to_vec()),
+            }
+        }
+        let (a, b) = (start * self.cols, end * self.cols);
+        let storage = match &self.storage {
+            Storage::F32(v) => Storage::F32(cut(v, a, b)),
+            Storage::F16(v) => Storage::F16(cut(v, a, b)),
+            Storage::BF16(v) => Storage::BF16(cut(v, a, b)),
+            Storage::I8 { values, scales } => Storage::I8 {
+                values: cut(values, a, b),
+                scales: cut(scales, start, end),
+            },
+        };
+        Matrix {
+            rows: end - start,
+            cols: self.cols,
+            storage,
+        }
+    }
+}
+
 impl Matrix<'_> {
     /// Widen row `r` into `out` (`out.len() == cols`).
     pub fn row_into(&self, r: usize, out: &mut [f32]) {

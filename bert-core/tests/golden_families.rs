@@ -27,6 +27,7 @@ fn every_family_matches_transformers() {
         ("xlm-roberta", Family::XlmRoberta),
         ("electra", Family::Electra),
         ("distilbert", Family::DistilBert),
+        ("modernbert", Family::ModernBert),
     ] {
         let (config, bytes) = family(name);
         assert_eq!(config.arch.family, fam);
@@ -55,7 +56,10 @@ fn every_family_matches_transformers() {
             match out.pooler_output {
                 Some(p) => assert_close(&pooled, p, &golden.f32(&pooled).0, TOL),
                 None => assert!(
-                    matches!(fam, Family::Electra | Family::DistilBert),
+                    matches!(
+                        fam,
+                        Family::Electra | Family::DistilBert | Family::ModernBert
+                    ),
                     "{name} has a pooler"
                 ),
             }
@@ -87,6 +91,16 @@ fn family_details_are_read_from_the_config() {
         (48, 2, 80)
     );
     assert!(!distil.arch.token_types);
+    let (modern, _) = family("modernbert");
+    match modern.arch.block {
+        bert_core::arch::Block::PreNorm(p) => {
+            assert_eq!((p.global_every, p.half_window, p.gated), (3, 4, true));
+            assert_eq!((p.global_theta, p.local_theta), (160_000.0, 10_000.0));
+            assert_eq!(p.layer(0), (None, 160_000.0));
+            assert_eq!(p.layer(1), (Some(4), 10_000.0));
+        }
+        other => panic!("{other:?}"),
+    }
     let e = BertConfig::from_json(r#"{"model_type": "gpt2", "vocab_size": 10}"#).unwrap_err();
     assert!(
         matches!(
@@ -100,7 +114,7 @@ fn family_details_are_read_from_the_config() {
     );
     assert!(
         e.to_string()
-            .contains("bert, roberta, xlm-roberta, electra, distilbert"),
+            .contains("bert, roberta, xlm-roberta, electra, distilbert, modernbert"),
         "{e}"
     );
 }

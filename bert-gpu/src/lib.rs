@@ -284,7 +284,12 @@ impl GpuBert {
             device,
             config: model.config.clone(),
             word_embeddings: matrix(&e.word_embeddings.weight)?,
-            position_embeddings: matrix(&e.position_embeddings.weight)?,
+            position_embeddings: matrix(
+                &e.position_embeddings
+                    .as_ref()
+                    .ok_or_else(|| GpuError::Unsupported("no position table".into()))?
+                    .weight,
+            )?,
             token_type_embeddings: matrix(
                 &e.token_type_embeddings
                     .as_ref()

@@ -20,6 +20,7 @@ pub(super) const NAMES: TensorNames = TensorNames {
     output: "output.dense",
     output_norm: "output.LayerNorm",
     pooler: Some("pooler.dense"),
+    final_norm: None,
     classifier: ClassifierNames {
         dense: None,
         activation: None,

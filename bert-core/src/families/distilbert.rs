@@ -27,6 +27,7 @@ pub(super) const NAMES: TensorNames = TensorNames {
     output: "ffn.lin2",
     output_norm: "output_layer_norm",
     pooler: None,
+    final_norm: None,
     // pre_classifier + ReLU on the first token, then classifier.
     classifier: ClassifierNames {
         dense: Some("pre_classifier"),

@@ -9,9 +9,11 @@ use crate::arch::Family;
 mod bert;
 mod distilbert;
 mod electra;
+mod modernbert;
 mod roberta;
 
 pub(crate) use distilbert::translate_config as translate_distilbert_config;
+pub(crate) use modernbert::{parse_pre_norm, translate_config as translate_modernbert_config};
 
 /// Where a family keeps each tensor, relative to its prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +22,7 @@ pub struct TensorNames {
     pub prefix: &'static str,
     /// `embeddings.word_embeddings`.
     pub word_embeddings: &'static str,
-    /// `embeddings.position_embeddings`.
+    /// `embeddings.position_embeddings` (families with a position table).
     pub position_embeddings: &'static str,
     /// `embeddings.token_type_embeddings` (families with token types).
     pub token_type_embeddings: &'static str,
@@ -30,7 +32,8 @@ pub struct TensorNames {
     pub embeddings_project: Option<&'static str>,
     /// The layers' container (`encoder.layer`); layer `i` is `{layers}.{i}`.
     pub layers: &'static str,
-    /// Inside a layer: query, key, value, attention output projection.
+    /// Inside a layer: the query projection (pre-norm families: the fused `Wqkv`, whose rows
+    /// are query, key and value; `key` and `value` are then unused).
     pub query: &'static str,
     /// Key projection.
     pub key: &'static str,
@@ -48,6 +51,8 @@ pub struct TensorNames {
     pub output_norm: &'static str,
     /// `pooler.dense` (families with a pooler).
     pub pooler: Option<&'static str>,
+    /// The norm after the last layer (pre-norm families).
+    pub final_norm: Option<&'static str>,
     /// The sequence-classification head.
     pub classifier: ClassifierNames,
     /// The masked-LM head.
@@ -89,8 +94,9 @@ pub fn names(family: Family) -> &'static TensorNames {
         Family::Roberta | Family::XlmRoberta => &roberta::NAMES,
         Family::Electra => &electra::NAMES,
         Family::DistilBert => &distilbert::NAMES,
+        Family::ModernBert => &modernbert::NAMES,
     }
 }
 
 /// Every family's encoder prefix, for detecting it in a checkpoint.
-pub const PREFIXES: &[&str] = &["bert.", "roberta.", "electra.", "distilbert."];
+pub const PREFIXES: &[&str] = &["bert.", "roberta.", "electra.", "distilbert.", "model."];

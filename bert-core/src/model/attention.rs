@@ -4,6 +4,17 @@ use super::*;
 use crate::kernels::{self, MatMut, MatRef, Rhs};
 use crate::parallel::Parallel;
 
+/// The attention of one layer: heads, head width, and the local window (`None`: global).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AttentionShape {
+    /// Number of heads.
+    pub heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+    /// Keys at most this many positions from the query are seen (`None`: all).
+    pub window: Option<usize>,
+}
+
 /// Where each sequence's rows are in the packed token matrix.
 pub(crate) struct Sequences<'a> {
     /// Sequence `b` is rows `offsets[b]..offsets[b + 1]`.
@@ -18,7 +29,7 @@ pub(crate) struct Sequences<'a> {
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attention_rows(
     par: &dyn Parallel,
-    sa: &BertSelfAttention<'_>,
+    shape: AttentionShape,
     sequences: &Sequences<'_>,
     seqs: core::ops::Range<usize>,
     query_rows: Option<core::ops::Range<usize>>,
@@ -26,7 +37,7 @@ pub(crate) fn attention_rows(
     context: &mut [f32],
     threads: &mut [ThreadScratch],
 ) {
-    let h = sa.num_attention_heads * sa.attention_head_size;
+    let h = shape.heads * shape.head_dim;
     let o = sequences.offsets;
     let rows = query_rows.clone().unwrap_or(0..o[seqs.end] - o[seqs.start]);
     if threads.len() >= 2 && rows.len() >= 2 * MIN_ROWS_PER_THREAD {
@@ -39,16 +50,20 @@ pub(crate) fn attention_rows(
                 .unwrap_or(seqs.end - 1);
             let (c1, c2) = context.split_at_mut((o[mid] - o[seqs.start]) * h);
             par.join(
-                &mut || attention_rows(par, sa, sequences, seqs.start..mid, None, qkv, c1, t1),
-                &mut || attention_rows(par, sa, sequences, mid..seqs.end, None, qkv, c2, t2),
+                &mut || attention_rows(par, shape, sequences, seqs.start..mid, None, qkv, c1, t1),
+                &mut || attention_rows(par, shape, sequences, mid..seqs.end, None, qkv, c2, t2),
             );
         } else {
             let mid = rows.start + rows.len() * t1.len() / (t1.len() + t2.len());
             let (c1, c2) = context.split_at_mut((mid - rows.start) * h);
             let (q1, q2) = (Some(rows.start..mid), Some(mid..rows.end));
             par.join(
-                &mut || attention_rows(par, sa, sequences, seqs.clone(), q1.clone(), qkv, c1, t1),
-                &mut || attention_rows(par, sa, sequences, seqs.clone(), q2.clone(), qkv, c2, t2),
+                &mut || {
+                    attention_rows(par, shape, sequences, seqs.clone(), q1.clone(), qkv, c1, t1)
+                },
+                &mut || {
+                    attention_rows(par, shape, sequences, seqs.clone(), q2.clone(), qkv, c2, t2)
+                },
             );
         }
         return;
@@ -58,7 +73,7 @@ pub(crate) fn attention_rows(
         let s = o[b + 1] - o[b];
         let q = query_rows.clone().unwrap_or(0..s);
         let out = &mut context[context_row * h..];
-        self_attention(sa, sequences, b, q.clone(), qkv, out, &mut threads[0]);
+        self_attention(shape, sequences, b, q.clone(), qkv, out, &mut threads[0]);
         context_row += q.len();
     }
 }
@@ -67,7 +82,7 @@ pub(crate) fn attention_rows(
 /// into `context` (which starts at the first of those rows). Each sequence attends only within
 /// its own rows; with padding removed there is nothing to mask.
 fn self_attention(
-    sa: &BertSelfAttention<'_>,
+    shape: AttentionShape,
     sequences: &Sequences<'_>,
     b: usize,
     rows: core::ops::Range<usize>,
@@ -75,8 +90,8 @@ fn self_attention(
     context: &mut [f32],
     scratch: &mut ThreadScratch,
 ) {
-    let d = sa.attention_head_size;
-    let h = sa.num_attention_heads * d;
+    let d = shape.head_dim;
+    let h = shape.heads * d;
     let scale = 1.0 / libm::sqrtf(d as f32);
     let (r0, s) = (
         sequences.offsets[b],
@@ -85,7 +100,7 @@ fn self_attention(
     let m = rows.len();
     let ThreadScratch { gemm, scores } = scratch;
     let scores = &mut scores[..m * s];
-    for head in 0..sa.num_attention_heads {
+    for head in 0..shape.heads {
         let keys = r0 * h + head * d;
         let queries = keys + rows.start * h;
         kernels::matmul(
@@ -100,6 +115,17 @@ fn self_attention(
             let bias = &bias[b * s..(b + 1) * s];
             for row in scores.chunks_exact_mut(s) {
                 row.iter_mut().zip(bias).for_each(|(x, m)| *x += m);
+            }
+        }
+        if let Some(w) = shape.window {
+            // Local attention: a query sees keys at most `w` positions away.
+            for (i, row) in scores.chunks_exact_mut(s).enumerate() {
+                let q = rows.start + i;
+                for (j, x) in row.iter_mut().enumerate() {
+                    if q.abs_diff(j) > w {
+                        *x = MASKED_SCORE_BIAS;
+                    }
+                }
             }
         }
         kernels::softmax_rows(scores, s);

@@ -4,7 +4,7 @@
 use alloc::format;
 
 use super::*;
-use crate::arch::PositionScheme;
+use crate::arch::{Block, PositionScheme};
 use crate::config::BertConfig;
 use crate::error::Result;
 use crate::families::TensorNames;
@@ -17,8 +17,9 @@ use crate::weights::Weights;
 pub struct BertEmbeddings<'a> {
     /// `word_embeddings` `[vocab_size, embedding width]`.
     pub word_embeddings: Embedding<'a>,
-    /// `position_embeddings` `[max_position_embeddings, embedding width]`.
-    pub position_embeddings: Embedding<'a>,
+    /// `position_embeddings` `[max_position_embeddings, embedding width]`; `None` with rotary
+    /// positions (applied inside attention instead).
+    pub position_embeddings: Option<Embedding<'a>>,
     /// `token_type_embeddings` `[type_vocab_size, embedding width]`; `None` without segments.
     pub token_type_embeddings: Option<Embedding<'a>>,
     /// `LayerNorm`.
@@ -45,15 +46,24 @@ impl<'a> BertEmbeddings<'a> {
             }
             _ => None,
         };
+        let position_embeddings = match c.arch.positions {
+            PositionScheme::Rotary => None,
+            _ => Some(table(names.position_embeddings, c.max_position_embeddings)?),
+        };
+        let norm_bias = match c.arch.block {
+            Block::PreNorm(pre) => pre.norm_bias,
+            Block::PostNorm => true,
+        };
         Ok(BertEmbeddings {
             word_embeddings: table(names.word_embeddings, c.vocab_size)?,
-            position_embeddings: table(names.position_embeddings, c.max_position_embeddings)?,
+            position_embeddings,
             token_type_embeddings,
-            layer_norm: LayerNorm::load(
+            layer_norm: LayerNorm::load_with_bias(
                 w,
                 &format!("{p}{}", names.embeddings_norm),
                 e,
                 c.layer_norm_eps,
+                norm_bias,
             )?,
             project,
             positions: c.arch.positions,
@@ -74,7 +84,7 @@ impl<'a> BertEmbeddings<'a> {
     /// The position id of token `t` (an index into the padded `[batch * seq]` layout).
     fn position(&self, batch: &Batch<'_>, t: usize) -> usize {
         match self.positions {
-            PositionScheme::Absolute => t % batch.seq_len,
+            PositionScheme::Absolute | PositionScheme::Rotary => t % batch.seq_len,
             PositionScheme::PaddingOffset { padding_idx } => {
                 let pad = padding_idx as u32;
                 if batch.input_ids[t] == pad {
@@ -109,8 +119,9 @@ impl<'a> BertEmbeddings<'a> {
                 let token_type = batch.token_type_ids.map_or(0, |ids| ids[t]) as usize;
                 tt.add_into(token_type, dst, row);
             }
-            self.position_embeddings
-                .add_into(self.position(batch, t), dst, row);
+            if let Some(pe) = &self.position_embeddings {
+                pe.add_into(self.position(batch, t), dst, row);
+            }
         }
         self.layer_norm.forward(&mut out[..n * e]);
     }

@@ -147,7 +147,12 @@ impl<'a> BertLayer<'a> {
         };
         let qkv = [&query[..], &key[..], &value[..]];
         let all = 0..batch_size;
-        attention_rows(par, sa, &sequences, all, None, qkv, context, threads);
+        let shape = AttentionShape {
+            heads: sa.num_attention_heads,
+            head_dim: sa.attention_head_size,
+            window: None,
+        };
+        attention_rows(par, shape, &sequences, all, None, qkv, context, threads);
 
         let out = &self.attention.output;
         let add_norm = Epilogue::AddNorm(hidden_in, &out.layer_norm);

@@ -13,6 +13,7 @@ mod attention;
 pub mod batch;
 pub mod embeddings;
 pub mod layer;
+pub mod pre_norm;
 mod rows;
 pub mod workspace;
 
@@ -21,6 +22,7 @@ pub use embeddings::BertEmbeddings;
 pub use layer::{
     BertAttention, BertIntermediate, BertLayer, BertOutput, BertSelfAttention, BertSelfOutput,
 };
+pub use pre_norm::PreNormLayer;
 pub(crate) use workspace::HeadParts;
 pub use workspace::{HeadBuffers, ThreadScratch, Workspace, MAX_BUFFER_ELEMENTS};
 
@@ -32,6 +34,7 @@ use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use crate::arch::Block;
 use crate::config::BertConfig;
 use crate::error::{Error, Result};
 use crate::kernels::GemmNeeds;
@@ -41,8 +44,13 @@ use crate::weights::Weights;
 /// `BertEncoder`: the stack of layers.
 #[derive(Debug, Clone)]
 pub struct BertEncoder<'a> {
-    /// `layer`.
+    /// `layer`: post-norm (BERT-style) layers.
     pub layer: Vec<BertLayer<'a>>,
+    /// Pre-norm (ModernBERT-style) layers; a model has one kind or the other, as its
+    /// [`Architecture`](crate::arch::Architecture)'s `block` says.
+    pub pre_norm: Vec<PreNormLayer<'a>>,
+    /// The norm after the last layer (pre-norm models).
+    pub final_norm: Option<crate::nn::LayerNorm<'a>>,
 }
 
 /// `BertPooler`: `tanh(dense(hidden[CLS]))`.
@@ -93,9 +101,31 @@ impl<'a> BertModel<'a> {
         let names = crate::families::names(config.arch.family);
         let p = weights.encoder_prefix();
         let embeddings = BertEmbeddings::load(weights, p, config, names)?;
-        let layer = (0..config.num_hidden_layers)
-            .map(|i| BertLayer::load(weights, &format!("{p}{}.{i}", names.layers), config, names))
-            .collect::<Result<Vec<_>>>()?;
+        let prefix = |i: usize| format!("{p}{}.{i}", names.layers);
+        let (layer, pre_norm) = match &config.arch.block {
+            Block::PostNorm => (
+                (0..config.num_hidden_layers)
+                    .map(|i| BertLayer::load(weights, &prefix(i), config, names))
+                    .collect::<Result<Vec<_>>>()?,
+                Vec::new(),
+            ),
+            Block::PreNorm(pre) => (
+                Vec::new(),
+                (0..config.num_hidden_layers)
+                    .map(|i| PreNormLayer::load(weights, &prefix(i), config, names, i, pre))
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+        };
+        let final_norm = match (names.final_norm, &config.arch.block) {
+            (Some(name), Block::PreNorm(pre)) => Some(crate::nn::LayerNorm::load_with_bias(
+                weights,
+                &format!("{p}{name}"),
+                config.hidden_size,
+                config.layer_norm_eps,
+                pre.norm_bias,
+            )?),
+            _ => None,
+        };
         let pooler_name = format!("{p}{}", names.pooler.unwrap_or("pooler.dense"));
         let pooler = if names.pooler.is_some() && weights.contains(&format!("{pooler_name}.weight"))
         {
@@ -114,7 +144,11 @@ impl<'a> BertModel<'a> {
         Ok(BertModel {
             config: config.clone(),
             embeddings,
-            encoder: BertEncoder { layer },
+            encoder: BertEncoder {
+                layer,
+                pre_norm,
+                final_norm,
+            },
             pooler,
         })
     }
@@ -143,6 +177,7 @@ impl<'a> BertModel<'a> {
             .layer
             .iter()
             .flat_map(|l| l.linears())
+            .chain(self.encoder.pre_norm.iter().flat_map(|l| l.linears()))
             .map(|l| l.gemm_needs(max_tokens))
             .chain(self.pooler.as_ref().map(|p| p.dense.gemm_needs(max_batch)))
             .chain(
@@ -178,6 +213,11 @@ impl<'a> BertModel<'a> {
         if let Some(p) = &mut self.embeddings.project {
             p.prepack();
         }
+        for layer in &mut self.encoder.pre_norm {
+            for l in layer.linears_mut() {
+                l.prepack();
+            }
+        }
     }
 
     /// A workspace for up to `max_batch` sequences of up to `max_seq` tokens.
@@ -189,12 +229,21 @@ impl<'a> BertModel<'a> {
     pub fn weight_bytes(&self) -> usize {
         let e = &self.embeddings;
         let mut n = e.word_embeddings.weight.size_in_bytes()
-            + e.position_embeddings.weight.size_in_bytes()
+            + e.position_embeddings
+                .as_ref()
+                .map_or(0, |t| t.weight.size_in_bytes())
             + e.token_type_embeddings
                 .as_ref()
                 .map_or(0, |t| t.weight.size_in_bytes())
             + e.project.as_ref().map_or(0, |p| p.weight.size_in_bytes());
         for l in &self.encoder.layer {
+            n += l
+                .linears()
+                .iter()
+                .map(|x| x.weight.size_in_bytes())
+                .sum::<usize>();
+        }
+        for l in &self.encoder.pre_norm {
             n += l
                 .linears()
                 .iter()
@@ -242,6 +291,12 @@ impl<'a> BertModel<'a> {
         );
         for layer in &self.encoder.layer {
             layer.forward(n, batch.batch_size, ws);
+        }
+        for layer in &self.encoder.pre_norm {
+            layer.forward(n, batch.batch_size, batch.seq_len, ws);
+        }
+        if let Some(norm) = &self.encoder.final_norm {
+            norm.forward(&mut ws.hidden[..n * h]);
         }
         if n < t {
             unpack_rows(&mut ws.hidden[..t * h], &ws.packed_tokens[..n], h);

@@ -15,6 +15,8 @@ pub(crate) enum Epilogue<'a> {
     Activation(Activation),
     /// `LayerNorm(out + residual)` (the residual's rows match the output's).
     AddNorm(&'a [f32], &'a LayerNorm<'a>),
+    /// `out + residual` (pre-norm layers).
+    AddResidual(&'a [f32]),
 }
 
 impl<'a> Epilogue<'a> {
@@ -23,6 +25,12 @@ impl<'a> Epilogue<'a> {
             Epilogue::None => {}
             Epilogue::Activation(act) => kernels::activate_in_place(act, out),
             Epilogue::AddNorm(residual, norm) => norm.forward_residual(out, &residual[..out.len()]),
+            Epilogue::AddResidual(residual) => {
+                let n = out.len();
+                out.iter_mut()
+                    .zip(&residual[..n])
+                    .for_each(|(o, r)| *o += r)
+            }
         }
     }
 
@@ -32,6 +40,10 @@ impl<'a> Epilogue<'a> {
             Epilogue::AddNorm(residual, norm) => {
                 let (a, b) = residual.split_at(at);
                 (Epilogue::AddNorm(a, norm), Epilogue::AddNorm(b, norm))
+            }
+            Epilogue::AddResidual(residual) => {
+                let (a, b) = residual.split_at(at);
+                (Epilogue::AddResidual(a), Epilogue::AddResidual(b))
             }
             other => (other, other),
         }

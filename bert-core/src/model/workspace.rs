@@ -105,7 +105,7 @@ impl Workspace {
             value: vec![0.0; th],
             context: vec![0.0; th],
             attention_output: vec![0.0; th],
-            intermediate: vec![0.0; sized(&[t, c.intermediate_size])?],
+            intermediate: vec![0.0; sized(&[t, c.feed_forward_width()])?],
             mask_bias: vec![0.0; t],
             packed_tokens: vec![0; t],
             offsets: vec![0; max_batch + 1],

@@ -19,7 +19,8 @@ import torch
 from safetensors.torch import save_file
 import transformers
 from transformers import (DistilBertConfig, DistilBertModel, ElectraConfig, ElectraModel,
-                          RobertaConfig, RobertaModel, XLMRobertaConfig, XLMRobertaModel)
+                          ModernBertConfig, ModernBertModel, RobertaConfig, RobertaModel,
+                          XLMRobertaConfig, XLMRobertaModel)
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "families")
 torch.set_grad_enabled(False)
@@ -43,6 +44,18 @@ FAMILIES = {
                                                       hidden_dim=80, max_position_embeddings=40,
                                                       dropout=0.0, attention_dropout=0.0,
                                                       activation="gelu", pad_token_id=0)),
+    # ModernBERT: pre-norm, rotary positions (two thetas), GeGLU, no biases, every third
+    # layer global and the others local (window of 8 here: |i - j| <= 4), final norm.
+    "modernbert": (ModernBertModel, ModernBertConfig(vocab_size=123, hidden_size=48,
+                                                      intermediate_size=40, num_hidden_layers=4,
+                                                      num_attention_heads=3,
+                                                      max_position_embeddings=64,
+                                                      hidden_activation="gelu", norm_eps=1e-5,
+                                                      local_attention=8,
+                                                      global_attn_every_n_layers=3,
+                                                      global_rope_theta=160000.0,
+                                                      local_rope_theta=10000.0, pad_token_id=0,
+                                                      attn_implementation="eager")),
 }
 
 
@@ -95,7 +108,7 @@ def main():
             p.add_(torch.randn_like(p) * 0.05)
         model.save_pretrained(os.path.join(HERE, name), safe_serialization=True)
         pad = config.pad_token_id
-        lengths = [9, 5, 7]
+        lengths = [14, 5, 9] if name == "modernbert" else [9, 5, 7]
         seq = max(lengths)
         ids = torch.full((len(lengths), seq), pad, dtype=torch.int64)
         mask = torch.zeros((len(lengths), seq), dtype=torch.int64)
@@ -107,7 +120,7 @@ def main():
             if getattr(config, "type_vocab_size", 1) > 1:
                 types[b, n // 2:n] = 1 + b % (config.type_vocab_size - 1)
         kwargs = dict(input_ids=ids, attention_mask=mask)
-        if name != "distilbert":
+        if name not in ("distilbert", "modernbert"):
             kwargs["token_type_ids"] = types
         result = model(**kwargs)
         out[f"{name}.input_ids"] = ids
@@ -117,7 +130,8 @@ def main():
         pooled = getattr(result, "pooler_output", None)
         if pooled is not None:
             out[f"{name}.pooler_output"] = pooled.contiguous()
-        heads(name, cls, config, kwargs, out, 2000 + 10 * i)
+        if name != "modernbert":
+            heads(name, cls, config, kwargs, out, 2000 + 10 * i)
     # End to end for bert-std: text -> RoBERTa tokenizer -> model -> mean pooling.
     tok = roberta_tokenizer(os.path.join(HERE, "roberta"))
     model = RobertaModel.from_pretrained(os.path.join(HERE, "roberta")).eval()
