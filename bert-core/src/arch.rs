@@ -122,6 +122,38 @@ pub struct Architecture {
     pub embedding_size: Option<usize>,
     /// The layers.
     pub block: Block,
+    /// How the task heads are built.
+    pub heads: HeadStyle,
+}
+
+/// What differs in the task heads: ModernBERT puts a prediction head (dense, activation,
+/// norm) before every classifier and may mean-pool for sequence classification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadStyle {
+    /// The prediction head's activation (`None`: the family's default).
+    pub activation: Option<crate::activation::Activation>,
+    /// Whether the head's dense layer has a bias.
+    pub dense_bias: bool,
+    /// Whether the head's norm has a bias.
+    pub norm_bias: bool,
+    /// Whether the masked-LM decoder has a bias.
+    pub decoder_bias: bool,
+    /// Sequence classification pools the mean of the real tokens (else the first token).
+    pub mean_pooling: bool,
+    /// Token classification and QA run the prediction head before their classifier.
+    pub transform_tokens: bool,
+}
+
+impl HeadStyle {
+    /// BERT's heads (and RoBERTa's, ELECTRA's, DistilBERT's).
+    pub const BERT: HeadStyle = HeadStyle {
+        activation: None,
+        dense_bias: true,
+        norm_bias: true,
+        decoder_bias: true,
+        mean_pooling: false,
+        transform_tokens: false,
+    };
 }
 
 impl Architecture {
@@ -132,6 +164,7 @@ impl Architecture {
         token_types: true,
         embedding_size: None,
         block: Block::PostNorm,
+        heads: HeadStyle::BERT,
     };
 
     /// The first position id a sequence uses (0, or `padding_idx + 1`).

@@ -9,7 +9,7 @@ use core::fmt;
 
 use serde_json::Value;
 
-use crate::arch::{Architecture, Block, Family, PositionScheme};
+use crate::arch::{Architecture, Block, Family, HeadStyle, PositionScheme};
 use crate::error::{Error, Result};
 
 pub use crate::activation::Activation;
@@ -332,12 +332,17 @@ impl BertConfig {
             }
             _ => None,
         };
+        let heads = match family {
+            Family::ModernBert => crate::families::parse_modernbert_heads(raw)?,
+            _ => HeadStyle::BERT,
+        };
         Ok(Architecture {
             family,
             positions,
             token_types: !matches!(family, Family::DistilBert | Family::ModernBert),
             embedding_size,
             block,
+            heads,
         })
     }
 

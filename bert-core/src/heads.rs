@@ -66,6 +66,61 @@ pub struct BertPredictionHeadTransform<'a> {
     pub layer_norm: LayerNorm<'a>,
 }
 
+impl<'a> BertPredictionHeadTransform<'a> {
+    /// `dense` (hidden → `width`), the activation (`activation`, else the architecture's head
+    /// activation, else `hidden_act`), then the norm; biases as the architecture's heads have
+    /// them.
+    pub fn load(
+        w: &Weights<'a>,
+        c: &BertConfig,
+        dense: &str,
+        norm: &str,
+        activation: Option<Activation>,
+        width: usize,
+    ) -> Result<Self> {
+        let style = &c.arch.heads;
+        Ok(BertPredictionHeadTransform {
+            dense: Linear::load_with_bias(w, dense, c.hidden_size, width, style.dense_bias)?,
+            transform_act_fn: activation.or(style.activation).unwrap_or(c.hidden_act),
+            layer_norm: LayerNorm::load_with_bias(
+                w,
+                norm,
+                width,
+                c.layer_norm_eps,
+                style.norm_bias,
+            )?,
+        })
+    }
+
+    /// `out[t, width] = norm(act(dense(x)))` for `t` rows.
+    pub(crate) fn forward(&self, x: &[f32], t: usize, out: &mut [f32], scratch: &mut GemmScratch) {
+        let n = self.dense.out_features();
+        self.dense.forward(x, t, out, scratch);
+        kernels::activate_in_place(self.transform_act_fn, &mut out[..t * n]);
+        self.layer_norm.forward(&mut out[..t * n]);
+    }
+}
+
+/// The prediction head a family runs before its token-level classifiers (ModernBERT's
+/// `head`), if it has one.
+fn token_transform<'a>(
+    c: &BertConfig,
+    w: &Weights<'a>,
+) -> Result<Option<BertPredictionHeadTransform<'a>>> {
+    let n = &crate::families::names(c.arch.family).classifier;
+    match (c.arch.heads.transform_tokens, n.dense, n.norm) {
+        (true, Some(dense), Some(norm)) => Ok(Some(BertPredictionHeadTransform::load(
+            w,
+            c,
+            dense,
+            norm,
+            n.activation,
+            c.hidden_size,
+        )?)),
+        _ => Ok(None),
+    }
+}
+
 /// `BertLMPredictionHead`: transform, then the decoder to the vocabulary.
 #[derive(Debug, Clone)]
 pub struct BertLMPredictionHead<'a> {
@@ -92,8 +147,10 @@ impl<'a> BertLMPredictionHead<'a> {
         } else {
             None
         };
+        let style = &c.arch.heads;
         let bias = match n.bias.iter().find(|b| w.contains(b)) {
             Some(name) => w.vector(name, v)?,
+            None if !style.decoder_bias => Cow::Owned(alloc::vec![0.0; v]),
             None => {
                 return Err(Error::MissingTensor {
                     tried: n.bias.iter().map(|b| String::from(*b)).collect(),
@@ -101,11 +158,7 @@ impl<'a> BertLMPredictionHead<'a> {
             }
         };
         Ok(BertLMPredictionHead {
-            transform: BertPredictionHeadTransform {
-                dense: Linear::load(w, n.dense, h, e)?,
-                transform_act_fn: n.activation.unwrap_or(c.hidden_act),
-                layer_norm: LayerNorm::load(w, n.norm, e, c.layer_norm_eps)?,
-            },
+            transform: BertPredictionHeadTransform::load(w, c, n.dense, n.norm, n.activation, e)?,
             decoder,
             bias,
         })
@@ -139,11 +192,7 @@ impl<'a> BertLMPredictionHead<'a> {
         transformed: &mut [f32],
         scratch: &mut GemmScratch,
     ) {
-        let t = &self.transform;
-        let h = t.dense.out_features();
-        t.dense.forward(hidden, tokens, transformed, scratch);
-        kernels::activate_in_place(t.transform_act_fn, &mut transformed[..tokens * h]);
-        t.layer_norm.forward(&mut transformed[..tokens * h]);
+        self.transform.forward(hidden, tokens, transformed, scratch);
         let decoder = self.decoder.as_ref().unwrap_or(word_embeddings);
         linear(
             decoder,
@@ -400,14 +449,28 @@ impl<'a> BertForSequenceClassification<'a> {
     /// with their head's own dense layer and activation, which becomes the pooler here.
     pub fn load(config: &BertConfig, w: &Weights<'a>) -> Result<Self> {
         let n = &crate::families::names(config.arch.family).classifier;
+        let style = &config.arch.heads;
         let h = config.hidden_size;
         let bert = match n.dense {
             None => BertModel::load_with_pooler(config, w)?,
             Some(dense) => {
                 let mut bert = BertModel::load(config, w)?;
                 bert.pooler = Some(BertPooler {
-                    dense: Linear::load(w, dense, h, h)?,
-                    activation: n.activation,
+                    dense: Linear::load_with_bias(w, dense, h, h, style.dense_bias)?,
+                    activation: n.activation.or(style.activation),
+                    norm: n
+                        .norm
+                        .map(|name| {
+                            LayerNorm::load_with_bias(
+                                w,
+                                name,
+                                h,
+                                config.layer_norm_eps,
+                                style.norm_bias,
+                            )
+                        })
+                        .transpose()?,
+                    mean: style.mean_pooling,
                 });
                 bert
             }
@@ -439,6 +502,8 @@ impl<'a> BertForSequenceClassification<'a> {
 pub struct BertForTokenClassification<'a> {
     /// `bert` (pooler unused).
     pub bert: BertModel<'a>,
+    /// The prediction head before the classifier (ModernBERT), if any.
+    pub transform: Option<BertPredictionHeadTransform<'a>>,
     /// `classifier`.
     pub classifier: Linear<'a>,
 }
@@ -450,13 +515,20 @@ impl<'a> BertForTokenClassification<'a> {
         bert.pooler = None;
         Ok(BertForTokenClassification {
             bert,
+            transform: token_transform(config, w)?,
             classifier: Linear::load(w, "classifier", config.hidden_size, config.num_labels())?,
         })
     }
 
     /// A workspace for up to `max_batch` x `max_seq` tokens.
     pub fn workspace(&self, max_batch: usize, max_seq: usize) -> Result<Workspace> {
-        token_head_workspace(&self.bert, &self.classifier, max_batch, max_seq)
+        token_head_workspace(
+            &self.bert,
+            &self.classifier,
+            self.transform.as_ref(),
+            max_batch,
+            max_seq,
+        )
     }
 
     /// `logits` `[batch, seq, num_labels]`.
@@ -465,11 +537,19 @@ impl<'a> BertForTokenClassification<'a> {
         let HeadParts {
             hidden,
             output: out,
+            work,
             scratch,
             ..
         } = ws.head_parts();
         let t = batch.num_tokens();
-        self.classifier.forward(hidden, t, out, scratch);
+        let input: &[f32] = match &self.transform {
+            None => hidden,
+            Some(tr) => {
+                tr.forward(hidden, t, work, scratch);
+                work
+            }
+        };
+        self.classifier.forward(input, t, out, scratch);
         let l = self.classifier.out_features();
         Ok(Logits::new(out, &[batch.batch_size, batch.seq_len, l]))
     }
@@ -483,6 +563,7 @@ impl<'a> BertForTokenClassification<'a> {
 fn token_head_workspace(
     bert: &BertModel<'_>,
     head: &Linear<'_>,
+    transform: Option<&BertPredictionHeadTransform<'_>>,
     b: usize,
     s: usize,
 ) -> Result<Workspace> {
@@ -490,10 +571,18 @@ fn token_head_workspace(
         what: format!("workspace of {b} x {s} tokens"),
         limit: usize::MAX,
     })?;
+    let width = if transform.is_some() {
+        head.out_features().max(head.in_features())
+    } else {
+        head.out_features()
+    };
+    let gemm = transform.map_or(head.gemm_needs(tokens), |t| {
+        head.gemm_needs(tokens).max(t.dense.gemm_needs(tokens))
+    });
     let buffers = HeadBuffers {
         output: tokens.saturating_mul(head.out_features()),
-        work: tokens.saturating_mul(head.out_features()),
-        gemm: head.gemm_needs(tokens),
+        work: tokens.saturating_mul(width),
+        gemm,
     };
     Workspace::new(bert, b, s, buffers)
 }
@@ -512,7 +601,9 @@ pub struct QuestionAnsweringOutput<'w> {
 pub struct BertForQuestionAnswering<'a> {
     /// `bert` (pooler unused).
     pub bert: BertModel<'a>,
-    /// `qa_outputs` `[2, hidden]`.
+    /// The prediction head before the span classifier (ModernBERT), if any.
+    pub transform: Option<BertPredictionHeadTransform<'a>>,
+    /// `qa_outputs` `[2, hidden]` (ModernBERT: `classifier`).
     pub qa_outputs: Linear<'a>,
 }
 
@@ -521,15 +612,28 @@ impl<'a> BertForQuestionAnswering<'a> {
     pub fn load(config: &BertConfig, w: &Weights<'a>) -> Result<Self> {
         let mut bert = BertModel::load(config, w)?;
         bert.pooler = None;
+        let transform = token_transform(config, w)?;
+        let name = if transform.is_some() {
+            "classifier"
+        } else {
+            "qa_outputs"
+        };
         Ok(BertForQuestionAnswering {
             bert,
-            qa_outputs: Linear::load(w, "qa_outputs", config.hidden_size, 2)?,
+            transform,
+            qa_outputs: Linear::load(w, name, config.hidden_size, 2)?,
         })
     }
 
     /// A workspace for up to `max_batch` x `max_seq` tokens.
     pub fn workspace(&self, max_batch: usize, max_seq: usize) -> Result<Workspace> {
-        token_head_workspace(&self.bert, &self.qa_outputs, max_batch, max_seq)
+        token_head_workspace(
+            &self.bert,
+            &self.qa_outputs,
+            self.transform.as_ref(),
+            max_batch,
+            max_seq,
+        )
     }
 
     /// Start and end logits, each `[batch, seq]`.
@@ -543,11 +647,21 @@ impl<'a> BertForQuestionAnswering<'a> {
         let HeadParts {
             hidden,
             output: pairs,
-            work: split,
+            work,
             scratch,
             ..
         } = ws.head_parts();
-        self.qa_outputs.forward(hidden, t, pairs, scratch);
+        let split: &mut [f32] = match &self.transform {
+            None => {
+                self.qa_outputs.forward(hidden, t, pairs, scratch);
+                work
+            }
+            Some(tr) => {
+                tr.forward(hidden, t, work, scratch);
+                self.qa_outputs.forward(work, t, pairs, scratch);
+                hidden
+            }
+        };
         let (start, end) = split[..2 * t].split_at_mut(t);
         for (i, p) in pairs[..2 * t].chunks_exact(2).enumerate() {
             start[i] = p[0];

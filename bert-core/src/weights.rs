@@ -99,9 +99,12 @@ impl<'a> Weights<'a> {
             files,
             encoder_prefix: "",
         };
+        // A family's prefix is in use when its embeddings are stored under it.
         if let Some(p) = crate::families::PREFIXES.iter().find(|p| {
-            w.raw(&format!("{p}embeddings.word_embeddings.weight"))
-                .is_some()
+            let embeddings = format!("{p}embeddings.");
+            w.files
+                .iter()
+                .any(|f| f.names().any(|n| n.starts_with(&embeddings)))
         }) {
             w.encoder_prefix = p;
         }

@@ -128,7 +128,13 @@ fn every_family_head_matches_transformers() {
         BertForTokenClassification,
     };
     let golden = Golden::open("families/outputs.safetensors");
-    for name in ["roberta", "xlm-roberta", "electra", "distilbert"] {
+    for name in [
+        "roberta",
+        "xlm-roberta",
+        "electra",
+        "distilbert",
+        "modernbert",
+    ] {
         let inputs = golden.inputs(name);
         let (config, _) = family(name);
         let batch = if config.arch.token_types {

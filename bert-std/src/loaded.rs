@@ -87,9 +87,16 @@ impl Task {
             "BertForPreTraining" => return Some(Task::PreTraining),
             _ => {}
         }
-        let head = ["Bert", "Roberta", "XLMRoberta", "Electra", "DistilBert"]
-            .iter()
-            .find_map(|family| name.strip_prefix(family))?;
+        let head = [
+            "Bert",
+            "Roberta",
+            "XLMRoberta",
+            "Electra",
+            "DistilBert",
+            "ModernBert",
+        ]
+        .iter()
+        .find_map(|family| name.strip_prefix(family))?;
         Some(match head {
             "Model" => Task::Base,
             "ForMaskedLM" => Task::MaskedLm,
@@ -336,6 +343,10 @@ mod tests {
         assert_eq!(
             Task::from_architecture("BertForPreTraining"),
             Some(Task::PreTraining)
+        );
+        assert_eq!(
+            Task::from_architecture("ModernBertForTokenClassification"),
+            Some(Task::TokenClassification)
         );
         assert_eq!(Task::from_architecture("ElectraForPreTraining"), None);
         assert_eq!(Task::from_architecture("GPT2LMHeadModel"), None);

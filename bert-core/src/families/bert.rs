@@ -24,6 +24,7 @@ pub(super) const NAMES: TensorNames = TensorNames {
     classifier: ClassifierNames {
         dense: None,
         activation: None,
+        norm: None,
         out: "classifier",
     },
     masked_lm: MaskedLmNames {

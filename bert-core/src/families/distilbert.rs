@@ -32,6 +32,7 @@ pub(super) const NAMES: TensorNames = TensorNames {
     classifier: ClassifierNames {
         dense: Some("pre_classifier"),
         activation: Some(Activation::Relu),
+        norm: None,
         out: "classifier",
     },
     // vocab_transform, the config's activation, vocab_layer_norm, vocab_projector (tied).

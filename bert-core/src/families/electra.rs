@@ -13,6 +13,7 @@ pub(super) const NAMES: TensorNames = TensorNames {
     classifier: ClassifierNames {
         dense: Some("classifier.dense"),
         activation: Some(Activation::Gelu),
+        norm: None,
         out: "classifier.out_proj",
     },
     // The generator's head (ElectraForMaskedLM): hidden -> embedding width, GELU, LayerNorm,

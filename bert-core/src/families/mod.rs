@@ -13,7 +13,10 @@ mod modernbert;
 mod roberta;
 
 pub(crate) use distilbert::translate_config as translate_distilbert_config;
-pub(crate) use modernbert::{parse_pre_norm, translate_config as translate_modernbert_config};
+pub(crate) use modernbert::{
+    parse_heads as parse_modernbert_heads, parse_pre_norm,
+    translate_config as translate_modernbert_config,
+};
 
 /// Where a family keeps each tensor, relative to its prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,8 +68,10 @@ pub struct TensorNames {
 pub struct ClassifierNames {
     /// The first-token projection; `None`: the encoder's pooler (BERT).
     pub dense: Option<&'static str>,
-    /// Its activation; `None`: tanh.
+    /// Its activation; `None`: tanh (or the architecture's head activation).
     pub activation: Option<Activation>,
+    /// A norm after the activation (ModernBERT's prediction head).
+    pub norm: Option<&'static str>,
     /// The projection to the labels.
     pub out: &'static str,
 }

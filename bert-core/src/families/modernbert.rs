@@ -9,7 +9,8 @@ use alloc::string::String;
 use serde_json::{Map, Value};
 
 use super::{ClassifierNames, MaskedLmNames, TensorNames};
-use crate::arch::PreNorm;
+use crate::activation::Activation;
+use crate::arch::{HeadStyle, PreNorm};
 use crate::error::{Error, Result};
 
 /// `model.` in task checkpoints.
@@ -34,6 +35,7 @@ pub(super) const NAMES: TensorNames = TensorNames {
     classifier: ClassifierNames {
         dense: Some("head.dense"),
         activation: None,
+        norm: Some("head.norm"),
         out: "classifier",
     },
     masked_lm: MaskedLmNames {
@@ -117,5 +119,39 @@ pub(crate) fn parse_pre_norm(raw: &Map<String, Value>, layers: usize) -> Result<
         local_theta: theta("sliding_attention", "local_rope_theta", 10_000.0),
         biases,
         norm_bias: flag("norm_bias", false),
+    })
+}
+
+/// The task heads' settings: `classifier_activation`, `classifier_bias`, `norm_bias`,
+/// `decoder_bias`, `classifier_pooling` (`cls` or `mean`).
+pub(crate) fn parse_heads(raw: &Map<String, Value>) -> Result<HeadStyle> {
+    let name = raw
+        .get("classifier_activation")
+        .and_then(Value::as_str)
+        .unwrap_or("gelu");
+    let activation = Activation::from_hf(name).ok_or_else(|| Error::Unsupported {
+        field: "classifier_activation",
+        value: format!("{name:?}"),
+        supported: Activation::SUPPORTED,
+    })?;
+    let pooling = raw
+        .get("classifier_pooling")
+        .and_then(Value::as_str)
+        .unwrap_or("cls");
+    if pooling != "cls" && pooling != "mean" {
+        return Err(Error::Unsupported {
+            field: "classifier_pooling",
+            value: format!("{pooling:?}"),
+            supported: "cls, mean",
+        });
+    }
+    let flag = |k: &str, default: bool| raw.get(k).and_then(Value::as_bool).unwrap_or(default);
+    Ok(HeadStyle {
+        activation: Some(activation),
+        dense_bias: flag("classifier_bias", false),
+        norm_bias: flag("norm_bias", false),
+        decoder_bias: flag("decoder_bias", true),
+        mean_pooling: pooling == "mean",
+        transform_tokens: true,
     })
 }

@@ -12,6 +12,7 @@ pub(super) const NAMES: TensorNames = TensorNames {
     classifier: ClassifierNames {
         dense: Some("classifier.dense"),
         activation: None,
+        norm: None,
         out: "classifier.out_proj",
     },
     // RobertaLMHead: dense, exact GELU, layer_norm, decoder (+ bias).

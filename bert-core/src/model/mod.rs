@@ -62,6 +62,10 @@ pub struct BertPooler<'a> {
     /// families that pool the first token the same way bring theirs (RoBERTa: tanh through
     /// `None`, ELECTRA: GELU, DistilBERT: ReLU).
     pub activation: Option<crate::activation::Activation>,
+    /// A norm after the activation (ModernBERT's prediction head).
+    pub norm: Option<crate::nn::LayerNorm<'a>>,
+    /// Pool the mean of the real tokens instead of the first token.
+    pub mean: bool,
 }
 
 /// What [`BertModel::forward`] returns: views into the workspace.
@@ -131,6 +135,8 @@ impl<'a> BertModel<'a> {
         {
             Some(BertPooler {
                 activation: None,
+                norm: None,
+                mean: false,
                 dense: Linear::load(
                     weights,
                     &pooler_name,
@@ -312,7 +318,22 @@ impl<'a> BertModel<'a> {
         let h = self.config.hidden_size;
         let s = batch.seq_len;
         for b in 0..batch.batch_size {
-            ws.context[b * h..(b + 1) * h].copy_from_slice(&ws.hidden[b * s * h..b * s * h + h]);
+            let dst = &mut ws.context[b * h..(b + 1) * h];
+            if pooler.mean {
+                // The mean of the real tokens (mask 1), as HF's `classifier_pooling="mean"`.
+                dst.fill(0.0);
+                let mut count = 0usize;
+                for t in 0..s {
+                    if batch.attention_mask.is_none_or(|m| m[b * s + t] != 0) {
+                        let row = &ws.hidden[(b * s + t) * h..(b * s + t + 1) * h];
+                        dst.iter_mut().zip(row).for_each(|(d, x)| *d += x);
+                        count += 1;
+                    }
+                }
+                dst.iter_mut().for_each(|d| *d /= count.max(1) as f32);
+            } else {
+                dst.copy_from_slice(&ws.hidden[b * s * h..b * s * h + h]);
+            }
         }
         pooler.dense.forward(
             &ws.context,
@@ -324,6 +345,9 @@ impl<'a> BertModel<'a> {
         match pooler.activation {
             None => pooled.iter_mut().for_each(|v| *v = libm::tanhf(*v)),
             Some(act) => crate::kernels::activate_in_place(act, pooled),
+        }
+        if let Some(norm) = &pooler.norm {
+            norm.forward(pooled);
         }
         true
     }

@@ -170,8 +170,8 @@ impl Workspace {
 
 /// Split borrows of a [`Workspace`] for the task heads.
 pub(crate) struct HeadParts<'w> {
-    /// `[tokens, hidden]` encoder output.
-    pub hidden: &'w [f32],
+    /// `[tokens, hidden]` encoder output (a head may reuse it once it has read it).
+    pub hidden: &'w mut [f32],
     /// `[batch, hidden]` pooler output (when the model has a pooler).
     pub pooled: &'w [f32],
     /// The head's results (logits, start/end pairs).
@@ -186,7 +186,7 @@ impl Workspace {
     /// Split borrows for the heads.
     pub(crate) fn head_parts(&mut self) -> HeadParts<'_> {
         HeadParts {
-            hidden: &self.hidden,
+            hidden: &mut self.hidden,
             pooled: &self.pooled,
             output: &mut self.head_output,
             work: &mut self.head_work,

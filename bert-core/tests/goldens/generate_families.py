@@ -85,6 +85,8 @@ def heads(name, base_cls, config, kwargs, out, seed):
         cls = getattr(transformers, family + suffix)
         cfg = config.__class__(**config.to_dict())
         cfg.num_labels = {"seqcls": 3, "tokcls": 4}.get(head, 2)
+        if name == "modernbert" and head == "seqcls":
+            cfg.classifier_pooling = "mean"  # exercise mean pooling
         torch.manual_seed(seed + j)
         model = cls(cfg).eval()
         for p in model.parameters():
@@ -130,8 +132,7 @@ def main():
         pooled = getattr(result, "pooler_output", None)
         if pooled is not None:
             out[f"{name}.pooler_output"] = pooled.contiguous()
-        if name != "modernbert":
-            heads(name, cls, config, kwargs, out, 2000 + 10 * i)
+        heads(name, cls, config, kwargs, out, 2000 + 10 * i)
     # End to end for bert-std: text -> RoBERTa tokenizer -> model -> mean pooling.
     tok = roberta_tokenizer(os.path.join(HERE, "roberta"))
     model = RobertaModel.from_pretrained(os.path.join(HERE, "roberta")).eval()
