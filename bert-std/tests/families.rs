@@ -52,3 +52,37 @@ fn roberta_sentence_embeddings_match_transformers() {
     let real: Vec<u32> = row.iter().filter(|&&x| x != 1).map(|&x| x as u32).collect();
     assert_eq!(enc.get_ids(), &real[..]);
 }
+
+/// Byte-level BPE (RoBERTa's kind) and SentencePiece-style Unigram (XLM-R's kind) tokenizers
+/// give the ids the Python `tokenizers` gives, through the same `Tokenizer` the pipelines use.
+#[test]
+fn bpe_and_unigram_tokenizers_give_pythons_ids() {
+    let root = repo_root().join("bert-core/tests/goldens/families");
+    let bytes = std::fs::read(root.join("outputs.safetensors")).unwrap();
+    let golden = SafeTensors::parse(&bytes).unwrap();
+    let texts = [
+        "The quick brown fox jumps over the lazy dog.",
+        "Café naïve résumé — unicode, digits 12345 and emoji 🙂!",
+        "  leading spaces and  double  spaces  ",
+    ];
+    for kind in ["bpe", "unigram"] {
+        let tok =
+            bert_std::Tokenizer::from_file(&root.join(format!("tokenizer-{kind}/tokenizer.json")))
+                .unwrap();
+        assert_eq!(
+            (tok.special.cls, tok.special.sep, tok.special.pad),
+            (0, 2, 1)
+        );
+        for (i, text) in texts.iter().enumerate() {
+            let want: Vec<u32> = golden
+                .tensor(&format!("tokenizer-{kind}.{i}"))
+                .unwrap()
+                .data
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as u32)
+                .collect();
+            let got = tok.encode(text, None).unwrap();
+            assert_eq!(got.get_ids(), &want[..], "{kind}: {text:?}");
+        }
+    }
+}

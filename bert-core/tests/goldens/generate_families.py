@@ -100,8 +100,46 @@ def heads(name, base_cls, config, kwargs, out, seed):
             out[f"{name}-{head}.logits"] = r.logits.contiguous()
 
 
+TOKENIZER_TEXTS = ["The quick brown fox jumps over the lazy dog.",
+                   "Café naïve résumé — unicode, digits 12345 and emoji 🙂!",
+                   "  leading spaces and  double  spaces  "]
+
+
+def subword_tokenizers(out):
+    """A byte-level BPE in RoBERTa's shape and a SentencePiece-style Unigram in XLM-R's, trained
+    on a few sentences (tiny vocabularies), with the ids the Python tokenizers give: bert-std
+    must give the same through the Rust crate."""
+    from tokenizers import (Tokenizer, decoders, models, normalizers, pre_tokenizers,
+                            processors, trainers)
+    corpus = TOKENIZER_TEXTS * 3 + [" ".join(WORDS)] * 3
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    bpe.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    uni = Tokenizer(models.Unigram())
+    uni.normalizer = normalizers.NFKC()
+    uni.pre_tokenizer = pre_tokenizers.Metaspace()
+    uni.decoder = decoders.Metaspace()
+    uni.train_from_iterator(corpus, trainers.UnigramTrainer(
+        vocab_size=120, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+        unk_token="<unk>"))
+    uni.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", 0), ("</s>", 2)])
+    for name, tok in [("bpe", bpe), ("unigram", uni)]:
+        folder = os.path.join(HERE, f"tokenizer-{name}")
+        os.makedirs(folder, exist_ok=True)
+        tok.save(os.path.join(folder, "tokenizer.json"))
+        for i, text in enumerate(TOKENIZER_TEXTS):
+            out[f"tokenizer-{name}.{i}"] = torch.tensor(tok.encode(text).ids, dtype=torch.int64)
+
+
 def main():
     out = {}
+    subword_tokenizers(out)
     for i, (name, (cls, config)) in enumerate(FAMILIES.items()):
         torch.manual_seed(1000 + i)
         model = cls(config).eval()
