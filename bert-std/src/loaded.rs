@@ -292,6 +292,33 @@ impl LoadedModel {
         })
     }
 
+    /// Load `dir`'s weights converted to `dtype` in memory (the file is left as it is).
+    pub fn load_converted(
+        dir: &ModelDir,
+        task: Task,
+        dtype: bert_core::quantize::QuantDtype,
+    ) -> Result<Self> {
+        let files = dir
+            .weight_files
+            .iter()
+            .map(|p| WeightBytes::open(p, true))
+            .collect::<Result<Vec<_>>>()?;
+        let buffers: Vec<&[u8]> = files.iter().map(|b| &**b).collect();
+        let converted =
+            bert_core::quantize::quantize(&buffers, dtype).map_err(|source| Error::Weights {
+                path: dir.root.clone(),
+                source,
+            })?;
+        let bytes = WeightBytes::Read(AlignedBytes::copy_from(&converted));
+        Self::from_bytes(vec![bytes], &dir.config, task).map_err(|e| match e {
+            Error::Core(source) => Error::Weights {
+                path: dir.root.clone(),
+                source,
+            },
+            other => other,
+        })
+    }
+
     /// Build from weight bytes already in hand.
     pub fn from_bytes(bytes: Vec<WeightBytes>, config: &BertConfig, task: Task) -> Result<Self> {
         let cell = Cell::try_new(bytes, |owner| {

@@ -38,6 +38,9 @@ pub struct LoadOptions {
     /// Read every weight once at load and refuse the model if any value is NaN or infinite
     /// (off by default: it touches every page of the file). Outputs are always checked.
     pub check_weights: bool,
+    /// Convert the 2-D weights to this storage at load, in memory (as `bert quantize` does on
+    /// disk): int8 (per-output-channel scales) or f16. `None`: as stored.
+    pub dtype: Option<bert_core::quantize::QuantDtype>,
 }
 
 impl Default for LoadOptions {
@@ -48,6 +51,7 @@ impl Default for LoadOptions {
             mmap: true,
             prepack: true,
             check_weights: false,
+            dtype: None,
         }
     }
 }
@@ -121,7 +125,10 @@ impl Bert {
             crate::check::check_weights(&dir)?;
         }
         let tokenizer = Tokenizer::from_dir(&dir.root)?;
-        let mut loaded = LoadedModel::load(&dir, task, options.mmap)?;
+        let mut loaded = match options.dtype {
+            None => LoadedModel::load(&dir, task, options.mmap)?,
+            Some(dtype) => LoadedModel::load_converted(&dir, task, dtype)?,
+        };
         if options.prepack {
             loaded.prepack();
         }

@@ -367,3 +367,30 @@ fn index_and_search_a_users_documents() {
         assert_eq!(results[0]["hits"].as_array().unwrap().len(), 2);
     }
 }
+
+#[test]
+fn weights_converted_at_load_stay_close() {
+    let minilm = minilm();
+    let text = "A converted model gives nearly the same embedding.";
+    let vector = |dtype: &str| -> Vec<f64> {
+        let (code, out, err) = bert(&["embed", "--model", s(&minilm), "--dtype", dtype, text]);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        v["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let full = vector("f32");
+    for dtype in ["f16", "int8"] {
+        let other = vector(dtype);
+        let dot: f64 = full.iter().zip(&other).map(|(a, b)| a * b).sum();
+        let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let cos = dot / (norm(&full) * norm(&other));
+        eprintln!("{dtype}: cosine {cos:.5}");
+        assert!(cos > 0.995, "{dtype}: {cos}");
+        assert!(full != other, "{dtype} changed nothing");
+    }
+}

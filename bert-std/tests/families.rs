@@ -86,3 +86,41 @@ fn bpe_and_unigram_tokenizers_give_pythons_ids() {
         }
     }
 }
+
+/// QA on a model whose position table is shorter than HF's default 384-token window: the
+/// window is clamped to the model (40 tokens, stride 20 here), long contexts still answer, and
+/// an explicit window past the model is a clear error.
+#[test]
+fn qa_windows_clamp_to_a_small_model() {
+    use bert_std::pipelines::qa::{QaOptions, QuestionAnswering};
+    let families = repo_root().join("bert-core/tests/goldens/families");
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("roberta-qa-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(families.join("roberta-qa").join(f), dir.join(f)).unwrap();
+    }
+    std::fs::copy(
+        families.join("roberta/tokenizer.json"),
+        dir.join("tokenizer.json"),
+    )
+    .unwrap();
+    let qa = QuestionAnswering::load(&dir, LoadOptions::default()).unwrap();
+    assert_eq!(qa.window(&QaOptions::default()).unwrap(), (40, 20));
+    let context =
+        "the quick brown fox jumps over the lazy dog and the cat sat on the mat ".repeat(8);
+    let answers = qa
+        .run_one(("where did the cat sit", &context), &QaOptions::default())
+        .unwrap();
+    assert_eq!(answers.len(), 1);
+    assert!(!answers[0].answer.is_empty());
+    let too_big = QaOptions {
+        max_seq_len: Some(384),
+        ..QaOptions::default()
+    };
+    let e = qa.window(&too_big).unwrap_err().to_string();
+    assert!(
+        e.contains("max_seq_len = 384 is over the limit of 40"),
+        "{e}"
+    );
+}

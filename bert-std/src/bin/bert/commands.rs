@@ -34,9 +34,32 @@ pub fn model_path(given: Option<&Path>, default: Option<&str>, what: &str) -> Re
     }
 }
 
+/// The weights' storage at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WeightDtype {
+    /// As stored in the file.
+    F32,
+    /// Converted to f16 at load.
+    F16,
+    /// Converted to int8 (per-output-channel scales) at load.
+    Int8,
+}
+
+impl WeightDtype {
+    /// The conversion to do at load, if any.
+    pub fn convert(self) -> Option<bert_core::quantize::QuantDtype> {
+        match self {
+            WeightDtype::F32 => None,
+            WeightDtype::F16 => Some(bert_core::quantize::QuantDtype::F16),
+            WeightDtype::Int8 => Some(bert_core::quantize::QuantDtype::Int8),
+        }
+    }
+}
+
 /// Load options from the command line.
 pub fn options(run: &RunArgs) -> LoadOptions {
     LoadOptions {
+        dtype: run.dtype.convert(),
         threads: run.threads,
         batch: BatchOptions {
             batch_size: run.batch_size,

@@ -67,6 +67,9 @@ pub struct RunArgs {
     /// always checked).
     #[arg(long)]
     pub check: bool,
+    /// Weights as stored, or converted at load to f16 or int8 (per-channel scales).
+    #[arg(long, value_enum, default_value_t = commands::WeightDtype::F32)]
+    pub dtype: commands::WeightDtype,
 }
 
 #[derive(Subcommand)]

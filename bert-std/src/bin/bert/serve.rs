@@ -11,7 +11,7 @@ use bert_std::fetch::{MINILM, SPLADE_TINY};
 use bert_std::server::{ServerConfig, Task};
 use bert_std::{Error, Result};
 
-use crate::commands::model_path;
+use crate::commands::{model_path, WeightDtype};
 
 /// `bert serve`.
 #[derive(Args)]
@@ -31,6 +31,9 @@ pub struct ServeArgs {
     /// Worker threads for the model (0: one per core; at most 4 per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Weights as stored (f32), or converted at load: f16, int8 (per-channel scales).
+    #[arg(long, value_enum, default_value_t = WeightDtype::F32)]
+    pub dtype: WeightDtype,
     /// Tokens in one forward batch; also the most one request may carry.
     #[arg(long, default_value_t = 16_384)]
     pub max_batch_tokens: usize,
@@ -70,6 +73,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     }
     let options = bert_std::LoadOptions {
         threads: args.threads,
+        dtype: args.dtype.convert(),
         ..Default::default()
     };
     let model = bert_std::server::load_model(args.task, &path, options)?;
