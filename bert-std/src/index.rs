@@ -382,6 +382,9 @@ impl Hnsw {
     }
 }
 
+/// The widest embedding an index holds.
+pub const MAX_DIM: usize = 1 << 16;
+
 /// A passage and its embedding.
 pub type Embedded = (Passage, Vec<f32>);
 
@@ -394,6 +397,9 @@ pub struct Partial {
     file: File,
     dim: usize,
 }
+
+/// The longest id or text a `.partial` record may hold (16 MiB).
+const MAX_RECORD_STRING: usize = 16 << 20;
 
 fn read_u32(r: &mut impl Read) -> Option<u32> {
     let mut b = [0u8; 4];
@@ -430,11 +436,16 @@ impl Partial {
 
     fn read_record(r: &mut impl Read, dim: usize) -> Option<Embedded> {
         let d = read_u32(r)? as usize;
-        if d != dim {
+        if d != dim || dim > crate::index::MAX_DIM {
             return None;
         }
         let mut string = || -> Option<String> {
             let n = read_u32(r)? as usize;
+            // A cut or corrupt record must not become a huge allocation: no passage is this
+            // long (the CLI cuts passages at a few hundred words).
+            if n > MAX_RECORD_STRING {
+                return None;
+            }
             let mut b = vec![0u8; n];
             r.read_exact(&mut b).ok()?;
             String::from_utf8(b).ok()
@@ -509,10 +520,17 @@ mod tests {
             assert!(done.is_empty());
             part.append(&[(&p1, &[1.0, 2.0][..])]).unwrap();
         }
-        // A record cut by a kill.
+        // A record cut by a kill, then one whose length field is garbage (4 GiB): neither is
+        // read as data, neither allocates what it claims.
         let partial = dir.path().join("c.index.partial");
         let mut f = OpenOptions::new().append(true).open(&partial).unwrap();
         f.write_all(&[2, 0, 0, 0, 9, 0]).unwrap();
+        drop(f);
+        let (_, done) = Partial::open(&index, 2).unwrap();
+        assert_eq!(done.len(), 1);
+        let mut f = OpenOptions::new().append(true).open(&partial).unwrap();
+        f.write_all(&[2, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 1])
+            .unwrap();
         drop(f);
         let (part, done) = Partial::open(&index, 2).unwrap();
         assert_eq!(done, vec![(p1, vec![1.0, 2.0])]);
