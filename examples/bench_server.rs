@@ -53,28 +53,16 @@ fn main() {
     };
     let lib = exit_on_error(SentenceEmbeddings::load(&dir, options));
     let model = exit_on_error(bert_std::server::load_model(Task::Embed, &dir, options));
-    let (port_tx, port_rx) = std::sync::mpsc::channel();
-    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            port_tx.send(listener.local_addr().unwrap().port()).unwrap();
-            let config = ServerConfig {
-                max_concurrent_requests: 1024,
-                ..ServerConfig::default()
-            };
-            let shutdown = async move {
-                let _ = stop_rx.await;
-            };
-            bert_std::server::serve(config, model, "minilm".into(), listener, shutdown).await
-        })
-    });
-    let url = format!("http://127.0.0.1:{}/embed", port_rx.recv().unwrap());
+    let config = ServerConfig {
+        max_concurrent_requests: 1024,
+        ..ServerConfig::default()
+    };
+    let server = exit_on_error(bert_std::server::Background::start(
+        config,
+        model,
+        "minilm".into(),
+    ));
+    let url = format!("{}/embed", server.url);
     println!(
         "bert serve on loopback, all-MiniLM-L6-v2, {} model threads, {} s per case",
         lib.bert.threads(),
@@ -133,6 +121,5 @@ fn main() {
             );
         }
     }
-    let _ = stop.send(());
-    let _ = server.join();
+    exit_on_error(server.stop());
 }

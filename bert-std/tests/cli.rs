@@ -1,23 +1,7 @@
 //! The `bert` command: results, one-line errors, exit codes, JSONL partial results.
 mod common;
 
-use std::process::Command;
-
 use common::*;
-
-fn bert(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_bert"))
-        .args(args)
-        .env("BERT_MODELS_DIR", models_root())
-        .env_remove("BERT_MODEL")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn tmp(name: &str, content: &[u8]) -> String {
     let p = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))

@@ -16,15 +16,6 @@ fn bert_cmd(args: &[&str]) -> Command {
     c
 }
 
-fn bert(args: &[&str]) -> (i32, String, String) {
-    let out = bert_cmd(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn scratch(name: &str) -> PathBuf {
     let d =
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}-{}", std::process::id()));

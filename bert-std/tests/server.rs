@@ -14,15 +14,14 @@ use bert_std::pipelines::classification::TextClassification;
 use bert_std::pipelines::embeddings::SentenceEmbeddings;
 use bert_std::pipelines::fill_mask::{FillMask, FillMaskOptions};
 use bert_std::pipelines::qa::{QaOptions, QuestionAnswering};
-use bert_std::server::{ServerConfig, Task};
+use bert_std::server::{Background, ServerConfig, Task};
 use bert_std::{LoadOptions, Pipeline};
 use common::*;
 use serde_json::{json, Value};
 
 struct Server {
     url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<bert_std::Result<()>>>,
+    inner: Option<Background>,
 }
 
 impl Server {
@@ -32,29 +31,10 @@ impl Server {
             ..LoadOptions::default()
         };
         let model = bert_std::server::load_model(config.task, model, opts).unwrap();
-        let (port_tx, port_rx) = std::sync::mpsc::channel();
-        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                port_tx.send(listener.local_addr().unwrap().port()).unwrap();
-                let shutdown = async move {
-                    let _ = stop_rx.await;
-                };
-                bert_std::server::serve(config, model, "test-model".into(), listener, shutdown)
-                    .await
-            })
-        });
-        let port = port_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        let inner = Background::start(config, model, "test-model".into()).unwrap();
         Server {
-            url: format!("http://127.0.0.1:{port}"),
-            stop: Some(stop),
-            thread: Some(thread),
+            url: inner.url.clone(),
+            inner: Some(inner),
         }
     }
 
@@ -71,16 +51,7 @@ impl Server {
     }
 
     fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.thread.take().unwrap().join().unwrap().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
+        self.inner.take().unwrap().stop().unwrap();
     }
 }
 

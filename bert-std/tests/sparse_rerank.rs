@@ -1,8 +1,6 @@
 //! SPLADE sparse embeddings and cross-encoder reranking through the pipelines and the CLI.
 mod common;
 
-use std::process::Command;
-
 use bert_std::pipelines::classification::TextClassification;
 use bert_std::pipelines::rerank::Reranker;
 use bert_std::pipelines::sparse::{SparseEmbeddings, SparseOptions};
@@ -70,19 +68,6 @@ fn rerank_sorts_passages_by_the_cross_encoder_score() {
 
 #[test]
 fn cli_sparse_embed_and_rerank() {
-    let bert = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_bert"))
-            .args(args)
-            .env("BERT_MODELS_DIR", models_root())
-            .env_remove("BERT_MODEL")
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
     let (code, out, err) = bert(&[
         "embed",
         "--sparse",

@@ -248,3 +248,80 @@ fn model_dtype(model: &Model) -> String {
     )
     .to_lowercase()
 }
+
+/// A server running on its own thread (its own tokio runtime) on a loopback port: for tests,
+/// benchmarks and applications that embed the server. Stopped (gracefully) by
+/// [`stop`](Self::stop) or on drop.
+#[derive(Debug)]
+pub struct Background {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl Background {
+    /// Serve `model` on 127.0.0.1 at a free port.
+    pub fn start(config: ServerConfig, model: Model, name: String) -> Result<Background> {
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("bert-serve".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Error::io("<tokio runtime>", e))?;
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .map_err(|e| Error::io("127.0.0.1:0", e))?;
+                    let port = listener
+                        .local_addr()
+                        .map_err(|e| Error::io("127.0.0.1:0", e))?
+                        .port();
+                    let _ = port_tx.send(port);
+                    let shutdown = async move {
+                        let _ = stop_rx.await;
+                    };
+                    serve(config, model, name, listener, shutdown).await
+                })
+            })
+            .map_err(|e| Error::io("<server thread>", e))?;
+        let port = match port_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(port) => port,
+            Err(_) => {
+                return Err(match thread.join() {
+                    Ok(Err(e)) => e,
+                    _ => Error::Model("the server thread did not start".into()),
+                })
+            }
+        };
+        Ok(Background {
+            url: format!("http://127.0.0.1:{port}"),
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Stop accepting, answer what is in flight, and wait for the server to end.
+    pub fn stop(mut self) -> Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(Error::Model("the server thread panicked".into())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}

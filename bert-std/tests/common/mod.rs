@@ -86,3 +86,18 @@ pub fn golden(name: &str) -> serde_json::Value {
 pub fn f(v: &serde_json::Value) -> f32 {
     v.as_f64().unwrap() as f32
 }
+
+/// Run the `bert` binary with the test model cache: (exit code, stdout, stderr).
+pub fn bert(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bert"))
+        .args(args)
+        .env("BERT_MODELS_DIR", models_root())
+        .env_remove("BERT_MODEL")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
