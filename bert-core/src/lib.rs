@@ -84,6 +84,7 @@ pub mod quantize;
 pub mod safetensors;
 pub mod sparse;
 pub mod tensor;
+pub mod train;
 pub mod weights;
 pub mod wordpiece;
 

@@ -1,0 +1,62 @@
+//! Training: a backward pass written by hand, layer by layer, beside the forward, as llm.c does
+//! it. The forward saves what the backward needs in a [`seqcls::TrainWorkspace`] sized once per
+//! (batch, seq); products go through the project's kernels; gradients land in [`Grads`], one
+//! buffer per parameter, named as PyTorch names them.
+//!
+//! Status: the sequence-classification model on the post-norm (BERT-family) encoder, dropout
+//! off, one thread, exact to `torch.autograd` (tests/golden_train.rs). The other heads, dropout,
+//! the optimizer and the data side are the next steps.
+
+pub mod ops;
+pub mod seqcls;
+pub mod workspace;
+
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// One gradient buffer per parameter, in a fixed order, with PyTorch's parameter names.
+#[derive(Debug, Clone, Default)]
+pub struct Grads {
+    names: Vec<String>,
+    values: Vec<Vec<f32>>,
+}
+
+impl Grads {
+    /// Add a zeroed buffer of `len` values for parameter `name`; returns its index.
+    pub(crate) fn push(&mut self, name: String, len: usize) -> usize {
+        self.names.push(name);
+        self.values.push(vec![0.0; len]);
+        self.values.len() - 1
+    }
+
+    /// The gradient of parameter `name`.
+    pub fn get(&self, name: &str) -> Option<&[f32]> {
+        let i = self.names.iter().position(|n| n == name)?;
+        Some(&self.values[i])
+    }
+
+    /// Every (name, gradient).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[f32])> {
+        self.names
+            .iter()
+            .map(String::as_str)
+            .zip(self.values.iter().map(Vec::as_slice))
+    }
+
+    /// Set every gradient to zero (before accumulating a new batch).
+    pub fn zero(&mut self) {
+        self.values.iter_mut().for_each(|v| v.fill(0.0));
+    }
+
+    pub(crate) fn slot(&mut self, i: usize) -> &mut [f32] {
+        &mut self.values[i]
+    }
+
+    /// Two slots at once (a weight and its bias).
+    pub(crate) fn pair(&mut self, w: usize, b: usize) -> (&mut [f32], &mut [f32]) {
+        debug_assert!(w < b);
+        let (lo, hi) = self.values.split_at_mut(b);
+        (&mut lo[w], &mut hi[0])
+    }
+}

@@ -1,0 +1,238 @@
+//! The backward of each operation, beside what the forward saves for it: linear layers
+//! (`dX = dY·W`, `dW += dYᵀ·X`, `db += Σ dY`) through the project's matmul kernels, LayerNorm,
+//! exact GELU, softmax, and the embedding scatter.
+
+use alloc::vec;
+
+use crate::kernels::{self, GemmScratch, MatMut, MatRef, Rhs};
+
+/// `out (+)= a · b` through the project's kernels (any strides).
+pub fn mm(
+    out: MatMut<'_>,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    accumulate: bool,
+    scratch: &mut GemmScratch,
+) {
+    kernels::matmul(out, a, Rhs::Dense(b), accumulate, 1.0, scratch);
+}
+
+/// The backward of `y[t, n] = x[t, k] · Wᵀ + b` for `W` `[n, k]`: `dx` (`[t, k]`, overwritten
+/// or accumulated), `dw += dyᵀ · x`, `db += Σ_rows dy`.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_backward(
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    t: usize,
+    k: usize,
+    n: usize,
+    dx: Option<(&mut [f32], bool)>,
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    scratch: &mut GemmScratch,
+) {
+    if let Some((dx, accumulate)) = dx {
+        mm(
+            MatMut::dense(&mut dx[..t * k], t, k),
+            MatRef::dense(&dy[..t * n], t, n),
+            MatRef::dense(w, n, k),
+            accumulate,
+            scratch,
+        );
+    }
+    mm(
+        MatMut::dense(dw, n, k),
+        MatRef::dense(&dy[..t * n], t, n).t(),
+        MatRef::dense(&x[..t * k], t, k),
+        true,
+        scratch,
+    );
+    if let Some(db) = db {
+        for row in dy[..t * n].chunks_exact(n) {
+            db.iter_mut().zip(row).for_each(|(b, g)| *b += g);
+        }
+    }
+}
+
+/// LayerNorm over rows of `x` (in place), saving the normalized rows (`xhat`) and each row's
+/// `1 / sqrt(var + eps)` for the backward. Variance is the biased one, as `torch.nn.LayerNorm`.
+pub fn layer_norm_save(
+    x: &mut [f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    xhat: &mut [f32],
+    rstd: &mut [f32],
+) {
+    let w = gamma.len();
+    for ((row, zh), r) in x
+        .chunks_exact_mut(w)
+        .zip(xhat.chunks_exact_mut(w))
+        .zip(rstd.iter_mut())
+    {
+        let mean = row.iter().map(|&v| v as f64).sum::<f64>() / w as f64;
+        let var = row
+            .iter()
+            .map(|&v| (v as f64 - mean) * (v as f64 - mean))
+            .sum::<f64>()
+            / w as f64;
+        let inv = 1.0 / libm::sqrt(var + eps as f64);
+        *r = inv as f32;
+        for (i, v) in row.iter_mut().enumerate() {
+            let z = ((*v as f64 - mean) * inv) as f32;
+            zh[i] = z;
+            *v = z * gamma[i] + beta[i];
+        }
+    }
+}
+
+/// The backward of LayerNorm: `dx = rstd · (dz − mean(dz) − xhat · mean(dz · xhat))` with
+/// `dz = dy · γ`; `dγ += Σ dy · xhat`, `dβ += Σ dy`. `dx` may be accumulated into.
+#[allow(clippy::too_many_arguments)]
+pub fn layer_norm_backward(
+    dy: &[f32],
+    xhat: &[f32],
+    rstd: &[f32],
+    gamma: &[f32],
+    dx: &mut [f32],
+    accumulate: bool,
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+) {
+    let w = gamma.len();
+    for (((g, z), &r), out) in dy
+        .chunks_exact(w)
+        .zip(xhat.chunks_exact(w))
+        .zip(rstd)
+        .zip(dx.chunks_exact_mut(w))
+    {
+        let (mut mean_dz, mut mean_dz_z) = (0.0f64, 0.0f64);
+        for i in 0..w {
+            let dz = (g[i] * gamma[i]) as f64;
+            mean_dz += dz;
+            mean_dz_z += dz * z[i] as f64;
+            dgamma[i] += g[i] * z[i];
+            dbeta[i] += g[i];
+        }
+        mean_dz /= w as f64;
+        mean_dz_z /= w as f64;
+        for i in 0..w {
+            let dz = (g[i] * gamma[i]) as f64;
+            let v = (r as f64 * (dz - mean_dz - z[i] as f64 * mean_dz_z)) as f32;
+            if accumulate {
+                out[i] += v;
+            } else {
+                out[i] = v;
+            }
+        }
+    }
+}
+
+/// `d/dx` of the exact GELU, `0.5 (1 + erf(x/√2)) + x · φ(x)`.
+pub fn gelu_grad(x: f32) -> f32 {
+    let x = x as f64;
+    let cdf = 0.5 * (1.0 + libm::erf(x / core::f64::consts::SQRT_2));
+    let pdf = libm::exp(-0.5 * x * x) / libm::sqrt(2.0 * core::f64::consts::PI);
+    (cdf + x * pdf) as f32
+}
+
+/// The backward of a row softmax `p = softmax(s)`, in place on `dp`: `ds = p ⊙ (dp − Σ dp ⊙ p)`.
+pub fn softmax_backward(p: &[f32], dp: &mut [f32], width: usize) {
+    for (pr, dr) in p.chunks_exact(width).zip(dp.chunks_exact_mut(width)) {
+        let dot: f64 = pr.iter().zip(dr.iter()).map(|(a, b)| (a * b) as f64).sum();
+        for (d, &q) in dr.iter_mut().zip(pr) {
+            *d = q * (*d - dot as f32);
+        }
+    }
+}
+
+/// `dst += table[row]`.
+pub fn add_row(table: &crate::tensor::Matrix<'_>, row: usize, dst: &mut [f32]) {
+    match &table.storage {
+        crate::tensor::Storage::F32(v) => dst
+            .iter_mut()
+            .zip(&v[row * table.cols..(row + 1) * table.cols])
+            .for_each(|(d, x)| *d += x),
+        _ => {
+            let mut tmp = vec![0.0f32; table.cols];
+            table.row_into(row, &mut tmp);
+            dst.iter_mut().zip(&tmp).for_each(|(d, x)| *d += x);
+        }
+    }
+}
+
+/// The `[s, d]` block of one head inside a `[.., h]` buffer.
+pub fn head(buf: &[f32], base: usize, s: usize, d: usize, h: usize) -> MatRef<'_> {
+    MatRef {
+        data: &buf[base..],
+        rows: s,
+        cols: d,
+        row_stride: h,
+        col_stride: 1,
+    }
+}
+
+/// The same, writable.
+pub fn head_mut(buf: &mut [f32], base: usize, s: usize, d: usize, h: usize) -> MatMut<'_> {
+    MatMut {
+        data: &mut buf[base..],
+        rows: s,
+        cols: d,
+        row_stride: h,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    /// Central differences of a scalar function of one input.
+    fn numeric(f: impl Fn(&[f32]) -> f64, x: &[f32], i: usize) -> f64 {
+        let h = 1e-3f32;
+        let (mut a, mut b) = (x.to_vec(), x.to_vec());
+        a[i] += h;
+        b[i] -= h;
+        (f(&a) - f(&b)) / (2.0 * h as f64)
+    }
+
+    #[test]
+    fn layer_norm_backward_matches_finite_differences() {
+        let x = [0.3f32, -1.2, 2.0, 0.7, -0.1, 1.1];
+        let gamma = [1.5f32, -0.5, 0.8];
+        let beta = [0.1f32, 0.2, -0.3];
+        let weights = [0.7f32, -1.3, 0.4, 2.0, 0.5, -0.9];
+        let loss = |x: &[f32]| {
+            let mut y = x.to_vec();
+            let (mut z, mut r) = (vec![0.0; 6], vec![0.0; 2]);
+            layer_norm_save(&mut y, &gamma, &beta, 1e-5, &mut z, &mut r);
+            y.iter().zip(&weights).map(|(a, b)| (a * b) as f64).sum()
+        };
+        let mut y = x.to_vec();
+        let (mut z, mut r) = (vec![0.0; 6], vec![0.0; 2]);
+        layer_norm_save(&mut y, &gamma, &beta, 1e-5, &mut z, &mut r);
+        let (mut dx, mut dg, mut db) = (vec![0.0; 6], vec![0.0; 3], vec![0.0; 3]);
+        layer_norm_backward(&weights, &z, &r, &gamma, &mut dx, false, &mut dg, &mut db);
+        for (i, &g) in dx.iter().enumerate() {
+            let n = numeric(loss, &x, i);
+            assert!((g as f64 - n).abs() < 2e-3, "{i}: {g} vs {n}");
+        }
+    }
+
+    #[test]
+    fn gelu_and_softmax_gradients() {
+        for x in [-3.0f32, -0.5, 0.0, 0.7, 2.5] {
+            let f = |v: f32| 0.5 * v as f64 * (1.0 + libm::erf(v as f64 / 2f64.sqrt()));
+            let n = (f(x + 1e-3) - f(x - 1e-3)) / 2e-3;
+            assert!((gelu_grad(x) as f64 - n).abs() < 1e-4);
+        }
+        let p = [0.2f32, 0.5, 0.3];
+        let mut d = [1.0f32, 1.0, 1.0];
+        softmax_backward(&p, &mut d, 3);
+        assert!(
+            d.iter().all(|v| v.abs() < 1e-7),
+            "a constant upstream has no gradient"
+        );
+    }
+}

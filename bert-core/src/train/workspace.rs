@@ -1,0 +1,121 @@
+//! The training workspace: every activation the backward needs and every gradient scratch
+//! buffer, allocated once per (batch, seq) shape.
+
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::error::{Error, Result};
+use crate::heads::BertForSequenceClassification;
+use crate::kernels::{GemmNeeds, GemmScratch};
+
+/// What one layer's forward keeps for its backward.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LayerSaved {
+    pub(crate) x_in: Vec<f32>,
+    pub(crate) q: Vec<f32>,
+    pub(crate) k: Vec<f32>,
+    pub(crate) v: Vec<f32>,
+    pub(crate) probs: Vec<f32>,
+    pub(crate) ctx: Vec<f32>,
+    pub(crate) xhat1: Vec<f32>,
+    pub(crate) rstd1: Vec<f32>,
+    pub(crate) y1: Vec<f32>,
+    pub(crate) u: Vec<f32>,
+    pub(crate) g: Vec<f32>,
+    pub(crate) xhat2: Vec<f32>,
+    pub(crate) rstd2: Vec<f32>,
+}
+
+/// Every buffer of a training step, allocated once for up to (`max_batch`, `max_seq`).
+#[derive(Debug)]
+pub struct TrainWorkspace {
+    pub(crate) max_batch: usize,
+    pub(crate) max_seq: usize,
+    pub(crate) offsets: Vec<usize>,
+    pub(crate) packed: Vec<u32>,
+    pub(crate) emb_xhat: Vec<f32>,
+    pub(crate) emb_rstd: Vec<f32>,
+    pub(crate) layers: Vec<LayerSaved>,
+    pub(crate) x: Vec<f32>,
+    pub(crate) cls: Vec<f32>,
+    pub(crate) pooled: Vec<f32>,
+    pub(crate) logits: Vec<f32>,
+    pub(crate) dx: Vec<f32>,
+    pub(crate) da: Vec<f32>,
+    pub(crate) dctx: Vec<f32>,
+    pub(crate) dq: Vec<f32>,
+    pub(crate) dk: Vec<f32>,
+    pub(crate) dv: Vec<f32>,
+    pub(crate) du: Vec<f32>,
+    pub(crate) dprobs: Vec<f32>,
+    pub(crate) dcls: Vec<f32>,
+    pub(crate) dpooled: Vec<f32>,
+    pub(crate) dlogits: Vec<f32>,
+    pub(crate) gemm: GemmScratch,
+}
+
+impl TrainWorkspace {
+    /// Buffers for `model` at up to `max_batch` sequences of up to `max_seq` tokens.
+    pub fn new(
+        model: &BertForSequenceClassification<'_>,
+        max_batch: usize,
+        max_seq: usize,
+    ) -> Result<Self> {
+        let c = &model.bert.config;
+        let (h, i, heads) = (c.hidden_size, c.intermediate_size, c.num_attention_heads);
+        let t = max_batch
+            .checked_mul(max_seq)
+            .filter(|&t| t <= crate::model::MAX_BUFFER_ELEMENTS / i.max(h))
+            .ok_or_else(|| Error::ResourceLimit {
+                what: format!("training workspace of {max_batch} x {max_seq} tokens"),
+                limit: crate::model::MAX_BUFFER_ELEMENTS,
+            })?;
+        let probs = max_batch * heads * max_seq * max_seq;
+        let layer = LayerSaved {
+            x_in: vec![0.0; t * h],
+            q: vec![0.0; t * h],
+            k: vec![0.0; t * h],
+            v: vec![0.0; t * h],
+            probs: vec![0.0; probs],
+            ctx: vec![0.0; t * h],
+            xhat1: vec![0.0; t * h],
+            rstd1: vec![0.0; t],
+            y1: vec![0.0; t * h],
+            u: vec![0.0; t * i],
+            g: vec![0.0; t * i],
+            xhat2: vec![0.0; t * h],
+            rstd2: vec![0.0; t],
+        };
+        let labels = model.classifier.out_features();
+        Ok(TrainWorkspace {
+            max_batch,
+            max_seq,
+            offsets: vec![0; max_batch + 1],
+            packed: vec![0; t],
+            emb_xhat: vec![0.0; t * h],
+            emb_rstd: vec![0.0; t],
+            layers: vec![layer; c.num_hidden_layers],
+            x: vec![0.0; t * h],
+            cls: vec![0.0; max_batch * h],
+            pooled: vec![0.0; max_batch * h],
+            logits: vec![0.0; max_batch * labels],
+            dx: vec![0.0; t * h],
+            da: vec![0.0; t * h],
+            dctx: vec![0.0; t * h],
+            dq: vec![0.0; t * h],
+            dk: vec![0.0; t * h],
+            dv: vec![0.0; t * h],
+            du: vec![0.0; t * i],
+            dprobs: vec![0.0; max_seq * max_seq],
+            dcls: vec![0.0; max_batch * h],
+            dpooled: vec![0.0; max_batch * h],
+            dlogits: vec![0.0; max_batch * labels],
+            gemm: GemmScratch::new(GemmNeeds {
+                rows: t,
+                depth: h.max(i).max(t).max(max_seq),
+                int8: false,
+            }),
+        })
+    }
+}

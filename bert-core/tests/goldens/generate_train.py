@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Goldens for training: the loss and every parameter's gradient of BertForSequenceClassification
+(the real all-MiniLM-L6-v2 encoder under the seeded head of config_seqcls.json /
+head_seqcls.safetensors), computed by torch.autograd with dropout off, on a right-padded batch
+of three sentences with labels.
+
+    python3 -m pip install torch transformers safetensors
+    python3 scripts/fetch_models.py
+    python3 bert-core/tests/goldens/generate_train.py
+
+Writes train_seqcls.safetensors: "inputs.*" (I64), "loss", "logits", and for every parameter
+(PyTorch's names) its gradient's L2 norm and sum ("norm.<name>", "sum.<name>") and 512 of its
+values at seeded positions ("idx.<name>" I64, "val.<name>") — all 22 M values would be 90 MB;
+the word-embedding gradient is kept whole for the rows the batch uses ("rows.<name>" I64,
+"val.<name>").
+"""
+import json
+import os
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CACHE = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+MODELS = os.environ.get("BERT_MODELS_DIR", os.path.join(CACHE, "bert-rs", "models"))
+MINILM = os.path.join(MODELS, "all-minilm-l6-v2")
+
+
+def main():
+    config = BertConfig(**json.load(open(os.path.join(HERE, "config_seqcls.json"))))
+    model = BertForSequenceClassification.from_pretrained(MINILM, config=config)
+    model.load_state_dict(load_file(os.path.join(HERE, "head_seqcls.safetensors")), strict=False)
+    model.eval()  # dropout off; gradients still flow
+    tok = AutoTokenizer.from_pretrained(MINILM)
+    texts = ["A wonderful, moving film.", "Dull.", "The plot was fine but the acting was not."]
+    enc = tok(texts, padding=True, return_tensors="pt")
+    inputs = {k: enc[k].to(torch.int64) for k in ("input_ids", "token_type_ids", "attention_mask")}
+    labels = torch.tensor([2, 0, 1])
+    out = model(**inputs, labels=labels)
+    out.loss.backward()
+    saved = {f"inputs.{k}": v.contiguous() for k, v in inputs.items()}
+    saved["inputs.labels"] = labels
+    saved["loss"] = out.loss.detach().reshape(1)
+    saved["logits"] = out.logits.detach().contiguous()
+    gen = torch.Generator().manual_seed(0)
+    for name, p in model.named_parameters():
+        g = p.grad.detach().to(torch.float64)
+        saved[f"norm.{name}"] = g.norm().reshape(1).to(torch.float32)
+        saved[f"sum.{name}"] = g.sum().reshape(1).to(torch.float32)
+        flat = p.grad.detach().reshape(-1)
+        if name.endswith("word_embeddings.weight"):
+            rows = torch.unique(inputs["input_ids"])
+            saved[f"rows.{name}"] = rows
+            saved[f"val.{name}"] = p.grad.detach()[rows].contiguous()
+        else:
+            idx = torch.randint(0, flat.numel(), (min(512, flat.numel()),), generator=gen)
+            saved[f"idx.{name}"] = idx
+            saved[f"val.{name}"] = flat[idx].contiguous()
+    save_file(saved, os.path.join(HERE, "train_seqcls.safetensors"))
+
+
+if __name__ == "__main__":
+    main()
