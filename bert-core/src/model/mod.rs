@@ -6,7 +6,7 @@
 //! (batch, sequence) shape: no layer allocates.
 //!
 //! Module by job: [`batch`] (inputs), [`workspace`] (buffers), [`embeddings`], [`layer`],
-//! [`rows`] (the row scheduler and fused epilogues), [`attention`]; this file holds the
+//! `rows` (the row scheduler and fused epilogues), `attention`; this file holds the
 //! model itself (load, encode, pool).
 
 mod attention;

@@ -1,5 +1,5 @@
 //! Training: a backward pass written by hand, layer by layer, beside the forward, as llm.c does
-//! it. The forward saves what the backward needs in a [`seqcls::TrainWorkspace`] sized once per
+//! it. The forward saves what the backward needs in a [`workspace::TrainWorkspace`] sized once per
 //! (batch, seq); products go through the project's kernels; gradients land in [`Grads`], one
 //! buffer per parameter, named as PyTorch names them.
 //!
