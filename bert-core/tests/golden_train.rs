@@ -75,3 +75,55 @@ fn sequence_classification_gradients_match_torch_autograd() {
     );
     assert!(worst.0 <= 1e-5, "{} > 1e-5 in {}", worst.0, worst.1);
 }
+
+/// 20 steps of AdamW with HF's groups, the linear warm-up/decay schedule and gradient clipping,
+/// alternating two fixed batches: every step's loss equals PyTorch's within 1e-4 relative.
+#[test]
+fn twenty_adamw_steps_follow_pytorch() {
+    use bert_core::train::optim::{clip_grad_norm, linear_schedule, AdamW};
+    use bert_core::train::params::params_mut;
+    let (_, encoder) = load_model_files("all-minilm-l6-v2");
+    let config =
+        BertConfig::from_json(&std::fs::read_to_string(golden_path("config_seqcls.json")).unwrap())
+            .unwrap();
+    let head = std::fs::read(golden_path("head_seqcls.safetensors")).unwrap();
+    let weights = Weights::from_buffers(&[&encoder, &head]).unwrap();
+    let mut model = BertForSequenceClassification::load(&config, &weights).unwrap();
+    let golden = Golden::open("train_seqcls.safetensors");
+    let batches: Vec<_> = (0..2)
+        .map(|i| {
+            (
+                golden.inputs(&format!("batch{i}")),
+                golden.i64(&format!("batch{i}.labels")).0,
+            )
+        })
+        .collect();
+    let want = golden.f32("steps.losses").0;
+    let (mut grads, mut ws) = {
+        let trainer = SeqClsTrainer::new(&model).unwrap();
+        (trainer.grads(), trainer.workspace(3, 16).unwrap())
+    };
+    let mut opt = AdamW::new(&grads, 0.01);
+    let mut got = Vec::new();
+    for step in 0..want.len() {
+        let (inputs, labels) = &batches[step % 2];
+        grads.zero();
+        let loss = SeqClsTrainer::new(&model)
+            .unwrap()
+            .loss_and_grads(&inputs.batch(), labels, &mut ws, &mut grads)
+            .unwrap();
+        got.push(loss);
+        clip_grad_norm(&mut grads, 1.0);
+        let lr = 1e-4 * linear_schedule(step, 2, want.len());
+        let mut params = params_mut(&mut model).unwrap();
+        opt.step(&mut params, &grads, lr);
+    }
+    eprintln!("losses: ours {got:?}\n        torch {want:?}");
+    for (step, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-4 * w.abs().max(1e-2),
+            "step {step}: {g} vs {w}"
+        );
+    }
+    assert!(got[got.len() - 1] < got[0] / 10.0, "the loss falls");
+}

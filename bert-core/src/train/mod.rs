@@ -4,10 +4,14 @@
 //! buffer per parameter, named as PyTorch names them.
 //!
 //! Status: the sequence-classification model on the post-norm (BERT-family) encoder, dropout
-//! off, one thread, exact to `torch.autograd` (tests/golden_train.rs). The other heads, dropout,
-//! the optimizer and the data side are the next steps.
+//! off, one thread, exact to `torch.autograd` (tests/golden_train.rs), with AdamW, the linear
+//! warm-up/decay schedule and gradient clipping ([`optim`]) matching PyTorch over 20 steps. The
+//! other heads, dropout, threads in the backward, checkpoints and the data side are the next
+//! steps.
 
 pub mod ops;
+pub mod optim;
+pub mod params;
 pub mod seqcls;
 pub mod workspace;
 

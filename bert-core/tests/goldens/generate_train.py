@@ -57,7 +57,45 @@ def main():
             idx = torch.randint(0, flat.numel(), (min(512, flat.numel()),), generator=gen)
             saved[f"idx.{name}"] = idx
             saved[f"val.{name}"] = flat[idx].contiguous()
+    saved.update(adamw_steps(config, tok))
     save_file(saved, os.path.join(HERE, "train_seqcls.safetensors"))
+
+
+def adamw_steps(config, tok, steps=20):
+    """20 steps of AdamW (weight decay 0.01 except biases and LayerNorm weights, HF's groups),
+    get_linear_schedule_with_warmup (2 warm-up steps) and clip_grad_norm_(1.0), alternating two
+    fixed batches: the loss before each step."""
+    from transformers import get_linear_schedule_with_warmup
+    model = BertForSequenceClassification.from_pretrained(MINILM, config=config)
+    model.load_state_dict(load_file(os.path.join(HERE, "head_seqcls.safetensors")), strict=False)
+    model.eval()
+    batches = [(["A wonderful, moving film.", "Dull.", "Not bad at all."], [2, 0, 1]),
+               (["I want my money back.", "Best thing I saw this year, truly."], [0, 2])]
+    decay = [p for n, p in model.named_parameters()
+             if not (n.endswith("bias") or "LayerNorm" in n)]
+    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=1e-4)
+    sched = get_linear_schedule_with_warmup(opt, 2, steps)
+    out = {}
+    for i, (texts, labels) in enumerate(batches):
+        enc = tok(texts, padding=True, return_tensors="pt")
+        for k in ("input_ids", "token_type_ids", "attention_mask"):
+            out[f"batch{i}.{k}"] = enc[k].to(torch.int64).contiguous()
+        out[f"batch{i}.labels"] = torch.tensor(labels)
+    losses = []
+    for step in range(steps):
+        i = step % 2
+        inputs = {k: out[f"batch{i}.{k}"] for k in ("input_ids", "token_type_ids", "attention_mask")}
+        loss = model(**inputs, labels=out[f"batch{i}.labels"]).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    out["steps.losses"] = torch.tensor(losses, dtype=torch.float32)
+    return out
 
 
 if __name__ == "__main__":

@@ -1,0 +1,143 @@
+//! The optimizer side, as the seed and HF's `Trainer` do it: AdamW (decoupled weight decay,
+//! bias correction, no decay on biases and LayerNorm weights), a linear warm-up then linear
+//! decay of the learning rate, and global gradient-norm clipping (`clip_grad_norm_`).
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::Grads;
+
+/// `torch.optim.AdamW` with HF's parameter groups.
+#[derive(Debug, Clone)]
+pub struct AdamW {
+    /// `(beta1, beta2)`.
+    pub betas: (f32, f32),
+    /// Added to the denominator.
+    pub eps: f32,
+    /// Decoupled weight decay (on the parameters that take it).
+    pub weight_decay: f32,
+    step: i32,
+    m: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    decays: Vec<bool>,
+}
+
+/// Whether a parameter takes weight decay: HF's `Trainer` exempts biases and LayerNorm weights.
+pub fn takes_decay(name: &str) -> bool {
+    !(name.ends_with("bias") || name.contains("LayerNorm") || name.contains("layer_norm"))
+}
+
+impl AdamW {
+    /// Moments for every parameter of `grads` (zero), torch's defaults (betas 0.9 / 0.999,
+    /// eps 1e-8).
+    pub fn new(grads: &Grads, weight_decay: f32) -> Self {
+        let (m, decays): (Vec<Vec<f32>>, Vec<bool>) = grads
+            .iter()
+            .map(|(name, g)| (vec![0.0; g.len()], takes_decay(name)))
+            .unzip();
+        AdamW {
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay,
+            step: 0,
+            v: m.clone(),
+            m,
+            decays,
+        }
+    }
+
+    /// One update of every parameter (`params` in the order of `grads`) at learning rate `lr`.
+    pub fn step(&mut self, params: &mut [&mut [f32]], grads: &Grads, lr: f32) {
+        self.step += 1;
+        let (b1, b2) = self.betas;
+        let bc1 = 1.0 - libm::powf(b1, self.step as f32);
+        let bc2 = 1.0 - libm::powf(b2, self.step as f32);
+        let step_size = lr / bc1;
+        let bc2_sqrt = libm::sqrtf(bc2);
+        for (i, ((p, (_, g)), decay)) in params
+            .iter_mut()
+            .zip(grads.iter())
+            .zip(&self.decays)
+            .enumerate()
+        {
+            let (m, v) = (&mut self.m[i], &mut self.v[i]);
+            let wd = if *decay { self.weight_decay } else { 0.0 };
+            for j in 0..p.len() {
+                p[j] *= 1.0 - lr * wd;
+                m[j] = b1 * m[j] + (1.0 - b1) * g[j];
+                v[j] = b2 * v[j] + (1.0 - b2) * g[j] * g[j];
+                let denom = libm::sqrtf(v[j]) / bc2_sqrt + self.eps;
+                p[j] -= step_size * m[j] / denom;
+            }
+        }
+    }
+}
+
+/// HF's `get_linear_schedule_with_warmup`: the factor of the base learning rate at `step`
+/// (0-based, before the step's update).
+pub fn linear_schedule(step: usize, warmup: usize, total: usize) -> f32 {
+    if step < warmup {
+        return step as f32 / warmup.max(1) as f32;
+    }
+    let rest = total.saturating_sub(warmup).max(1);
+    (total.saturating_sub(step) as f32 / rest as f32).max(0.0)
+}
+
+/// `torch.nn.utils.clip_grad_norm_`: scale every gradient by `max_norm / (norm + 1e-6)` when
+/// the global L2 norm exceeds `max_norm`. Returns the norm before clipping.
+pub fn clip_grad_norm(grads: &mut Grads, max_norm: f32) -> f32 {
+    let squares: f64 = grads
+        .iter()
+        .map(|(_, g)| g.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>())
+        .sum();
+    let norm = libm::sqrt(squares) as f32;
+    let coef = max_norm / (norm + 1e-6);
+    if coef < 1.0 {
+        for i in 0..grads.iter().count() {
+            grads.slot(i).iter_mut().for_each(|g| *g *= coef);
+        }
+    }
+    norm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_and_groups_as_hf() {
+        assert_eq!(linear_schedule(0, 2, 10), 0.0);
+        assert_eq!(linear_schedule(1, 2, 10), 0.5);
+        assert_eq!(linear_schedule(2, 2, 10), 1.0);
+        assert_eq!(linear_schedule(6, 2, 10), 0.5);
+        assert_eq!(linear_schedule(10, 2, 10), 0.0);
+        assert!(takes_decay(
+            "bert.encoder.layer.0.attention.self.query.weight"
+        ));
+        assert!(!takes_decay("bert.encoder.layer.0.output.LayerNorm.weight"));
+        assert!(!takes_decay("classifier.bias"));
+    }
+
+    #[test]
+    fn one_adamw_step_moves_each_weight_by_about_lr() {
+        let mut g = Grads::default();
+        g.push("w".into(), 2);
+        g.slot(0).copy_from_slice(&[0.5, -2.0]);
+        let mut opt = AdamW::new(&g, 0.0);
+        let mut w = [1.0f32, 1.0];
+        opt.step(&mut [&mut w[..]], &g, 0.1);
+        // First step: m/sqrt(v) after bias correction is sign(g).
+        assert!(
+            (w[0] - 0.9).abs() < 1e-5 && (w[1] - 1.1).abs() < 1e-5,
+            "{w:?}"
+        );
+        let mut g2 = g.clone();
+        let n = clip_grad_norm(&mut g2, 1.0);
+        assert!((n - 4.25f32.sqrt()).abs() < 1e-6);
+        let clipped: f32 = g2
+            .iter()
+            .map(|(_, v)| v.iter().map(|x| x * x).sum::<f32>())
+            .sum();
+        assert!((clipped.sqrt() - 1.0).abs() < 1e-5);
+    }
+}

@@ -1,0 +1,96 @@
+//! The parameters of a model, mutably and in the order of its [`Grads`](super::Grads), for
+//! the optimizer.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::error::{Error, Result};
+use crate::heads::BertForSequenceClassification;
+use crate::nn::Linear;
+
+/// Every parameter of `model`, mutably, in the order of
+/// [`SeqClsTrainer::grads`](super::seqcls::SeqClsTrainer::grads), for the
+/// optimizer. Borrowed weights become owned (one copy, the first time); pre-packed panels are
+/// dropped (they would go stale).
+pub fn params_mut<'s>(
+    model: &'s mut BertForSequenceClassification<'_>,
+) -> Result<Vec<&'s mut [f32]>> {
+    fn matrix<'s>(m: &'s mut crate::tensor::Matrix<'_>) -> Result<&'s mut [f32]> {
+        match &mut m.storage {
+            crate::tensor::Storage::F32(v) => Ok(v.to_mut().as_mut_slice()),
+            other => Err(Error::Unsupported {
+                field: "dtype",
+                value: format!("{}", other.dtype()),
+                supported: "F32 weights for training",
+            }),
+        }
+    }
+    fn linear<'s>(l: &'s mut Linear<'_>, out: &mut Vec<&'s mut [f32]>) -> Result<()> {
+        l.packed = None;
+        let Linear { weight, bias, .. } = l;
+        out.push(matrix(weight)?);
+        out.push(
+            bias.as_mut()
+                .ok_or(Error::MissingTensor {
+                    tried: vec![String::from("bias")],
+                })?
+                .to_mut()
+                .as_mut_slice(),
+        );
+        Ok(())
+    }
+    fn norm<'s>(n: &'s mut crate::nn::LayerNorm<'_>, out: &mut Vec<&'s mut [f32]>) {
+        let crate::nn::LayerNorm { weight, bias, .. } = n;
+        out.push(weight.to_mut().as_mut_slice());
+        out.push(bias.to_mut().as_mut_slice());
+    }
+    let BertForSequenceClassification { bert, classifier } = model;
+    let crate::model::BertModel {
+        embeddings,
+        encoder,
+        pooler,
+        ..
+    } = bert;
+    let mut out = Vec::new();
+    let crate::model::BertEmbeddings {
+        word_embeddings,
+        position_embeddings,
+        token_type_embeddings,
+        layer_norm,
+        ..
+    } = embeddings;
+    out.push(matrix(&mut word_embeddings.weight)?);
+    for table in [position_embeddings, token_type_embeddings] {
+        let t = table.as_mut().ok_or(Error::Unsupported {
+            field: "model_type",
+            value: String::from("no position or token-type table"),
+            supported: "BERT's embeddings",
+        })?;
+        out.push(matrix(&mut t.weight)?);
+    }
+    norm(layer_norm, &mut out);
+    for layer in encoder.layer.iter_mut() {
+        let crate::model::BertLayer {
+            attention,
+            intermediate,
+            output,
+        } = layer;
+        let sa = &mut attention.self_attention;
+        linear(&mut sa.query, &mut out)?;
+        linear(&mut sa.key, &mut out)?;
+        linear(&mut sa.value, &mut out)?;
+        linear(&mut attention.output.dense, &mut out)?;
+        norm(&mut attention.output.layer_norm, &mut out);
+        linear(&mut intermediate.dense, &mut out)?;
+        linear(&mut output.dense, &mut out)?;
+        norm(&mut output.layer_norm, &mut out);
+    }
+    let p = pooler.as_mut().ok_or(Error::MissingTensor {
+        tried: vec![String::from("pooler.dense.weight")],
+    })?;
+    linear(&mut p.dense, &mut out)?;
+    linear(classifier, &mut out)?;
+    Ok(out)
+}
