@@ -36,6 +36,7 @@ pub mod runtime;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod tokenizer;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use loaded::{LoadedModel, Task, TaskModel};

@@ -385,3 +385,47 @@ fn weights_converted_at_load_stay_close() {
         assert!(full != other, "{dtype} changed nothing");
     }
 }
+
+#[test]
+fn train_classify_names_bad_lines_and_writes_a_loadable_model() {
+    let d = scratch("train");
+    let data = d.join("train.jsonl");
+    std::fs::write(
+        &data,
+        "{\"text\": \"great fun\", \"label\": \"pos\"}\n{\"text\": \"awful\", \"label\": \"neg\"}\nnot json\n{\"text\": \"no label\"}\n{\"text\": \"loved it\", \"label\": \"pos\"}\n{\"text\": \"boring\", \"label\": \"neg\"}\n",
+    )
+    .unwrap();
+    let out = d.join("model");
+    let minilm = minilm();
+    let (code, _, err) = bert(&[
+        "train",
+        "classify",
+        "--model",
+        s(&minilm),
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--max-seq-len",
+        "16",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(":3: invalid JSON"), "{err}");
+    assert!(err.contains(":4: needs \"text\" and \"label\""), "{err}");
+    assert!(err.contains("2 lines skipped"), "{err}");
+    assert!(err.contains("held-out accuracy"), "{err}");
+    let (code, outp, err) = bert(&["classify", "--model", s(&out), "fun"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        outp.contains("\"label\":\"neg\"") && outp.contains("\"label\":\"pos\""),
+        "{outp}"
+    );
+    std::fs::write(&data, "garbage\n").unwrap();
+    let (code, _, err) = bert(&["train", "classify", "--data", s(&data), "--out", s(&out)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no usable example"), "{err}");
+}

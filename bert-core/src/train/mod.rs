@@ -23,15 +23,25 @@ use alloc::vec::Vec;
 #[derive(Debug, Clone, Default)]
 pub struct Grads {
     names: Vec<String>,
+    shapes: Vec<Vec<usize>>,
     values: Vec<Vec<f32>>,
 }
 
 impl Grads {
-    /// Add a zeroed buffer of `len` values for parameter `name`; returns its index.
-    pub(crate) fn push(&mut self, name: String, len: usize) -> usize {
+    /// Add a zeroed buffer for parameter `name` of `shape`; returns its index.
+    pub(crate) fn push(&mut self, name: String, shape: &[usize]) -> usize {
         self.names.push(name);
-        self.values.push(vec![0.0; len]);
+        self.values.push(vec![0.0; shape.iter().product()]);
+        self.shapes.push(shape.to_vec());
         self.values.len() - 1
+    }
+
+    /// Every (name, shape), in order: what a checkpoint of the parameters holds.
+    pub fn layout(&self) -> impl Iterator<Item = (&str, &[usize])> {
+        self.names
+            .iter()
+            .map(String::as_str)
+            .zip(self.shapes.iter().map(Vec::as_slice))
     }
 
     /// The gradient of parameter `name`.

@@ -121,7 +121,7 @@ mod tests {
     #[test]
     fn one_adamw_step_moves_each_weight_by_about_lr() {
         let mut g = Grads::default();
-        g.push("w".into(), 2);
+        g.push("w".into(), &[2]);
         g.slot(0).copy_from_slice(&[0.5, -2.0]);
         let mut opt = AdamW::new(&g, 0.0);
         let mut w = [1.0f32, 1.0];

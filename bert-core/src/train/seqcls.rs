@@ -78,12 +78,12 @@ impl<'m, 'a> SeqClsTrainer<'m, 'a> {
         let e = &m.bert.embeddings;
         g.push(
             format!("{p}embeddings.word_embeddings.weight"),
-            e.word_embeddings.weight.rows * e.width(),
+            &[e.word_embeddings.weight.rows, e.width()],
         );
         let positions = e.position_embeddings.as_ref().map_or(0, |t| t.weight.rows);
         g.push(
             format!("{p}embeddings.position_embeddings.weight"),
-            positions * e.width(),
+            &[positions, e.width()],
         );
         let types = e
             .token_type_embeddings
@@ -91,10 +91,10 @@ impl<'m, 'a> SeqClsTrainer<'m, 'a> {
             .map_or(0, |t| t.weight.rows);
         g.push(
             format!("{p}embeddings.token_type_embeddings.weight"),
-            types * e.width(),
+            &[types, e.width()],
         );
-        g.push(format!("{p}embeddings.LayerNorm.weight"), c.hidden_size);
-        g.push(format!("{p}embeddings.LayerNorm.bias"), c.hidden_size);
+        g.push(format!("{p}embeddings.LayerNorm.weight"), &[c.hidden_size]);
+        g.push(format!("{p}embeddings.LayerNorm.bias"), &[c.hidden_size]);
         for (l, layer) in m.bert.encoder.layer.iter().enumerate() {
             let base = format!("{p}encoder.layer.{l}");
             let a = &layer.attention;
@@ -106,17 +106,17 @@ impl<'m, 'a> SeqClsTrainer<'m, 'a> {
             ] {
                 g.push(
                     format!("{base}.{name}.weight"),
-                    lin.weight.rows * lin.weight.cols,
+                    &[lin.weight.rows, lin.weight.cols],
                 );
-                g.push(format!("{base}.{name}.bias"), lin.out_features());
+                g.push(format!("{base}.{name}.bias"), &[lin.out_features()]);
             }
             g.push(
                 format!("{base}.attention.output.LayerNorm.weight"),
-                c.hidden_size,
+                &[c.hidden_size],
             );
             g.push(
                 format!("{base}.attention.output.LayerNorm.bias"),
-                c.hidden_size,
+                &[c.hidden_size],
             );
             for (name, lin) in [
                 ("intermediate.dense", &layer.intermediate.dense),
@@ -124,19 +124,19 @@ impl<'m, 'a> SeqClsTrainer<'m, 'a> {
             ] {
                 g.push(
                     format!("{base}.{name}.weight"),
-                    lin.weight.rows * lin.weight.cols,
+                    &[lin.weight.rows, lin.weight.cols],
                 );
-                g.push(format!("{base}.{name}.bias"), lin.out_features());
+                g.push(format!("{base}.{name}.bias"), &[lin.out_features()]);
             }
-            g.push(format!("{base}.output.LayerNorm.weight"), c.hidden_size);
-            g.push(format!("{base}.output.LayerNorm.bias"), c.hidden_size);
+            g.push(format!("{base}.output.LayerNorm.weight"), &[c.hidden_size]);
+            g.push(format!("{base}.output.LayerNorm.bias"), &[c.hidden_size]);
         }
         let h = c.hidden_size;
-        g.push(format!("{p}pooler.dense.weight"), h * h);
-        g.push(format!("{p}pooler.dense.bias"), h);
+        g.push(format!("{p}pooler.dense.weight"), &[h, h]);
+        g.push(format!("{p}pooler.dense.bias"), &[h]);
         let labels = m.classifier.out_features();
-        g.push(String::from("classifier.weight"), labels * h);
-        g.push(String::from("classifier.bias"), labels);
+        g.push(String::from("classifier.weight"), &[labels, h]);
+        g.push(String::from("classifier.bias"), &[labels]);
         g
     }
 

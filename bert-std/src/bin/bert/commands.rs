@@ -345,6 +345,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
         }
         Command::Index(args) => crate::search::index(args),
         Command::Search(args) => crate::search::search(args),
+        Command::Train(kind) => crate::train::train(kind),
         #[cfg(feature = "server")]
         Command::Serve(args) => crate::serve::serve(args),
     }

@@ -14,6 +14,7 @@ mod render;
 mod search;
 #[cfg(feature = "server")]
 mod serve;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -189,6 +190,9 @@ enum Command {
     Index(search::IndexArgs),
     /// Search an index made by `bert index`: the passages closest to each query.
     Search(search::SearchArgs),
+    /// Fine-tune a model (sequence classification so far) and write it as an HF directory.
+    #[command(subcommand)]
+    Train(train::TrainKind),
     /// An HTTP server: OpenAI /v1/embeddings, TEI's /embed, /predict and /rerank, /fill-mask,
     /// /ner, /qa, /health, /info, /metrics; dynamic batching by tokens.
     #[cfg(feature = "server")]
@@ -201,8 +205,9 @@ fn main() -> ExitCode {
     let serving = matches!(command, Command::Serve(_));
     #[cfg(not(feature = "server"))]
     let serving = false;
-    if !serving {
-        // The server handles SIGINT/SIGTERM itself (graceful shutdown).
+    // The server handles SIGINT/SIGTERM itself (graceful shutdown); training stops at once
+    // (its checkpoints are written atomically, so the last one stays whole).
+    if !serving && !matches!(command, Command::Train(_)) {
         jobs::install_interrupt_handler();
     }
     match commands::run(command) {
