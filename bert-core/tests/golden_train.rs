@@ -9,6 +9,86 @@ use bert_core::train::seqcls::SeqClsTrainer;
 use bert_core::{BertConfig, BertForSequenceClassification, Weights};
 use common::*;
 
+/// Compare every gradient of `grads` with the golden's norm, sum and sampled values under
+/// `prefix`; returns the worst max abs diff and where.
+fn compare_grads(
+    golden: &Golden,
+    prefix: &str,
+    grads: &bert_core::train::Grads,
+    hidden: usize,
+) -> (f32, String, usize) {
+    let mut worst = (0.0f32, String::new());
+    let mut checked = 0;
+    for (name, g) in grads.iter() {
+        let norm: f64 = g
+            .iter()
+            .map(|&x| (x as f64) * (x as f64))
+            .sum::<f64>()
+            .sqrt();
+        let sum: f64 = g.iter().map(|&x| x as f64).sum();
+        let want_norm = golden.f32(&format!("{prefix}norm.{name}")).0[0] as f64;
+        let want_sum = golden.f32(&format!("{prefix}sum.{name}")).0[0] as f64;
+        let rel = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-3);
+        assert!(
+            rel(norm, want_norm) < 1e-4,
+            "{name}: norm {norm} vs {want_norm}"
+        );
+        assert!(
+            (sum - want_sum).abs() < 1e-4 + 1e-4 * want_sum.abs(),
+            "{name}: sum {sum} vs {want_sum}"
+        );
+        let (vals, _) = golden.f32(&format!("{prefix}val.{name}"));
+        let got: Vec<f32> = if name.ends_with("word_embeddings.weight") {
+            let (rows, _) = golden.i64(&format!("{prefix}rows.{name}"));
+            rows.iter()
+                .flat_map(|&r| {
+                    g[r as usize * hidden..(r as usize + 1) * hidden]
+                        .iter()
+                        .copied()
+                })
+                .collect()
+        } else {
+            let (idx, _) = golden.i64(&format!("{prefix}idx.{name}"));
+            idx.iter().map(|&i| g[i as usize]).collect()
+        };
+        let d = max_abs_diff(&got, &vals);
+        if d > worst.0 {
+            worst = (d, name.to_string());
+        }
+        checked += got.len();
+    }
+    (worst.0, worst.1, checked)
+}
+
+/// Token classification (MiniLM + the seeded NER head), per-token labels with -100 on special
+/// tokens and padding: loss and every gradient as torch.autograd.
+#[test]
+fn token_classification_gradients_match_torch_autograd() {
+    use bert_core::train::tokcls::TokClsTrainer;
+    use bert_core::BertForTokenClassification;
+    let (_, encoder) = load_model_files("all-minilm-l6-v2");
+    let config =
+        BertConfig::from_json(&std::fs::read_to_string(golden_path("config_tokcls.json")).unwrap())
+            .unwrap();
+    let head = std::fs::read(golden_path("head_tokcls.safetensors")).unwrap();
+    let weights = Weights::from_buffers(&[&encoder, &head]).unwrap();
+    let model = BertForTokenClassification::load(&config, &weights).unwrap();
+    let golden = Golden::open("train_seqcls.safetensors");
+    let inputs = golden.inputs("tok.inputs");
+    let (labels, _) = golden.i64("tok.inputs.labels");
+    let trainer = TokClsTrainer::new(&model).unwrap();
+    let mut grads = trainer.grads();
+    let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
+    let loss = trainer
+        .loss_and_grads(&inputs.batch(), &labels, &mut ws, &mut grads)
+        .unwrap();
+    let want = golden.f32("tok.loss").0[0];
+    assert!((loss - want).abs() < 1e-5, "loss {loss} vs {want}");
+    let (worst, name, checked) = compare_grads(&golden, "tok.", &grads, config.hidden_size);
+    eprintln!("token classification: {checked} values checked, worst {worst:.3e} ({name})");
+    assert!(worst <= 1e-5, "{worst} in {name}");
+}
+
 #[test]
 fn sequence_classification_gradients_match_torch_autograd() {
     let (_, encoder) = load_model_files("all-minilm-l6-v2");
@@ -30,50 +110,12 @@ fn sequence_classification_gradients_match_torch_autograd() {
     let want_loss = golden.f32("loss").0[0];
     eprintln!("loss {loss} vs torch {want_loss}");
     assert!((loss - want_loss).abs() < 1e-5);
-    let mut worst = (0.0f32, String::new());
-    let mut checked = 0;
-    for (name, g) in grads.iter() {
-        let norm: f64 = g
-            .iter()
-            .map(|&x| (x as f64) * (x as f64))
-            .sum::<f64>()
-            .sqrt();
-        let sum: f64 = g.iter().map(|&x| x as f64).sum();
-        let want_norm = golden.f32(&format!("norm.{name}")).0[0] as f64;
-        let want_sum = golden.f32(&format!("sum.{name}")).0[0] as f64;
-        let rel = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-3);
-        assert!(
-            rel(norm, want_norm) < 1e-4,
-            "{name}: norm {norm} vs {want_norm}"
-        );
-        assert!(
-            (sum - want_sum).abs() < 1e-4 + 1e-4 * want_sum.abs(),
-            "{name}: sum {sum} vs {want_sum}"
-        );
-        let (vals, _) = golden.f32(&format!("val.{name}"));
-        let got: Vec<f32> = if name.ends_with("word_embeddings.weight") {
-            let (rows, _) = golden.i64(&format!("rows.{name}"));
-            let h = config.hidden_size;
-            rows.iter()
-                .flat_map(|&r| g[r as usize * h..(r as usize + 1) * h].iter().copied())
-                .collect()
-        } else {
-            let (idx, _) = golden.i64(&format!("idx.{name}"));
-            idx.iter().map(|&i| g[i as usize]).collect()
-        };
-        let d = max_abs_diff(&got, &vals);
-        if d > worst.0 {
-            worst = (d, name.to_string());
-        }
-        checked += got.len();
-    }
+    let (worst, name, checked) = compare_grads(&golden, "", &grads, config.hidden_size);
     eprintln!(
-        "{} parameters, {checked} gradient values checked; worst max abs diff {:.3e} ({})",
-        grads.iter().count(),
-        worst.0,
-        worst.1
+        "{} parameters, {checked} gradient values checked; worst max abs diff {worst:.3e} ({name})",
+        grads.iter().count()
     );
-    assert!(worst.0 <= 1e-5, "{} > 1e-5 in {}", worst.0, worst.1);
+    assert!(worst <= 1e-5, "{worst} > 1e-5 in {name}");
 }
 
 /// 20 steps of AdamW with HF's groups, the linear warm-up/decay schedule and gradient clipping,

@@ -6,8 +6,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::error::{Error, Result};
-use crate::heads::BertForSequenceClassification;
 use crate::kernels::{GemmNeeds, GemmScratch};
+use crate::model::BertModel;
 
 /// What one layer's forward keeps for its backward.
 #[derive(Debug, Clone, Default)]
@@ -56,13 +56,15 @@ pub struct TrainWorkspace {
 }
 
 impl TrainWorkspace {
-    /// Buffers for `model` at up to `max_batch` sequences of up to `max_seq` tokens.
+    /// Buffers for `bert` under a head of `labels` outputs (per sequence or per token), at up
+    /// to `max_batch` sequences of up to `max_seq` tokens.
     pub fn new(
-        model: &BertForSequenceClassification<'_>,
+        bert: &BertModel<'_>,
+        labels: usize,
         max_batch: usize,
         max_seq: usize,
     ) -> Result<Self> {
-        let c = &model.bert.config;
+        let c = &bert.config;
         let (h, i, heads) = (c.hidden_size, c.intermediate_size, c.num_attention_heads);
         let t = max_batch
             .checked_mul(max_seq)
@@ -87,7 +89,6 @@ impl TrainWorkspace {
             xhat2: vec![0.0; t * h],
             rstd2: vec![0.0; t],
         };
-        let labels = model.classifier.out_features();
         Ok(TrainWorkspace {
             max_batch,
             max_seq,
@@ -99,7 +100,7 @@ impl TrainWorkspace {
             x: vec![0.0; t * h],
             cls: vec![0.0; max_batch * h],
             pooled: vec![0.0; max_batch * h],
-            logits: vec![0.0; max_batch * labels],
+            logits: vec![0.0; t * labels],
             dx: vec![0.0; t * h],
             da: vec![0.0; t * h],
             dctx: vec![0.0; t * h],
@@ -110,7 +111,7 @@ impl TrainWorkspace {
             dprobs: vec![0.0; max_seq * max_seq],
             dcls: vec![0.0; max_batch * h],
             dpooled: vec![0.0; max_batch * h],
-            dlogits: vec![0.0; max_batch * labels],
+            dlogits: vec![0.0; t * labels],
             gemm: GemmScratch::new(GemmNeeds {
                 rows: t,
                 depth: h.max(i).max(t).max(max_seq),

@@ -19,7 +19,8 @@ import os
 
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+from transformers import (AutoTokenizer, BertConfig, BertForSequenceClassification,
+                          BertForTokenClassification)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -58,7 +59,49 @@ def main():
             saved[f"idx.{name}"] = idx
             saved[f"val.{name}"] = flat[idx].contiguous()
     saved.update(adamw_steps(config, tok))
+    saved.update(token_classification(tok))
     save_file(saved, os.path.join(HERE, "train_seqcls.safetensors"))
+
+
+def sampled(saved, prefix, model, input_ids):
+    """Each gradient's norm, sum and 512 seeded values (word embeddings: the used rows)."""
+    gen = torch.Generator().manual_seed(0)
+    for name, p in model.named_parameters():
+        g = p.grad.detach()
+        saved[f"{prefix}norm.{name}"] = g.to(torch.float64).norm().reshape(1).to(torch.float32)
+        saved[f"{prefix}sum.{name}"] = g.to(torch.float64).sum().reshape(1).to(torch.float32)
+        if name.endswith("word_embeddings.weight"):
+            rows = torch.unique(input_ids)
+            saved[f"{prefix}rows.{name}"] = rows
+            saved[f"{prefix}val.{name}"] = g[rows].contiguous()
+        else:
+            flat = g.reshape(-1)
+            idx = torch.randint(0, flat.numel(), (min(512, flat.numel()),), generator=gen)
+            saved[f"{prefix}idx.{name}"] = idx
+            saved[f"{prefix}val.{name}"] = flat[idx].contiguous()
+
+
+def token_classification(tok):
+    """BertForTokenClassification (MiniLM + the seeded NER head): per-token labels, -100 on
+    special tokens and padding."""
+    config = BertConfig(**json.load(open(os.path.join(HERE, "config_tokcls.json"))))
+    model = BertForTokenClassification.from_pretrained(MINILM, config=config)
+    model.load_state_dict(load_file(os.path.join(HERE, "head_tokcls.safetensors")), strict=False)
+    model.eval()
+    enc = tok(["Angela Merkel visited Paris in May.", "EU rejects German call."],
+              padding=True, return_tensors="pt")
+    inputs = {k: enc[k].to(torch.int64) for k in ("input_ids", "token_type_ids", "attention_mask")}
+    g = torch.Generator().manual_seed(3)
+    labels = torch.randint(0, config.num_labels, inputs["input_ids"].shape, generator=g)
+    special = (inputs["input_ids"] == tok.cls_token_id) | (inputs["input_ids"] == tok.sep_token_id)
+    labels[special | (inputs["attention_mask"] == 0)] = -100
+    out = model(**inputs, labels=labels)
+    out.loss.backward()
+    saved = {f"tok.inputs.{k}": v.contiguous() for k, v in inputs.items()}
+    saved["tok.inputs.labels"] = labels.contiguous()
+    saved["tok.loss"] = out.loss.detach().reshape(1)
+    sampled(saved, "tok.", model, inputs["input_ids"])
+    return saved
 
 
 def adamw_steps(config, tok, steps=20):

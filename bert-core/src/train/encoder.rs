@@ -1,0 +1,443 @@
+//! The encoder's share of training, common to every head: the forward over packed real tokens
+//! with everything the backward needs saved, the backward from `ws.dx` (the gradient of the
+//! last hidden states) down to the embedding tables, and the encoder's gradient buffers.
+
+use alloc::format;
+use alloc::string::String;
+
+use super::ops::{
+    add_row, gelu_grad, head, head_mut, layer_norm_backward, layer_norm_save, linear_backward, mm,
+    softmax_backward,
+};
+use super::workspace::TrainWorkspace;
+use super::Grads;
+use crate::activation::Activation;
+use crate::error::{Error, Result};
+use crate::kernels::{self, MatMut, MatRef, Rhs};
+use crate::model::{Batch, BertModel};
+use crate::nn::Linear;
+
+/// Indices of one layer's parameters in [`Grads`].
+pub(crate) const PER_LAYER: usize = 16;
+/// Embeddings: word, position, token type, LayerNorm weight and bias.
+pub(crate) const EMBEDDINGS: usize = 5;
+
+/// An f32 weight, or an error saying training needs one.
+pub(crate) fn weight<'s>(l: &'s Linear<'_>) -> Result<&'s [f32]> {
+    match &l.weight.storage {
+        crate::tensor::Storage::F32(v) => Ok(v),
+        other => Err(Error::Unsupported {
+            field: "dtype",
+            value: format!("{}", other.dtype()),
+            supported: "F32 weights for training",
+        }),
+    }
+}
+
+/// The encoder's gradient buffers (embeddings, then every layer), first in [`Grads`].
+pub(crate) fn encoder_grads(bert: &BertModel<'_>, g: &mut Grads) {
+    let c = &bert.config;
+    let p = crate::families::names(c.arch.family).prefix;
+    let e = &bert.embeddings;
+    g.push(
+        format!("{p}embeddings.word_embeddings.weight"),
+        &[e.word_embeddings.weight.rows, e.width()],
+    );
+    let positions = e.position_embeddings.as_ref().map_or(0, |t| t.weight.rows);
+    g.push(
+        format!("{p}embeddings.position_embeddings.weight"),
+        &[positions, e.width()],
+    );
+    let types = e
+        .token_type_embeddings
+        .as_ref()
+        .map_or(0, |t| t.weight.rows);
+    g.push(
+        format!("{p}embeddings.token_type_embeddings.weight"),
+        &[types, e.width()],
+    );
+    g.push(format!("{p}embeddings.LayerNorm.weight"), &[c.hidden_size]);
+    g.push(format!("{p}embeddings.LayerNorm.bias"), &[c.hidden_size]);
+    for (l, layer) in bert.encoder.layer.iter().enumerate() {
+        let base = format!("{p}encoder.layer.{l}");
+        let a = &layer.attention;
+        for (name, lin) in [
+            ("attention.self.query", &a.self_attention.query),
+            ("attention.self.key", &a.self_attention.key),
+            ("attention.self.value", &a.self_attention.value),
+            ("attention.output.dense", &a.output.dense),
+        ] {
+            g.push(
+                format!("{base}.{name}.weight"),
+                &[lin.weight.rows, lin.weight.cols],
+            );
+            g.push(format!("{base}.{name}.bias"), &[lin.out_features()]);
+        }
+        g.push(
+            format!("{base}.attention.output.LayerNorm.weight"),
+            &[c.hidden_size],
+        );
+        g.push(
+            format!("{base}.attention.output.LayerNorm.bias"),
+            &[c.hidden_size],
+        );
+        for (name, lin) in [
+            ("intermediate.dense", &layer.intermediate.dense),
+            ("output.dense", &layer.output.dense),
+        ] {
+            g.push(
+                format!("{base}.{name}.weight"),
+                &[lin.weight.rows, lin.weight.cols],
+            );
+            g.push(format!("{base}.{name}.bias"), &[lin.out_features()]);
+        }
+        g.push(format!("{base}.output.LayerNorm.weight"), &[c.hidden_size]);
+        g.push(format!("{base}.output.LayerNorm.bias"), &[c.hidden_size]);
+    }
+}
+
+/// Embeddings and every layer over the real tokens of `batch`, packed; saves activations.
+/// Returns the number of packed rows; `ws.x` holds the last hidden states.
+pub(crate) fn encoder_forward(
+    bert: &BertModel<'_>,
+    batch: &Batch<'_>,
+    ws: &mut TrainWorkspace,
+) -> Result<usize> {
+    let c = &bert.config;
+    let (h, heads, d) = (c.hidden_size, c.num_attention_heads, c.head_dim());
+    // Pack the real tokens.
+    let keep = |i: usize| batch.attention_mask.is_none_or(|mk| mk[i] != 0);
+    let mut t = 0;
+    for b in 0..batch.batch_size {
+        ws.offsets[b] = t;
+        for i in b * batch.seq_len..(b + 1) * batch.seq_len {
+            if keep(i) {
+                ws.packed[t] = i as u32;
+                t += 1;
+            }
+        }
+        if t == ws.offsets[b] {
+            return Err(Error::EmptySequence { sequence: b });
+        }
+    }
+    ws.offsets[batch.batch_size] = t;
+    // Embeddings, then LayerNorm (saved).
+    let e = &bert.embeddings;
+    let x = &mut ws.x[..t * h];
+    let pe = e.position_embeddings.as_ref().ok_or(Error::Unsupported {
+        field: "position_embedding_type",
+        value: String::from("none"),
+        supported: "absolute",
+    })?;
+    let te = e.token_type_embeddings.as_ref().ok_or(Error::Unsupported {
+        field: "type_vocab_size",
+        value: String::from("0"),
+        supported: "at least 1",
+    })?;
+    for (r, dst) in x.chunks_exact_mut(h).enumerate() {
+        let i = ws.packed[r] as usize;
+        e.word_embeddings
+            .lookup_into(batch.input_ids[i] as usize, dst);
+        let typ = batch.token_type_ids.map_or(0, |tt| tt[i]) as usize;
+        add_row(&te.weight, typ, dst);
+        add_row(&pe.weight, i % batch.seq_len, dst);
+    }
+    let ln = &e.layer_norm;
+    layer_norm_save(
+        x,
+        &ln.weight,
+        &ln.bias,
+        ln.eps,
+        &mut ws.emb_xhat[..t * h],
+        &mut ws.emb_rstd[..t],
+    );
+    let scale = 1.0 / libm::sqrtf(d as f32);
+    for (layer, saved) in bert.encoder.layer.iter().zip(ws.layers.iter_mut()) {
+        let a = &layer.attention;
+        saved.x_in[..t * h].copy_from_slice(&ws.x[..t * h]);
+        let x_in = &saved.x_in[..t * h];
+        a.self_attention
+            .query
+            .forward(x_in, t, &mut saved.q, &mut ws.gemm);
+        a.self_attention
+            .key
+            .forward(x_in, t, &mut saved.k, &mut ws.gemm);
+        a.self_attention
+            .value
+            .forward(x_in, t, &mut saved.v, &mut ws.gemm);
+        let mut poff = 0;
+        for b in 0..batch.batch_size {
+            let (r0, s) = (ws.offsets[b], ws.offsets[b + 1] - ws.offsets[b]);
+            for hd in 0..heads {
+                let base = r0 * h + hd * d;
+                let p = &mut saved.probs[poff..poff + s * s];
+                kernels::matmul(
+                    MatMut::dense(p, s, s),
+                    head(&saved.q, base, s, d, h),
+                    Rhs::Dense(head(&saved.k, base, s, d, h).t()),
+                    false,
+                    scale,
+                    &mut ws.gemm,
+                );
+                kernels::softmax_rows(p, s);
+                mm(
+                    head_mut(&mut saved.ctx, base, s, d, h),
+                    MatRef::dense(p, s, s),
+                    head(&saved.v, base, s, d, h),
+                    false,
+                    &mut ws.gemm,
+                );
+                poff += s * s;
+            }
+        }
+        // y1 = LN1(ctx Woᵀ + bo + x_in)
+        a.output
+            .dense
+            .forward(&saved.ctx, t, &mut saved.y1, &mut ws.gemm);
+        saved.y1[..t * h]
+            .iter_mut()
+            .zip(x_in)
+            .for_each(|(y, x)| *y += x);
+        let n1 = &a.output.layer_norm;
+        layer_norm_save(
+            &mut saved.y1[..t * h],
+            &n1.weight,
+            &n1.bias,
+            n1.eps,
+            &mut saved.xhat1[..t * h],
+            &mut saved.rstd1[..t],
+        );
+        // g = gelu(y1 Wiᵀ + bi)
+        let inter = &layer.intermediate.dense;
+        let iw = inter.out_features();
+        inter.forward(&saved.y1, t, &mut saved.u, &mut ws.gemm);
+        saved.g[..t * iw].copy_from_slice(&saved.u[..t * iw]);
+        kernels::activate_in_place(Activation::Gelu, &mut saved.g[..t * iw]);
+        // x = LN2(g Wo2ᵀ + bo2 + y1)
+        layer
+            .output
+            .dense
+            .forward(&saved.g, t, &mut ws.x, &mut ws.gemm);
+        ws.x[..t * h]
+            .iter_mut()
+            .zip(&saved.y1[..t * h])
+            .for_each(|(y, x)| *y += x);
+        let n2 = &layer.output.layer_norm;
+        layer_norm_save(
+            &mut ws.x[..t * h],
+            &n2.weight,
+            &n2.bias,
+            n2.eps,
+            &mut saved.xhat2[..t * h],
+            &mut saved.rstd2[..t],
+        );
+    }
+    Ok(t)
+}
+
+/// The backward from `ws.dx` (`[t, hidden]`, the gradient of the last hidden states) through
+/// every layer and the embeddings, into `grads`.
+pub(crate) fn encoder_backward(
+    bert: &BertModel<'_>,
+    batch: &Batch<'_>,
+    ws: &mut TrainWorkspace,
+    grads: &mut Grads,
+) -> Result<()> {
+    let c = &bert.config;
+    let (h, heads, d) = (c.hidden_size, c.num_attention_heads, c.head_dim());
+    let t = ws.offsets[batch.batch_size];
+    let scale = 1.0 / libm::sqrtf(d as f32);
+    for (l, (layer, saved)) in bert.encoder.layer.iter().zip(&ws.layers).enumerate().rev() {
+        let base = EMBEDDINGS + l * PER_LAYER;
+        let a = &layer.attention;
+        // LN2: dx (dy2) -> da (d of g Wo2ᵀ + bo2 + y1)
+        let n2 = &layer.output.layer_norm;
+        {
+            let (gw, gb) = grads.pair(base + 14, base + 15);
+            layer_norm_backward(
+                &ws.dx[..t * h],
+                &saved.xhat2[..t * h],
+                &saved.rstd2[..t],
+                &n2.weight,
+                &mut ws.da[..t * h],
+                false,
+                gw,
+                gb,
+            );
+        }
+        let out = &layer.output.dense;
+        let iw = out.in_features();
+        let (gw, gb) = grads.pair(base + 12, base + 13);
+        linear_backward(
+            &saved.g,
+            weight(out)?,
+            &ws.da,
+            t,
+            iw,
+            h,
+            Some((&mut ws.du, false)),
+            gw,
+            Some(gb),
+            &mut ws.gemm,
+        );
+        for (g, &u) in ws.du[..t * iw].iter_mut().zip(&saved.u[..t * iw]) {
+            *g *= gelu_grad(u);
+        }
+        // dy1 = da (residual) + du Wi
+        ws.dx[..t * h].copy_from_slice(&ws.da[..t * h]);
+        let inter = &layer.intermediate.dense;
+        let (gw, gb) = grads.pair(base + 10, base + 11);
+        linear_backward(
+            &saved.y1,
+            weight(inter)?,
+            &ws.du,
+            t,
+            h,
+            iw,
+            Some((&mut ws.dx, true)),
+            gw,
+            Some(gb),
+            &mut ws.gemm,
+        );
+        // LN1: dx (dy1) -> da (d of ctx Woᵀ + bo + x_in)
+        let n1 = &a.output.layer_norm;
+        {
+            let (gw, gb) = grads.pair(base + 8, base + 9);
+            layer_norm_backward(
+                &ws.dx[..t * h],
+                &saved.xhat1[..t * h],
+                &saved.rstd1[..t],
+                &n1.weight,
+                &mut ws.da[..t * h],
+                false,
+                gw,
+                gb,
+            );
+        }
+        ws.dx[..t * h].copy_from_slice(&ws.da[..t * h]);
+        let (gw, gb) = grads.pair(base + 6, base + 7);
+        linear_backward(
+            &saved.ctx,
+            weight(&a.output.dense)?,
+            &ws.da,
+            t,
+            h,
+            h,
+            Some((&mut ws.dctx, false)),
+            gw,
+            Some(gb),
+            &mut ws.gemm,
+        );
+        // Attention, per sequence and head.
+        let mut poff = 0;
+        for b in 0..batch.batch_size {
+            let (r0, s) = (ws.offsets[b], ws.offsets[b + 1] - ws.offsets[b]);
+            for hd in 0..heads {
+                let hb = r0 * h + hd * d;
+                let p = &saved.probs[poff..poff + s * s];
+                let dp = &mut ws.dprobs[..s * s];
+                mm(
+                    MatMut::dense(dp, s, s),
+                    head(&ws.dctx, hb, s, d, h),
+                    head(&saved.v, hb, s, d, h).t(),
+                    false,
+                    &mut ws.gemm,
+                );
+                mm(
+                    head_mut(&mut ws.dv, hb, s, d, h),
+                    MatRef::dense(p, s, s).t(),
+                    head(&ws.dctx, hb, s, d, h),
+                    false,
+                    &mut ws.gemm,
+                );
+                softmax_backward(p, dp, s);
+                kernels::matmul(
+                    head_mut(&mut ws.dq, hb, s, d, h),
+                    MatRef::dense(dp, s, s),
+                    Rhs::Dense(head(&saved.k, hb, s, d, h)),
+                    false,
+                    scale,
+                    &mut ws.gemm,
+                );
+                kernels::matmul(
+                    head_mut(&mut ws.dk, hb, s, d, h),
+                    MatRef::dense(dp, s, s).t(),
+                    Rhs::Dense(head(&saved.q, hb, s, d, h)),
+                    false,
+                    scale,
+                    &mut ws.gemm,
+                );
+                poff += s * s;
+            }
+        }
+        for (j, (lin, dy)) in [
+            (&a.self_attention.query, &ws.dq),
+            (&a.self_attention.key, &ws.dk),
+            (&a.self_attention.value, &ws.dv),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (gw, gb) = grads.pair(base + 2 * j, base + 2 * j + 1);
+            linear_backward(
+                &saved.x_in,
+                weight(lin)?,
+                dy,
+                t,
+                h,
+                h,
+                Some((&mut ws.dx, true)),
+                gw,
+                Some(gb),
+                &mut ws.gemm,
+            );
+        }
+    }
+    // Embedding LayerNorm, then the scatter into the tables.
+    let e = &bert.embeddings;
+    {
+        let (gw, gb) = grads.pair(3, 4);
+        layer_norm_backward(
+            &ws.dx[..t * h],
+            &ws.emb_xhat[..t * h],
+            &ws.emb_rstd[..t],
+            &e.layer_norm.weight,
+            &mut ws.da[..t * h],
+            false,
+            gw,
+            gb,
+        );
+    }
+    for r in 0..t {
+        let i = ws.packed[r] as usize;
+        let de = &ws.da[r * h..(r + 1) * h];
+        let id = batch.input_ids[i] as usize;
+        let typ = batch.token_type_ids.map_or(0, |tt| tt[i]) as usize;
+        for (slot, index) in [(0, id), (1, i % batch.seq_len), (2, typ)] {
+            let g = &mut grads.slot(slot)[index * h..(index + 1) * h];
+            g.iter_mut().zip(de).for_each(|(a, b)| *a += b);
+        }
+    }
+    Ok(())
+}
+
+/// Training runs BERT's block so far: post-norm, absolute positions, token types, no embedding
+/// projection, exact GELU.
+pub(crate) fn check_trainable(bert: &BertModel<'_>) -> Result<()> {
+    let arch = &bert.config.arch;
+    let emb = &bert.embeddings;
+    if arch.block != crate::arch::Block::PostNorm
+        || arch.positions != crate::arch::PositionScheme::Absolute
+        || emb.token_type_embeddings.is_none()
+        || emb.project.is_some()
+        || bert.config.hidden_act != Activation::Gelu
+    {
+        return Err(Error::Unsupported {
+            field: "model_type",
+            value: format!("{:?}", arch.family),
+            supported:
+                "training runs BERT's block (absolute positions, token types, exact GELU) so far",
+        });
+    }
+    Ok(())
+}
