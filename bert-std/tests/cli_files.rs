@@ -429,3 +429,49 @@ fn train_classify_names_bad_lines_and_writes_a_loadable_model() {
     assert_eq!(code, 1);
     assert!(err.contains("no usable example"), "{err}");
 }
+
+#[test]
+fn train_ner_on_conll_writes_a_model_that_bert_ner_runs() {
+    let d = scratch("ner");
+    let data = d.join("train.conll");
+    let sent = "-DOCSTART- -X- -X- O\n\nAngela NNP B-NP B-PER\nMerkel NNP I-NP I-PER\nvisited VBD B-VP O\nParis NNP B-NP B-LOC\n. . O O\n\n";
+    std::fs::write(&data, sent.repeat(5)).unwrap();
+    let out = d.join("model");
+    let minilm = minilm();
+    let (code, _, err) = bert(&[
+        "train",
+        "ner",
+        "--model",
+        s(&minilm),
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--max-seq-len",
+        "16",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("training on 4 sentences, evaluating on 1"),
+        "{err}"
+    );
+    assert!(err.contains("held-out entity F1"), "{err}");
+    let (code, outp, err) = bert(&[
+        "ner",
+        "--model",
+        s(&out),
+        "--aggregation",
+        "none",
+        "Angela visited Paris.",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(outp.starts_with('['), "{outp}");
+    std::fs::write(&data, "only-one-column\n").unwrap();
+    let (code, _, err) = bert(&["train", "ner", "--data", s(&data), "--out", s(&out)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("expected `word ... TAG`"), "{err}");
+}

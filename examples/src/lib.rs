@@ -29,3 +29,28 @@ pub fn exit_on_error<T>(r: bert_std::Result<T>) -> T {
         std::process::exit(1)
     })
 }
+
+/// A model the project trains itself: `name` in the model cache if it is there, else trained
+/// once by `train` (into a staging folder that is moved into place when complete, so that an
+/// interrupted run leaves nothing half-written) and kept for later runs.
+pub fn cached_or_trained(
+    name: &str,
+    train: impl FnOnce(&std::path::Path) -> bert_std::Result<()>,
+) -> bert_std::Result<PathBuf> {
+    let root = bert_std::fetch::models_root();
+    let dir = root.join(name);
+    if dir.join("model.safetensors").is_file() {
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(&root).map_err(|e| bert_std::Error::io(&root, e))?;
+    let staging = root.join(format!(".{name}-{}", std::process::id()));
+    train(&staging)?;
+    match std::fs::rename(&staging, &dir) {
+        Ok(()) => Ok(dir),
+        Err(_) if dir.join("model.safetensors").is_file() => {
+            let _ = std::fs::remove_dir_all(&staging);
+            Ok(dir)
+        }
+        Err(e) => Err(bert_std::Error::io(&dir, e)),
+    }
+}

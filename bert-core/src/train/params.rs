@@ -17,35 +17,6 @@ use crate::nn::Linear;
 pub fn params_mut<'s>(
     model: &'s mut BertForSequenceClassification<'_>,
 ) -> Result<Vec<&'s mut [f32]>> {
-    fn matrix<'s>(m: &'s mut crate::tensor::Matrix<'_>) -> Result<&'s mut [f32]> {
-        match &mut m.storage {
-            crate::tensor::Storage::F32(v) => Ok(v.to_mut().as_mut_slice()),
-            other => Err(Error::Unsupported {
-                field: "dtype",
-                value: format!("{}", other.dtype()),
-                supported: "F32 weights for training",
-            }),
-        }
-    }
-    fn linear<'s>(l: &'s mut Linear<'_>, out: &mut Vec<&'s mut [f32]>) -> Result<()> {
-        l.packed = None;
-        let Linear { weight, bias, .. } = l;
-        out.push(matrix(weight)?);
-        out.push(
-            bias.as_mut()
-                .ok_or(Error::MissingTensor {
-                    tried: vec![String::from("bias")],
-                })?
-                .to_mut()
-                .as_mut_slice(),
-        );
-        Ok(())
-    }
-    fn norm<'s>(n: &'s mut crate::nn::LayerNorm<'_>, out: &mut Vec<&'s mut [f32]>) {
-        let crate::nn::LayerNorm { weight, bias, .. } = n;
-        out.push(weight.to_mut().as_mut_slice());
-        out.push(bias.to_mut().as_mut_slice());
-    }
     let BertForSequenceClassification { bert, classifier } = model;
     let crate::model::BertModel {
         embeddings,
@@ -53,6 +24,38 @@ pub fn params_mut<'s>(
         pooler,
         ..
     } = bert;
+    let mut out = encoder_params(embeddings, encoder)?;
+    let p = pooler.as_mut().ok_or(Error::MissingTensor {
+        tried: vec![String::from("pooler.dense.weight")],
+    })?;
+    linear(&mut p.dense, &mut out)?;
+    linear(classifier, &mut out)?;
+    Ok(out)
+}
+
+/// Every parameter of a token classifier, mutably, in the order of
+/// [`TokClsTrainer::grads`](super::tokcls::TokClsTrainer::grads).
+pub fn token_params_mut<'s>(
+    model: &'s mut crate::heads::BertForTokenClassification<'_>,
+) -> Result<Vec<&'s mut [f32]>> {
+    let crate::heads::BertForTokenClassification {
+        bert, classifier, ..
+    } = model;
+    let crate::model::BertModel {
+        embeddings,
+        encoder,
+        ..
+    } = bert;
+    let mut out = encoder_params(embeddings, encoder)?;
+    linear(classifier, &mut out)?;
+    Ok(out)
+}
+
+/// The encoder's parameters (embeddings, then every layer), as the trainers order them.
+fn encoder_params<'s>(
+    embeddings: &'s mut crate::model::BertEmbeddings<'_>,
+    encoder: &'s mut crate::model::BertEncoder<'_>,
+) -> Result<Vec<&'s mut [f32]>> {
     let mut out = Vec::new();
     let crate::model::BertEmbeddings {
         word_embeddings,
@@ -87,10 +90,35 @@ pub fn params_mut<'s>(
         linear(&mut output.dense, &mut out)?;
         norm(&mut output.layer_norm, &mut out);
     }
-    let p = pooler.as_mut().ok_or(Error::MissingTensor {
-        tried: vec![String::from("pooler.dense.weight")],
-    })?;
-    linear(&mut p.dense, &mut out)?;
-    linear(classifier, &mut out)?;
     Ok(out)
+}
+
+fn matrix<'s>(m: &'s mut crate::tensor::Matrix<'_>) -> Result<&'s mut [f32]> {
+    match &mut m.storage {
+        crate::tensor::Storage::F32(v) => Ok(v.to_mut().as_mut_slice()),
+        other => Err(Error::Unsupported {
+            field: "dtype",
+            value: format!("{}", other.dtype()),
+            supported: "F32 weights for training",
+        }),
+    }
+}
+fn linear<'s>(l: &'s mut Linear<'_>, out: &mut Vec<&'s mut [f32]>) -> Result<()> {
+    l.packed = None;
+    let Linear { weight, bias, .. } = l;
+    out.push(matrix(weight)?);
+    out.push(
+        bias.as_mut()
+            .ok_or(Error::MissingTensor {
+                tried: vec![String::from("bias")],
+            })?
+            .to_mut()
+            .as_mut_slice(),
+    );
+    Ok(())
+}
+fn norm<'s>(n: &'s mut crate::nn::LayerNorm<'_>, out: &mut Vec<&'s mut [f32]>) {
+    let crate::nn::LayerNorm { weight, bias, .. } = n;
+    out.push(weight.to_mut().as_mut_slice());
+    out.push(bias.to_mut().as_mut_slice());
 }

@@ -1,0 +1,345 @@
+//! Fine-tuning a token classifier (NER) on CoNLL-style data: one `word … TAG` line per token,
+//! blank lines between sentences, `-DOCSTART-` lines skipped. Labels go to the first word piece
+//! of each word (`-100` on the others and on special tokens, as HF aligns them); the score is
+//! entity-level F1 (seqeval's definition: a predicted entity counts when its type, first and
+//! last word all match).
+
+use std::path::{Path, PathBuf};
+
+use bert_core::pretraining::{Rng, IGNORE_INDEX};
+use bert_core::safetensors::serialize;
+use bert_core::train::optim::{clip_grad_norm, linear_schedule, AdamW};
+use bert_core::train::params::token_params_mut;
+use bert_core::train::tokcls::TokClsTrainer;
+use bert_core::{BertConfig, BertForTokenClassification, Dtype, Weights};
+use tokenizers::Encoding;
+
+use super::checkpoint::save_checkpoint;
+use super::classify::{Step, TrainOptions};
+use crate::batching::Padded;
+use crate::error::{Error, Result};
+use crate::loaded::WeightBytes;
+use crate::model_dir::ModelDir;
+use crate::tokenizer::Tokenizer;
+
+/// One sentence: its words and their tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sentence {
+    /// The words.
+    pub words: Vec<String>,
+    /// One tag per word (`O`, `B-PER`, `I-LOC`, ...).
+    pub tags: Vec<String>,
+}
+
+/// Read CoNLL-style data: the first column is the word, the last the tag.
+pub fn read_conll(path: &Path) -> Result<Vec<Sentence>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut out = Vec::new();
+    let mut current = Sentence {
+        words: Vec::new(),
+        tags: Vec::new(),
+    };
+    for (i, line) in text.lines().enumerate() {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.is_empty() || cols[0] == "-DOCSTART-" {
+            if !current.words.is_empty() {
+                out.push(std::mem::replace(
+                    &mut current,
+                    Sentence {
+                        words: Vec::new(),
+                        tags: Vec::new(),
+                    },
+                ));
+            }
+            continue;
+        }
+        if cols.len() < 2 {
+            return Err(Error::file(
+                path,
+                format!("line {}: expected `word ... TAG`, found {line:?}", i + 1),
+            ));
+        }
+        current.words.push(cols[0].to_string());
+        current.tags.push(cols[cols.len() - 1].to_string());
+    }
+    if !current.words.is_empty() {
+        out.push(current);
+    }
+    if out.is_empty() {
+        return Err(Error::file(path, "no sentence"));
+    }
+    Ok(out)
+}
+
+/// The entities of a tag sequence (IOB2, read as seqeval does by default): (type, first word,
+/// last word).
+pub fn entities(tags: &[String]) -> Vec<(String, usize, usize)> {
+    let mut out = Vec::new();
+    let mut open: Option<(String, usize)> = None;
+    for (i, tag) in tags
+        .iter()
+        .chain(std::iter::once(&"O".to_string()))
+        .enumerate()
+    {
+        let (prefix, kind) = match tag.split_once('-') {
+            Some((p, k)) => (p, k),
+            None => (tag.as_str(), ""),
+        };
+        let continues = prefix == "I" && open.as_ref().is_some_and(|(k, _)| k == kind);
+        if !continues {
+            if let Some((k, s)) = open.take() {
+                out.push((k, s, i - 1));
+            }
+            if prefix == "B" || prefix == "I" {
+                open = Some((kind.to_string(), i));
+            }
+        }
+    }
+    out
+}
+
+/// Entity-level F1 of predicted against gold tag sequences.
+pub fn entity_f1(gold: &[Vec<String>], pred: &[Vec<String>]) -> f32 {
+    let (mut tp, mut n_pred, mut n_gold) = (0usize, 0usize, 0usize);
+    for (g, p) in gold.iter().zip(pred) {
+        let (ge, pe) = (entities(g), entities(p));
+        tp += pe.iter().filter(|e| ge.contains(e)).count();
+        n_pred += pe.len();
+        n_gold += ge.len();
+    }
+    if tp == 0 {
+        return 0.0;
+    }
+    let (precision, recall) = (tp as f32 / n_pred as f32, tp as f32 / n_gold as f32);
+    2.0 * precision * recall / (precision + recall)
+}
+
+/// What a NER training run gives.
+#[derive(Debug, Clone)]
+pub struct NerReport {
+    /// The tags, by class id.
+    pub labels: Vec<String>,
+    /// Every step's loss.
+    pub losses: Vec<f32>,
+    /// Held-out entity-level F1.
+    pub f1: f32,
+    /// Sentences skipped for being longer than `max_seq_len` tokens.
+    pub too_long: usize,
+    /// Where the model was written.
+    pub out: PathBuf,
+}
+
+/// Encode a sentence's words (pre-tokenized) and align `tags` to the first word piece.
+fn encode(
+    tok: &Tokenizer,
+    s: &Sentence,
+    class: &dyn Fn(&str) -> i64,
+) -> Result<(Encoding, Vec<i64>)> {
+    let words: Vec<&str> = s.words.iter().map(String::as_str).collect();
+    let input = tokenizers::EncodeInput::Single(words.as_slice().into());
+    let enc = tok
+        .inner()
+        .encode(input, true)
+        .map_err(|e| Error::Tokenizer(e.to_string()))?;
+    let mut last = None;
+    let labels = enc
+        .get_word_ids()
+        .iter()
+        .map(|w| match w {
+            Some(w) if Some(*w) != last => {
+                last = Some(*w);
+                class(&s.tags[*w as usize])
+            }
+            _ => IGNORE_INDEX,
+        })
+        .collect();
+    Ok((enc, labels))
+}
+
+/// Fine-tune `base` for NER on `train`, score entity F1 on `eval`, write the model to `out`.
+pub fn train_ner(
+    base: &Path,
+    train: &[Sentence],
+    eval: &[Sentence],
+    o: &TrainOptions,
+    out: &Path,
+    mut progress: impl FnMut(&Step),
+) -> Result<NerReport> {
+    let dir = ModelDir::open(base)?;
+    let tok = Tokenizer::from_dir(&dir.root)?;
+    let labels: Vec<String> = train
+        .iter()
+        .chain(eval)
+        .flat_map(|s| s.tags.iter().cloned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let class = |t: &str| {
+        labels
+            .iter()
+            .position(|l| l == t)
+            .map_or(IGNORE_INDEX, |i| i as i64)
+    };
+    let mut raw = dir.config.raw.clone();
+    let id2label: serde_json::Map<String, serde_json::Value> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i.to_string(), serde_json::json!(l)))
+        .collect();
+    raw.insert(
+        "architectures".into(),
+        serde_json::json!(["BertForTokenClassification"]),
+    );
+    raw.insert("id2label".into(), serde_json::Value::Object(id2label));
+    raw.insert("num_labels".into(), serde_json::json!(labels.len()));
+    let config = BertConfig::from_map(raw.clone())?;
+    let (h, n) = (config.hidden_size, labels.len());
+    let mut rng = Rng::new(o.seed);
+    let w: Vec<u8> = (0..n * h)
+        .flat_map(|_| {
+            let (u1, u2) = (rng.next_f64().max(1e-12), rng.next_f64());
+            let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+            ((z * 0.02) as f32).to_le_bytes()
+        })
+        .collect();
+    let b = vec![0u8; n * 4];
+    let head = serialize(
+        &[
+            ("classifier.weight", Dtype::F32, &[n, h], &w),
+            ("classifier.bias", Dtype::F32, &[n], &b),
+        ],
+        &[],
+    )?;
+    let files = dir
+        .weight_files
+        .iter()
+        .map(|p| WeightBytes::open(p, true))
+        .collect::<Result<Vec<_>>>()?;
+    let mut buffers: Vec<&[u8]> = files.iter().map(|f| &**f).collect();
+    buffers.push(&head);
+    let weights = Weights::from_buffers(&buffers)?;
+    let mut model = BertForTokenClassification::load(&config, &weights)?;
+    let keep = |e: &(Encoding, Vec<i64>)| e.0.len() <= o.max_seq_len;
+    let all = train
+        .iter()
+        .map(|s| encode(&tok, s, &class))
+        .collect::<Result<Vec<_>>>()?;
+    let too_long = all.iter().filter(|e| !keep(e)).count();
+    let data: Vec<_> = all.into_iter().filter(keep).collect();
+    if data.is_empty() {
+        return Err(Error::Input(
+            "no training sentence fits --max-seq-len".into(),
+        ));
+    }
+    let (mut grads, mut ws) = {
+        let t = TokClsTrainer::new(&model)?;
+        (t.grads(), t.workspace(o.batch_size, o.max_seq_len)?)
+    };
+    let mut opt = AdamW::new(&grads, o.weight_decay);
+    let total = data.len().div_ceil(o.batch_size) * o.epochs;
+    let warmup = (o.warmup_ratio * total as f32) as usize;
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    let (mut losses, mut step) = (Vec::new(), 0);
+    let pad = tok.special.pad;
+    for _ in 0..o.epochs {
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        for chunk in order.chunks(o.batch_size) {
+            let encs: Vec<&Encoding> = chunk.iter().map(|&i| &data[i].0).collect();
+            let padded = Padded::new(&encs, pad);
+            let mut y = vec![IGNORE_INDEX; padded.rows * padded.seq];
+            for (r, &i) in chunk.iter().enumerate() {
+                let l = &data[i].1;
+                y[r * padded.seq..r * padded.seq + l.len()].copy_from_slice(l);
+            }
+            grads.zero();
+            let loss = TokClsTrainer::new(&model)?.loss_and_grads(
+                &padded.core_batch(),
+                &y,
+                &mut ws,
+                &mut grads,
+            )?;
+            clip_grad_norm(&mut grads, 1.0);
+            let lr = o.lr * linear_schedule(step, warmup, total);
+            opt.step(&mut token_params_mut(&mut model)?, &grads, lr);
+            step += 1;
+            losses.push(loss);
+            progress(&Step {
+                step,
+                total,
+                loss,
+                lr,
+                examples: chunk.len(),
+            });
+        }
+        let params = token_params_mut(&mut model)?;
+        save_checkpoint(
+            out,
+            &dir,
+            &raw,
+            grads.layout().zip(params.iter().map(|p| &**p)),
+            &losses,
+        )?;
+    }
+    // Entity F1 on the held-out sentences (first word piece decides each word's tag).
+    let mut ws = model.workspace(1, o.max_seq_len.max(8))?;
+    let (mut gold, mut pred) = (Vec::new(), Vec::new());
+    for s in eval {
+        let (enc, _) = encode(&tok, s, &class)?;
+        if enc.len() > o.max_seq_len {
+            continue;
+        }
+        let padded = Padded::new(&[&enc], pad);
+        let logits = model.forward(&padded.core_batch(), &mut ws)?;
+        let mut tags = vec!["O".to_string(); s.words.len()];
+        let mut last = None;
+        for (t, w) in enc.get_word_ids().iter().enumerate() {
+            if let Some(w) = w {
+                if Some(*w) != last {
+                    last = Some(*w);
+                    let row = logits.row(t);
+                    let best = (0..n)
+                        .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                        .unwrap_or(0);
+                    tags[*w as usize] = labels[best].clone();
+                }
+            }
+        }
+        gold.push(s.tags.clone());
+        pred.push(tags);
+    }
+    Ok(NerReport {
+        labels,
+        losses,
+        f1: entity_f1(&gold, &pred),
+        too_long,
+        out: out.to_path_buf(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(s: &str) -> Vec<String> {
+        s.split(' ').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn entities_and_f1_as_seqeval() {
+        assert_eq!(
+            entities(&tags("B-PER I-PER O B-LOC I-ORG")),
+            vec![
+                ("PER".to_string(), 0, 1),
+                ("LOC".to_string(), 3, 3),
+                ("ORG".to_string(), 4, 4)
+            ]
+        );
+        let gold = vec![tags("B-PER I-PER O B-LOC")];
+        assert_eq!(entity_f1(&gold, &gold), 1.0);
+        let half = vec![tags("B-PER I-PER O O")];
+        assert!((entity_f1(&gold, &half) - 2.0 / 3.0).abs() < 1e-6);
+        assert_eq!(entity_f1(&gold, &[tags("O O O O")]), 0.0);
+    }
+}
