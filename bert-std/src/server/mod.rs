@@ -19,6 +19,7 @@
 //! # Ok::<(), bert_std::Error>(())
 //! ```
 
+pub mod api;
 pub mod batcher;
 pub mod metrics;
 pub mod routes;
@@ -140,7 +141,7 @@ async fn auth(State(state): State<Arc<AppState>>, request: Request, next: Next) 
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         if given != Some(key.as_str()) && request.uri().path() != "/health" {
-            let e = routes::ApiError::new(
+            let e = api::ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "missing or wrong bearer token (Authorization: Bearer ...)",

@@ -4,15 +4,13 @@
 //! accuracy on a held-out set against the majority class; a checkpoint (an HF model directory)
 //! after every epoch.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bert_core::pretraining::Rng;
-use bert_core::safetensors::serialize;
 use bert_core::train::optim::{clip_grad_norm, linear_schedule, AdamW};
 use bert_core::train::params::params_mut;
 use bert_core::train::seqcls::SeqClsTrainer;
-use bert_core::{BertConfig, BertForSequenceClassification, Dtype, Weights};
+use bert_core::{BertForSequenceClassification, Weights};
 
 use super::checkpoint::save_checkpoint;
 use super::data::Example;
@@ -89,11 +87,6 @@ pub struct Report {
     pub out: PathBuf,
 }
 
-fn normal(rng: &mut Rng) -> f32 {
-    let (u1, u2) = (rng.next_f64().max(1e-12), rng.next_f64());
-    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
-}
-
 /// Fine-tune the encoder in `base` on `train`, evaluate on `eval`, write the model to `out`.
 pub fn train_classifier(
     base: &Path,
@@ -123,40 +116,10 @@ pub fn train_classifier(
             .position(|x| x == l)
             .map_or(-100, |i| i as i64)
     };
-    // The base config with the classification head's fields.
-    let mut raw = dir.config.raw.clone();
-    let id2label: BTreeMap<String, String> = labels
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (i.to_string(), l.clone()))
-        .collect();
-    let label2id: BTreeMap<String, usize> = labels
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (l.clone(), i))
-        .collect();
-    raw.insert(
-        "architectures".into(),
-        serde_json::json!(["BertForSequenceClassification"]),
-    );
-    raw.insert("id2label".into(), serde_json::json!(id2label));
-    raw.insert("label2id".into(), serde_json::json!(label2id));
-    raw.insert("num_labels".into(), serde_json::json!(labels.len()));
-    let config = BertConfig::from_map(raw.clone())?;
-    // A new head, as HF initializes it.
+    let (raw, config) = super::head_config(&dir, "BertForSequenceClassification", &labels)?;
     let (h, n) = (config.hidden_size, labels.len());
     let mut rng = Rng::new(o.seed);
-    let w: Vec<u8> = (0..n * h)
-        .flat_map(|_| (normal(&mut rng) * 0.02).to_le_bytes())
-        .collect();
-    let b = vec![0u8; n * 4];
-    let head = serialize(
-        &[
-            ("classifier.weight", Dtype::F32, &[n, h], &w),
-            ("classifier.bias", Dtype::F32, &[n], &b),
-        ],
-        &[],
-    )?;
+    let head = super::new_classifier(&mut rng, n, h)?;
     let files = dir
         .weight_files
         .iter()

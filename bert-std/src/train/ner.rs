@@ -7,11 +7,10 @@
 use std::path::{Path, PathBuf};
 
 use bert_core::pretraining::{Rng, IGNORE_INDEX};
-use bert_core::safetensors::serialize;
 use bert_core::train::optim::{clip_grad_norm, linear_schedule, AdamW};
 use bert_core::train::params::token_params_mut;
 use bert_core::train::tokcls::TokClsTrainer;
-use bert_core::{BertConfig, BertForTokenClassification, Dtype, Weights};
+use bert_core::{BertForTokenClassification, Weights};
 use tokenizers::Encoding;
 
 use super::checkpoint::save_checkpoint;
@@ -180,36 +179,10 @@ pub fn train_ner(
             .position(|l| l == t)
             .map_or(IGNORE_INDEX, |i| i as i64)
     };
-    let mut raw = dir.config.raw.clone();
-    let id2label: serde_json::Map<String, serde_json::Value> = labels
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (i.to_string(), serde_json::json!(l)))
-        .collect();
-    raw.insert(
-        "architectures".into(),
-        serde_json::json!(["BertForTokenClassification"]),
-    );
-    raw.insert("id2label".into(), serde_json::Value::Object(id2label));
-    raw.insert("num_labels".into(), serde_json::json!(labels.len()));
-    let config = BertConfig::from_map(raw.clone())?;
+    let (raw, config) = super::head_config(&dir, "BertForTokenClassification", &labels)?;
     let (h, n) = (config.hidden_size, labels.len());
     let mut rng = Rng::new(o.seed);
-    let w: Vec<u8> = (0..n * h)
-        .flat_map(|_| {
-            let (u1, u2) = (rng.next_f64().max(1e-12), rng.next_f64());
-            let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
-            ((z * 0.02) as f32).to_le_bytes()
-        })
-        .collect();
-    let b = vec![0u8; n * 4];
-    let head = serialize(
-        &[
-            ("classifier.weight", Dtype::F32, &[n, h], &w),
-            ("classifier.bias", Dtype::F32, &[n], &b),
-        ],
-        &[],
-    )?;
+    let head = super::new_classifier(&mut rng, n, h)?;
     let files = dir
         .weight_files
         .iter()
