@@ -169,3 +169,43 @@ fn twenty_adamw_steps_follow_pytorch() {
     }
     assert!(got[got.len() - 1] < got[0] / 10.0, "the loss falls");
 }
+
+/// Extractive QA (MiniLM + the seeded QA head), two sequences, answer spans: loss and every
+/// gradient as torch.autograd.
+#[test]
+fn question_answering_gradients_match_torch_autograd() {
+    use bert_core::train::qa::QaTrainer;
+    use bert_core::BertForQuestionAnswering;
+    let (_, encoder) = load_model_files("all-minilm-l6-v2");
+    let config =
+        BertConfig::from_json(&std::fs::read_to_string(golden_path("config_qa.json")).unwrap())
+            .unwrap();
+    let head = std::fs::read(golden_path("head_qa.safetensors")).unwrap();
+    let weights = Weights::from_buffers(&[&encoder, &head]).unwrap();
+    let model = BertForQuestionAnswering::load(&config, &weights).unwrap();
+    let golden = Golden::open("train_seqcls.safetensors");
+    let inputs = golden.inputs("qa.inputs");
+    let starts: Vec<usize> = golden
+        .i64("qa.starts")
+        .0
+        .iter()
+        .map(|&x| x as usize)
+        .collect();
+    let ends: Vec<usize> = golden
+        .i64("qa.ends")
+        .0
+        .iter()
+        .map(|&x| x as usize)
+        .collect();
+    let trainer = QaTrainer::new(&model).unwrap();
+    let mut grads = trainer.grads();
+    let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
+    let loss = trainer
+        .loss_and_grads(&inputs.batch(), &starts, &ends, &mut ws, &mut grads)
+        .unwrap();
+    let want = golden.f32("qa.loss").0[0];
+    assert!((loss - want).abs() < 1e-5, "loss {loss} vs {want}");
+    let (worst, name, checked) = compare_grads(&golden, "qa.", &grads, config.hidden_size);
+    eprintln!("question answering: {checked} values checked, worst {worst:.3e} ({name})");
+    assert!(worst <= 1e-5, "{worst} in {name}");
+}

@@ -19,8 +19,8 @@ import os
 
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import (AutoTokenizer, BertConfig, BertForSequenceClassification,
-                          BertForTokenClassification)
+from transformers import (AutoTokenizer, BertConfig, BertForQuestionAnswering,
+                          BertForSequenceClassification, BertForTokenClassification)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -60,6 +60,7 @@ def main():
             saved[f"val.{name}"] = flat[idx].contiguous()
     saved.update(adamw_steps(config, tok))
     saved.update(token_classification(tok))
+    saved.update(question_answering(tok))
     save_file(saved, os.path.join(HERE, "train_seqcls.safetensors"))
 
 
@@ -101,6 +102,26 @@ def token_classification(tok):
     saved["tok.inputs.labels"] = labels.contiguous()
     saved["tok.loss"] = out.loss.detach().reshape(1)
     sampled(saved, "tok.", model, inputs["input_ids"])
+    return saved
+
+
+def question_answering(tok):
+    """BertForQuestionAnswering (MiniLM + the seeded QA head) on two sequences of the same
+    length (HF's loss also runs its softmax over padding; without padding the two agree)."""
+    config = BertConfig(**json.load(open(os.path.join(HERE, "config_qa.json"))))
+    model = BertForQuestionAnswering.from_pretrained(MINILM, config=config)
+    model.load_state_dict(load_file(os.path.join(HERE, "head_qa.safetensors")), strict=False)
+    model.eval()
+    q, c = "Who wrote the book?", "The book was written by a retired sailor in 1952."
+    enc = tok([q, q], [c, c], return_tensors="pt")
+    inputs = {k: enc[k].to(torch.int64) for k in ("input_ids", "token_type_ids", "attention_mask")}
+    starts, ends = torch.tensor([13, 9]), torch.tensor([14, 12])
+    out = model(**inputs, start_positions=starts, end_positions=ends)
+    out.loss.backward()
+    saved = {f"qa.inputs.{k}": v.contiguous() for k, v in inputs.items()}
+    saved["qa.starts"], saved["qa.ends"] = starts, ends
+    saved["qa.loss"] = out.loss.detach().reshape(1)
+    sampled(saved, "qa.", model, inputs["input_ids"])
     return saved
 
 
