@@ -7,16 +7,13 @@
 use std::path::{Path, PathBuf};
 
 use bert_core::pretraining::Rng;
-use bert_core::train::optim::{clip_grad_norm, linear_schedule, AdamW};
 use bert_core::train::params::params_mut;
 use bert_core::train::seqcls::SeqClsTrainer;
 use bert_core::{BertForSequenceClassification, Weights};
 
-use super::checkpoint::save_checkpoint;
 use super::data::Example;
 use crate::batching::Padded;
 use crate::error::{Error, Result};
-use crate::loaded::WeightBytes;
 use crate::model_dir::ModelDir;
 use crate::tokenizer::Tokenizer;
 
@@ -120,11 +117,7 @@ pub fn train_classifier(
     let (h, n) = (config.hidden_size, labels.len());
     let mut rng = Rng::new(o.seed);
     let head = super::new_classifier(&mut rng, n, h)?;
-    let files = dir
-        .weight_files
-        .iter()
-        .map(|p| WeightBytes::open(p, true))
-        .collect::<Result<Vec<_>>>()?;
+    let files = super::open_weights(&dir)?;
     let mut buffers: Vec<&[u8]> = files.iter().map(|f| &**f).collect();
     buffers.push(&head);
     let weights = Weights::from_buffers(&buffers)?;
@@ -136,55 +129,35 @@ pub fn train_classifier(
             trainer.workspace(o.batch_size, o.max_seq_len)?,
         )
     };
-    let mut opt = AdamW::new(&grads, o.weight_decay);
     let encode =
         |e: &Example| tokenizer.encode_truncated(&e.text, e.pair.as_deref(), o.max_seq_len);
     let train_enc = train.iter().map(encode).collect::<Result<Vec<_>>>()?;
-    let steps_per_epoch = train.len().div_ceil(o.batch_size);
-    let total = steps_per_epoch * o.epochs;
-    let warmup = (o.warmup_ratio * total as f32) as usize;
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    let mut losses = Vec::with_capacity(total);
     let pad = tokenizer.special.pad;
-    let mut step = 0;
-    for _ in 0..o.epochs {
-        // Seeded Fisher-Yates shuffle.
-        for i in (1..order.len()).rev() {
-            order.swap(i, rng.below(i as u64 + 1) as usize);
-        }
-        for chunk in order.chunks(o.batch_size) {
+    let run = super::Run {
+        options: o,
+        examples: train.len(),
+        base: &dir,
+        config: &raw,
+        out,
+    };
+    let losses = run.epochs(
+        &mut model,
+        &mut rng,
+        &mut grads,
+        params_mut,
+        |model, chunk, grads| {
             let encs: Vec<_> = chunk.iter().map(|&i| &train_enc[i]).collect();
             let padded = Padded::new(&encs, pad);
             let y: Vec<i64> = chunk.iter().map(|&i| class(&train[i].label)).collect();
-            grads.zero();
-            let loss = SeqClsTrainer::new(&model)?.loss_and_grads(
+            Ok(SeqClsTrainer::new(model)?.loss_and_grads(
                 &padded.core_batch(),
                 &y,
                 &mut ws,
-                &mut grads,
-            )?;
-            clip_grad_norm(&mut grads, 1.0);
-            let lr = o.lr * linear_schedule(step, warmup, total);
-            opt.step(&mut params_mut(&mut model)?, &grads, lr);
-            step += 1;
-            losses.push(loss);
-            progress(&Step {
-                step,
-                total,
-                loss,
-                lr,
-                examples: chunk.len(),
-            });
-        }
-        let params = params_mut(&mut model)?;
-        save_checkpoint(
-            out,
-            &dir,
-            &raw,
-            grads.layout().zip(params.iter().map(|p| &**p)),
-            &losses,
-        )?;
-    }
+                grads,
+            )?)
+        },
+        &mut progress,
+    )?;
     // Held-out accuracy with the inference path.
     let mut correct = 0;
     let mut counts = vec![0usize; n];

@@ -1,6 +1,7 @@
 //! Fine-tuning in Rust on the core's hand-written backward pass ([`bert_core::train`]):
-//! classification data ([`data`]), the training loop ([`classify`]) and HF-directory
-//! checkpoints ([`checkpoint`]). `bert train classify` is the command-line face.
+//! classification data ([`data`]), the tasks ([`classify`], [`ner`]) on one shared epoch loop
+//! (shuffle, step, clip, schedule, checkpoint) and HF-directory checkpoints ([`checkpoint`]).
+//! `bert train classify|ner` is the command-line face.
 //!
 //! Status: sequence classification (single texts or pairs) and token classification (NER,
 //! [`ner`]) on BERT-block encoders. QA and MLM + NSP training, dropout, resuming and a
@@ -12,12 +13,18 @@ pub mod data;
 pub mod ner;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use bert_core::pretraining::Rng;
 use bert_core::safetensors::serialize;
+use bert_core::train::optim::{clip_grad_norm, linear_schedule, AdamW};
+use bert_core::train::Grads;
 use bert_core::{BertConfig, Dtype};
 
+use self::checkpoint::save_checkpoint;
+use self::classify::{Step, TrainOptions};
 use crate::error::Result;
+use crate::loaded::WeightBytes;
 use crate::model_dir::ModelDir;
 
 /// The base model's config with a task head's fields: `architectures`, `id2label`,
@@ -61,4 +68,82 @@ pub(crate) fn new_classifier(rng: &mut Rng, n: usize, hidden: usize) -> Result<V
         ],
         &[],
     )?)
+}
+
+/// The base model's weight files, mapped, to stack under a new head's buffer.
+pub(crate) fn open_weights(dir: &ModelDir) -> Result<Vec<WeightBytes>> {
+    dir.weight_files
+        .iter()
+        .map(|p| WeightBytes::open(p, true))
+        .collect()
+}
+
+/// Where and how a fine-tuning run goes: its settings, how many training examples, the base
+/// model, the checkpoint's config and directory.
+pub(crate) struct Run<'a> {
+    /// Training settings.
+    pub options: &'a TrainOptions,
+    /// Training examples (the loop shuffles and batches their indices).
+    pub examples: usize,
+    /// The base model's directory (tokenizer files are copied from it).
+    pub base: &'a ModelDir,
+    /// The checkpoint's `config.json`.
+    pub config: &'a serde_json::Map<String, serde_json::Value>,
+    /// The checkpoint directory.
+    pub out: &'a Path,
+}
+
+impl Run<'_> {
+    /// The fine-tuning loop every task shares: per epoch a seeded Fisher-Yates shuffle of
+    /// the examples' indices, then per batch: zero `grads`, `loss_and_grads`, clip the gradient
+    /// norm at 1.0, AdamW at the linearly warmed-up and decayed rate, report `progress`; a
+    /// checkpoint after every epoch. `params` lists the model's parameters in `grads`' order.
+    /// Returns the loss of every step.
+    pub(crate) fn epochs<M>(
+        &self,
+        model: &mut M,
+        rng: &mut Rng,
+        grads: &mut Grads,
+        params: for<'p> fn(&'p mut M) -> bert_core::Result<Vec<&'p mut [f32]>>,
+        mut loss_and_grads: impl FnMut(&M, &[usize], &mut Grads) -> Result<f32>,
+        progress: &mut impl FnMut(&Step),
+    ) -> Result<Vec<f32>> {
+        let o = self.options;
+        let mut opt = AdamW::new(grads, o.weight_decay);
+        let total = self.examples.div_ceil(o.batch_size) * o.epochs;
+        let warmup = (o.warmup_ratio * total as f32) as usize;
+        let mut order: Vec<usize> = (0..self.examples).collect();
+        let mut losses = Vec::with_capacity(total);
+        let mut step = 0;
+        for _ in 0..o.epochs {
+            for i in (1..order.len()).rev() {
+                order.swap(i, rng.below(i as u64 + 1) as usize);
+            }
+            for chunk in order.chunks(o.batch_size) {
+                grads.zero();
+                let loss = loss_and_grads(model, chunk, grads)?;
+                clip_grad_norm(grads, 1.0);
+                let lr = o.lr * linear_schedule(step, warmup, total);
+                opt.step(&mut params(model)?, grads, lr);
+                step += 1;
+                losses.push(loss);
+                progress(&Step {
+                    step,
+                    total,
+                    loss,
+                    lr,
+                    examples: chunk.len(),
+                });
+            }
+            let params = params(model)?;
+            save_checkpoint(
+                self.out,
+                self.base,
+                self.config,
+                grads.layout().zip(params.iter().map(|p| &**p)),
+                &losses,
+            )?;
+        }
+        Ok(losses)
+    }
 }

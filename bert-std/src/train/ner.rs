@@ -7,17 +7,14 @@
 use std::path::{Path, PathBuf};
 
 use bert_core::pretraining::{Rng, IGNORE_INDEX};
-use bert_core::train::optim::{clip_grad_norm, linear_schedule, AdamW};
 use bert_core::train::params::token_params_mut;
 use bert_core::train::tokcls::TokClsTrainer;
 use bert_core::{BertForTokenClassification, Weights};
 use tokenizers::Encoding;
 
-use super::checkpoint::save_checkpoint;
 use super::classify::{Step, TrainOptions};
 use crate::batching::Padded;
 use crate::error::{Error, Result};
-use crate::loaded::WeightBytes;
 use crate::model_dir::ModelDir;
 use crate::tokenizer::Tokenizer;
 
@@ -183,11 +180,7 @@ pub fn train_ner(
     let (h, n) = (config.hidden_size, labels.len());
     let mut rng = Rng::new(o.seed);
     let head = super::new_classifier(&mut rng, n, h)?;
-    let files = dir
-        .weight_files
-        .iter()
-        .map(|p| WeightBytes::open(p, true))
-        .collect::<Result<Vec<_>>>()?;
+    let files = super::open_weights(&dir)?;
     let mut buffers: Vec<&[u8]> = files.iter().map(|f| &**f).collect();
     buffers.push(&head);
     let weights = Weights::from_buffers(&buffers)?;
@@ -208,17 +201,20 @@ pub fn train_ner(
         let t = TokClsTrainer::new(&model)?;
         (t.grads(), t.workspace(o.batch_size, o.max_seq_len)?)
     };
-    let mut opt = AdamW::new(&grads, o.weight_decay);
-    let total = data.len().div_ceil(o.batch_size) * o.epochs;
-    let warmup = (o.warmup_ratio * total as f32) as usize;
-    let mut order: Vec<usize> = (0..data.len()).collect();
-    let (mut losses, mut step) = (Vec::new(), 0);
     let pad = tok.special.pad;
-    for _ in 0..o.epochs {
-        for i in (1..order.len()).rev() {
-            order.swap(i, rng.below(i as u64 + 1) as usize);
-        }
-        for chunk in order.chunks(o.batch_size) {
+    let run = super::Run {
+        options: o,
+        examples: data.len(),
+        base: &dir,
+        config: &raw,
+        out,
+    };
+    let losses = run.epochs(
+        &mut model,
+        &mut rng,
+        &mut grads,
+        token_params_mut,
+        |model, chunk, grads| {
             let encs: Vec<&Encoding> = chunk.iter().map(|&i| &data[i].0).collect();
             let padded = Padded::new(&encs, pad);
             let mut y = vec![IGNORE_INDEX; padded.rows * padded.seq];
@@ -226,35 +222,15 @@ pub fn train_ner(
                 let l = &data[i].1;
                 y[r * padded.seq..r * padded.seq + l.len()].copy_from_slice(l);
             }
-            grads.zero();
-            let loss = TokClsTrainer::new(&model)?.loss_and_grads(
+            Ok(TokClsTrainer::new(model)?.loss_and_grads(
                 &padded.core_batch(),
                 &y,
                 &mut ws,
-                &mut grads,
-            )?;
-            clip_grad_norm(&mut grads, 1.0);
-            let lr = o.lr * linear_schedule(step, warmup, total);
-            opt.step(&mut token_params_mut(&mut model)?, &grads, lr);
-            step += 1;
-            losses.push(loss);
-            progress(&Step {
-                step,
-                total,
-                loss,
-                lr,
-                examples: chunk.len(),
-            });
-        }
-        let params = token_params_mut(&mut model)?;
-        save_checkpoint(
-            out,
-            &dir,
-            &raw,
-            grads.layout().zip(params.iter().map(|p| &**p)),
-            &losses,
-        )?;
-    }
+                grads,
+            )?)
+        },
+        &mut progress,
+    )?;
     // Entity F1 on the held-out sentences (first word piece decides each word's tag).
     let mut ws = model.workspace(1, o.max_seq_len.max(8))?;
     let (mut gold, mut pred) = (Vec::new(), Vec::new());
