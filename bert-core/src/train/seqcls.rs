@@ -7,13 +7,12 @@ use alloc::string::String;
 use alloc::vec;
 
 use super::encoder::{
-    encoder_backward, encoder_forward, encoder_grads, weight, EMBEDDINGS, PER_LAYER,
+    check_trainable, encoder_backward, encoder_forward, encoder_grads, weight, EMBEDDINGS,
+    PER_LAYER,
 };
 use super::ops::linear_backward;
 use super::workspace::TrainWorkspace;
 use super::Grads;
-use crate::activation::Activation;
-use crate::arch::{Block, PositionScheme};
 use crate::error::{Error, Result};
 use crate::heads::BertForSequenceClassification;
 use crate::model::Batch;
@@ -28,24 +27,17 @@ impl<'m, 'a> SeqClsTrainer<'m, 'a> {
     /// A trainer for `model`: BERT's block (post-norm, absolute positions, token types, the
     /// tanh pooler) with f32 weights.
     pub fn new(model: &'m BertForSequenceClassification<'a>) -> Result<Self> {
-        let arch = &model.bert.config.arch;
-        let e = &model.bert.embeddings;
-        let pooler_ok = model
+        check_trainable(&model.bert)?;
+        let tanh_pooler = model
             .bert
             .pooler
             .as_ref()
             .is_some_and(|p| p.activation.is_none() && p.norm.is_none() && !p.mean);
-        if arch.block != Block::PostNorm
-            || arch.positions != PositionScheme::Absolute
-            || e.token_type_embeddings.is_none()
-            || e.project.is_some()
-            || !pooler_ok
-            || model.bert.config.hidden_act != Activation::Gelu
-        {
+        if !tanh_pooler {
             return Err(Error::Unsupported {
                 field: "model_type",
-                value: format!("{:?}", arch.family),
-                supported: "training runs BERT's block (absolute positions, token types, tanh pooler, exact GELU) so far",
+                value: format!("{:?}", model.bert.config.arch.family),
+                supported: "training runs BERT's tanh pooler before the classifier so far",
             });
         }
         Ok(SeqClsTrainer { model })
