@@ -9,6 +9,16 @@ use bert_core::train::seqcls::SeqClsTrainer;
 use bert_core::{BertConfig, BertForSequenceClassification, Weights};
 use common::*;
 
+/// The real all-MiniLM-L6-v2 weights, and the config and seeded head the goldens use for
+/// `task` (`seqcls`, `tokcls` or `qa`).
+fn minilm_with_head(task: &str) -> (Vec<u8>, BertConfig, Vec<u8>) {
+    let (_, encoder) = load_model_files("all-minilm-l6-v2");
+    let config_json = std::fs::read_to_string(golden_path(&format!("config_{task}.json"))).unwrap();
+    let config = BertConfig::from_json(&config_json).unwrap();
+    let head = std::fs::read(golden_path(&format!("head_{task}.safetensors"))).unwrap();
+    (encoder, config, head)
+}
+
 /// Compare every gradient of `grads` with the golden's norm, sum and sampled values under
 /// `prefix`; returns the worst max abs diff and where.
 fn compare_grads(
@@ -66,11 +76,7 @@ fn compare_grads(
 fn token_classification_gradients_match_torch_autograd() {
     use bert_core::train::tokcls::TokClsTrainer;
     use bert_core::BertForTokenClassification;
-    let (_, encoder) = load_model_files("all-minilm-l6-v2");
-    let config =
-        BertConfig::from_json(&std::fs::read_to_string(golden_path("config_tokcls.json")).unwrap())
-            .unwrap();
-    let head = std::fs::read(golden_path("head_tokcls.safetensors")).unwrap();
+    let (encoder, config, head) = minilm_with_head("tokcls");
     let weights = Weights::from_buffers(&[&encoder, &head]).unwrap();
     let model = BertForTokenClassification::load(&config, &weights).unwrap();
     let golden = Golden::open("train_seqcls.safetensors");
@@ -91,11 +97,7 @@ fn token_classification_gradients_match_torch_autograd() {
 
 #[test]
 fn sequence_classification_gradients_match_torch_autograd() {
-    let (_, encoder) = load_model_files("all-minilm-l6-v2");
-    let config =
-        BertConfig::from_json(&std::fs::read_to_string(golden_path("config_seqcls.json")).unwrap())
-            .unwrap();
-    let head = std::fs::read(golden_path("head_seqcls.safetensors")).unwrap();
+    let (encoder, config, head) = minilm_with_head("seqcls");
     let weights = Weights::from_buffers(&[&encoder, &head]).unwrap();
     let model = BertForSequenceClassification::load(&config, &weights).unwrap();
     let golden = Golden::open("train_seqcls.safetensors");
@@ -124,11 +126,7 @@ fn sequence_classification_gradients_match_torch_autograd() {
 fn twenty_adamw_steps_follow_pytorch() {
     use bert_core::train::optim::{clip_grad_norm, linear_schedule, AdamW};
     use bert_core::train::params::params_mut;
-    let (_, encoder) = load_model_files("all-minilm-l6-v2");
-    let config =
-        BertConfig::from_json(&std::fs::read_to_string(golden_path("config_seqcls.json")).unwrap())
-            .unwrap();
-    let head = std::fs::read(golden_path("head_seqcls.safetensors")).unwrap();
+    let (encoder, config, head) = minilm_with_head("seqcls");
     let weights = Weights::from_buffers(&[&encoder, &head]).unwrap();
     let mut model = BertForSequenceClassification::load(&config, &weights).unwrap();
     let golden = Golden::open("train_seqcls.safetensors");
@@ -176,11 +174,7 @@ fn twenty_adamw_steps_follow_pytorch() {
 fn question_answering_gradients_match_torch_autograd() {
     use bert_core::train::qa::QaTrainer;
     use bert_core::BertForQuestionAnswering;
-    let (_, encoder) = load_model_files("all-minilm-l6-v2");
-    let config =
-        BertConfig::from_json(&std::fs::read_to_string(golden_path("config_qa.json")).unwrap())
-            .unwrap();
-    let head = std::fs::read(golden_path("head_qa.safetensors")).unwrap();
+    let (encoder, config, head) = minilm_with_head("qa");
     let weights = Weights::from_buffers(&[&encoder, &head]).unwrap();
     let model = BertForQuestionAnswering::load(&config, &weights).unwrap();
     let golden = Golden::open("train_seqcls.safetensors");
