@@ -3,17 +3,19 @@
 //! (batch, seq); products go through the project's kernels; gradients land in [`Grads`], one
 //! buffer per parameter, named as PyTorch names them.
 //!
-//! Status: sequence classification ([`seqcls`]), token classification ([`tokcls`]) and
-//! extractive QA ([`qa`]) on the
-//! post-norm (BERT-family) encoder, sharing one encoder backward; dropout off, one thread;
-//! exact to `torch.autograd` (tests/golden_train.rs), with AdamW, the linear warm-up/decay
-//! schedule and gradient clipping ([`optim`]) matching PyTorch over 20 steps. The MLM / NSP
-//! heads, dropout and threads in the backward are the next steps.
+//! Status: sequence classification ([`seqcls`]), token classification ([`tokcls`]), extractive
+//! QA ([`qa`]), masked LM and MLM + NSP pre-training ([`pretrain`], tied decoder) on the
+//! post-norm (BERT-family) encoder, sharing one encoder backward and one pooled-head backward;
+//! dropout off, one thread; exact to `torch.autograd` (tests/golden_train.rs), with AdamW, the
+//! linear warm-up/decay schedule and gradient clipping ([`optim`]) matching PyTorch over 20
+//! steps. Dropout and threads in the backward are the next steps.
 
 mod encoder;
 pub mod ops;
 pub mod optim;
 pub mod params;
+mod pooled;
+pub mod pretrain;
 pub mod qa;
 pub mod seqcls;
 pub mod tokcls;

@@ -51,6 +51,85 @@ pub fn token_params_mut<'s>(
     Ok(out)
 }
 
+/// Every parameter of an extractive-QA model, mutably, in the order of
+/// [`QaTrainer::grads`](super::qa::QaTrainer::grads).
+pub fn qa_params_mut<'s>(
+    model: &'s mut crate::heads::BertForQuestionAnswering<'_>,
+) -> Result<Vec<&'s mut [f32]>> {
+    let crate::heads::BertForQuestionAnswering {
+        bert, qa_outputs, ..
+    } = model;
+    let crate::model::BertModel {
+        embeddings,
+        encoder,
+        ..
+    } = bert;
+    let mut out = encoder_params(embeddings, encoder)?;
+    linear(qa_outputs, &mut out)?;
+    Ok(out)
+}
+
+/// Every parameter of a masked-LM model, mutably, in the order of
+/// [`PreTrainer::grads`](super::pretrain::PreTrainer::grads).
+pub fn masked_lm_params_mut<'s>(
+    model: &'s mut crate::heads::BertForMaskedLM<'_>,
+) -> Result<Vec<&'s mut [f32]>> {
+    let crate::heads::BertForMaskedLM { bert, predictions } = model;
+    let crate::model::BertModel {
+        embeddings,
+        encoder,
+        ..
+    } = bert;
+    let mut out = encoder_params(embeddings, encoder)?;
+    prediction_params(predictions, &mut out)?;
+    Ok(out)
+}
+
+/// Every parameter of an MLM + NSP model, mutably, in the order of
+/// [`PreTrainer::grads`](super::pretrain::PreTrainer::grads).
+pub fn pretraining_params_mut<'s>(
+    model: &'s mut crate::heads::BertForPreTraining<'_>,
+) -> Result<Vec<&'s mut [f32]>> {
+    let crate::heads::BertForPreTraining {
+        bert,
+        predictions,
+        seq_relationship,
+    } = model;
+    let crate::model::BertModel {
+        embeddings,
+        encoder,
+        pooler,
+        ..
+    } = bert;
+    let mut out = encoder_params(embeddings, encoder)?;
+    let p = pooler.as_mut().ok_or(Error::MissingTensor {
+        tried: vec![String::from("pooler.dense.weight")],
+    })?;
+    linear(&mut p.dense, &mut out)?;
+    prediction_params(predictions, &mut out)?;
+    linear(seq_relationship, &mut out)?;
+    Ok(out)
+}
+
+/// The masked-LM head: transform dense, its LayerNorm, the output bias, an untied decoder.
+fn prediction_params<'s>(
+    p: &'s mut crate::heads::BertLMPredictionHead<'_>,
+    out: &mut Vec<&'s mut [f32]>,
+) -> Result<()> {
+    let crate::heads::BertLMPredictionHead {
+        transform,
+        decoder,
+        bias,
+    } = p;
+    linear(&mut transform.dense, out)?;
+    norm(&mut transform.layer_norm, out);
+    out.push(bias.to_mut().as_mut_slice());
+    if let Some(d) = decoder {
+        out.push(matrix(d)?);
+    }
+    Ok(())
+}
+
 /// The encoder's parameters (embeddings, then every layer), as the trainers order them.
 fn encoder_params<'s>(
     embeddings: &'s mut crate::model::BertEmbeddings<'_>,

@@ -4,13 +4,11 @@
 
 use alloc::format;
 use alloc::string::String;
-use alloc::vec;
 
 use super::encoder::{
-    check_trainable, encoder_backward, encoder_forward, encoder_grads, weight, EMBEDDINGS,
-    PER_LAYER,
+    check_trainable, encoder_backward, encoder_forward, encoder_grads, EMBEDDINGS, PER_LAYER,
 };
-use super::ops::linear_backward;
+use super::pooled::{check_tanh_pooler, pooled_backward, pooled_forward};
 use super::workspace::TrainWorkspace;
 use super::Grads;
 use crate::error::{Error, Result};
@@ -28,18 +26,7 @@ impl<'m, 'a> SeqClsTrainer<'m, 'a> {
     /// tanh pooler) with f32 weights.
     pub fn new(model: &'m BertForSequenceClassification<'a>) -> Result<Self> {
         check_trainable(&model.bert)?;
-        let tanh_pooler = model
-            .bert
-            .pooler
-            .as_ref()
-            .is_some_and(|p| p.activation.is_none() && p.norm.is_none() && !p.mean);
-        if !tanh_pooler {
-            return Err(Error::Unsupported {
-                field: "model_type",
-                value: format!("{:?}", model.bert.config.arch.family),
-                supported: "training runs BERT's tanh pooler before the classifier so far",
-            });
-        }
+        check_tanh_pooler(&model.bert)?;
         Ok(SeqClsTrainer { model })
     }
 
@@ -95,35 +82,8 @@ impl<'m, 'a> SeqClsTrainer<'m, 'a> {
                 capacity: (ws.max_batch, ws.max_seq),
             });
         }
-        let classes = m.classifier.out_features();
-        if labels.len() != batch.batch_size {
-            return Err(Error::LengthMismatch {
-                what: "labels",
-                len: labels.len(),
-                expected: batch.batch_size,
-            });
-        }
-        let h = c.hidden_size;
         encoder_forward(&m.bert, batch, ws)?;
-        // pooled = tanh(cls Wpᵀ + bp); logits = pooled Wcᵀ + bc.
-        let bsz = batch.batch_size;
-        for b in 0..bsz {
-            let r0 = ws.offsets[b];
-            ws.cls[b * h..(b + 1) * h].copy_from_slice(&ws.x[r0 * h..(r0 + 1) * h]);
-        }
-        let pooler = m.bert.pooler.as_ref().ok_or(Error::MissingTensor {
-            tried: vec![String::from("pooler.dense.weight")],
-        })?;
-        pooler
-            .dense
-            .forward(&ws.cls, bsz, &mut ws.pooled, &mut ws.gemm);
-        ws.pooled[..bsz * h]
-            .iter_mut()
-            .for_each(|v| *v = libm::tanhf(*v));
-        m.classifier
-            .forward(&ws.pooled, bsz, &mut ws.logits, &mut ws.gemm);
-        let logits = &ws.logits[..bsz * classes];
-        crate::pretraining::cross_entropy(logits, classes, labels)
+        pooled_forward(&m.bert, &m.classifier, labels, batch.batch_size, ws)
     }
 
     /// The backward of the last [`forward`](Self::forward), added to `grads`.
@@ -135,65 +95,20 @@ impl<'m, 'a> SeqClsTrainer<'m, 'a> {
         grads: &mut Grads,
     ) -> Result<()> {
         let m = self.model;
-        let c = &m.bert.config;
-        let h = c.hidden_size;
+        let h = m.bert.config.hidden_size;
         let bsz = batch.batch_size;
         let t = ws.offsets[bsz];
-        let classes = m.classifier.out_features();
-        let layers = m.bert.encoder.layer.len();
-        let cls_w = EMBEDDINGS + layers * PER_LAYER + 2;
-        // dlogits = (softmax - onehot) / B
-        for (b, &label) in labels.iter().enumerate().take(bsz) {
-            let row = &ws.logits[b * classes..(b + 1) * classes];
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-            let sum: f64 = row.iter().map(|&v| libm::exp(v as f64 - max)).sum();
-            for (j, g) in ws.dlogits[b * classes..(b + 1) * classes]
-                .iter_mut()
-                .enumerate()
-            {
-                let p = libm::exp(row[j] as f64 - max) / sum;
-                let y = if label == j as i64 { 1.0 } else { 0.0 };
-                *g = ((p - y) / bsz as f64) as f32;
-            }
-        }
-        let (gw, gb) = grads.pair(cls_w, cls_w + 1);
-        linear_backward(
-            &ws.pooled,
-            weight(&m.classifier)?,
-            &ws.dlogits,
-            bsz,
-            h,
-            classes,
-            Some((&mut ws.dpooled, false)),
-            gw,
-            Some(gb),
-            &mut ws.gemm,
-        );
-        for (g, p) in ws.dpooled[..bsz * h].iter_mut().zip(&ws.pooled[..bsz * h]) {
-            *g *= 1.0 - p * p;
-        }
-        let pooler = m.bert.pooler.as_ref().ok_or(Error::MissingTensor {
-            tried: vec![String::from("pooler.dense.weight")],
-        })?;
-        let pw = cls_w - 2;
-        let (gw, gb) = grads.pair(pw, pw + 1);
-        linear_backward(
-            &ws.cls,
-            weight(&pooler.dense)?,
-            &ws.dpooled,
-            bsz,
-            h,
-            h,
-            Some((&mut ws.dcls, false)),
-            gw,
-            Some(gb),
-            &mut ws.gemm,
-        );
+        let pooler = EMBEDDINGS + m.bert.encoder.layer.len() * PER_LAYER;
         ws.dx[..t * h].fill(0.0);
-        for b in 0..bsz {
-            let r0 = ws.offsets[b];
-            ws.dx[r0 * h..(r0 + 1) * h].copy_from_slice(&ws.dcls[b * h..(b + 1) * h]);
-        }
+        pooled_backward(
+            &m.bert,
+            &m.classifier,
+            labels,
+            bsz,
+            (pooler, pooler + 2),
+            ws,
+            grads,
+        )?;
         encoder_backward(&m.bert, batch, ws, grads)?;
         Ok(())
     }

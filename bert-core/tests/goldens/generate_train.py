@@ -8,6 +8,8 @@ of three sentences with labels.
     python3 scripts/fetch_models.py
     python3 bert-core/tests/goldens/generate_train.py
 
+Also writes train_pretrain.safetensors (masked LM and MLM + NSP; see pretraining_goldens).
+
 Writes train_seqcls.safetensors: "inputs.*" (I64), "loss", "logits", and for every parameter
 (PyTorch's names) its gradient's L2 norm and sum ("norm.<name>", "sum.<name>") and 512 of its
 values at seeded positions ("idx.<name>" I64, "val.<name>") — all 22 M values would be 90 MB;
@@ -62,6 +64,71 @@ def main():
     saved.update(token_classification(tok))
     saved.update(question_answering(tok))
     save_file(saved, os.path.join(HERE, "train_seqcls.safetensors"))
+    pretraining_goldens()
+
+
+def pretraining_goldens():
+    """train_pretrain.safetensors: BertForMaskedLM on the real SPLADE-tiny (tied decoder, legacy
+    gamma/beta names) under "mlm.", and BertForPreTraining (MiniLM + the seeded heads of
+    head_pretraining.safetensors, decoder tied) under "pt.": loss and sampled gradients."""
+    saved = {}
+    saved.update(masked_lm())
+    saved.update(pretraining())
+    save_file(saved, os.path.join(HERE, "train_pretrain.safetensors"))
+
+
+def masked_inputs(tok, texts, pairs=None, every=4):
+    """A padded batch with every `every`-th real non-special token masked: [MASK] in the input,
+    the original id in the labels (-100 elsewhere)."""
+    enc = tok(texts, pairs, padding=True, return_tensors="pt")
+    inputs = {k: enc[k].to(torch.int64) for k in ("input_ids", "token_type_ids", "attention_mask")}
+    ids = inputs["input_ids"]
+    special = (ids == tok.cls_token_id) | (ids == tok.sep_token_id) | (inputs["attention_mask"] == 0)
+    positions = torch.arange(ids.numel()).reshape(ids.shape)
+    chosen = (~special) & (positions % every == 1)
+    labels = torch.where(chosen, ids, torch.full_like(ids, -100))
+    inputs["input_ids"] = torch.where(chosen, torch.full_like(ids, tok.mask_token_id), ids)
+    return inputs, labels
+
+
+def masked_lm():
+    from transformers import BertForMaskedLM
+    splade = os.path.join(MODELS, "splade-tiny")
+    tok = AutoTokenizer.from_pretrained(splade)
+    model = BertForMaskedLM.from_pretrained(splade)
+    model.eval()
+    inputs, labels = masked_inputs(tok, ["The capital of France is Paris, a city of art.",
+                                         "Dogs bark at night."], every=3)
+    out = model(**inputs, labels=labels)
+    out.loss.backward()
+    saved = {f"mlm.inputs.{k}": v.contiguous() for k, v in inputs.items()}
+    saved["mlm.inputs.labels"] = labels.contiguous()
+    saved["mlm.loss"] = out.loss.detach().reshape(1)
+    sampled(saved, "mlm.", model, inputs["input_ids"])
+    return saved
+
+
+def pretraining():
+    from transformers import BertForPreTraining
+    config = BertConfig(**json.load(open(os.path.join(HERE, "config_pretraining.json"))))
+    model = BertForPreTraining.from_pretrained(MINILM, config=config)
+    model.load_state_dict(load_file(os.path.join(HERE, "head_pretraining.safetensors")),
+                          strict=False)
+    model.tie_weights()
+    model.eval()
+    tok = AutoTokenizer.from_pretrained(MINILM)
+    inputs, labels = masked_inputs(
+        tok, ["The man went to the store.", "Penguins are flightless birds."],
+        ["He bought a gallon of milk.", "The stock market fell sharply on Monday."])
+    nsp = torch.tensor([0, 1])
+    out = model(**inputs, labels=labels, next_sentence_label=nsp)
+    out.loss.backward()
+    saved = {f"pt.inputs.{k}": v.contiguous() for k, v in inputs.items()}
+    saved["pt.inputs.labels"] = labels.contiguous()
+    saved["pt.inputs.nsp"] = nsp
+    saved["pt.loss"] = out.loss.detach().reshape(1)
+    sampled(saved, "pt.", model, inputs["input_ids"])
+    return saved
 
 
 def sampled(saved, prefix, model, input_ids):

@@ -1,16 +1,19 @@
 //! Fine-tuning in Rust on the core's hand-written backward pass ([`bert_core::train`]):
-//! classification data ([`data`]), the tasks ([`classify`], [`ner`]) on one shared epoch loop
-//! (shuffle, step, clip, schedule, checkpoint) and HF-directory checkpoints ([`checkpoint`]).
-//! `bert train classify|ner` is the command-line face.
+//! classification data ([`data`]), QA data ([`qa_data`]), the tasks ([`classify`], [`ner`],
+//! [`qa`]) on one shared epoch loop (shuffle, step, clip, schedule, checkpoint) and
+//! HF-directory checkpoints ([`checkpoint`]). `bert train classify|ner|qa` is the command-line
+//! face.
 //!
-//! Status: sequence classification (single texts or pairs) and token classification (NER,
-//! [`ner`]) on BERT-block encoders. QA and MLM + NSP training, dropout, resuming and a
+//! Status: sequence classification (single texts or pairs), token classification (NER) and
+//! extractive QA on BERT-block encoders. MLM + NSP training, dropout, resuming and a
 //! multi-threaded backward are not done yet.
 
 pub mod checkpoint;
 pub mod classify;
 pub mod data;
 pub mod ner;
+pub mod qa;
+pub mod qa_data;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -53,6 +56,12 @@ pub(crate) fn head_config(
 /// A new `classifier` (`[n, hidden]`, weights N(0, 0.02) and bias 0, as HF initializes a head)
 /// as safetensors bytes, drawn from `rng`.
 pub(crate) fn new_classifier(rng: &mut Rng, n: usize, hidden: usize) -> Result<Vec<u8>> {
+    new_linear(rng, "classifier", n, hidden)
+}
+
+/// A new linear head `{name}.weight` `[n, hidden]` (N(0, 0.02)) and `{name}.bias` (0) as
+/// safetensors bytes, drawn from `rng`.
+pub(crate) fn new_linear(rng: &mut Rng, name: &str, n: usize, hidden: usize) -> Result<Vec<u8>> {
     let w: Vec<u8> = (0..n * hidden)
         .flat_map(|_| {
             let (u1, u2) = (rng.next_f64().max(1e-12), rng.next_f64());
@@ -63,8 +72,8 @@ pub(crate) fn new_classifier(rng: &mut Rng, n: usize, hidden: usize) -> Result<V
     let b = vec![0u8; n * 4];
     Ok(serialize(
         &[
-            ("classifier.weight", Dtype::F32, &[n, hidden], &w),
-            ("classifier.bias", Dtype::F32, &[n], &b),
+            (&format!("{name}.weight"), Dtype::F32, &[n, hidden], &w),
+            (&format!("{name}.bias"), Dtype::F32, &[n], &b),
         ],
         &[],
     )?)

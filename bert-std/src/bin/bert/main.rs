@@ -190,7 +190,8 @@ enum Command {
     Index(search::IndexArgs),
     /// Search an index made by `bert index`: the passages closest to each query.
     Search(search::SearchArgs),
-    /// Fine-tune a model (sequence classification so far) and write it as an HF directory.
+    /// Fine-tune a task model (classification, NER, extractive QA) and write it as an HF
+    /// directory.
     #[command(subcommand)]
     Train(train::TrainKind),
     /// An HTTP server: OpenAI /v1/embeddings, TEI's /embed, /predict and /rerank, /fill-mask,

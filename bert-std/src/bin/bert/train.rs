@@ -1,6 +1,6 @@
-//! `bert train classify`: fine-tune a sequence classifier (see `bert_std::train`).
+//! `bert train classify|ner|qa`: fine-tune a task model (see `bert_std::train`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use bert_std::fetch::MINILM;
-use bert_std::train::classify::{split, train_classifier, TrainOptions};
+use bert_std::train::classify::{split, train_classifier, Step, TrainOptions};
 use bert_std::train::data::read_classification;
 use bert_std::{Error, Result};
 
@@ -17,73 +17,41 @@ use crate::commands::model_path;
 /// What to train.
 #[derive(Subcommand)]
 pub enum TrainKind {
-    /// A sequence classifier (texts or text pairs → labels), e.g. IMDB sentiment or BoolQ.
+    /// A sequence classifier (texts or text pairs → labels), e.g. IMDB sentiment or BoolQ, from
+    /// CSV (`text,label` columns) or JSON Lines ("text" (+ "pair") and "label"; BoolQ's
+    /// "question", "passage", "answer" too); scored by accuracy against the majority class.
     Classify(ClassifyArgs),
     /// A token classifier (NER) from CoNLL-style data (`word ... TAG` per line, blank lines
     /// between sentences); scored by entity-level F1.
     Ner(NerArgs),
+    /// Extractive question answering from JSON Lines (`question`, `passage` or `context`,
+    /// `answer` or `answers`): answers found verbatim in the passage become spans; scored by
+    /// SQuAD exact match and F1 against a word-overlap baseline.
+    Qa(QaArgs),
 }
 
-/// `bert train ner`.
+/// What every `bert train` command takes.
 #[derive(Args)]
-pub struct NerArgs {
+pub struct Common {
     /// The base model directory (default: all-MiniLM-L6-v2).
     #[arg(long, env = "BERT_MODEL")]
     pub model: Option<PathBuf>,
-    /// Training data, CoNLL style.
+    /// Training data.
     #[arg(long)]
     pub data: PathBuf,
-    /// Held-out data (default: 20% of the sentences of --data, split with --seed).
+    /// Held-out data in the same form (default: 20% of --data, split with --seed).
     #[arg(long)]
     pub eval: Option<PathBuf>,
-    /// Where to write the model.
+    /// Where to write the model (an HF directory, replaced file by file atomically; a
+    /// checkpoint after every epoch).
     #[arg(long)]
     pub out: PathBuf,
-    /// Passes over the training data.
+    /// Passes over the training data (1..=1000).
     #[arg(long, default_value_t = 3)]
     pub epochs: usize,
-    /// Peak learning rate.
-    #[arg(long, default_value_t = 5e-5)]
-    pub lr: f32,
-    /// Sentences per step (1..=256).
-    #[arg(long, default_value_t = 16)]
-    pub batch_size: usize,
-    /// Longest sentence in tokens (longer ones are skipped and counted).
-    #[arg(long, default_value_t = 128)]
-    pub max_seq_len: usize,
-    /// Seed of the head, the shuffling and the split.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-}
-
-/// `bert train classify`.
-#[derive(Args)]
-pub struct ClassifyArgs {
-    /// The base model directory (default: all-MiniLM-L6-v2).
-    #[arg(long, env = "BERT_MODEL")]
-    pub model: Option<PathBuf>,
-    /// Training data: CSV with `text,label` columns, or JSON Lines with "text" (+ "pair") and
-    /// "label" (BoolQ's "question", "passage", "answer" too).
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Held-out data in the same forms (default: 20% of --data, split with --seed).
-    #[arg(long)]
-    pub eval: Option<PathBuf>,
-    /// Where to write the model (an HF directory, replaced file by file atomically).
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Passes over the training data.
-    #[arg(long, default_value_t = 3)]
-    pub epochs: usize,
-    /// Peak learning rate.
-    #[arg(long, default_value_t = 2e-5)]
-    pub lr: f32,
     /// Examples per step (1..=256).
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
-    /// Longest input in tokens (longer ones are truncated).
-    #[arg(long, default_value_t = 128)]
-    pub max_seq_len: usize,
     /// Seed of the head's initialization, the shuffling and the split.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -95,36 +63,145 @@ pub struct ClassifyArgs {
     pub weight_decay: f32,
 }
 
+impl Common {
+    /// Checked options with the task's learning rate and length.
+    fn options(&self, lr: f32, max_seq_len: usize) -> Result<TrainOptions> {
+        if self.batch_size == 0 || self.batch_size > 256 || self.epochs == 0 || self.epochs > 1000 {
+            return Err(Error::Input(
+                "--batch-size must be in 1..=256 and --epochs in 1..=1000".into(),
+            ));
+        }
+        if !(lr > 0.0 && lr < 1.0 && (0.0..1.0).contains(&self.warmup_ratio)) {
+            return Err(Error::Input(
+                "--lr must be in (0, 1) and --warmup-ratio in [0, 1)".into(),
+            ));
+        }
+        if !(8..=8192).contains(&max_seq_len) {
+            return Err(Error::Input("--max-seq-len must be in 8..=8192".into()));
+        }
+        Ok(TrainOptions {
+            epochs: self.epochs,
+            lr,
+            batch_size: self.batch_size,
+            max_seq_len,
+            seed: self.seed,
+            warmup_ratio: self.warmup_ratio,
+            weight_decay: self.weight_decay,
+        })
+    }
+
+    fn base(&self) -> Result<PathBuf> {
+        model_path(self.model.as_deref(), Some(MINILM), "base")
+    }
+}
+
+/// `bert train classify`.
+#[derive(Args)]
+pub struct ClassifyArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 2e-5)]
+    pub lr: f32,
+    /// Longest input in tokens (longer ones are truncated).
+    #[arg(long, default_value_t = 128)]
+    pub max_seq_len: usize,
+}
+
+/// `bert train ner`.
+#[derive(Args)]
+pub struct NerArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 5e-5)]
+    pub lr: f32,
+    /// Longest sentence in tokens (longer ones are skipped and counted).
+    #[arg(long, default_value_t = 128)]
+    pub max_seq_len: usize,
+}
+
+/// `bert train qa`.
+#[derive(Args)]
+pub struct QaArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr: f32,
+    /// Window length in tokens (question + passage; long passages make several windows).
+    #[arg(long, default_value_t = 256)]
+    pub max_seq_len: usize,
+    /// Overlap between windows in tokens (at most half the window).
+    #[arg(long, default_value_t = 128)]
+    pub doc_stride: usize,
+    /// Share of the windows without the answer that are trained on (as "no answer here").
+    #[arg(long, default_value_t = 0.1)]
+    pub negative_share: f32,
+}
+
+/// A progress bar fed by the training steps: step, loss, learning rate, examples/s, ETA.
+fn progress_bar() -> (ProgressBar, impl FnMut(&Step)) {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} step {pos}/{len} {msg} eta {eta}")
+            .unwrap_or(ProgressStyle::default_bar()),
+    );
+    let (started, mut seen, b) = (Instant::now(), 0usize, bar.clone());
+    let update = move |s: &Step| {
+        seen += s.examples;
+        b.set_length(s.total as u64);
+        b.set_position(s.step as u64);
+        b.set_message(format!(
+            "loss {:.4} lr {:.2e} {:.1} ex/s",
+            s.loss,
+            s.lr,
+            seen as f64 / started.elapsed().as_secs_f64().max(1e-9)
+        ));
+    };
+    (bar, update)
+}
+
+fn print_skipped(path: &Path, skipped: &[(usize, String)]) {
+    // Name the first few lines of each reason and count the rest.
+    let mut reasons: Vec<(&str, usize)> = Vec::new();
+    for (line, why) in skipped {
+        match reasons.iter_mut().find(|r| r.0 == why) {
+            Some(r) => r.1 += 1,
+            None => reasons.push((why, 1)),
+        }
+        let n = reasons.iter().find(|r| r.0 == why).map_or(0, |r| r.1);
+        if n <= 5 {
+            eprintln!("skipped {}:{line}: {why}", path.display());
+        }
+    }
+    for (why, n) in reasons.iter().filter(|r| r.1 > 5) {
+        eprintln!("skipped {n} lines of {} in all: {why}", path.display());
+    }
+}
+
 /// Run `bert train ...`.
 pub fn train(kind: TrainKind) -> Result<ExitCode> {
-    let a = match kind {
-        TrainKind::Classify(a) => a,
-        TrainKind::Ner(a) => return train_ner(a),
-    };
-    if a.batch_size == 0 || a.batch_size > 256 || a.epochs == 0 || a.epochs > 1000 {
-        return Err(Error::Input(
-            "--batch-size must be in 1..=256 and --epochs in 1..=1000".into(),
-        ));
+    match kind {
+        TrainKind::Classify(a) => train_classify(a),
+        TrainKind::Ner(a) => train_ner(a),
+        TrainKind::Qa(a) => train_qa(a),
     }
-    if !(a.lr > 0.0 && a.lr < 1.0 && (0.0..1.0).contains(&a.warmup_ratio)) {
-        return Err(Error::Input(
-            "--lr must be in (0, 1) and --warmup-ratio in [0, 1)".into(),
-        ));
-    }
-    let base = model_path(a.model.as_deref(), Some(MINILM), "base")?;
-    let data = read_classification(&a.data)?;
-    for (line, why) in &data.skipped {
-        eprintln!("skipped {}:{line}: {why}", a.data.display());
-    }
-    let (train, eval) = match &a.eval {
+}
+
+fn train_classify(a: ClassifyArgs) -> Result<ExitCode> {
+    let c = &a.common;
+    let options = c.options(a.lr, a.max_seq_len)?;
+    let base = c.base()?;
+    let data = read_classification(&c.data)?;
+    print_skipped(&c.data, &data.skipped);
+    let (train, eval) = match &c.eval {
         Some(p) => {
             let e = read_classification(p)?;
-            for (line, why) in &e.skipped {
-                eprintln!("skipped {}:{line}: {why}", p.display());
-            }
+            print_skipped(p, &e.skipped);
             (data.examples, e.examples)
         }
-        None => split(&data.examples, 0.2, a.seed),
+        None => split(&data.examples, 0.2, c.seed),
     };
     eprintln!(
         "training on {} examples ({} lines skipped), evaluating on {}",
@@ -132,35 +209,12 @@ pub fn train(kind: TrainKind) -> Result<ExitCode> {
         data.skipped.len(),
         eval.len()
     );
-    let options = TrainOptions {
-        epochs: a.epochs,
-        lr: a.lr,
-        batch_size: a.batch_size,
-        max_seq_len: a.max_seq_len,
-        seed: a.seed,
-        warmup_ratio: a.warmup_ratio,
-        weight_decay: a.weight_decay,
-    };
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} step {pos}/{len} {msg} eta {eta}")
-            .unwrap_or(ProgressStyle::default_bar()),
-    );
+    let (bar, progress) = progress_bar();
     let started = Instant::now();
-    let mut seen = 0usize;
-    let report = train_classifier(&base, &train, &eval, &options, &a.out, |s| {
-        seen += s.examples;
-        bar.set_length(s.total as u64);
-        bar.set_position(s.step as u64);
-        bar.set_message(format!(
-            "loss {:.4} lr {:.2e} {:.1} ex/s",
-            s.loss,
-            s.lr,
-            seen as f64 / started.elapsed().as_secs_f64().max(1e-9)
-        ));
-    })?;
+    let report = train_classifier(&base, &train, &eval, &options, &c.out, progress)?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
+    let seen = train.len() * options.epochs;
     eprintln!(
         "trained {} steps in {secs:.1} s ({:.1} examples/s); held-out accuracy {:.3} on {} \
          examples (majority class {:.3}); model and loss_curve.svg in {}",
@@ -176,19 +230,16 @@ pub fn train(kind: TrainKind) -> Result<ExitCode> {
 
 fn train_ner(a: NerArgs) -> Result<ExitCode> {
     use bert_std::train::ner::{read_conll, train_ner};
-    if a.batch_size == 0 || a.batch_size > 256 || a.epochs == 0 || a.epochs > 1000 {
-        return Err(Error::Input(
-            "--batch-size must be in 1..=256 and --epochs in 1..=1000".into(),
-        ));
-    }
-    let base = model_path(a.model.as_deref(), Some(MINILM), "base")?;
-    let sentences = read_conll(&a.data)?;
-    let (train, eval) = match &a.eval {
+    let c = &a.common;
+    let options = c.options(a.lr, a.max_seq_len)?;
+    let base = c.base()?;
+    let sentences = read_conll(&c.data)?;
+    let (train, eval) = match &c.eval {
         Some(p) => (sentences, read_conll(p)?),
         None => {
             let cut = sentences.len() - sentences.len() / 5;
             let mut order: Vec<usize> = (0..sentences.len()).collect();
-            let mut rng = bert_core::pretraining::Rng::new(a.seed ^ 0x5eed);
+            let mut rng = bert_core::pretraining::Rng::new(c.seed ^ 0x5eed);
             for i in (1..order.len()).rev() {
                 order.swap(i, rng.below(i as u64 + 1) as usize);
             }
@@ -201,25 +252,9 @@ fn train_ner(a: NerArgs) -> Result<ExitCode> {
         train.len(),
         eval.len()
     );
-    let options = TrainOptions {
-        epochs: a.epochs,
-        lr: a.lr,
-        batch_size: a.batch_size,
-        max_seq_len: a.max_seq_len,
-        seed: a.seed,
-        ..TrainOptions::default()
-    };
     let started = Instant::now();
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} step {pos}/{len} {msg} eta {eta}")
-            .unwrap_or(ProgressStyle::default_bar()),
-    );
-    let report = train_ner(&base, &train, &eval, &options, &a.out, |s| {
-        bar.set_length(s.total as u64);
-        bar.set_position(s.step as u64);
-        bar.set_message(format!("loss {:.4} lr {:.2e}", s.loss, s.lr));
-    })?;
+    let (bar, progress) = progress_bar();
+    let report = train_ner(&base, &train, &eval, &options, &c.out, progress)?;
     bar.finish_and_clear();
     eprintln!(
         "trained {} steps in {:.1} s ({} sentences over --max-seq-len skipped); held-out \
@@ -228,6 +263,63 @@ fn train_ner(a: NerArgs) -> Result<ExitCode> {
         started.elapsed().as_secs_f64(),
         report.too_long,
         report.f1,
+        report.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn train_qa(a: QaArgs) -> Result<ExitCode> {
+    use bert_std::train::qa::{train_qa, QaWindows};
+    use bert_std::train::qa_data::{read_qa, split_by_passage};
+    let c = &a.common;
+    let options = c.options(a.lr, a.max_seq_len)?;
+    if !(0.0..=1.0).contains(&a.negative_share) || a.doc_stride == 0 {
+        return Err(Error::Input(
+            "--negative-share must be in [0, 1] and --doc-stride at least 1".into(),
+        ));
+    }
+    let base = c.base()?;
+    let data = read_qa(&c.data)?;
+    print_skipped(&c.data, &data.skipped);
+    eprintln!(
+        "{} of {} questions have an answer verbatim in their passage",
+        data.examples.len(),
+        data.questions
+    );
+    let (train, eval) = match &c.eval {
+        Some(p) => {
+            let e = read_qa(p)?;
+            print_skipped(p, &e.skipped);
+            (data.examples, e.examples)
+        }
+        None => split_by_passage(&data.examples, 0.2, c.seed),
+    };
+    eprintln!(
+        "training on {} questions, evaluating on {} (no passage in both)",
+        train.len(),
+        eval.len()
+    );
+    let windows = QaWindows {
+        doc_stride: a.doc_stride,
+        negative_share: a.negative_share,
+    };
+    let started = Instant::now();
+    let (bar, progress) = progress_bar();
+    let report = train_qa(&base, &train, &eval, &options, &windows, &c.out, progress)?;
+    bar.finish_and_clear();
+    eprintln!(
+        "trained {} steps on {} windows ({} holding the answer) in {:.1} s; held-out exact \
+         match {:.3}, F1 {:.3} on {} questions (word-overlap baseline: {:.3}, {:.3}); model and \
+         loss_curve.svg in {}",
+        report.losses.len(),
+        report.windows.0,
+        report.windows.1,
+        started.elapsed().as_secs_f64(),
+        report.exact_match,
+        report.f1,
+        report.eval_questions,
+        report.baseline.0,
+        report.baseline.1,
         report.out.display()
     );
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,413 @@
+//! Pre-training, as the seed and `BertForPreTraining` define it: the masked-LM loss (the
+//! prediction head's transform, then the decoder tied to the word embeddings, cross-entropy at
+//! the masked positions only, `-100` elsewhere) plus, with an NSP head, the next-sentence loss
+//! on the pooled `[CLS]`; backward by hand. Only the masked rows go through the decoder: the
+//! others carry no loss, so their gradient is zero and the result equals HF's full-vocabulary
+//! computation.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::encoder::{
+    check_trainable, encoder_backward, encoder_forward, encoder_grads, weight, EMBEDDINGS,
+    PER_LAYER,
+};
+use super::ops::{gelu_grad, layer_norm_backward, layer_norm_save, linear_backward, mm};
+use super::pooled::{check_tanh_pooler, pooled_backward, pooled_forward};
+use super::workspace::TrainWorkspace;
+use super::Grads;
+use crate::activation::Activation;
+use crate::error::{Error, Result};
+use crate::heads::{BertForMaskedLM, BertForPreTraining, BertLMPredictionHead};
+use crate::kernels::{self, GemmNeeds, GemmScratch, MatMut, MatRef};
+use crate::model::{Batch, BertModel};
+use crate::nn::Linear;
+use crate::pretraining::{PreTrainingLoss, IGNORE_INDEX};
+use crate::tensor::{Matrix, Storage};
+
+/// Training for [`BertForMaskedLM`] (MLM) and [`BertForPreTraining`] (MLM + NSP).
+#[derive(Debug)]
+pub struct PreTrainer<'m, 'a> {
+    bert: &'m BertModel<'a>,
+    predictions: &'m BertLMPredictionHead<'a>,
+    seq_relationship: Option<&'m Linear<'a>>,
+}
+
+/// Buffers of a pre-training step: the encoder's, and the masked rows' through the head.
+#[derive(Debug)]
+pub struct PreTrainWorkspace {
+    encoder: TrainWorkspace,
+    max_masked: usize,
+    rows: Vec<usize>,
+    targets: Vec<usize>,
+    mx: Vec<f32>,
+    u: Vec<f32>,
+    y: Vec<f32>,
+    xhat: Vec<f32>,
+    rstd: Vec<f32>,
+    logits: Vec<f32>,
+    dy: Vec<f32>,
+    dmx: Vec<f32>,
+    /// Scratch for the decoder's products (depth up to the vocabulary).
+    gemm: GemmScratch,
+}
+
+fn matrix<'s>(m: &'s Matrix<'_>) -> Result<&'s [f32]> {
+    match &m.storage {
+        Storage::F32(v) => Ok(v),
+        other => Err(Error::Unsupported {
+            field: "dtype",
+            value: format!("{}", other.dtype()),
+            supported: "F32 weights for training",
+        }),
+    }
+}
+
+impl<'m, 'a> PreTrainer<'m, 'a> {
+    fn checked(
+        bert: &'m BertModel<'a>,
+        predictions: &'m BertLMPredictionHead<'a>,
+        seq_relationship: Option<&'m Linear<'a>>,
+    ) -> Result<Self> {
+        check_trainable(bert)?;
+        if seq_relationship.is_some() {
+            check_tanh_pooler(bert)?;
+        }
+        let t = &predictions.transform;
+        if t.transform_act_fn != Activation::Gelu
+            || t.dense.bias.is_none()
+            || t.layer_norm.weight.len() != bert.config.hidden_size
+        {
+            return Err(Error::Unsupported {
+                field: "model_type",
+                value: format!("{:?}", bert.config.arch.family),
+                supported: "training runs BERT's masked-LM head (dense with bias, exact GELU, LayerNorm) so far",
+            });
+        }
+        Ok(PreTrainer {
+            bert,
+            predictions,
+            seq_relationship,
+        })
+    }
+
+    /// A masked-LM trainer.
+    pub fn masked_lm(model: &'m BertForMaskedLM<'a>) -> Result<Self> {
+        Self::checked(&model.bert, &model.predictions, None)
+    }
+
+    /// An MLM + NSP trainer.
+    pub fn pretraining(model: &'m BertForPreTraining<'a>) -> Result<Self> {
+        Self::checked(
+            &model.bert,
+            &model.predictions,
+            Some(&model.seq_relationship),
+        )
+    }
+
+    /// Index of the first head gradient after the encoder's.
+    fn head_base(&self) -> usize {
+        EMBEDDINGS + self.bert.encoder.layer.len() * PER_LAYER
+    }
+
+    /// The gradient buffers, named as PyTorch names them: the encoder's, the pooler's (NSP),
+    /// the prediction head's transform and bias, the decoder's when it is not tied to the word
+    /// embeddings, and `cls.seq_relationship` (NSP).
+    pub fn grads(&self) -> Grads {
+        let c = &self.bert.config;
+        let f = crate::families::names(c.arch.family);
+        let n = &f.masked_lm;
+        let h = c.hidden_size;
+        let mut g = Grads::default();
+        encoder_grads(self.bert, &mut g);
+        if self.seq_relationship.is_some() {
+            g.push(format!("{}pooler.dense.weight", f.prefix), &[h, h]);
+            g.push(format!("{}pooler.dense.bias", f.prefix), &[h]);
+        }
+        g.push(format!("{}.weight", n.dense), &[h, h]);
+        g.push(format!("{}.bias", n.dense), &[h]);
+        g.push(format!("{}.weight", n.norm), &[h]);
+        g.push(format!("{}.bias", n.norm), &[h]);
+        g.push(String::from(n.bias[0]), &[c.vocab_size]);
+        if self.predictions.decoder.is_some() {
+            g.push(format!("{}.weight", n.decoder), &[c.vocab_size, h]);
+        }
+        if self.seq_relationship.is_some() {
+            g.push(String::from("cls.seq_relationship.weight"), &[2, h]);
+            g.push(String::from("cls.seq_relationship.bias"), &[2]);
+        }
+        g
+    }
+
+    /// Buffers for up to `max_batch` sequences of up to `max_seq` tokens, at most `max_masked`
+    /// of them masked per step.
+    pub fn workspace(
+        &self,
+        max_batch: usize,
+        max_seq: usize,
+        max_masked: usize,
+    ) -> Result<PreTrainWorkspace> {
+        let c = &self.bert.config;
+        let (h, v) = (c.hidden_size, c.vocab_size);
+        let max_masked = max_masked.min(max_batch.saturating_mul(max_seq));
+        if max_masked.saturating_mul(v) > crate::model::MAX_BUFFER_ELEMENTS {
+            return Err(Error::ResourceLimit {
+                what: format!("{max_masked} masked tokens x {v} vocabulary logits"),
+                limit: crate::model::MAX_BUFFER_ELEMENTS,
+            });
+        }
+        Ok(PreTrainWorkspace {
+            encoder: TrainWorkspace::new(self.bert, 2, max_batch, max_seq)?,
+            max_masked,
+            rows: vec![0; max_masked],
+            targets: vec![0; max_masked],
+            mx: vec![0.0; max_masked * h],
+            u: vec![0.0; max_masked * h],
+            y: vec![0.0; max_masked * h],
+            xhat: vec![0.0; max_masked * h],
+            rstd: vec![0.0; max_masked],
+            logits: vec![0.0; max_masked * v],
+            dy: vec![0.0; max_masked * h],
+            dmx: vec![0.0; max_masked * h],
+            gemm: GemmScratch::new(GemmNeeds {
+                rows: max_masked,
+                depth: v.max(h).max(max_masked),
+                int8: false,
+            }),
+        })
+    }
+
+    /// The loss of `batch` (`mlm_labels` `[batch · seq]`: the original id at masked positions,
+    /// `-100` elsewhere; `nsp_labels` `[batch]`, 0 = B follows A, with an NSP head) and every
+    /// parameter's gradient, added to `grads`. `nsp` is 0 without an NSP head.
+    pub fn loss_and_grads(
+        &self,
+        batch: &Batch<'_>,
+        mlm_labels: &[i64],
+        nsp_labels: Option<&[i64]>,
+        ws: &mut PreTrainWorkspace,
+        grads: &mut Grads,
+    ) -> Result<PreTrainingLoss> {
+        let c = &self.bert.config;
+        batch.validate(c)?;
+        let (h, v) = (c.hidden_size, c.vocab_size);
+        let bsz = batch.batch_size;
+        let enc = &mut ws.encoder;
+        if bsz > enc.max_batch || batch.seq_len > enc.max_seq {
+            return Err(Error::WorkspaceTooSmall {
+                needed: (bsz, batch.seq_len),
+                capacity: (enc.max_batch, enc.max_seq),
+            });
+        }
+        if mlm_labels.len() != bsz * batch.seq_len {
+            return Err(Error::LengthMismatch {
+                what: "MLM labels",
+                len: mlm_labels.len(),
+                expected: bsz * batch.seq_len,
+            });
+        }
+        let nsp = match (self.seq_relationship, nsp_labels) {
+            (Some(head), Some(labels)) => Some((head, labels)),
+            (None, None) => None,
+            _ => {
+                return Err(Error::InvalidInput(String::from(
+                    "NSP labels go with an NSP head (BertForPreTraining), and only with one",
+                )))
+            }
+        };
+        let t = encoder_forward(self.bert, batch, enc)?;
+        // The masked rows, their targets, and a check that no label sits on padding.
+        let mut m = 0;
+        for r in 0..t {
+            let label = mlm_labels[enc.packed[r] as usize];
+            if label == IGNORE_INDEX {
+                continue;
+            }
+            let target = usize::try_from(label)
+                .ok()
+                .filter(|&l| l < v)
+                .ok_or(Error::LabelOutOfRange { label, classes: v })?;
+            if m == ws.max_masked {
+                return Err(Error::ResourceLimit {
+                    what: format!("more than {} masked tokens in one step", ws.max_masked),
+                    limit: ws.max_masked,
+                });
+            }
+            ws.rows[m] = r;
+            ws.targets[m] = target;
+            m += 1;
+        }
+        let padding = |i: usize| batch.attention_mask.is_some_and(|mask| mask[i] == 0);
+        if let Some(i) =
+            (0..mlm_labels.len()).find(|&i| padding(i) && mlm_labels[i] != IGNORE_INDEX)
+        {
+            return Err(Error::InvalidInput(format!(
+                "MLM label at padding position {i} (use -100 there)"
+            )));
+        }
+        if m == 0 {
+            return Err(Error::InvalidInput(String::from(
+                "no masked token in the batch: the MLM loss would be NaN",
+            )));
+        }
+        let mlm = self.mlm_forward(m, ws)?;
+        let enc = &mut ws.encoder;
+        let nsp_loss = match nsp {
+            Some((head, labels)) => pooled_forward(self.bert, head, labels, bsz, enc)?,
+            None => 0.0,
+        };
+        // Backward: the heads into dx, then the encoder.
+        enc.dx[..t * h].fill(0.0);
+        self.mlm_backward(m, ws, grads)?;
+        let enc = &mut ws.encoder;
+        if let Some((head, labels)) = nsp {
+            let p = self.head_base();
+            let sr = p + 7 + usize::from(self.predictions.decoder.is_some());
+            pooled_backward(self.bert, head, labels, bsz, (p, sr), enc, grads)?;
+        }
+        encoder_backward(self.bert, batch, enc, grads)?;
+        Ok(PreTrainingLoss {
+            total: mlm + nsp_loss,
+            mlm,
+            nsp: nsp_loss,
+        })
+    }
+
+    /// The decoder's weight: its own, or the word embeddings it is tied to.
+    fn decoder(&self) -> Result<&[f32]> {
+        matrix(
+            self.predictions
+                .decoder
+                .as_ref()
+                .unwrap_or(&self.bert.embeddings.word_embeddings.weight),
+        )
+    }
+
+    /// Transform and decode the `m` (≥ 1) masked rows; the mean cross-entropy. Leaves `(softmax − onehot) / m` in `ws.logits`.
+    fn mlm_forward(&self, m: usize, ws: &mut PreTrainWorkspace) -> Result<f32> {
+        let c = &self.bert.config;
+        let (h, v) = (c.hidden_size, c.vocab_size);
+        let tr = &self.predictions.transform;
+        for (k, &r) in ws.rows[..m].iter().enumerate() {
+            ws.mx[k * h..(k + 1) * h].copy_from_slice(&ws.encoder.x[r * h..(r + 1) * h]);
+        }
+        tr.dense.forward(&ws.mx, m, &mut ws.u, &mut ws.encoder.gemm);
+        ws.y[..m * h].copy_from_slice(&ws.u[..m * h]);
+        kernels::activate_in_place(Activation::Gelu, &mut ws.y[..m * h]);
+        let n = &tr.layer_norm;
+        layer_norm_save(
+            &mut ws.y[..m * h],
+            &n.weight,
+            &n.bias,
+            n.eps,
+            &mut ws.xhat[..m * h],
+            &mut ws.rstd[..m],
+        );
+        mm(
+            MatMut::dense(&mut ws.logits[..m * v], m, v),
+            MatRef::dense(&ws.y[..m * h], m, h),
+            MatRef::dense(self.decoder()?, v, h).t(),
+            false,
+            &mut ws.gemm,
+        );
+        let bias = &self.predictions.bias;
+        let mut total = 0.0f64;
+        for (row, &target) in ws.logits[..m * v].chunks_exact_mut(v).zip(&ws.targets) {
+            row.iter_mut().zip(bias.iter()).for_each(|(x, b)| *x += b);
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let sum: f64 = row.iter().map(|&x| libm::exp(x as f64 - max)).sum();
+            total += max + libm::log(sum) - row[target] as f64;
+            for (j, x) in row.iter_mut().enumerate() {
+                let p = libm::exp(*x as f64 - max) / sum;
+                let y = if j == target { 1.0 } else { 0.0 };
+                *x = ((p - y) / m as f64) as f32;
+            }
+        }
+        Ok((total / m as f64) as f32)
+    }
+
+    /// The backward of [`mlm_forward`](Self::mlm_forward) into the head's gradients, the
+    /// decoder's (or the word embeddings') and the masked rows of `dx`.
+    fn mlm_backward(&self, m: usize, ws: &mut PreTrainWorkspace, grads: &mut Grads) -> Result<()> {
+        let c = &self.bert.config;
+        let (h, v) = (c.hidden_size, c.vocab_size);
+        let base = self.head_base()
+            + if self.seq_relationship.is_some() {
+                2
+            } else {
+                0
+            };
+        let dlogits = &ws.logits[..m * v];
+        for row in dlogits.chunks_exact(v) {
+            grads
+                .slot(base + 4)
+                .iter_mut()
+                .zip(row)
+                .for_each(|(b, g)| *b += g);
+        }
+        // The decoder: dE += dlogitsᵀ y (into the word embeddings when tied); dy = dlogits E.
+        let decoder_slot = if self.predictions.decoder.is_some() {
+            base + 5
+        } else {
+            0
+        };
+        mm(
+            MatMut::dense(grads.slot(decoder_slot), v, h),
+            MatRef::dense(dlogits, m, v).t(),
+            MatRef::dense(&ws.y[..m * h], m, h),
+            true,
+            &mut ws.gemm,
+        );
+        mm(
+            MatMut::dense(&mut ws.dy[..m * h], m, h),
+            MatRef::dense(dlogits, m, v),
+            MatRef::dense(self.decoder()?, v, h),
+            false,
+            &mut ws.gemm,
+        );
+        let tr = &self.predictions.transform;
+        {
+            let (gw, gb) = grads.pair(base + 2, base + 3);
+            layer_norm_backward(
+                &ws.dy[..m * h],
+                &ws.xhat[..m * h],
+                &ws.rstd[..m],
+                &tr.layer_norm.weight,
+                &mut ws.dmx[..m * h],
+                false,
+                gw,
+                gb,
+            );
+        }
+        // dmx now holds d(gelu(u)); through GELU into dy (reused as du).
+        for ((d, g), &u) in ws.dy[..m * h]
+            .iter_mut()
+            .zip(&ws.dmx[..m * h])
+            .zip(&ws.u[..m * h])
+        {
+            *d = g * gelu_grad(u);
+        }
+        let (gw, gb) = grads.pair(base, base + 1);
+        linear_backward(
+            &ws.mx,
+            weight(&tr.dense)?,
+            &ws.dy,
+            m,
+            h,
+            h,
+            Some((&mut ws.dmx, false)),
+            gw,
+            Some(gb),
+            &mut ws.encoder.gemm,
+        );
+        for (k, &r) in ws.rows[..m].iter().enumerate() {
+            ws.encoder.dx[r * h..(r + 1) * h]
+                .iter_mut()
+                .zip(&ws.dmx[k * h..(k + 1) * h])
+                .for_each(|(d, g)| *d += g);
+        }
+        Ok(())
+    }
+}

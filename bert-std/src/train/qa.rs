@@ -1,0 +1,223 @@
+//! Fine-tuning extractive QA, as the seed's QA chapter and HF's `run_qa.py` do it: each question
+//! and its passage are cut into the same overlapping windows the QA pipeline scores at inference;
+//! a window that holds the whole answer is labelled with the answer's first and last token, the
+//! others with `[CLS]` (position 0, "not here"); a new `qa_outputs` head is trained with the
+//! encoder on `(CE(start) + CE(end)) / 2`. The held-out score is SQuAD's exact match and token F1
+//! of what the saved checkpoint answers through [`QuestionAnswering`], next to a word-overlap
+//! baseline ([`overlap_baseline`]).
+
+use std::path::{Path, PathBuf};
+
+use bert_core::pretraining::Rng;
+use bert_core::train::params::qa_params_mut;
+use bert_core::train::qa::QaTrainer;
+use bert_core::{BertForQuestionAnswering, Weights};
+use tokenizers::Encoding;
+
+use super::classify::{Step, TrainOptions};
+use super::qa_data::{exact_match, overlap_baseline, token_f1, QaExample};
+use crate::batching::Padded;
+use crate::error::{Error, Result};
+use crate::model_dir::ModelDir;
+use crate::pipelines::qa::{QaOptions, QuestionAnswering};
+use crate::runtime::LoadOptions;
+use crate::tokenizer::Tokenizer;
+use crate::Pipeline;
+
+/// How questions become training windows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QaWindows {
+    /// Overlap between windows in tokens (at most half the window is used).
+    pub doc_stride: usize,
+    /// Share of the windows without the answer that are kept (labelled `[CLS]`), drawn with the
+    /// run's seed. Every window holding the answer is kept.
+    pub negative_share: f32,
+}
+
+impl Default for QaWindows {
+    fn default() -> Self {
+        QaWindows {
+            doc_stride: 128,
+            negative_share: 0.1,
+        }
+    }
+}
+
+/// What a QA training run gives.
+#[derive(Debug, Clone)]
+pub struct QaReport {
+    /// Every step's loss.
+    pub losses: Vec<f32>,
+    /// Training windows used, and how many of them hold the answer.
+    pub windows: (usize, usize),
+    /// Held-out questions.
+    pub eval_questions: usize,
+    /// Held-out exact match and token F1 (SQuAD definitions, best over the reference answers).
+    pub exact_match: f32,
+    /// See `exact_match`.
+    pub f1: f32,
+    /// The baseline's exact match and F1 on the same questions.
+    pub baseline: (f32, f32),
+    /// The model's answer to each held-out question.
+    pub predictions: Vec<String>,
+    /// Where the model was written.
+    pub out: PathBuf,
+}
+
+/// The windows of one question (as the QA pipeline cuts them) with the answer's first and last
+/// token in each, or `(0, 0)` (`[CLS]`) where the window does not hold the whole answer.
+pub fn labelled_windows(
+    tok: &Tokenizer,
+    ex: &QaExample,
+    max_seq_len: usize,
+    doc_stride: usize,
+) -> Result<Vec<(Encoding, usize, usize)>> {
+    let windows = tok.encode_windows(&ex.question, &ex.passage, max_seq_len, doc_stride)?;
+    Ok(windows
+        .into_iter()
+        .map(|enc| {
+            let context: Vec<usize> = (0..enc.len())
+                .filter(|&t| enc.get_sequence_ids()[t] == Some(1))
+                .collect();
+            let offsets = enc.get_offsets();
+            let (first, last) = match (context.first(), context.last()) {
+                (Some(&f), Some(&l)) => (f, l),
+                _ => return (enc, 0, 0),
+            };
+            if offsets[first].0 > ex.start || offsets[last].1 < ex.end {
+                return (enc, 0, 0);
+            }
+            // The last token starting at or before the answer, the first ending at or after it.
+            let start = context
+                .iter()
+                .rev()
+                .find(|&&t| offsets[t].0 <= ex.start)
+                .copied()
+                .unwrap_or(first);
+            let end = context
+                .iter()
+                .find(|&&t| offsets[t].1 >= ex.end)
+                .copied()
+                .unwrap_or(last);
+            (enc, start, end.max(start))
+        })
+        .collect())
+}
+
+/// Fine-tune `base` for extractive QA on `train`, score the saved model on `eval`, write it to
+/// `out` (an HF `BertForQuestionAnswering` directory).
+pub fn train_qa(
+    base: &Path,
+    train: &[QaExample],
+    eval: &[QaExample],
+    o: &TrainOptions,
+    w: &QaWindows,
+    out: &Path,
+    mut progress: impl FnMut(&Step),
+) -> Result<QaReport> {
+    if train.is_empty() || o.batch_size == 0 || o.epochs == 0 {
+        return Err(Error::Input(
+            "nothing to train: no examples, batches or epochs".into(),
+        ));
+    }
+    let dir = ModelDir::open(base)?;
+    let tok = Tokenizer::from_dir(&dir.root)?;
+    let max_seq_len = o.max_seq_len.min(dir.config.max_position_embeddings);
+    let doc_stride = w.doc_stride.min(max_seq_len / 2);
+    let labels = ["LABEL_0".to_string(), "LABEL_1".to_string()];
+    let (raw, config) = super::head_config(&dir, "BertForQuestionAnswering", &labels)?;
+    let mut rng = Rng::new(o.seed);
+    let head = super::new_linear(&mut rng, "qa_outputs", 2, config.hidden_size)?;
+    let files = super::open_weights(&dir)?;
+    let mut buffers: Vec<&[u8]> = files.iter().map(|f| &**f).collect();
+    buffers.push(&head);
+    let weights = Weights::from_buffers(&buffers)?;
+    let mut model = BertForQuestionAnswering::load(&config, &weights)?;
+
+    let mut sample = Rng::new(o.seed ^ 0x0a11);
+    let mut data = Vec::new();
+    let mut answer_windows = 0;
+    for (i, ex) in train.iter().enumerate() {
+        for (enc, s, e) in
+            labelled_windows(&tok, ex, max_seq_len, doc_stride).map_err(|e| e.at(i))?
+        {
+            let holds = s > 0;
+            if holds || (sample.next_f64() as f32) < w.negative_share {
+                answer_windows += usize::from(holds);
+                data.push((enc, s, e));
+            }
+        }
+    }
+    let (mut grads, mut ws) = {
+        let t = QaTrainer::new(&model)?;
+        (t.grads(), t.workspace(o.batch_size, max_seq_len)?)
+    };
+    let pad = tok.special.pad;
+    let run = super::Run {
+        options: o,
+        examples: data.len(),
+        base: &dir,
+        config: &raw,
+        out,
+    };
+    let losses = run.epochs(
+        &mut model,
+        &mut rng,
+        &mut grads,
+        qa_params_mut,
+        |model, chunk, grads| {
+            let encs: Vec<&Encoding> = chunk.iter().map(|&i| &data[i].0).collect();
+            let padded = Padded::new(&encs, pad);
+            let starts: Vec<usize> = chunk.iter().map(|&i| data[i].1).collect();
+            let ends: Vec<usize> = chunk.iter().map(|&i| data[i].2).collect();
+            Ok(QaTrainer::new(model)?.loss_and_grads(
+                &padded.core_batch(),
+                &starts,
+                &ends,
+                &mut ws,
+                grads,
+            )?)
+        },
+        &mut progress,
+    )?;
+    drop(model);
+
+    // The held-out score of the checkpoint as written, through the inference pipeline.
+    let qa = QuestionAnswering::load(out, LoadOptions::default())?;
+    let options = QaOptions {
+        max_seq_len: Some(max_seq_len),
+        doc_stride: Some(doc_stride),
+        ..QaOptions::default()
+    };
+    let inputs: Vec<(&str, &str)> = eval
+        .iter()
+        .map(|e| (e.question.as_str(), e.passage.as_str()))
+        .collect();
+    let answers = qa.run(&inputs, &options)?;
+    let predictions: Vec<String> = answers
+        .into_iter()
+        .map(|a| a.into_iter().next().map(|a| a.answer).unwrap_or_default())
+        .collect();
+    let score = |answer: &dyn Fn(usize) -> String| {
+        let (mut em, mut f1) = (0.0f32, 0.0f32);
+        for (i, e) in eval.iter().enumerate() {
+            let a = answer(i);
+            em += f32::from(u8::from(exact_match(&a, &e.answers)));
+            f1 += token_f1(&a, &e.answers);
+        }
+        let n = eval.len().max(1) as f32;
+        (em / n, f1 / n)
+    };
+    let (exact_match, f1) = score(&|i| predictions[i].clone());
+    let baseline = score(&|i| overlap_baseline(&eval[i].question, &eval[i].passage));
+    Ok(QaReport {
+        losses,
+        windows: (data.len(), answer_windows),
+        eval_questions: eval.len(),
+        exact_match,
+        f1,
+        baseline,
+        predictions,
+        out: out.to_path_buf(),
+    })
+}
