@@ -146,6 +146,45 @@ pub fn create_nsp_examples(num_sentences: usize, rng: &mut Rng) -> Result<Vec<Ns
         .collect())
 }
 
+/// NSP pairs over several documents, as BERT's `create_pretraining_data` draws them: for each
+/// sentence A that has a successor in its document, with probability 0.5 the successor (label
+/// 0), otherwise a random sentence of another document (label 1). `documents[d]` is the number
+/// of sentences of document `d`; indices count sentences across documents in order. Needs two
+/// documents, one with at least two sentences.
+pub fn create_nsp_examples_across_documents(
+    documents: &[usize],
+    rng: &mut Rng,
+) -> Result<Vec<NspExample>> {
+    let total: usize = documents.iter().sum();
+    if documents.iter().filter(|&&n| n > 0).count() < 2 || !documents.iter().any(|&n| n >= 2) {
+        return Err(Error::InvalidInput(format!(
+            "NSP across documents needs 2 documents, one with 2 sentences; got {documents:?}"
+        )));
+    }
+    let mut out = Vec::new();
+    let mut first = 0;
+    for &n in documents {
+        for a in first..first + n.saturating_sub(1) {
+            if rng.next_f64() < 0.5 {
+                out.push(NspExample {
+                    a,
+                    b: a + 1,
+                    label: 0,
+                });
+            } else {
+                // A sentence outside [first, first + n).
+                let mut b = rng.below((total - n) as u64) as usize;
+                if b >= first {
+                    b += n;
+                }
+                out.push(NspExample { a, b, label: 1 });
+            }
+        }
+        first += n;
+    }
+    Ok(out)
+}
+
 /// Mean cross-entropy of `logits` `[n, classes]` against `labels` `[n]`, skipping
 /// [`IGNORE_INDEX`] — `torch.nn.CrossEntropyLoss(ignore_index=-100)`. Like PyTorch, the mean over
 /// zero counted labels is NaN.
@@ -286,6 +325,31 @@ mod tests {
         let (a2, b2) = run(1);
         assert_eq!((a1.clone(), b1.clone()), (a2, b2));
         assert_ne!(a1, b1, "a second call draws a new mask");
+    }
+
+    #[test]
+    fn nsp_pairs_across_documents_take_negatives_from_other_documents() {
+        let docs = [3usize, 1, 4];
+        let mut rng = Rng::new(9);
+        let mut seen = [0usize; 2];
+        for _ in 0..200 {
+            let pairs = create_nsp_examples_across_documents(&docs, &mut rng).unwrap();
+            // Sentences with a successor in their document: 2 + 0 + 3.
+            assert_eq!(pairs.len(), 5);
+            let doc = |i: usize| usize::from(i >= 3) + usize::from(i >= 4);
+            for p in pairs {
+                seen[p.label as usize] += 1;
+                if p.label == 0 {
+                    assert_eq!((p.b, doc(p.b)), (p.a + 1, doc(p.a)));
+                } else {
+                    assert!(p.b < 8 && doc(p.b) != doc(p.a), "{p:?}");
+                }
+            }
+        }
+        assert!(seen[0] > 400 && seen[1] > 400, "{seen:?}");
+        assert!(create_nsp_examples_across_documents(&[5], &mut rng).is_err());
+        assert!(create_nsp_examples_across_documents(&[1, 1], &mut rng).is_err());
+        assert!(create_nsp_examples_across_documents(&[2, 0], &mut rng).is_err());
     }
 
     #[test]

@@ -71,6 +71,7 @@ fn disflqa_spans_split_and_a_short_training_run() {
     let w = QaWindows {
         doc_stride: 64,
         negative_share: 0.0,
+        ..QaWindows::default()
     };
     let report = train_qa(&minilm(), &train[..16], &eval[..10], &o, &w, &out, |s| {
         assert!(s.loss.is_finite() && s.lr > 0.0);

@@ -5,15 +5,13 @@
 use alloc::format;
 use alloc::string::String;
 
-use super::ops::{
-    add_row, gelu_grad, head, head_mut, layer_norm_backward, layer_norm_save, linear_backward, mm,
-    softmax_backward,
-};
+use super::ops::{add_row, gelu_grad, layer_norm_backward, layer_norm_save};
+use super::threads;
 use super::workspace::TrainWorkspace;
 use super::Grads;
 use crate::activation::Activation;
 use crate::error::{Error, Result};
-use crate::kernels::{self, MatMut, MatRef, Rhs};
+use crate::kernels;
 use crate::model::{Batch, BertModel};
 use crate::nn::Linear;
 
@@ -152,48 +150,39 @@ pub(crate) fn encoder_forward(
         &mut ws.emb_rstd[..t],
     );
     let scale = 1.0 / libm::sqrtf(d as f32);
+    let par = ws.par;
+    let shape = threads::Heads {
+        offsets: &ws.offsets[..=batch.batch_size],
+        heads,
+        d,
+        h,
+        scale,
+    };
     for (layer, saved) in bert.encoder.layer.iter().zip(ws.layers.iter_mut()) {
         let a = &layer.attention;
         saved.x_in[..t * h].copy_from_slice(&ws.x[..t * h]);
         let x_in = &saved.x_in[..t * h];
-        a.self_attention
-            .query
-            .forward(x_in, t, &mut saved.q, &mut ws.gemm);
-        a.self_attention
-            .key
-            .forward(x_in, t, &mut saved.k, &mut ws.gemm);
-        a.self_attention
-            .value
-            .forward(x_in, t, &mut saved.v, &mut ws.gemm);
-        let mut poff = 0;
-        for b in 0..batch.batch_size {
-            let (r0, s) = (ws.offsets[b], ws.offsets[b + 1] - ws.offsets[b]);
-            for hd in 0..heads {
-                let base = r0 * h + hd * d;
-                let p = &mut saved.probs[poff..poff + s * s];
-                kernels::matmul(
-                    MatMut::dense(p, s, s),
-                    head(&saved.q, base, s, d, h),
-                    Rhs::Dense(head(&saved.k, base, s, d, h).t()),
-                    false,
-                    scale,
-                    &mut ws.gemm,
-                );
-                kernels::softmax_rows(p, s);
-                mm(
-                    head_mut(&mut saved.ctx, base, s, d, h),
-                    MatRef::dense(p, s, s),
-                    head(&saved.v, base, s, d, h),
-                    false,
-                    &mut ws.gemm,
-                );
-                poff += s * s;
-            }
-        }
+        let sa = &a.self_attention;
+        threads::linear_forward(par, &sa.query, x_in, t, &mut saved.q, &mut ws.lanes);
+        threads::linear_forward(par, &sa.key, x_in, t, &mut saved.k, &mut ws.lanes);
+        threads::linear_forward(par, &sa.value, x_in, t, &mut saved.v, &mut ws.lanes);
+        threads::attention_forward(
+            par,
+            shape,
+            (&saved.q, &saved.k, &saved.v),
+            &mut saved.probs,
+            &mut saved.ctx,
+            &mut ws.lanes,
+        );
         // y1 = LN1(ctx Woᵀ + bo + x_in)
-        a.output
-            .dense
-            .forward(&saved.ctx, t, &mut saved.y1, &mut ws.gemm);
+        threads::linear_forward(
+            par,
+            &a.output.dense,
+            &saved.ctx,
+            t,
+            &mut saved.y1,
+            &mut ws.lanes,
+        );
         saved.y1[..t * h]
             .iter_mut()
             .zip(x_in)
@@ -210,14 +199,14 @@ pub(crate) fn encoder_forward(
         // g = gelu(y1 Wiᵀ + bi)
         let inter = &layer.intermediate.dense;
         let iw = inter.out_features();
-        inter.forward(&saved.y1, t, &mut saved.u, &mut ws.gemm);
+        threads::linear_forward(par, inter, &saved.y1, t, &mut saved.u, &mut ws.lanes);
         saved.g[..t * iw].copy_from_slice(&saved.u[..t * iw]);
-        kernels::activate_in_place(Activation::Gelu, &mut saved.g[..t * iw]);
+        threads::chunks(par, ws.lanes.len(), &mut saved.g[..t * iw], &|c| {
+            kernels::activate_in_place(Activation::Gelu, c)
+        });
         // x = LN2(g Wo2ᵀ + bo2 + y1)
-        layer
-            .output
-            .dense
-            .forward(&saved.g, t, &mut ws.x, &mut ws.gemm);
+        let out = &layer.output.dense;
+        threads::linear_forward(par, out, &saved.g, t, &mut ws.x, &mut ws.lanes);
         ws.x[..t * h]
             .iter_mut()
             .zip(&saved.y1[..t * h])
@@ -247,6 +236,14 @@ pub(crate) fn encoder_backward(
     let (h, heads, d) = (c.hidden_size, c.num_attention_heads, c.head_dim());
     let t = ws.offsets[batch.batch_size];
     let scale = 1.0 / libm::sqrtf(d as f32);
+    let par = ws.par;
+    let shape = threads::Heads {
+        offsets: &ws.offsets[..=batch.batch_size],
+        heads,
+        d,
+        h,
+        scale,
+    };
     for (l, (layer, saved)) in bert.encoder.layer.iter().zip(&ws.layers).enumerate().rev() {
         let base = EMBEDDINGS + l * PER_LAYER;
         let a = &layer.attention;
@@ -268,36 +265,38 @@ pub(crate) fn encoder_backward(
         let out = &layer.output.dense;
         let iw = out.in_features();
         let (gw, gb) = grads.pair(base + 12, base + 13);
-        linear_backward(
+        threads::linear_backward(
+            par,
             &saved.g,
             weight(out)?,
             &ws.da,
-            t,
-            iw,
-            h,
+            (t, iw, h),
             Some((&mut ws.du, false)),
             gw,
             Some(gb),
-            &mut ws.gemm,
+            &mut ws.lanes,
         );
-        for (g, &u) in ws.du[..t * iw].iter_mut().zip(&saved.u[..t * iw]) {
-            *g *= gelu_grad(u);
-        }
+        threads::zip_map(
+            par,
+            ws.lanes.len(),
+            &mut ws.du[..t * iw],
+            &saved.u,
+            &|g, u| *g *= gelu_grad(u),
+        );
         // dy1 = da (residual) + du Wi
         ws.dx[..t * h].copy_from_slice(&ws.da[..t * h]);
         let inter = &layer.intermediate.dense;
         let (gw, gb) = grads.pair(base + 10, base + 11);
-        linear_backward(
+        threads::linear_backward(
+            par,
             &saved.y1,
             weight(inter)?,
             &ws.du,
-            t,
-            h,
-            iw,
+            (t, h, iw),
             Some((&mut ws.dx, true)),
             gw,
             Some(gb),
-            &mut ws.gemm,
+            &mut ws.lanes,
         );
         // LN1: dx (dy1) -> da (d of ctx Woᵀ + bo + x_in)
         let n1 = &a.output.layer_norm;
@@ -316,60 +315,25 @@ pub(crate) fn encoder_backward(
         }
         ws.dx[..t * h].copy_from_slice(&ws.da[..t * h]);
         let (gw, gb) = grads.pair(base + 6, base + 7);
-        linear_backward(
+        threads::linear_backward(
+            par,
             &saved.ctx,
             weight(&a.output.dense)?,
             &ws.da,
-            t,
-            h,
-            h,
+            (t, h, h),
             Some((&mut ws.dctx, false)),
             gw,
             Some(gb),
-            &mut ws.gemm,
+            &mut ws.lanes,
         );
         // Attention, per sequence and head.
-        let mut poff = 0;
-        for b in 0..batch.batch_size {
-            let (r0, s) = (ws.offsets[b], ws.offsets[b + 1] - ws.offsets[b]);
-            for hd in 0..heads {
-                let hb = r0 * h + hd * d;
-                let p = &saved.probs[poff..poff + s * s];
-                let dp = &mut ws.dprobs[..s * s];
-                mm(
-                    MatMut::dense(dp, s, s),
-                    head(&ws.dctx, hb, s, d, h),
-                    head(&saved.v, hb, s, d, h).t(),
-                    false,
-                    &mut ws.gemm,
-                );
-                mm(
-                    head_mut(&mut ws.dv, hb, s, d, h),
-                    MatRef::dense(p, s, s).t(),
-                    head(&ws.dctx, hb, s, d, h),
-                    false,
-                    &mut ws.gemm,
-                );
-                softmax_backward(p, dp, s);
-                kernels::matmul(
-                    head_mut(&mut ws.dq, hb, s, d, h),
-                    MatRef::dense(dp, s, s),
-                    Rhs::Dense(head(&saved.k, hb, s, d, h)),
-                    false,
-                    scale,
-                    &mut ws.gemm,
-                );
-                kernels::matmul(
-                    head_mut(&mut ws.dk, hb, s, d, h),
-                    MatRef::dense(dp, s, s).t(),
-                    Rhs::Dense(head(&saved.q, hb, s, d, h)),
-                    false,
-                    scale,
-                    &mut ws.gemm,
-                );
-                poff += s * s;
-            }
-        }
+        threads::attention_backward(
+            par,
+            shape,
+            (&saved.q, &saved.k, &saved.v, &saved.probs, &ws.dctx),
+            (&mut ws.dq, &mut ws.dk, &mut ws.dv),
+            &mut ws.lanes,
+        );
         for (j, (lin, dy)) in [
             (&a.self_attention.query, &ws.dq),
             (&a.self_attention.key, &ws.dk),
@@ -379,17 +343,16 @@ pub(crate) fn encoder_backward(
         .enumerate()
         {
             let (gw, gb) = grads.pair(base + 2 * j, base + 2 * j + 1);
-            linear_backward(
+            threads::linear_backward(
+                par,
                 &saved.x_in,
                 weight(lin)?,
                 dy,
-                t,
-                h,
-                h,
+                (t, h, h),
                 Some((&mut ws.dx, true)),
                 gw,
                 Some(gb),
-                &mut ws.gemm,
+                &mut ws.lanes,
             );
         }
     }

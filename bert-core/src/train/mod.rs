@@ -18,6 +18,7 @@ mod pooled;
 pub mod pretrain;
 pub mod qa;
 pub mod seqcls;
+mod threads;
 pub mod tokcls;
 pub mod workspace;
 

@@ -42,11 +42,11 @@ pub(crate) fn pooled_forward(
     }
     pooler(bert)?
         .dense
-        .forward(&ws.cls, bsz, &mut ws.pooled, &mut ws.gemm);
+        .forward(&ws.cls, bsz, &mut ws.pooled, &mut ws.lanes[0].gemm);
     ws.pooled[..bsz * h]
         .iter_mut()
         .for_each(|v| *v = libm::tanhf(*v));
-    head.forward(&ws.pooled, bsz, &mut ws.logits, &mut ws.gemm);
+    head.forward(&ws.pooled, bsz, &mut ws.logits, &mut ws.lanes[0].gemm);
     crate::pretraining::cross_entropy(&ws.logits[..bsz * classes], classes, labels)
 }
 
@@ -89,7 +89,7 @@ pub(crate) fn pooled_backward(
         Some((&mut ws.dpooled, false)),
         gw,
         Some(gb),
-        &mut ws.gemm,
+        &mut ws.lanes[0].gemm,
     );
     for (g, p) in ws.dpooled[..bsz * h].iter_mut().zip(&ws.pooled[..bsz * h]) {
         *g *= 1.0 - p * p;
@@ -105,7 +105,7 @@ pub(crate) fn pooled_backward(
         Some((&mut ws.dcls, false)),
         gw,
         Some(gb),
-        &mut ws.gemm,
+        &mut ws.lanes[0].gemm,
     );
     for b in 0..bsz {
         let r0 = ws.offsets[b];

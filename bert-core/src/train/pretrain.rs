@@ -14,16 +14,18 @@ use super::encoder::{
     check_trainable, encoder_backward, encoder_forward, encoder_grads, weight, EMBEDDINGS,
     PER_LAYER,
 };
-use super::ops::{gelu_grad, layer_norm_backward, layer_norm_save, linear_backward, mm};
+use super::ops::{gelu_grad, layer_norm_backward, layer_norm_save};
 use super::pooled::{check_tanh_pooler, pooled_backward, pooled_forward};
+use super::threads::{self, Lane};
 use super::workspace::TrainWorkspace;
 use super::Grads;
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::heads::{BertForMaskedLM, BertForPreTraining, BertLMPredictionHead};
-use crate::kernels::{self, GemmNeeds, GemmScratch, MatMut, MatRef};
+use crate::kernels::{self, GemmNeeds, MatRef};
 use crate::model::{Batch, BertModel};
 use crate::nn::Linear;
+use crate::parallel::Parallel;
 use crate::pretraining::{PreTrainingLoss, IGNORE_INDEX};
 use crate::tensor::{Matrix, Storage};
 
@@ -50,8 +52,21 @@ pub struct PreTrainWorkspace {
     logits: Vec<f32>,
     dy: Vec<f32>,
     dmx: Vec<f32>,
-    /// Scratch for the decoder's products (depth up to the vocabulary).
-    gemm: GemmScratch,
+    /// One per thread, for the decoder's products (depth up to the vocabulary).
+    lanes: Vec<Lane>,
+    needs: GemmNeeds,
+}
+
+impl PreTrainWorkspace {
+    /// Run the step's products on `threads` threads (see [`TrainWorkspace::set_threads`]).
+    pub fn set_threads(&mut self, threads: usize, parallel: &'static dyn Parallel) {
+        self.encoder.set_threads(threads, parallel);
+        let threads = threads.clamp(1, 256);
+        self.lanes.truncate(threads);
+        while self.lanes.len() < threads {
+            self.lanes.push(Lane::new(self.needs, 0));
+        }
+    }
 }
 
 fn matrix<'s>(m: &'s Matrix<'_>) -> Result<&'s [f32]> {
@@ -158,6 +173,11 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
                 limit: crate::model::MAX_BUFFER_ELEMENTS,
             });
         }
+        let needs = GemmNeeds {
+            rows: max_masked,
+            depth: v.max(h).max(max_masked),
+            int8: false,
+        };
         Ok(PreTrainWorkspace {
             encoder: TrainWorkspace::new(self.bert, 2, max_batch, max_seq)?,
             max_masked,
@@ -171,11 +191,8 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
             logits: vec![0.0; max_masked * v],
             dy: vec![0.0; max_masked * h],
             dmx: vec![0.0; max_masked * h],
-            gemm: GemmScratch::new(GemmNeeds {
-                rows: max_masked,
-                depth: v.max(h).max(max_masked),
-                int8: false,
-            }),
+            lanes: vec![Lane::new(needs, 0)],
+            needs,
         })
     }
 
@@ -189,6 +206,28 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
         nsp_labels: Option<&[i64]>,
         ws: &mut PreTrainWorkspace,
         grads: &mut Grads,
+    ) -> Result<PreTrainingLoss> {
+        self.run(batch, mlm_labels, nsp_labels, ws, Some(grads))
+    }
+
+    /// The loss alone (the forward; no gradient), e.g. on held-out data.
+    pub fn loss(
+        &self,
+        batch: &Batch<'_>,
+        mlm_labels: &[i64],
+        nsp_labels: Option<&[i64]>,
+        ws: &mut PreTrainWorkspace,
+    ) -> Result<PreTrainingLoss> {
+        self.run(batch, mlm_labels, nsp_labels, ws, None)
+    }
+
+    fn run(
+        &self,
+        batch: &Batch<'_>,
+        mlm_labels: &[i64],
+        nsp_labels: Option<&[i64]>,
+        ws: &mut PreTrainWorkspace,
+        grads: Option<&mut Grads>,
     ) -> Result<PreTrainingLoss> {
         let c = &self.bert.config;
         batch.validate(c)?;
@@ -258,6 +297,14 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
             Some((head, labels)) => pooled_forward(self.bert, head, labels, bsz, enc)?,
             None => 0.0,
         };
+        let loss = PreTrainingLoss {
+            total: mlm + nsp_loss,
+            mlm,
+            nsp: nsp_loss,
+        };
+        let Some(grads) = grads else {
+            return Ok(loss);
+        };
         // Backward: the heads into dx, then the encoder.
         enc.dx[..t * h].fill(0.0);
         self.mlm_backward(m, ws, grads)?;
@@ -268,11 +315,7 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
             pooled_backward(self.bert, head, labels, bsz, (p, sr), enc, grads)?;
         }
         encoder_backward(self.bert, batch, enc, grads)?;
-        Ok(PreTrainingLoss {
-            total: mlm + nsp_loss,
-            mlm,
-            nsp: nsp_loss,
-        })
+        Ok(loss)
     }
 
     /// The decoder's weight: its own, or the word embeddings it is tied to.
@@ -293,7 +336,8 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
         for (k, &r) in ws.rows[..m].iter().enumerate() {
             ws.mx[k * h..(k + 1) * h].copy_from_slice(&ws.encoder.x[r * h..(r + 1) * h]);
         }
-        tr.dense.forward(&ws.mx, m, &mut ws.u, &mut ws.encoder.gemm);
+        let par = ws.encoder.par;
+        threads::linear_forward(par, &tr.dense, &ws.mx, m, &mut ws.u, &mut ws.encoder.lanes);
         ws.y[..m * h].copy_from_slice(&ws.u[..m * h]);
         kernels::activate_in_place(Activation::Gelu, &mut ws.y[..m * h]);
         let n = &tr.layer_norm;
@@ -305,12 +349,14 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
             &mut ws.xhat[..m * h],
             &mut ws.rstd[..m],
         );
-        mm(
-            MatMut::dense(&mut ws.logits[..m * v], m, v),
-            MatRef::dense(&ws.y[..m * h], m, h),
+        threads::matmul_rows(
+            par,
+            &mut ws.logits,
+            &ws.y,
             MatRef::dense(self.decoder()?, v, h).t(),
+            m,
             false,
-            &mut ws.gemm,
+            &mut ws.lanes,
         );
         let bias = &self.predictions.bias;
         let mut total = 0.0f64;
@@ -353,19 +399,25 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
         } else {
             0
         };
-        mm(
-            MatMut::dense(grads.slot(decoder_slot), v, h),
-            MatRef::dense(dlogits, m, v).t(),
-            MatRef::dense(&ws.y[..m * h], m, h),
-            true,
-            &mut ws.gemm,
+        let par = ws.encoder.par;
+        threads::weight_grad(
+            par,
+            grads.slot(decoder_slot),
+            dlogits,
+            (0, v, v),
+            &ws.y,
+            m,
+            h,
+            &mut ws.lanes,
         );
-        mm(
-            MatMut::dense(&mut ws.dy[..m * h], m, h),
-            MatRef::dense(dlogits, m, v),
+        threads::matmul_rows(
+            par,
+            &mut ws.dy,
+            dlogits,
             MatRef::dense(self.decoder()?, v, h),
+            m,
             false,
-            &mut ws.gemm,
+            &mut ws.lanes,
         );
         let tr = &self.predictions.transform;
         {
@@ -390,17 +442,16 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
             *d = g * gelu_grad(u);
         }
         let (gw, gb) = grads.pair(base, base + 1);
-        linear_backward(
+        threads::linear_backward(
+            par,
             &ws.mx,
             weight(&tr.dense)?,
             &ws.dy,
-            m,
-            h,
-            h,
+            (m, h, h),
             Some((&mut ws.dmx, false)),
             gw,
             Some(gb),
-            &mut ws.encoder.gemm,
+            &mut ws.encoder.lanes,
         );
         for (k, &r) in ws.rows[..m].iter().enumerate() {
             ws.encoder.dx[r * h..(r + 1) * h]

@@ -79,7 +79,8 @@ impl<'m, 'a> QaTrainer<'m, 'a> {
             });
         }
         let t = encoder_forward(&m.bert, batch, ws)?;
-        m.qa_outputs.forward(&ws.x, t, &mut ws.logits, &mut ws.gemm);
+        m.qa_outputs
+            .forward(&ws.x, t, &mut ws.logits, &mut ws.lanes[0].gemm);
         let mut total = 0.0f64;
         for b in 0..bsz {
             let (r0, r1) = (ws.offsets[b], ws.offsets[b + 1]);
@@ -114,7 +115,7 @@ impl<'m, 'a> QaTrainer<'m, 'a> {
             Some((&mut ws.dx, false)),
             gw,
             Some(gb),
-            &mut ws.gemm,
+            &mut ws.lanes[0].gemm,
         );
         encoder_backward(&m.bert, batch, ws, grads)?;
         Ok((total / (2 * bsz) as f64) as f32)

@@ -83,7 +83,8 @@ impl<'m, 'a> TokClsTrainer<'m, 'a> {
             });
         }
         let t = encoder_forward(&m.bert, batch, ws)?;
-        m.classifier.forward(&ws.x, t, &mut ws.logits, &mut ws.gemm);
+        m.classifier
+            .forward(&ws.x, t, &mut ws.logits, &mut ws.lanes[0].gemm);
         // Cross-entropy over the labelled packed rows; its gradient in the same pass.
         let counted = (0..t)
             .filter(|&r| labels[ws.packed[r] as usize] != IGNORE_INDEX)
@@ -127,7 +128,7 @@ impl<'m, 'a> TokClsTrainer<'m, 'a> {
             Some((&mut ws.dx, false)),
             gw,
             Some(gb),
-            &mut ws.gemm,
+            &mut ws.lanes[0].gemm,
         );
         encoder_backward(&m.bert, batch, ws, grads)?;
         Ok((total / counted as f64) as f32)

@@ -5,9 +5,11 @@ use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use super::threads::Lane;
 use crate::error::{Error, Result};
-use crate::kernels::{GemmNeeds, GemmScratch};
+use crate::kernels::GemmNeeds;
 use crate::model::BertModel;
+use crate::parallel::{Parallel, Sequential};
 
 /// What one layer's forward keeps for its backward.
 #[derive(Debug, Clone, Default)]
@@ -28,7 +30,6 @@ pub(crate) struct LayerSaved {
 }
 
 /// Every buffer of a training step, allocated once for up to (`max_batch`, `max_seq`).
-#[derive(Debug)]
 pub struct TrainWorkspace {
     pub(crate) max_batch: usize,
     pub(crate) max_seq: usize,
@@ -48,11 +49,23 @@ pub struct TrainWorkspace {
     pub(crate) dk: Vec<f32>,
     pub(crate) dv: Vec<f32>,
     pub(crate) du: Vec<f32>,
-    pub(crate) dprobs: Vec<f32>,
     pub(crate) dcls: Vec<f32>,
     pub(crate) dpooled: Vec<f32>,
     pub(crate) dlogits: Vec<f32>,
-    pub(crate) gemm: GemmScratch,
+    /// One per thread; the first serves the one-thread parts.
+    pub(crate) lanes: Vec<Lane>,
+    pub(crate) par: &'static dyn Parallel,
+    needs: GemmNeeds,
+}
+
+impl core::fmt::Debug for TrainWorkspace {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TrainWorkspace")
+            .field("max_batch", &self.max_batch)
+            .field("max_seq", &self.max_seq)
+            .field("threads", &self.lanes.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl TrainWorkspace {
@@ -74,6 +87,11 @@ impl TrainWorkspace {
                 limit: crate::model::MAX_BUFFER_ELEMENTS,
             })?;
         let probs = max_batch * heads * max_seq * max_seq;
+        let needs = GemmNeeds {
+            rows: t,
+            depth: h.max(i).max(t).max(max_seq),
+            int8: false,
+        };
         let layer = LayerSaved {
             x_in: vec![0.0; t * h],
             q: vec![0.0; t * h],
@@ -108,15 +126,24 @@ impl TrainWorkspace {
             dk: vec![0.0; t * h],
             dv: vec![0.0; t * h],
             du: vec![0.0; t * i],
-            dprobs: vec![0.0; max_seq * max_seq],
             dcls: vec![0.0; max_batch * h],
             dpooled: vec![0.0; max_batch * h],
             dlogits: vec![0.0; t * labels],
-            gemm: GemmScratch::new(GemmNeeds {
-                rows: t,
-                depth: h.max(i).max(t).max(max_seq),
-                int8: false,
-            }),
+            lanes: vec![Lane::new(needs, max_seq * max_seq)],
+            par: &Sequential,
+            needs,
         })
+    }
+
+    /// Run the step's products on `threads` threads through `parallel` (one buffer set per
+    /// thread, made here, once). Results are bit-identical for every thread count.
+    pub fn set_threads(&mut self, threads: usize, parallel: &'static dyn Parallel) {
+        let threads = threads.clamp(1, 256);
+        let dprobs = self.max_seq * self.max_seq;
+        self.lanes.truncate(threads);
+        while self.lanes.len() < threads {
+            self.lanes.push(Lane::new(self.needs, dprobs));
+        }
+        self.par = parallel;
     }
 }

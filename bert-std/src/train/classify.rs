@@ -129,6 +129,7 @@ pub fn train_classifier(
             trainer.workspace(o.batch_size, o.max_seq_len)?,
         )
     };
+    ws.set_threads(rayon::current_num_threads(), &crate::batching::RayonJoin);
     let encode =
         |e: &Example| tokenizer.encode_truncated(&e.text, e.pair.as_deref(), o.max_seq_len);
     let train_enc = train.iter().map(encode).collect::<Result<Vec<_>>>()?;

@@ -1,17 +1,18 @@
 //! Fine-tuning in Rust on the core's hand-written backward pass ([`bert_core::train`]):
 //! classification data ([`data`]), QA data ([`qa_data`]), the tasks ([`classify`], [`ner`],
-//! [`qa`]) on one shared epoch loop (shuffle, step, clip, schedule, checkpoint) and
-//! HF-directory checkpoints ([`checkpoint`]). `bert train classify|ner|qa` is the command-line
-//! face.
+//! [`qa`], [`pretrain`]) on one shared epoch loop (shuffle, step, clip, schedule, checkpoint) and
+//! HF-directory checkpoints ([`checkpoint`]). `bert train classify|ner|qa|pretrain` is
+//! the command-line face.
 //!
-//! Status: sequence classification (single texts or pairs), token classification (NER) and
-//! extractive QA on BERT-block encoders. MLM + NSP training, dropout, resuming and a
+//! Status: sequence classification (single texts or pairs), token classification (NER),
+//! extractive QA and MLM + NSP pre-training on BERT-block encoders. Dropout, resuming and a
 //! multi-threaded backward are not done yet.
 
 pub mod checkpoint;
 pub mod classify;
 pub mod data;
 pub mod ner;
+pub mod pretrain;
 pub mod qa;
 pub mod qa_data;
 

@@ -201,6 +201,7 @@ pub fn train_ner(
         let t = TokClsTrainer::new(&model)?;
         (t.grads(), t.workspace(o.batch_size, o.max_seq_len)?)
     };
+    ws.set_threads(rayon::current_num_threads(), &crate::batching::RayonJoin);
     let pad = tok.special.pad;
     let run = super::Run {
         options: o,

@@ -1,4 +1,4 @@
-//! `bert train classify|ner|qa`: fine-tune a task model (see `bert_std::train`).
+//! `bert train classify|ner|qa|pretrain`: fine-tune or pre-train a task model (see `bert_std::train`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -28,6 +28,10 @@ pub enum TrainKind {
     /// `answer` or `answers`): answers found verbatim in the passage become spans; scored by
     /// SQuAD exact match and F1 against a word-overlap baseline.
     Qa(QaArgs),
+    /// Continued pre-training (MLM + NSP) on documents: JSON Lines ("passage", "text",
+    /// "context" or "document"; repeated documents read once) or plain text (documents
+    /// separated by blank lines); scored by held-out NSP accuracy and MLM loss.
+    Pretrain(PretrainArgs),
 }
 
 /// What every `bert train` command takes.
@@ -138,6 +142,25 @@ pub struct QaArgs {
     /// Share of the windows without the answer that are trained on (as "no answer here").
     #[arg(long, default_value_t = 0.1)]
     pub negative_share: f32,
+    /// Most windows holding the answer trained on per question (default: all).
+    #[arg(long)]
+    pub answer_windows: Option<usize>,
+}
+
+/// `bert train pretrain`.
+#[derive(Args)]
+pub struct PretrainArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr: f32,
+    /// Longest sentence pair in tokens (longer ones are truncated).
+    #[arg(long, default_value_t = 128)]
+    pub max_seq_len: usize,
+    /// Share of the ordinary tokens masked at each step (BERT: 0.15).
+    #[arg(long, default_value_t = 0.15)]
+    pub mlm_probability: f64,
 }
 
 /// A progress bar fed by the training steps: step, loss, learning rate, examples/s, ETA.
@@ -186,6 +209,7 @@ pub fn train(kind: TrainKind) -> Result<ExitCode> {
         TrainKind::Classify(a) => train_classify(a),
         TrainKind::Ner(a) => train_ner(a),
         TrainKind::Qa(a) => train_qa(a),
+        TrainKind::Pretrain(a) => train_pretrain(a),
     }
 }
 
@@ -302,6 +326,7 @@ fn train_qa(a: QaArgs) -> Result<ExitCode> {
     let windows = QaWindows {
         doc_stride: a.doc_stride,
         negative_share: a.negative_share,
+        answer_windows: a.answer_windows.unwrap_or(usize::MAX),
     };
     let started = Instant::now();
     let (bar, progress) = progress_bar();
@@ -320,6 +345,73 @@ fn train_qa(a: QaArgs) -> Result<ExitCode> {
         report.eval_questions,
         report.baseline.0,
         report.baseline.1,
+        report.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn train_pretrain(a: PretrainArgs) -> Result<ExitCode> {
+    use bert_std::train::pretrain::{pretrain, read_corpus};
+    let c = &a.common;
+    let options = c.options(a.lr, a.max_seq_len)?;
+    let base = c.base()?;
+    let (corpus, skipped) = read_corpus(&c.data)?;
+    print_skipped(&c.data, &skipped);
+    let (train, eval) = match &c.eval {
+        Some(p) => {
+            let (e, skipped) = read_corpus(p)?;
+            print_skipped(p, &skipped);
+            (corpus, e)
+        }
+        None => corpus.split(0.2, c.seed),
+    };
+    eprintln!(
+        "pre-training on {} documents ({} sentences), evaluating on {} ({} sentences)",
+        train.documents.len(),
+        train.sentences(),
+        eval.documents.len(),
+        eval.sentences()
+    );
+    let started = Instant::now();
+    let (bar, progress) = progress_bar();
+    let report = pretrain(
+        &base,
+        &train,
+        &eval,
+        &options,
+        a.mlm_probability,
+        &c.out,
+        progress,
+    )?;
+    bar.finish_and_clear();
+    let mean = |xs: &[(f32, f32)]| {
+        let n = xs.len().max(1) as f32;
+        (
+            xs.iter().map(|p| p.0).sum::<f32>() / n,
+            xs.iter().map(|p| p.1).sum::<f32>() / n,
+        )
+    };
+    let k = report.parts.len().min(20);
+    let (first, last) = (
+        mean(&report.parts[..k]),
+        mean(&report.parts[report.parts.len() - k..]),
+    );
+    eprintln!(
+        "trained {} steps on {} pairs in {:.1} s; MLM loss {:.3} -> {:.3}, NSP loss {:.3} -> \
+         {:.3} (first and last {k} steps); held-out: MLM loss {:.3} -> {:.3}, NSP accuracy \
+         {:.3} on {} pairs (majority {:.3}); model and loss_curve.svg in {}",
+        report.losses.len(),
+        report.pairs,
+        started.elapsed().as_secs_f64(),
+        first.0,
+        last.0,
+        first.1,
+        last.1,
+        report.eval_mlm.0,
+        report.eval_mlm.1,
+        report.nsp_accuracy,
+        report.eval_pairs,
+        report.nsp_majority,
         report.out.display()
     );
     Ok(ExitCode::SUCCESS)

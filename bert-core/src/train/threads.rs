@@ -1,0 +1,377 @@
+//! The training step's products over threads, as the inference forward splits them: the work
+//! is cut in halves (rows of a product, output rows of a weight gradient, groups of sequences in
+//! attention), each half with its own [`Lane`] (GEMM scratch and attention-gradient buffer), run
+//! through [`Parallel::join`]. No element is computed differently from the one-thread path (the
+//! same kernel, the same depth order), so the results are bit-identical for any thread count.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::ops::{head, head_mut, softmax_backward};
+use crate::kernels::{self, GemmNeeds, GemmScratch, MatMut, MatRef, Rhs};
+use crate::nn::Linear;
+use crate::parallel::Parallel;
+
+/// Fewest rows (or weight rows) worth handing to another thread.
+const MIN_ROWS: usize = 16;
+
+/// What one thread of a training step owns.
+#[derive(Debug)]
+pub(crate) struct Lane {
+    pub(crate) gemm: GemmScratch,
+    pub(crate) dprobs: Vec<f32>,
+}
+
+impl Lane {
+    pub(crate) fn new(needs: GemmNeeds, dprobs: usize) -> Self {
+        Lane {
+            gemm: GemmScratch::new(needs),
+            dprobs: vec![0.0; dprobs],
+        }
+    }
+}
+
+/// `out = x · Wᵀ + b` (`x` `[t, k]`), rows split over the lanes.
+pub(crate) fn linear_forward(
+    par: &dyn Parallel,
+    lin: &Linear<'_>,
+    x: &[f32],
+    t: usize,
+    out: &mut [f32],
+    lanes: &mut [Lane],
+) {
+    let (k, n) = (lin.in_features(), lin.out_features());
+    if lanes.len() < 2 || t < 2 * MIN_ROWS {
+        lin.forward(x, t, out, &mut lanes[0].gemm);
+        return;
+    }
+    let (l1, l2) = lanes.split_at_mut(lanes.len() / 2);
+    let t1 = t * l1.len() / (l1.len() + l2.len());
+    let (x1, x2) = x[..t * k].split_at(t1 * k);
+    let (o1, o2) = out[..t * n].split_at_mut(t1 * n);
+    par.join(
+        &mut || linear_forward(par, lin, x1, t1, o1, l1),
+        &mut || linear_forward(par, lin, x2, t - t1, o2, l2),
+    );
+}
+
+/// `out (+)= a · b` for `a` `[t, k]` dense and any `b` `[k, n]`, rows of `a` and `out` split
+/// over the lanes.
+pub(crate) fn matmul_rows(
+    par: &dyn Parallel,
+    out: &mut [f32],
+    a: &[f32],
+    b: MatRef<'_>,
+    t: usize,
+    accumulate: bool,
+    lanes: &mut [Lane],
+) {
+    let (k, n) = (b.rows, b.cols);
+    if lanes.len() < 2 || t < 2 * MIN_ROWS {
+        kernels::matmul(
+            MatMut::dense(&mut out[..t * n], t, n),
+            MatRef::dense(&a[..t * k], t, k),
+            Rhs::Dense(b),
+            accumulate,
+            1.0,
+            &mut lanes[0].gemm,
+        );
+        return;
+    }
+    let (l1, l2) = lanes.split_at_mut(lanes.len() / 2);
+    let t1 = t * l1.len() / (l1.len() + l2.len());
+    let (a1, a2) = a[..t * k].split_at(t1 * k);
+    let (o1, o2) = out[..t * n].split_at_mut(t1 * n);
+    par.join(
+        &mut || matmul_rows(par, o1, a1, b, t1, accumulate, l1),
+        &mut || matmul_rows(par, o2, a2, b, t - t1, accumulate, l2),
+    );
+}
+
+/// `dw[n, k] += dyᵀ · x` for `dy` `[t, n]` (row stride `stride`, starting at column `col`) and
+/// `x` `[t, k]`, the rows of `dw` split over the lanes.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn weight_grad(
+    par: &dyn Parallel,
+    dw: &mut [f32],
+    dy: &[f32],
+    (col, n, stride): (usize, usize, usize),
+    x: &[f32],
+    t: usize,
+    k: usize,
+    lanes: &mut [Lane],
+) {
+    if lanes.len() < 2 || n < 2 * MIN_ROWS {
+        let dy = MatRef {
+            data: &dy[col..],
+            rows: t,
+            cols: n,
+            row_stride: stride,
+            col_stride: 1,
+        };
+        kernels::matmul(
+            MatMut::dense(&mut dw[..n * k], n, k),
+            dy.t(),
+            Rhs::Dense(MatRef::dense(&x[..t * k], t, k)),
+            true,
+            1.0,
+            &mut lanes[0].gemm,
+        );
+        return;
+    }
+    let (l1, l2) = lanes.split_at_mut(lanes.len() / 2);
+    let n1 = n * l1.len() / (l1.len() + l2.len());
+    let (w1, w2) = dw[..n * k].split_at_mut(n1 * k);
+    par.join(
+        &mut || weight_grad(par, w1, dy, (col, n1, stride), x, t, k, l1),
+        &mut || weight_grad(par, w2, dy, (col + n1, n - n1, stride), x, t, k, l2),
+    );
+}
+
+/// The backward of `y[t, n] = x[t, k] · Wᵀ + b`: `dx` (`[t, k]`, overwritten or accumulated),
+/// `dw += dyᵀ · x`, `db += Σ_rows dy`, over the lanes.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn linear_backward(
+    par: &dyn Parallel,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    (t, k, n): (usize, usize, usize),
+    dx: Option<(&mut [f32], bool)>,
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    lanes: &mut [Lane],
+) {
+    if let Some((dx, accumulate)) = dx {
+        matmul_rows(par, dx, dy, MatRef::dense(w, n, k), t, accumulate, lanes);
+    }
+    weight_grad(par, dw, dy, (0, n, n), x, t, k, lanes);
+    if let Some(db) = db {
+        for row in dy[..t * n].chunks_exact(n) {
+            db.iter_mut().zip(row).for_each(|(b, g)| *b += g);
+        }
+    }
+}
+
+/// Fewest elements worth handing to another thread in an elementwise pass.
+const MIN_ELEMENTS: usize = 4096;
+
+/// `f` over `a` in pieces, halves on `threads` threads (for elementwise passes such as an
+/// activation: the pieces change nothing in the result).
+pub(crate) fn chunks(
+    par: &dyn Parallel,
+    threads: usize,
+    a: &mut [f32],
+    f: &(dyn Fn(&mut [f32]) + Sync),
+) {
+    if threads < 2 || a.len() < 2 * MIN_ELEMENTS {
+        f(a);
+        return;
+    }
+    let half = threads / 2;
+    let (a1, a2) = a.split_at_mut(a.len() * half / threads);
+    par.join(&mut || chunks(par, half, a1, f), &mut || {
+        chunks(par, threads - half, a2, f)
+    });
+}
+
+/// `f(&mut a[i], b[i])` for every `i`, halves on `threads` threads.
+pub(crate) fn zip_map(
+    par: &dyn Parallel,
+    threads: usize,
+    a: &mut [f32],
+    b: &[f32],
+    f: &(dyn Fn(&mut f32, f32) + Sync),
+) {
+    if threads < 2 || a.len() < 2 * MIN_ELEMENTS {
+        a.iter_mut().zip(b).for_each(|(x, &y)| f(x, y));
+        return;
+    }
+    let half = threads / 2;
+    let cut = a.len() * half / threads;
+    let (a1, a2) = a.split_at_mut(cut);
+    let (b1, b2) = b.split_at(cut);
+    par.join(&mut || zip_map(par, half, a1, b1, f), &mut || {
+        zip_map(par, threads - half, a2, b2, f)
+    });
+}
+
+/// The shapes of one attention call: the packed rows' sequence offsets (absolute), heads,
+/// head width, hidden width, score scale.
+#[derive(Clone, Copy)]
+pub(crate) struct Heads<'o> {
+    pub(crate) offsets: &'o [usize],
+    pub(crate) heads: usize,
+    pub(crate) d: usize,
+    pub(crate) h: usize,
+    pub(crate) scale: f32,
+}
+
+impl<'o> Heads<'o> {
+    fn sequences(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    fn len(&self, b: usize) -> usize {
+        self.offsets[b + 1] - self.offsets[b]
+    }
+
+    /// Where to cut the sequences in two for `share` of the work (Σ s²), and the halves.
+    fn split(&self, share: f32) -> Option<(usize, Heads<'o>, Heads<'o>)> {
+        let total: usize = (0..self.sequences()).map(|b| self.len(b).pow(2)).sum();
+        let mut acc = 0;
+        let cut = (0..self.sequences()).find(|&b| {
+            acc += self.len(b).pow(2);
+            acc as f32 >= share * total as f32
+        })? + 1;
+        if cut == 0 || cut >= self.sequences() {
+            return None;
+        }
+        let (a, b) = (&self.offsets[..=cut], &self.offsets[cut..]);
+        Some((
+            cut,
+            Heads {
+                offsets: a,
+                ..*self
+            },
+            Heads {
+                offsets: b,
+                ..*self
+            },
+        ))
+    }
+
+    /// Elements of `probs` for sequences `..cut`.
+    fn probs_before(&self, cut: usize) -> usize {
+        (0..cut).map(|b| self.heads * self.len(b).pow(2)).sum()
+    }
+}
+
+/// Attention over groups of sequences: `probs = softmax(q kᵀ · scale)` and `ctx = probs · v`
+/// per sequence and head. `probs` and `ctx` are the group's (from its first sequence and row).
+pub(crate) fn attention_forward(
+    par: &dyn Parallel,
+    s: Heads<'_>,
+    (q, k, v): (&[f32], &[f32], &[f32]),
+    probs: &mut [f32],
+    ctx: &mut [f32],
+    lanes: &mut [Lane],
+) {
+    if lanes.len() >= 2 {
+        let (l1, l2) = lanes.split_at_mut(lanes.len() / 2);
+        if let Some((cut, a, b)) = s.split(l1.len() as f32 / (l1.len() + l2.len()) as f32) {
+            let (p1, p2) = probs.split_at_mut(s.probs_before(cut));
+            let (c1, c2) = ctx.split_at_mut((s.offsets[cut] - s.offsets[0]) * s.h);
+            par.join(
+                &mut || attention_forward(par, a, (q, k, v), p1, c1, l1),
+                &mut || attention_forward(par, b, (q, k, v), p2, c2, l2),
+            );
+            return;
+        }
+    }
+    let (h, d) = (s.h, s.d);
+    let first = s.offsets[0];
+    let gemm = &mut lanes[0].gemm;
+    let mut poff = 0;
+    for b in 0..s.sequences() {
+        let (r0, n) = (s.offsets[b], s.len(b));
+        for hd in 0..s.heads {
+            let base = r0 * h + hd * d;
+            let local = (r0 - first) * h + hd * d;
+            let p = &mut probs[poff..poff + n * n];
+            kernels::matmul(
+                MatMut::dense(p, n, n),
+                head(q, base, n, d, h),
+                Rhs::Dense(head(k, base, n, d, h).t()),
+                false,
+                s.scale,
+                gemm,
+            );
+            kernels::softmax_rows(p, n);
+            kernels::matmul(
+                head_mut(ctx, local, n, d, h),
+                MatRef::dense(p, n, n),
+                Rhs::Dense(head(v, base, n, d, h)),
+                false,
+                1.0,
+                gemm,
+            );
+            poff += n * n;
+        }
+    }
+}
+
+/// What the attention backward reads: q, k, v, the probabilities (the group's) and `dctx`.
+type Saved<'s> = (&'s [f32], &'s [f32], &'s [f32], &'s [f32], &'s [f32]);
+
+/// The backward of [`attention_forward`]: from `dctx` to `dq`, `dk`, `dv` (the group's rows).
+pub(crate) fn attention_backward(
+    par: &dyn Parallel,
+    s: Heads<'_>,
+    (q, k, v, probs, dctx): Saved<'_>,
+    (dq, dk, dv): (&mut [f32], &mut [f32], &mut [f32]),
+    lanes: &mut [Lane],
+) {
+    if lanes.len() >= 2 {
+        let (l1, l2) = lanes.split_at_mut(lanes.len() / 2);
+        if let Some((cut, a, b)) = s.split(l1.len() as f32 / (l1.len() + l2.len()) as f32) {
+            let (p1, p2) = probs.split_at(s.probs_before(cut));
+            let rows = (s.offsets[cut] - s.offsets[0]) * s.h;
+            let (q1, q2) = dq.split_at_mut(rows);
+            let (k1, k2) = dk.split_at_mut(rows);
+            let (v1, v2) = dv.split_at_mut(rows);
+            par.join(
+                &mut || attention_backward(par, a, (q, k, v, p1, dctx), (q1, k1, v1), l1),
+                &mut || attention_backward(par, b, (q, k, v, p2, dctx), (q2, k2, v2), l2),
+            );
+            return;
+        }
+    }
+    let (h, d) = (s.h, s.d);
+    let first = s.offsets[0];
+    let Lane { gemm, dprobs } = &mut lanes[0];
+    let mut poff = 0;
+    for b in 0..s.sequences() {
+        let (r0, n) = (s.offsets[b], s.len(b));
+        for hd in 0..s.heads {
+            let base = r0 * h + hd * d;
+            let local = (r0 - first) * h + hd * d;
+            let p = &probs[poff..poff + n * n];
+            let dp = &mut dprobs[..n * n];
+            kernels::matmul(
+                MatMut::dense(dp, n, n),
+                head(dctx, base, n, d, h),
+                Rhs::Dense(head(v, base, n, d, h).t()),
+                false,
+                1.0,
+                gemm,
+            );
+            kernels::matmul(
+                head_mut(dv, local, n, d, h),
+                MatRef::dense(p, n, n).t(),
+                Rhs::Dense(head(dctx, base, n, d, h)),
+                false,
+                1.0,
+                gemm,
+            );
+            softmax_backward(p, dp, n);
+            kernels::matmul(
+                head_mut(dq, local, n, d, h),
+                MatRef::dense(dp, n, n),
+                Rhs::Dense(head(k, base, n, d, h)),
+                false,
+                s.scale,
+                gemm,
+            );
+            kernels::matmul(
+                head_mut(dk, local, n, d, h),
+                MatRef::dense(dp, n, n).t(),
+                Rhs::Dense(head(q, base, n, d, h)),
+                false,
+                s.scale,
+                gemm,
+            );
+            poff += n * n;
+        }
+    }
+}
