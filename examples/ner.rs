@@ -37,6 +37,8 @@ pub const DEFAULT_TRAINING: TrainOptions = TrainOptions {
     seed: 42,
     warmup_ratio: 0.1,
     weight_decay: 0.01,
+    resume: false,
+    dropout: true,
 };
 
 fn default_model() -> bert_std::Result<PathBuf> {

@@ -317,3 +317,71 @@ fn threaded_steps_are_bit_identical_to_one_thread() {
         }
     }
 }
+
+/// Training-mode dropout (hidden, attention and classifier 0.1) with the project's masks, which
+/// goldens/generate_train.py rebuilds in PyTorch: sequence and token classification losses and
+/// every gradient as torch.autograd; the same bits on 2 threads.
+#[test]
+fn dropout_gradients_match_torch_with_the_same_masks() {
+    use bert_core::train::dropout::Dropout;
+    use bert_core::train::tokcls::TokClsTrainer;
+    use bert_core::BertForTokenClassification;
+    let golden = Golden::open("train_dropout.safetensors");
+    let dropout = Some(Dropout {
+        hidden: 0.1,
+        attention: 0.1,
+        classifier: 0.1,
+        seed: 1234,
+    });
+    let (encoder, config, head) = minilm_with_head("seqcls");
+    let weights = Weights::from_buffers(&[&encoder, &head]).unwrap();
+    let model = BertForSequenceClassification::load(&config, &weights).unwrap();
+    let inputs = golden.inputs("seq.inputs");
+    let (labels, _) = golden.i64("seq.inputs.labels");
+    let trainer = SeqClsTrainer::new(&model).unwrap();
+    let mut results = Vec::new();
+    for threads in [1, 2] {
+        let mut grads = trainer.grads();
+        let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
+        ws.set_dropout(dropout);
+        ws.set_threads(threads, &ScopedJoin);
+        let loss = trainer
+            .loss_and_grads(&inputs.batch(), &labels, &mut ws, &mut grads)
+            .unwrap();
+        let want = golden.f32("seq.loss").0[0];
+        assert!((loss - want).abs() < 1e-5, "loss {loss} vs {want}");
+        let (worst, name, checked) = compare_grads(&golden, "seq.", &grads, config.hidden_size);
+        eprintln!("dropout, sequence classification: {checked} values, worst {worst:.3e} ({name})");
+        assert!(worst <= 1e-5, "{worst} in {name}");
+        results.push((loss, grads));
+    }
+    assert_eq!(results[0].0, results[1].0);
+    for ((name, a), (_, b)) in results[0].1.iter().zip(results[1].1.iter()) {
+        assert!(a == b, "{name} differs on 2 threads");
+    }
+
+    let (encoder, config, head) = minilm_with_head("tokcls");
+    let weights = Weights::from_buffers(&[&encoder, &head]).unwrap();
+    let model = BertForTokenClassification::load(&config, &weights).unwrap();
+    let inputs = golden.inputs("tok.inputs");
+    let (labels, _) = golden.i64("tok.inputs.labels");
+    let trainer = TokClsTrainer::new(&model).unwrap();
+    let mut grads = trainer.grads();
+    let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
+    ws.set_dropout(dropout);
+    let loss = trainer
+        .loss_and_grads(&inputs.batch(), &labels, &mut ws, &mut grads)
+        .unwrap();
+    let want = golden.f32("tok.loss").0[0];
+    assert!((loss - want).abs() < 1e-5, "loss {loss} vs {want}");
+    let (worst, name, checked) = compare_grads(&golden, "tok.", &grads, config.hidden_size);
+    eprintln!("dropout, token classification: {checked} values, worst {worst:.3e} ({name})");
+    assert!(worst <= 1e-5, "{worst} in {name}");
+    // Evaluation mode again: the no-dropout loss of the same batch.
+    ws.set_dropout(None);
+    grads.zero();
+    let eval = trainer
+        .loss_and_grads(&inputs.batch(), &labels, &mut ws, &mut grads)
+        .unwrap();
+    assert!(eval != loss);
+}

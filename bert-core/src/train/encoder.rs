@@ -5,6 +5,7 @@
 use alloc::format;
 use alloc::string::String;
 
+use super::dropout::{self, Dropout};
 use super::ops::{add_row, gelu_grad, layer_norm_backward, layer_norm_save};
 use super::threads;
 use super::workspace::TrainWorkspace;
@@ -158,7 +159,28 @@ pub(crate) fn encoder_forward(
         h,
         scale,
     };
-    for (layer, saved) in bert.encoder.layer.iter().zip(ws.layers.iter_mut()) {
+    let drop = ws.dropout;
+    let hidden = drop.filter(|d| d.hidden > 0.0);
+    let rows = |mask: &mut [f32], stream: u64, d: Dropout| {
+        dropout::fill_rows(
+            &mut mask[..t * h],
+            &ws.packed[..t],
+            h,
+            (d.seed, stream, d.hidden),
+        );
+    };
+    if let Some(d) = hidden {
+        rows(&mut ws.masks.embeddings, dropout::EMBEDDINGS_STREAM, d);
+        dropout::apply(&mut ws.x[..t * h], &ws.masks.embeddings);
+    }
+    for (l, (layer, saved)) in bert
+        .encoder
+        .layer
+        .iter()
+        .zip(ws.layers.iter_mut())
+        .enumerate()
+    {
+        let [s_probs, s_attn, s_ffn] = dropout::layer_streams(l);
         let a = &layer.attention;
         saved.x_in[..t * h].copy_from_slice(&ws.x[..t * h]);
         let x_in = &saved.x_in[..t * h];
@@ -166,10 +188,25 @@ pub(crate) fn encoder_forward(
         threads::linear_forward(par, &sa.query, x_in, t, &mut saved.q, &mut ws.lanes);
         threads::linear_forward(par, &sa.key, x_in, t, &mut saved.k, &mut ws.lanes);
         threads::linear_forward(par, &sa.value, x_in, t, &mut saved.v, &mut ws.lanes);
+        let probs_mask = match drop.filter(|d| d.attention > 0.0) {
+            Some(d) => {
+                let m = &mut ws.masks.layers[l][0];
+                let rows = (&ws.offsets[..=batch.batch_size], &ws.packed[..t]);
+                attention_mask(
+                    m,
+                    batch.seq_len,
+                    rows,
+                    heads,
+                    (d.seed, s_probs, d.attention),
+                );
+                Some(&ws.masks.layers[l][0][..])
+            }
+            None => None,
+        };
         threads::attention_forward(
             par,
             shape,
-            (&saved.q, &saved.k, &saved.v),
+            (&saved.q, &saved.k, &saved.v, probs_mask),
             &mut saved.probs,
             &mut saved.ctx,
             &mut ws.lanes,
@@ -183,6 +220,10 @@ pub(crate) fn encoder_forward(
             &mut saved.y1,
             &mut ws.lanes,
         );
+        if let Some(d) = hidden {
+            rows(&mut ws.masks.layers[l][1], s_attn, d);
+            dropout::apply(&mut saved.y1[..t * h], &ws.masks.layers[l][1]);
+        }
         saved.y1[..t * h]
             .iter_mut()
             .zip(x_in)
@@ -207,6 +248,10 @@ pub(crate) fn encoder_forward(
         // x = LN2(g Wo2ᵀ + bo2 + y1)
         let out = &layer.output.dense;
         threads::linear_forward(par, out, &saved.g, t, &mut ws.x, &mut ws.lanes);
+        if let Some(d) = hidden {
+            rows(&mut ws.masks.layers[l][2], s_ffn, d);
+            dropout::apply(&mut ws.x[..t * h], &ws.masks.layers[l][2]);
+        }
         ws.x[..t * h]
             .iter_mut()
             .zip(&saved.y1[..t * h])
@@ -244,8 +289,11 @@ pub(crate) fn encoder_backward(
         h,
         scale,
     };
+    let drop = ws.dropout;
+    let hidden = drop.is_some_and(|d| d.hidden > 0.0);
     for (l, (layer, saved)) in bert.encoder.layer.iter().zip(&ws.layers).enumerate().rev() {
         let base = EMBEDDINGS + l * PER_LAYER;
+        let masks = ws.masks.layers.get(l);
         let a = &layer.attention;
         // LN2: dx (dy2) -> da (d of g Wo2ᵀ + bo2 + y1)
         let n2 = &layer.output.layer_norm;
@@ -264,12 +312,20 @@ pub(crate) fn encoder_backward(
         }
         let out = &layer.output.dense;
         let iw = out.in_features();
+        // Through the FFN output's dropout (dq is free until the attention backward).
+        let dy: &[f32] = match masks.filter(|_| hidden) {
+            Some(m) => {
+                masked(&mut ws.dq[..t * h], &ws.da[..t * h], &m[2]);
+                &ws.dq
+            }
+            None => &ws.da,
+        };
         let (gw, gb) = grads.pair(base + 12, base + 13);
         threads::linear_backward(
             par,
             &saved.g,
             weight(out)?,
-            &ws.da,
+            dy,
             (t, iw, h),
             Some((&mut ws.du, false)),
             gw,
@@ -314,12 +370,19 @@ pub(crate) fn encoder_backward(
             );
         }
         ws.dx[..t * h].copy_from_slice(&ws.da[..t * h]);
+        let dy: &[f32] = match masks.filter(|_| hidden) {
+            Some(m) => {
+                masked(&mut ws.dq[..t * h], &ws.da[..t * h], &m[1]);
+                &ws.dq
+            }
+            None => &ws.da,
+        };
         let (gw, gb) = grads.pair(base + 6, base + 7);
         threads::linear_backward(
             par,
             &saved.ctx,
             weight(&a.output.dense)?,
-            &ws.da,
+            dy,
             (t, h, h),
             Some((&mut ws.dctx, false)),
             gw,
@@ -331,6 +394,9 @@ pub(crate) fn encoder_backward(
             par,
             shape,
             (&saved.q, &saved.k, &saved.v, &saved.probs, &ws.dctx),
+            masks
+                .filter(|_| drop.is_some_and(|d| d.attention > 0.0))
+                .map(|m| &m[0][..]),
             (&mut ws.dq, &mut ws.dk, &mut ws.dv),
             &mut ws.lanes,
         );
@@ -356,7 +422,10 @@ pub(crate) fn encoder_backward(
             );
         }
     }
-    // Embedding LayerNorm, then the scatter into the tables.
+    // Embedding dropout and LayerNorm, then the scatter into the tables.
+    if hidden {
+        dropout::apply(&mut ws.dx[..t * h], &ws.masks.embeddings);
+    }
     let e = &bert.embeddings;
     {
         let (gw, gb) = grads.pair(3, 4);
@@ -382,6 +451,40 @@ pub(crate) fn encoder_backward(
         }
     }
     Ok(())
+}
+
+/// `out = dy * mask`.
+fn masked(out: &mut [f32], dy: &[f32], mask: &[f32]) {
+    for ((o, g), m) in out.iter_mut().zip(dy).zip(mask) {
+        *o = g * m;
+    }
+}
+
+/// The attention-probability masks of every sequence and head, in the layout of
+/// `LayerSaved::probs`; element `(b, head, i, j)` of the padded `[batch, heads, seq, seq]`.
+fn attention_mask(
+    mask: &mut [f32],
+    seq_len: usize,
+    (offsets, packed): (&[usize], &[u32]),
+    heads: usize,
+    (seed, stream, p): (u64, u64, f32),
+) {
+    let sl = seq_len as u64;
+    let mut k = 0;
+    for b in 0..offsets.len() - 1 {
+        // Positions in the padded sequence of its real tokens.
+        let pos = |r: usize| packed[r] as u64 % sl;
+        let rows = offsets[b]..offsets[b + 1];
+        for hd in 0..heads as u64 {
+            let base = (b as u64 * heads as u64 + hd) * sl * sl;
+            for i in rows.clone() {
+                for j in rows.clone() {
+                    mask[k] = dropout::factor(seed, stream, base + pos(i) * sl + pos(j), p);
+                    k += 1;
+                }
+            }
+        }
+    }
 }
 
 /// Training runs BERT's block so far: post-norm, absolute positions, token types, no embedding

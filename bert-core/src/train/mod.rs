@@ -10,6 +10,7 @@
 //! linear warm-up/decay schedule and gradient clipping ([`optim`]) matching PyTorch over 20
 //! steps. Dropout and threads in the backward are the next steps.
 
+pub mod dropout;
 mod encoder;
 pub mod ops;
 pub mod optim;

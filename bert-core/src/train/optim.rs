@@ -46,6 +46,26 @@ impl AdamW {
         }
     }
 
+    /// Updates taken so far.
+    pub fn steps(&self) -> u32 {
+        self.step as u32
+    }
+
+    /// Set the number of updates taken (when restoring a saved state).
+    pub fn set_steps(&mut self, steps: u32) {
+        self.step = steps.min(i32::MAX as u32) as i32;
+    }
+
+    /// The first and second moments of parameter `i` (in the order of the `Grads`).
+    pub fn moments(&self, i: usize) -> (&[f32], &[f32]) {
+        (&self.m[i], &self.v[i])
+    }
+
+    /// The same, writable (when restoring a saved state).
+    pub fn moments_mut(&mut self, i: usize) -> (&mut [f32], &mut [f32]) {
+        (&mut self.m[i], &mut self.v[i])
+    }
+
     /// One update of every parameter (`params` in the order of `grads`) at learning rate `lr`.
     pub fn step(&mut self, params: &mut [&mut [f32]], grads: &Grads, lr: f32) {
         self.step += 1;

@@ -4,6 +4,7 @@
 use alloc::string::String;
 use alloc::vec;
 
+use super::dropout::{self, Dropout};
 use super::encoder::weight;
 use super::ops::linear_backward;
 use super::workspace::TrainWorkspace;
@@ -18,13 +19,20 @@ fn pooler<'s>(bert: &'s BertModel<'_>) -> Result<&'s BertPooler<'s>> {
     })
 }
 
-/// `logits[b] = head(tanh(pooler(x[first row of b])))` into `ws.logits`, saving `ws.cls` and
-/// `ws.pooled`; returns the mean cross-entropy against `labels`.
+/// The classifier dropout of this step, when `classifier` asks for it and it is on.
+fn classifier_dropout(ws: &TrainWorkspace, classifier: bool) -> Option<Dropout> {
+    ws.dropout.filter(|d| classifier && d.classifier > 0.0)
+}
+
+/// `logits[b] = head(dropout(tanh(pooler(x[first row of b]))))` into `ws.logits` (dropout when
+/// `classifier` and the workspace has it on: a classifier, not NSP), saving `ws.cls`,
+/// `ws.pooled` (and the dropped copy); returns the mean cross-entropy against `labels`.
 pub(crate) fn pooled_forward(
     bert: &BertModel<'_>,
     head: &Linear<'_>,
     labels: &[i64],
     bsz: usize,
+    classifier: bool,
     ws: &mut TrainWorkspace,
 ) -> Result<f32> {
     let h = bert.config.hidden_size;
@@ -46,18 +54,32 @@ pub(crate) fn pooled_forward(
     ws.pooled[..bsz * h]
         .iter_mut()
         .for_each(|v| *v = libm::tanhf(*v));
-    head.forward(&ws.pooled, bsz, &mut ws.logits, &mut ws.lanes[0].gemm);
+    let input: &[f32] = match classifier_dropout(ws, classifier) {
+        Some(d) => {
+            let n = bsz * h;
+            for (i, m) in ws.masks.classifier[..n].iter_mut().enumerate() {
+                *m = dropout::factor(d.seed, dropout::CLASSIFIER_STREAM, i as u64, d.classifier);
+            }
+            ws.head_in[..n].copy_from_slice(&ws.pooled[..n]);
+            dropout::apply(&mut ws.head_in[..n], &ws.masks.classifier);
+            &ws.head_in
+        }
+        None => &ws.pooled,
+    };
+    head.forward(input, bsz, &mut ws.logits, &mut ws.lanes[0].gemm);
     crate::pretraining::cross_entropy(&ws.logits[..bsz * classes], classes, labels)
 }
 
 /// The backward of [`pooled_forward`]: the pooler's gradients into slots `pooler_slot`,
 /// `pooler_slot + 1`, the head's into `head_slot`, `head_slot + 1`; the `[CLS]` rows' gradient
 /// added to `ws.dx`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn pooled_backward(
     bert: &BertModel<'_>,
     head: &Linear<'_>,
     labels: &[i64],
     bsz: usize,
+    classifier: bool,
     (pooler_slot, head_slot): (usize, usize),
     ws: &mut TrainWorkspace,
     grads: &mut Grads,
@@ -78,9 +100,10 @@ pub(crate) fn pooled_backward(
             *g = ((p - y) / bsz as f64) as f32;
         }
     }
+    let dropped = classifier_dropout(ws, classifier).is_some();
     let (gw, gb) = grads.pair(head_slot, head_slot + 1);
     linear_backward(
-        &ws.pooled,
+        if dropped { &ws.head_in } else { &ws.pooled },
         weight(head)?,
         &ws.dlogits,
         bsz,
@@ -91,6 +114,9 @@ pub(crate) fn pooled_backward(
         Some(gb),
         &mut ws.lanes[0].gemm,
     );
+    if dropped {
+        dropout::apply(&mut ws.dpooled[..bsz * h], &ws.masks.classifier);
+    }
     for (g, p) in ws.dpooled[..bsz * h].iter_mut().zip(&ws.pooled[..bsz * h]) {
         *g *= 1.0 - p * p;
     }

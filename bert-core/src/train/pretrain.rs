@@ -58,6 +58,12 @@ pub struct PreTrainWorkspace {
 }
 
 impl PreTrainWorkspace {
+    /// Training-mode dropout in the encoder (see [`TrainWorkspace::set_dropout`]); the
+    /// pre-training heads have none, as in HF.
+    pub fn set_dropout(&mut self, dropout: Option<super::dropout::Dropout>) {
+        self.encoder.set_dropout(dropout);
+    }
+
     /// Run the step's products on `threads` threads (see [`TrainWorkspace::set_threads`]).
     pub fn set_threads(&mut self, threads: usize, parallel: &'static dyn Parallel) {
         self.encoder.set_threads(threads, parallel);
@@ -294,7 +300,7 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
         let mlm = self.mlm_forward(m, ws)?;
         let enc = &mut ws.encoder;
         let nsp_loss = match nsp {
-            Some((head, labels)) => pooled_forward(self.bert, head, labels, bsz, enc)?,
+            Some((head, labels)) => pooled_forward(self.bert, head, labels, bsz, false, enc)?,
             None => 0.0,
         };
         let loss = PreTrainingLoss {
@@ -312,7 +318,7 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
         if let Some((head, labels)) = nsp {
             let p = self.head_base();
             let sr = p + 7 + usize::from(self.predictions.decoder.is_some());
-            pooled_backward(self.bert, head, labels, bsz, (p, sr), enc, grads)?;
+            pooled_backward(self.bert, head, labels, bsz, false, (p, sr), enc, grads)?;
         }
         encoder_backward(self.bert, batch, enc, grads)?;
         Ok(loss)

@@ -83,7 +83,7 @@ impl<'m, 'a> SeqClsTrainer<'m, 'a> {
             });
         }
         encoder_forward(&m.bert, batch, ws)?;
-        pooled_forward(&m.bert, &m.classifier, labels, batch.batch_size, ws)
+        pooled_forward(&m.bert, &m.classifier, labels, batch.batch_size, true, ws)
     }
 
     /// The backward of the last [`forward`](Self::forward), added to `grads`.
@@ -105,6 +105,7 @@ impl<'m, 'a> SeqClsTrainer<'m, 'a> {
             &m.classifier,
             labels,
             bsz,
+            true,
             (pooler, pooler + 2),
             ws,
             grads,

@@ -19,7 +19,11 @@ const MIN_ROWS: usize = 16;
 #[derive(Debug)]
 pub(crate) struct Lane {
     pub(crate) gemm: GemmScratch,
+    /// The gradient of one attention block's probabilities (and, in the forward, the
+    /// probabilities after dropout).
     pub(crate) dprobs: Vec<f32>,
+    /// One attention block's probabilities after dropout, in the backward.
+    pub(crate) dropped: Vec<f32>,
 }
 
 impl Lane {
@@ -27,6 +31,7 @@ impl Lane {
         Lane {
             gemm: GemmScratch::new(needs),
             dprobs: vec![0.0; dprobs],
+            dropped: vec![0.0; dprobs],
         }
     }
 }
@@ -247,12 +252,15 @@ impl<'o> Heads<'o> {
     }
 }
 
+/// What the attention forward reads: q, k, v and the probabilities' dropout mask (the group's).
+type Inputs<'s> = (&'s [f32], &'s [f32], &'s [f32], Option<&'s [f32]>);
+
 /// Attention over groups of sequences: `probs = softmax(q kᵀ · scale)` and `ctx = probs · v`
 /// per sequence and head. `probs` and `ctx` are the group's (from its first sequence and row).
 pub(crate) fn attention_forward(
     par: &dyn Parallel,
     s: Heads<'_>,
-    (q, k, v): (&[f32], &[f32], &[f32]),
+    (q, k, v, mask): Inputs<'_>,
     probs: &mut [f32],
     ctx: &mut [f32],
     lanes: &mut [Lane],
@@ -260,18 +268,20 @@ pub(crate) fn attention_forward(
     if lanes.len() >= 2 {
         let (l1, l2) = lanes.split_at_mut(lanes.len() / 2);
         if let Some((cut, a, b)) = s.split(l1.len() as f32 / (l1.len() + l2.len()) as f32) {
-            let (p1, p2) = probs.split_at_mut(s.probs_before(cut));
+            let at = s.probs_before(cut);
+            let (p1, p2) = probs.split_at_mut(at);
+            let (m1, m2) = split_mask(mask, at);
             let (c1, c2) = ctx.split_at_mut((s.offsets[cut] - s.offsets[0]) * s.h);
             par.join(
-                &mut || attention_forward(par, a, (q, k, v), p1, c1, l1),
-                &mut || attention_forward(par, b, (q, k, v), p2, c2, l2),
+                &mut || attention_forward(par, a, (q, k, v, m1), p1, c1, l1),
+                &mut || attention_forward(par, b, (q, k, v, m2), p2, c2, l2),
             );
             return;
         }
     }
     let (h, d) = (s.h, s.d);
     let first = s.offsets[0];
-    let gemm = &mut lanes[0].gemm;
+    let Lane { gemm, dprobs, .. } = &mut lanes[0];
     let mut poff = 0;
     for b in 0..s.sequences() {
         let (r0, n) = (s.offsets[b], s.len(b));
@@ -288,6 +298,17 @@ pub(crate) fn attention_forward(
                 gemm,
             );
             kernels::softmax_rows(p, n);
+            // Dropout on the probabilities: ctx from the dropped copy, `probs` kept whole.
+            let p: &[f32] = match mask {
+                Some(m) => {
+                    let dropped = &mut dprobs[..n * n];
+                    for ((o, x), k) in dropped.iter_mut().zip(&*p).zip(&m[poff..poff + n * n]) {
+                        *o = x * k;
+                    }
+                    dropped
+                }
+                None => p,
+            };
             kernels::matmul(
                 head_mut(ctx, local, n, d, h),
                 MatRef::dense(p, n, n),
@@ -301,6 +322,17 @@ pub(crate) fn attention_forward(
     }
 }
 
+/// A mask cut where its probabilities are.
+fn split_mask(mask: Option<&[f32]>, at: usize) -> (Option<&[f32]>, Option<&[f32]>) {
+    match mask {
+        Some(m) => {
+            let (a, b) = m.split_at(at);
+            (Some(a), Some(b))
+        }
+        None => (None, None),
+    }
+}
+
 /// What the attention backward reads: q, k, v, the probabilities (the group's) and `dctx`.
 type Saved<'s> = (&'s [f32], &'s [f32], &'s [f32], &'s [f32], &'s [f32]);
 
@@ -309,27 +341,34 @@ pub(crate) fn attention_backward(
     par: &dyn Parallel,
     s: Heads<'_>,
     (q, k, v, probs, dctx): Saved<'_>,
+    mask: Option<&[f32]>,
     (dq, dk, dv): (&mut [f32], &mut [f32], &mut [f32]),
     lanes: &mut [Lane],
 ) {
     if lanes.len() >= 2 {
         let (l1, l2) = lanes.split_at_mut(lanes.len() / 2);
         if let Some((cut, a, b)) = s.split(l1.len() as f32 / (l1.len() + l2.len()) as f32) {
-            let (p1, p2) = probs.split_at(s.probs_before(cut));
+            let at = s.probs_before(cut);
+            let (p1, p2) = probs.split_at(at);
+            let (m1, m2) = split_mask(mask, at);
             let rows = (s.offsets[cut] - s.offsets[0]) * s.h;
             let (q1, q2) = dq.split_at_mut(rows);
             let (k1, k2) = dk.split_at_mut(rows);
             let (v1, v2) = dv.split_at_mut(rows);
             par.join(
-                &mut || attention_backward(par, a, (q, k, v, p1, dctx), (q1, k1, v1), l1),
-                &mut || attention_backward(par, b, (q, k, v, p2, dctx), (q2, k2, v2), l2),
+                &mut || attention_backward(par, a, (q, k, v, p1, dctx), m1, (q1, k1, v1), l1),
+                &mut || attention_backward(par, b, (q, k, v, p2, dctx), m2, (q2, k2, v2), l2),
             );
             return;
         }
     }
     let (h, d) = (s.h, s.d);
     let first = s.offsets[0];
-    let Lane { gemm, dprobs } = &mut lanes[0];
+    let Lane {
+        gemm,
+        dprobs,
+        dropped,
+    } = &mut lanes[0];
     let mut poff = 0;
     for b in 0..s.sequences() {
         let (r0, n) = (s.offsets[b], s.len(b));
@@ -337,6 +376,18 @@ pub(crate) fn attention_backward(
             let base = r0 * h + hd * d;
             let local = (r0 - first) * h + hd * d;
             let p = &probs[poff..poff + n * n];
+            let m = mask.map(|m| &m[poff..poff + n * n]);
+            // What multiplied v in the forward: the probabilities, after dropout if any.
+            let used: &[f32] = match m {
+                Some(m) => {
+                    let out = &mut dropped[..n * n];
+                    for ((o, x), k) in out.iter_mut().zip(p).zip(m) {
+                        *o = x * k;
+                    }
+                    out
+                }
+                None => p,
+            };
             let dp = &mut dprobs[..n * n];
             kernels::matmul(
                 MatMut::dense(dp, n, n),
@@ -348,12 +399,15 @@ pub(crate) fn attention_backward(
             );
             kernels::matmul(
                 head_mut(dv, local, n, d, h),
-                MatRef::dense(p, n, n).t(),
+                MatRef::dense(used, n, n).t(),
                 Rhs::Dense(head(dctx, base, n, d, h)),
                 false,
                 1.0,
                 gemm,
             );
+            if let Some(m) = m {
+                dp.iter_mut().zip(m).for_each(|(g, k)| *g *= k);
+            }
             softmax_backward(p, dp, n);
             kernels::matmul(
                 head_mut(dq, local, n, d, h),

@@ -5,6 +5,7 @@
 use alloc::format;
 use alloc::string::String;
 
+use super::dropout;
 use super::encoder::{
     check_trainable, encoder_backward, encoder_forward, encoder_grads, weight, EMBEDDINGS,
     PER_LAYER,
@@ -83,8 +84,21 @@ impl<'m, 'a> TokClsTrainer<'m, 'a> {
             });
         }
         let t = encoder_forward(&m.bert, batch, ws)?;
+        // Dropout before the classifier (training mode), element (packed row, j).
+        let dropped = match ws.dropout.filter(|d| d.classifier > 0.0) {
+            Some(d) => {
+                let mask = &mut ws.masks.classifier[..t * h];
+                let p = (d.seed, dropout::CLASSIFIER_STREAM, d.classifier);
+                dropout::fill_rows(mask, &ws.packed[..t], h, p);
+                ws.head_in[..t * h].copy_from_slice(&ws.x[..t * h]);
+                dropout::apply(&mut ws.head_in[..t * h], mask);
+                true
+            }
+            None => false,
+        };
+        let input = if dropped { &ws.head_in } else { &ws.x };
         m.classifier
-            .forward(&ws.x, t, &mut ws.logits, &mut ws.lanes[0].gemm);
+            .forward(input, t, &mut ws.logits, &mut ws.lanes[0].gemm);
         // Cross-entropy over the labelled packed rows; its gradient in the same pass.
         let counted = (0..t)
             .filter(|&r| labels[ws.packed[r] as usize] != IGNORE_INDEX)
@@ -119,7 +133,7 @@ impl<'m, 'a> TokClsTrainer<'m, 'a> {
         let w = EMBEDDINGS + m.bert.encoder.layer.len() * PER_LAYER;
         let (gw, gb) = grads.pair(w, w + 1);
         linear_backward(
-            &ws.x,
+            if dropped { &ws.head_in } else { &ws.x },
             weight(&m.classifier)?,
             &ws.dlogits,
             t,
@@ -130,6 +144,9 @@ impl<'m, 'a> TokClsTrainer<'m, 'a> {
             Some(gb),
             &mut ws.lanes[0].gemm,
         );
+        if dropped {
+            dropout::apply(&mut ws.dx[..t * h], &ws.masks.classifier);
+        }
         encoder_backward(&m.bert, batch, ws, grads)?;
         Ok((total / counted as f64) as f32)
     }

@@ -5,6 +5,7 @@ use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use super::dropout::{Dropout, Masks};
 use super::threads::Lane;
 use crate::error::{Error, Result};
 use crate::kernels::GemmNeeds;
@@ -56,6 +57,14 @@ pub struct TrainWorkspace {
     pub(crate) lanes: Vec<Lane>,
     pub(crate) par: &'static dyn Parallel,
     needs: GemmNeeds,
+    /// Training-mode dropout of the current step, if on.
+    pub(crate) dropout: Option<Dropout>,
+    /// Its masks (allocated the first time dropout is turned on).
+    pub(crate) masks: Masks,
+    /// The classifier's input after dropout.
+    pub(crate) head_in: Vec<f32>,
+    /// (layers, rows × hidden, attention probabilities) at capacity, for the masks.
+    sizes: (usize, usize, usize),
 }
 
 impl core::fmt::Debug for TrainWorkspace {
@@ -132,7 +141,23 @@ impl TrainWorkspace {
             lanes: vec![Lane::new(needs, max_seq * max_seq)],
             par: &Sequential,
             needs,
+            dropout: None,
+            masks: Masks::default(),
+            head_in: Vec::new(),
+            sizes: (c.num_hidden_layers, t * h, probs),
         })
+    }
+
+    /// Training-mode dropout for the next steps (`None`: evaluation mode, as `model.eval()`);
+    /// give each step its own seed. The masks are allocated once, the first time.
+    pub fn set_dropout(&mut self, dropout: Option<Dropout>) {
+        let on = dropout.filter(|d| d.hidden > 0.0 || d.attention > 0.0 || d.classifier > 0.0);
+        if on.is_some() && self.head_in.is_empty() {
+            let (layers, rows_h, probs) = self.sizes;
+            self.masks = Masks::new(layers, rows_h, probs, rows_h);
+            self.head_in = vec![0.0; rows_h];
+        }
+        self.dropout = on;
     }
 
     /// Run the step's products on `threads` threads through `parallel` (one buffer set per

@@ -8,7 +8,8 @@ of three sentences with labels.
     python3 scripts/fetch_models.py
     python3 bert-core/tests/goldens/generate_train.py
 
-Also writes train_pretrain.safetensors (masked LM and MLM + NSP; see pretraining_goldens).
+Also writes train_pretrain.safetensors (masked LM and MLM + NSP; see pretraining_goldens) and
+train_dropout.safetensors (training-mode dropout with the project's masks; see dropout_goldens).
 
 Writes train_seqcls.safetensors: "inputs.*" (I64), "loss", "logits", and for every parameter
 (PyTorch's names) its gradient's L2 norm and sum ("norm.<name>", "sum.<name>") and 512 of its
@@ -19,6 +20,7 @@ the word-embedding gradient is kept whole for the rows the batch uses ("rows.<na
 import json
 import os
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import (AutoTokenizer, BertConfig, BertForQuestionAnswering,
@@ -65,6 +67,89 @@ def main():
     saved.update(question_answering(tok))
     save_file(saved, os.path.join(HERE, "train_seqcls.safetensors"))
     pretraining_goldens()
+    dropout_goldens()
+
+
+SEED = 1234
+CLASSIFIER_STREAM = 1 << 20
+
+
+def splitmix64(z):
+    z = z + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def dropout_factors(seed, stream, shape, p):
+    """bert_core::train::dropout::factor for every element of a tensor of `shape` (C order):
+    1 / (1 - p) where SplitMix64(seed ^ stream * G ^ index * H) / 2^53 >= p, else 0."""
+    idx = np.arange(int(np.prod(shape)), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = splitmix64(np.uint64(seed) ^ (np.uint64(stream) * np.uint64(0x9E3779B97F4A7C15))
+                       ^ (idx * np.uint64(0xD1B54A32D192ED03)))
+    u = (z >> np.uint64(11)).astype(np.float64) * (1.0 / float(1 << 53))
+    p32 = np.float32(p)
+    scale = np.float32(1.0) / (np.float32(1.0) - p32)
+    f = np.where(u >= float(p32), scale, np.float32(0.0)).astype(np.float32)
+    return torch.from_numpy(f.reshape(shape))
+
+
+def with_dropout_masks(layers, run):
+    """Run `run()` with torch's dropout replaced by the project's masks, by call order: the
+    embeddings (stream 0), then per layer the attention probabilities, the attention output and
+    the feed-forward output (streams 1 + 3 l + 0/1/2), then the classifier."""
+    real = torch.nn.functional.dropout
+    calls = [0]
+
+    def fake(input, p=0.5, training=True, inplace=False):
+        if not training or p == 0:
+            return input
+        k = calls[0]
+        calls[0] += 1
+        stream = k if k <= 3 * layers else CLASSIFIER_STREAM
+        return input * dropout_factors(SEED, stream, tuple(input.shape), p)
+
+    torch.nn.functional.dropout = fake
+    try:
+        out = run()
+        assert calls[0] == 3 * layers + 2, f"{calls[0]} dropout calls"
+        return out
+    finally:
+        torch.nn.functional.dropout = real
+
+
+def dropout_goldens():
+    """train_dropout.safetensors: training-mode dropout (hidden 0.1, attention 0.1, classifier
+    0.1, masks from the project's SplitMix64 streams, seed 1234) on sequence classification
+    ("seq.") and token classification ("tok."): loss and sampled gradients."""
+    tok = AutoTokenizer.from_pretrained(MINILM)
+    saved = {}
+    for task, prefix, cls in (("seqcls", "seq.", BertForSequenceClassification),
+                              ("tokcls", "tok.", BertForTokenClassification)):
+        config = BertConfig(**json.load(open(os.path.join(HERE, f"config_{task}.json"))))
+        config._attn_implementation = "eager"
+        model = cls.from_pretrained(MINILM, config=config, attn_implementation="eager")
+        model.load_state_dict(load_file(os.path.join(HERE, f"head_{task}.safetensors")),
+                              strict=False)
+        model.train()
+        enc = tok(["A wonderful, moving film.", "Dull.", "The plot was fine but the acting was not."],
+                  padding=True, return_tensors="pt")
+        inputs = {k: enc[k].to(torch.int64) for k in ("input_ids", "token_type_ids", "attention_mask")}
+        if task == "seqcls":
+            labels = torch.tensor([2, 0, 1])
+        else:
+            g = torch.Generator().manual_seed(5)
+            labels = torch.randint(0, config.num_labels, inputs["input_ids"].shape, generator=g)
+            labels[inputs["attention_mask"] == 0] = -100
+        out = with_dropout_masks(config.num_hidden_layers,
+                                 lambda: model(**inputs, labels=labels))
+        out.loss.backward()
+        saved.update({f"{prefix}inputs.{k}": v.contiguous() for k, v in inputs.items()})
+        saved[f"{prefix}inputs.labels"] = labels.contiguous()
+        saved[f"{prefix}loss"] = out.loss.detach().reshape(1)
+        sampled(saved, prefix, model, inputs["input_ids"])
+    save_file(saved, os.path.join(HERE, "train_dropout.safetensors"))
 
 
 def pretraining_goldens():

@@ -34,6 +34,12 @@ pub struct TrainOptions {
     pub warmup_ratio: f32,
     /// AdamW's decoupled weight decay.
     pub weight_decay: f32,
+    /// Continue from the trainer state an interrupted run left in the output directory (if
+    /// any), with the same settings and data; the result equals an uninterrupted run's.
+    pub resume: bool,
+    /// Training-mode dropout as config.json sets it (`hidden_dropout_prob`, ...), as HF's
+    /// `model.train()`; off: every step in evaluation mode.
+    pub dropout: bool,
 }
 
 impl Default for TrainOptions {
@@ -46,6 +52,8 @@ impl Default for TrainOptions {
             seed: 42,
             warmup_ratio: 0.1,
             weight_decay: 0.01,
+            resume: false,
+            dropout: true,
         }
     }
 }
@@ -146,7 +154,8 @@ pub fn train_classifier(
         &mut rng,
         &mut grads,
         params_mut,
-        |model, chunk, grads| {
+        |model, step, chunk, grads| {
+            ws.set_dropout(super::dropout_at(&raw, o, step));
             let encs: Vec<_> = chunk.iter().map(|&i| &train_enc[i]).collect();
             let padded = Padded::new(&encs, pad);
             let y: Vec<i64> = chunk.iter().map(|&i| class(&train[i].label)).collect();

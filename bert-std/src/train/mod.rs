@@ -5,8 +5,9 @@
 //! the command-line face.
 //!
 //! Status: sequence classification (single texts or pairs), token classification (NER),
-//! extractive QA and MLM + NSP pre-training on BERT-block encoders. Dropout, resuming and a
-//! multi-threaded backward are not done yet.
+//! extractive QA and MLM + NSP pre-training on BERT-block encoders, on threads, resumable after
+//! a kill at any moment (the last finished epoch is redone from its state). Dropout is not done
+//! yet.
 
 pub mod checkpoint;
 pub mod classify;
@@ -15,19 +16,21 @@ pub mod ner;
 pub mod pretrain;
 pub mod qa;
 pub mod qa_data;
+pub mod state;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use bert_core::pretraining::Rng;
 use bert_core::safetensors::serialize;
+use bert_core::train::dropout::Dropout;
 use bert_core::train::optim::{clip_grad_norm, linear_schedule, AdamW};
 use bert_core::train::Grads;
 use bert_core::{BertConfig, Dtype};
 
 use self::checkpoint::save_checkpoint;
 use self::classify::{Step, TrainOptions};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::loaded::WeightBytes;
 use crate::model_dir::ModelDir;
 
@@ -80,6 +83,26 @@ pub(crate) fn new_linear(rng: &mut Rng, name: &str, n: usize, hidden: usize) -> 
     )?)
 }
 
+/// Training-mode dropout for `step` as the model's config.json sets it (HF's defaults: 0.1;
+/// the classifier's is `classifier_dropout`, else the hidden one), or `None` when `on` is off.
+pub(crate) fn dropout_at(
+    config: &serde_json::Map<String, serde_json::Value>,
+    o: &TrainOptions,
+    step: usize,
+) -> Option<Dropout> {
+    if !o.dropout {
+        return None;
+    }
+    let p = |k: &str| config.get(k).and_then(serde_json::Value::as_f64);
+    let hidden = p("hidden_dropout_prob").unwrap_or(0.1) as f32;
+    Some(Dropout {
+        hidden,
+        attention: p("attention_probs_dropout_prob").unwrap_or(0.1) as f32,
+        classifier: p("classifier_dropout").map_or(hidden, |x| x as f32),
+        seed: o.seed ^ (step as u64 + 1).wrapping_mul(0xd6e8_feb8_6659_fd93),
+    })
+}
+
 /// The base model's weight files, mapped, to stack under a new head's buffer.
 pub(crate) fn open_weights(dir: &ModelDir) -> Result<Vec<WeightBytes>> {
     dir.weight_files
@@ -107,7 +130,9 @@ impl Run<'_> {
     /// The fine-tuning loop every task shares: per epoch a seeded Fisher-Yates shuffle of
     /// the examples' indices, then per batch: zero `grads`, `loss_and_grads`, clip the gradient
     /// norm at 1.0, AdamW at the linearly warmed-up and decayed rate, report `progress`; a
-    /// checkpoint after every epoch. `params` lists the model's parameters in `grads`' order.
+    /// checkpoint after every epoch, with the trainer's state ([`state`]) for `--resume` until
+    /// the last. `params` lists the model's parameters in `grads`' order; `loss_and_grads`
+    /// gets the step's index (for per-step randomness that a resumed run redraws alike).
     /// Returns the loss of every step.
     pub(crate) fn epochs<M>(
         &self,
@@ -115,7 +140,7 @@ impl Run<'_> {
         rng: &mut Rng,
         grads: &mut Grads,
         params: for<'p> fn(&'p mut M) -> bert_core::Result<Vec<&'p mut [f32]>>,
-        mut loss_and_grads: impl FnMut(&M, &[usize], &mut Grads) -> Result<f32>,
+        mut loss_and_grads: impl FnMut(&M, usize, &[usize], &mut Grads) -> Result<f32>,
         progress: &mut impl FnMut(&Step),
     ) -> Result<Vec<f32>> {
         let o = self.options;
@@ -125,13 +150,25 @@ impl Run<'_> {
         let mut order: Vec<usize> = (0..self.examples).collect();
         let mut losses = Vec::with_capacity(total);
         let mut step = 0;
-        for _ in 0..o.epochs {
+        let mut first_epoch = 0;
+        let state = self.out.join(state::STATE_FILE);
+        if o.resume {
+            let mut p = params(model)?;
+            if let Some(r) = state::load_state(&state, o, self.examples, grads, &mut p, &mut opt)? {
+                (first_epoch, step, losses) = (r.epochs_done, r.step, r.losses);
+            }
+        }
+        for epoch in 0..o.epochs {
+            // Every epoch's shuffle is drawn, resumed ones too, so the order stays the same.
             for i in (1..order.len()).rev() {
                 order.swap(i, rng.below(i as u64 + 1) as usize);
             }
+            if epoch < first_epoch {
+                continue;
+            }
             for chunk in order.chunks(o.batch_size) {
                 grads.zero();
-                let loss = loss_and_grads(model, chunk, grads)?;
+                let loss = loss_and_grads(model, step, chunk, grads)?;
                 clip_grad_norm(grads, 1.0);
                 let lr = o.lr * linear_schedule(step, warmup, total);
                 opt.step(&mut params(model)?, grads, lr);
@@ -153,6 +190,21 @@ impl Run<'_> {
                 grads.layout().zip(params.iter().map(|p| &**p)),
                 &losses,
             )?;
+            if epoch + 1 < o.epochs {
+                state::save_state(
+                    &state,
+                    o,
+                    self.examples,
+                    (epoch + 1, step),
+                    grads,
+                    &params,
+                    &opt,
+                    &losses,
+                )?;
+            } else if state.is_file() {
+                // Done: the model directory is the result; the state is not needed any more.
+                std::fs::remove_file(&state).map_err(|e| Error::io(&state, e))?;
+            }
         }
         Ok(losses)
     }

@@ -215,7 +215,8 @@ pub fn train_ner(
         &mut rng,
         &mut grads,
         token_params_mut,
-        |model, chunk, grads| {
+        |model, step, chunk, grads| {
+            ws.set_dropout(super::dropout_at(&raw, o, step));
             let encs: Vec<&Encoding> = chunk.iter().map(|&i| &data[i].0).collect();
             let padded = Padded::new(&encs, pad);
             let mut y = vec![IGNORE_INDEX; padded.rows * padded.seq];

@@ -337,7 +337,6 @@ pub fn pretrain(
         Ok((sum / n.max(1) as f64) as f32)
     };
     let before = eval_mlm(&model, &mut ws)?;
-    let mut mask_rng = Rng::new(o.seed ^ 0x3a5c);
     let mut parts = Vec::new();
     let run = super::Run {
         options: o,
@@ -351,9 +350,13 @@ pub fn pretrain(
         &mut rng,
         &mut grads,
         pretraining_params_mut,
-        |model, chunk, grads| {
+        |model, step, chunk, grads| {
             let rows: Vec<_> = chunk.iter().map(|&i| &data[i]).collect();
+            // Each step's masks come from its own seed, so a resumed run draws them alike.
+            let mut mask_rng =
+                Rng::new(o.seed ^ (step as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
             let (padded, y, nsp) = batch(&rows, &mut mask_rng)?;
+            ws.set_dropout(super::dropout_at(&raw, o, step));
             let loss = PreTrainer::pretraining(model)?.loss_and_grads(
                 &padded.core_batch(),
                 &y,
@@ -366,6 +369,7 @@ pub fn pretrain(
         },
         &mut progress,
     )?;
+    ws.set_dropout(None);
     let after = eval_mlm(&model, &mut ws)?;
     drop(model);
 

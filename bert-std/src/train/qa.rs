@@ -176,7 +176,8 @@ pub fn train_qa(
         &mut rng,
         &mut grads,
         qa_params_mut,
-        |model, chunk, grads| {
+        |model, step, chunk, grads| {
+            ws.set_dropout(super::dropout_at(&raw, o, step));
             let encs: Vec<&Encoding> = chunk.iter().map(|&i| &data[i].0).collect();
             let padded = Padded::new(&encs, pad);
             let starts: Vec<usize> = chunk.iter().map(|&i| data[i].1).collect();

@@ -65,6 +65,14 @@ pub struct Common {
     /// AdamW's weight decay (not on biases and LayerNorm weights).
     #[arg(long, default_value_t = 0.01)]
     pub weight_decay: f32,
+    /// Continue an interrupted run from the trainer state in --out (same settings and data);
+    /// the result equals an uninterrupted run's. Without a state, training starts afresh.
+    #[arg(long)]
+    pub resume: bool,
+    /// Train without dropout (every step in evaluation mode); by default dropout is on, with
+    /// the probabilities of the model's config.json, as HF's `model.train()`.
+    #[arg(long)]
+    pub no_dropout: bool,
 }
 
 impl Common {
@@ -91,10 +99,16 @@ impl Common {
             seed: self.seed,
             warmup_ratio: self.warmup_ratio,
             weight_decay: self.weight_decay,
+            resume: self.resume,
+            dropout: !self.no_dropout,
         })
     }
 
     fn base(&self) -> Result<PathBuf> {
+        let state = self.out.join(bert_std::train::state::STATE_FILE);
+        if self.resume && state.is_file() {
+            eprintln!("resuming from {}", state.display());
+        }
         model_path(self.model.as_deref(), Some(MINILM), "base")
     }
 }
