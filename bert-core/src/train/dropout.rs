@@ -108,8 +108,8 @@ mod tests {
 
     #[test]
     fn keeps_about_one_minus_p_and_depends_on_every_input() {
-        let kept = (0..100_000u64).filter(|&i| keep(7, 3, i, 0.1)).count();
-        assert!((89_000..91_000).contains(&kept), "{kept}");
+        let kept = (0..20_000u64).filter(|&i| keep(7, 3, i, 0.1)).count();
+        assert!((17_600..18_400).contains(&kept), "{kept}");
         let same = |s: u64, st: u64| (0..64u64).map(|i| keep(s, st, i, 0.5)).collect::<Vec<_>>();
         assert_ne!(same(1, 0), same(2, 0));
         assert_ne!(same(1, 0), same(1, 1));

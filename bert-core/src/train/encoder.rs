@@ -123,16 +123,22 @@ pub(crate) fn encoder_forward(
     // Embeddings, then LayerNorm (saved).
     let e = &bert.embeddings;
     let x = &mut ws.x[..t * h];
-    let pe = e.position_embeddings.as_ref().ok_or(Error::Unsupported {
-        field: "position_embedding_type",
-        value: String::from("none"),
-        supported: "absolute",
-    })?;
-    let te = e.token_type_embeddings.as_ref().ok_or(Error::Unsupported {
-        field: "type_vocab_size",
-        value: String::from("0"),
-        supported: "at least 1",
-    })?;
+    let pe = e
+        .position_embeddings
+        .as_ref()
+        .ok_or_else(|| Error::Unsupported {
+            field: "position_embedding_type",
+            value: String::from("none"),
+            supported: "absolute",
+        })?;
+    let te = e
+        .token_type_embeddings
+        .as_ref()
+        .ok_or_else(|| Error::Unsupported {
+            field: "type_vocab_size",
+            value: String::from("0"),
+            supported: "at least 1",
+        })?;
     for (r, dst) in x.chunks_exact_mut(h).enumerate() {
         let i = ws.packed[r] as usize;
         e.word_embeddings
@@ -193,6 +199,8 @@ pub(crate) fn encoder_forward(
                 let m = &mut ws.masks.layers[l][0];
                 let rows = (&ws.offsets[..=batch.batch_size], &ws.packed[..t]);
                 attention_mask(
+                    par,
+                    ws.lanes.len(),
                     m,
                     batch.seq_len,
                     rows,
@@ -462,21 +470,46 @@ fn masked(out: &mut [f32], dy: &[f32], mask: &[f32]) {
 
 /// The attention-probability masks of every sequence and head, in the layout of
 /// `LayerSaved::probs`; element `(b, head, i, j)` of the padded `[batch, heads, seq, seq]`.
+/// Groups of sequences on `threads` threads (each element is a pure function of its index).
 fn attention_mask(
+    par: &dyn crate::parallel::Parallel,
+    threads: usize,
     mask: &mut [f32],
     seq_len: usize,
     (offsets, packed): (&[usize], &[u32]),
     heads: usize,
-    (seed, stream, p): (u64, u64, f32),
+    spec: (u64, u64, f32),
 ) {
+    let sequences = offsets.len() - 1;
+    if threads >= 2 && sequences >= 2 {
+        let cut = sequences / 2;
+        let at: usize = (0..cut)
+            .map(|b| heads * (offsets[b + 1] - offsets[b]).pow(2))
+            .sum();
+        let (m1, m2) = mask.split_at_mut(at);
+        let half = threads / 2;
+        par.join(
+            &mut || {
+                let rows = (&offsets[..=cut], packed);
+                attention_mask(par, half, m1, seq_len, rows, heads, spec)
+            },
+            &mut || {
+                let rows = (&offsets[cut..], packed);
+                attention_mask(par, threads - half, m2, seq_len, rows, heads, spec)
+            },
+        );
+        return;
+    }
+    let (seed, stream, p) = spec;
     let sl = seq_len as u64;
     let mut k = 0;
-    for b in 0..offsets.len() - 1 {
-        // Positions in the padded sequence of its real tokens.
-        let pos = |r: usize| packed[r] as u64 % sl;
+    for b in 0..sequences {
         let rows = offsets[b]..offsets[b + 1];
+        // The sequence's index in the batch, and its real tokens' padded positions.
+        let sequence = packed[rows.start] as u64 / sl;
+        let pos = |r: usize| packed[r] as u64 % sl;
         for hd in 0..heads as u64 {
-            let base = (b as u64 * heads as u64 + hd) * sl * sl;
+            let base = (sequence * heads as u64 + hd) * sl * sl;
             for i in rows.clone() {
                 for j in rows.clone() {
                     mask[k] = dropout::factor(seed, stream, base + pos(i) * sl + pos(j), p);

@@ -25,7 +25,7 @@ pub fn params_mut<'s>(
         ..
     } = bert;
     let mut out = encoder_params(embeddings, encoder)?;
-    let p = pooler.as_mut().ok_or(Error::MissingTensor {
+    let p = pooler.as_mut().ok_or_else(|| Error::MissingTensor {
         tried: vec![String::from("pooler.dense.weight")],
     })?;
     linear(&mut p.dense, &mut out)?;
@@ -102,7 +102,7 @@ pub fn pretraining_params_mut<'s>(
         ..
     } = bert;
     let mut out = encoder_params(embeddings, encoder)?;
-    let p = pooler.as_mut().ok_or(Error::MissingTensor {
+    let p = pooler.as_mut().ok_or_else(|| Error::MissingTensor {
         tried: vec![String::from("pooler.dense.weight")],
     })?;
     linear(&mut p.dense, &mut out)?;
@@ -145,7 +145,7 @@ fn encoder_params<'s>(
     } = embeddings;
     out.push(matrix(&mut word_embeddings.weight)?);
     for table in [position_embeddings, token_type_embeddings] {
-        let t = table.as_mut().ok_or(Error::Unsupported {
+        let t = table.as_mut().ok_or_else(|| Error::Unsupported {
             field: "model_type",
             value: String::from("no position or token-type table"),
             supported: "BERT's embeddings",
@@ -188,7 +188,7 @@ fn linear<'s>(l: &'s mut Linear<'_>, out: &mut Vec<&'s mut [f32]>) -> Result<()>
     out.push(matrix(weight)?);
     out.push(
         bias.as_mut()
-            .ok_or(Error::MissingTensor {
+            .ok_or_else(|| Error::MissingTensor {
                 tried: vec![String::from("bias")],
             })?
             .to_mut()

@@ -14,7 +14,7 @@ use crate::model::{BertModel, BertPooler};
 use crate::nn::Linear;
 
 fn pooler<'s>(bert: &'s BertModel<'_>) -> Result<&'s BertPooler<'s>> {
-    bert.pooler.as_ref().ok_or(Error::MissingTensor {
+    bert.pooler.as_ref().ok_or_else(|| Error::MissingTensor {
         tried: vec![String::from("pooler.dense.weight")],
     })
 }

@@ -99,7 +99,7 @@ pub fn train_classifier(
     eval: &[Example],
     o: &TrainOptions,
     out: &Path,
-    mut progress: impl FnMut(&Step),
+    mut progress: impl FnMut(&Step) + Send,
 ) -> Result<Report> {
     if train.is_empty() || o.batch_size == 0 || o.epochs == 0 {
         return Err(Error::Input(

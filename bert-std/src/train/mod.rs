@@ -134,7 +134,25 @@ impl Run<'_> {
     /// the last. `params` lists the model's parameters in `grads`' order; `loss_and_grads`
     /// gets the step's index (for per-step randomness that a resumed run redraws alike).
     /// Returns the loss of every step.
-    pub(crate) fn epochs<M>(
+    pub(crate) fn epochs<M: Send>(
+        &self,
+        model: &mut M,
+        rng: &mut Rng,
+        grads: &mut Grads,
+        params: for<'p> fn(&'p mut M) -> bert_core::Result<Vec<&'p mut [f32]>>,
+        loss_and_grads: impl FnMut(&M, usize, &[usize], &mut Grads) -> Result<f32> + Send,
+        progress: &mut (impl FnMut(&Step) + Send),
+    ) -> Result<Vec<f32>> {
+        // The steps run on a worker of a pool of the current pool's size, so that the
+        // products' joins stay inside it (no shared injector: no allocation, quick hand-offs).
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(rayon::current_num_threads())
+            .build()
+            .map_err(|e| Error::Input(format!("cannot start the training threads: {e}")))?;
+        pool.install(|| self.epochs_here(model, rng, grads, params, loss_and_grads, progress))
+    }
+
+    fn epochs_here<M>(
         &self,
         model: &mut M,
         rng: &mut Rng,

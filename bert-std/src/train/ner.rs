@@ -159,7 +159,7 @@ pub fn train_ner(
     eval: &[Sentence],
     o: &TrainOptions,
     out: &Path,
-    mut progress: impl FnMut(&Step),
+    mut progress: impl FnMut(&Step) + Send,
 ) -> Result<NerReport> {
     let dir = ModelDir::open(base)?;
     let tok = Tokenizer::from_dir(&dir.root)?;

@@ -249,7 +249,7 @@ pub fn pretrain(
     o: &TrainOptions,
     mlm_probability: f64,
     out: &Path,
-    mut progress: impl FnMut(&Step),
+    mut progress: impl FnMut(&Step) + Send,
 ) -> Result<PretrainReport> {
     if o.batch_size == 0 || o.epochs == 0 || !(0.01..=0.5).contains(&mlm_probability) {
         return Err(Error::Input(

@@ -117,7 +117,7 @@ pub fn train_qa(
     o: &TrainOptions,
     w: &QaWindows,
     out: &Path,
-    mut progress: impl FnMut(&Step),
+    mut progress: impl FnMut(&Step) + Send,
 ) -> Result<QaReport> {
     if train.is_empty() || o.batch_size == 0 || o.epochs == 0 {
         return Err(Error::Input(

@@ -1,0 +1,79 @@
+"""The Python package: results equal to the reference, Arrow input without a copy, errors as
+BertError, and the GIL released while the model runs."""
+import threading
+import time
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import bert_rs
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return bert_rs.Embedder(threads=2)
+
+
+def test_embeddings_match_sentence_transformers(embedder, st_goldens):
+    texts = [r["text"] for r in st_goldens]
+    want = np.array([r["embedding"] for r in st_goldens], dtype=np.float32)
+    got = embedder.embed(texts)
+    assert got.shape == (len(texts), 384) and got.dtype == np.float32
+    assert np.abs(got - want).max() <= 1e-4
+    # The same through Arrow (utf8, large_utf8, chunked), bit for bit.
+    assert np.array_equal(embedder.embed(pa.array(texts)), got)
+    assert np.array_equal(embedder.embed(pa.array(texts, type=pa.large_string())), got)
+    assert np.array_equal(embedder.embed(pa.chunked_array([texts[:2], texts[2:]])), got)
+    sliced = pa.array(["x"] + texts)[1:]
+    assert np.array_equal(embedder.embed(sliced), got)
+    out = embedder.embed_arrow(pa.array(texts))
+    assert out.type == pa.list_(pa.float32(), 384) and len(out) == len(texts)
+
+
+def test_bad_input_raises_bert_error(embedder):
+    with pytest.raises(bert_rs.BertError, match="null"):
+        embedder.embed(pa.array(["a", None]))
+    with pytest.raises(bert_rs.BertError, match="string array"):
+        embedder.embed(pa.array([1, 2]))
+    with pytest.raises(bert_rs.BertError, match="list of texts"):
+        embedder.embed("one string")
+    with pytest.raises(bert_rs.BertError, match="dtype"):
+        bert_rs.Embedder(dtype="f64")
+    with pytest.raises(bert_rs.BertError, match="device"):
+        bert_rs.Embedder(device="cuda")
+    with pytest.raises(bert_rs.BertError):
+        bert_rs.Classifier("/no/such/model")
+    assert embedder.embed([]).shape == (0, 384)
+
+
+def test_fill_mask_and_int8(embedder, st_goldens):
+    fm = bert_rs.FillMask()
+    out = fm.run(["Paris is the [MASK] of France."], top_k=2)
+    assert len(out) == 1 and len(out[0]) == 1
+    assert [c["token_str"] for c in out[0][0]["candidates"]] == ["city", "mountains"]
+    texts = [r["text"] for r in st_goldens]
+    q = bert_rs.Embedder(dtype="int8", threads=2).embed(texts)
+    full = embedder.embed(texts)
+    cos = (q * full).sum(1) / np.linalg.norm(q, axis=1) / np.linalg.norm(full, axis=1)
+    assert cos.min() > 0.99
+
+
+def test_the_gil_is_released_while_embedding(embedder, passages):
+    texts = passages[:300]
+    ticks = [0]
+    done = threading.Event()
+
+    def work():
+        embedder.embed(texts)
+        done.set()
+
+    t = threading.Thread(target=work)
+    start = time.perf_counter()
+    t.start()
+    while not done.is_set():
+        ticks[0] += 1
+    t.join()
+    elapsed = time.perf_counter() - start
+    # A held GIL would stop this loop for the whole call (seconds); released, it spins on.
+    assert elapsed > 0.2 and ticks[0] > 10_000, (elapsed, ticks[0])

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Checkpoints written by `bert train` load in transformers and give what `bert` gives.
+
+For each directory given, the same inputs go through transformers (eager, CPU, float32) and
+through `target/release/bert`; the largest difference is printed and must be <= 1e-4:
+  --classify DIR   label probabilities (BertForSequenceClassification)
+  --ner DIR        the probability of each token's predicted tag (BertForTokenClassification)
+  --qa DIR         the best answer's text and p(start)·p(end) (BertForQuestionAnswering)
+  --pretrain DIR   NSP logits (BertForPreTraining)
+
+    python3 -m pip install torch transformers
+    cargo build --release -p bert-std
+    python3 scripts/check_roundtrip.py --classify M1 --ner M2 --qa M3 --pretrain M4
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BERT = os.path.join(ROOT, "target", "release", "bert")
+TEXTS = ["A wonderful, moving film.", "Dull and far too long.", "Angela Merkel visited Paris.",
+         "The committee met in Geneva on Monday to discuss the treaty."]
+
+
+def ours(*args):
+    r = subprocess.run([BERT, *args], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"bert {' '.join(args)}: {r.stderr}")
+    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+
+def load(cls, path):
+    from transformers import AutoTokenizer
+    model = cls.from_pretrained(path, attn_implementation="eager").eval()
+    return model, AutoTokenizer.from_pretrained(path)
+
+
+def label_index(model):
+    return {label: int(i) for i, label in model.config.id2label.items()}
+
+
+def classify(path):
+    from transformers import BertForSequenceClassification
+    model, tok = load(BertForSequenceClassification, path)
+    worst = 0.0
+    for text, got in zip(TEXTS, ours("classify", "--model", path, *TEXTS)):
+        with torch.no_grad():
+            p = model(**tok(text, return_tensors="pt")).logits.softmax(-1)[0]
+        for item in got:
+            i = label_index(model)[item["label"]]
+            worst = max(worst, abs(item["score"] - p[i].item()))
+    return worst
+
+
+def ner(path):
+    from transformers import BertForTokenClassification
+    model, tok = load(BertForTokenClassification, path)
+    worst = 0.0
+    for text in TEXTS:
+        got = ours("ner", "--model", path, "--aggregation", "none", text)[0]
+        with torch.no_grad():
+            p = model(**tok(text, return_tensors="pt")).logits.softmax(-1)[0]
+        for item in got:
+            i = label_index(model)[item["entity"]]
+            worst = max(worst, abs(item["score"] - p[item["index"], i].item()))
+    return worst
+
+
+def qa(path):
+    from transformers import BertForQuestionAnswering
+    model, tok = load(BertForQuestionAnswering, path)
+    cases = [("Where was Einstein born?", "Albert Einstein was born in Ulm, Germany in 1879."),
+             ("Who wrote the book?", "The book was written by a retired sailor in 1952.")]
+    worst = 0.0
+    for q, c in cases:
+        got = ours("qa", "--model", path, "--question", q, "--context", c)[0][0]
+        enc = tok(q, c, return_tensors="pt", return_offsets_mapping=True)
+        offsets = enc.pop("offset_mapping")[0]
+        with torch.no_grad():
+            out = model(**enc)
+        ctx = [i for i, s in enumerate(enc.sequence_ids(0)) if s == 1]
+        allowed = torch.full_like(out.start_logits[0], -10000.0)
+        allowed[ctx] = 0.0
+        allowed[0] = 0.0
+        ps = (out.start_logits[0] + allowed).softmax(-1)
+        pe = (out.end_logits[0] + allowed).softmax(-1)
+        best = max(((ps[s] * pe[e]).item(), s, e) for s in ctx for e in ctx if s <= e < s + 15)
+        score, s, e = best
+        text = c[offsets[s][0]:offsets[e][1]]
+        if text != got["answer"]:
+            sys.exit(f"qa: transformers answers {text!r}, bert {got['answer']!r}")
+        worst = max(worst, abs(score - got["score"]))
+    return worst
+
+
+def pretrain(path):
+    from transformers import BertForPreTraining
+    model, tok = load(BertForPreTraining, path)
+    pairs = [("The cat sat on the mat.", "It was very comfortable."),
+             ("The cat sat on the mat.", "The sky is blue today.")]
+    worst = 0.0
+    for a, b in pairs:
+        got = ours("nsp", "--model", path, a, b)[0]
+        with torch.no_grad():
+            logits = model(**tok(a, b, return_tensors="pt")).seq_relationship_logits[0]
+        worst = max(worst, max(abs(x - y) for x, y in zip(got["logits"], logits.tolist())))
+    return worst
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    for task in ("classify", "ner", "qa", "pretrain"):
+        ap.add_argument(f"--{task}")
+    a = ap.parse_args()
+    failed = False
+    for task, check in (("classify", classify), ("ner", ner), ("qa", qa), ("pretrain", pretrain)):
+        path = getattr(a, task)
+        if path:
+            d = check(path)
+            print(f"{task}: transformers vs bert, max abs diff {d:.2e}")
+            failed |= d > 1e-4
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
