@@ -33,6 +33,7 @@ pub const DEFAULT_TRAINING: TrainOptions = TrainOptions {
     epochs: 8,
     lr: 1e-4,
     batch_size: 16,
+    grad_accum: 1,
     max_seq_len: 128,
     seed: 42,
     warmup_ratio: 0.1,

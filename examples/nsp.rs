@@ -38,6 +38,7 @@ pub const DEFAULT_TRAINING: TrainOptions = TrainOptions {
     epochs: 2,
     lr: 1e-4,
     batch_size: 16,
+    grad_accum: 1,
     max_seq_len: 128,
     seed: 42,
     warmup_ratio: 0.1,

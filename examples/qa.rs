@@ -42,6 +42,7 @@ pub const DEFAULT_TRAINING: TrainOptions = TrainOptions {
     epochs: 3,
     lr: 1e-4,
     batch_size: 16,
+    grad_accum: 1,
     max_seq_len: 256,
     seed: 42,
     warmup_ratio: 0.1,

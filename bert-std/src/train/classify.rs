@@ -24,8 +24,11 @@ pub struct TrainOptions {
     pub epochs: usize,
     /// Peak learning rate.
     pub lr: f32,
-    /// Examples per step.
+    /// Examples per forward and backward pass.
     pub batch_size: usize,
+    /// Batches whose gradients are averaged before each optimizer step (gradient
+    /// accumulation: an effective batch of `batch_size × grad_accum`).
+    pub grad_accum: usize,
     /// Longest input in tokens (longer ones are truncated).
     pub max_seq_len: usize,
     /// Seed of the head's initialization and of the shuffling.
@@ -48,6 +51,7 @@ impl Default for TrainOptions {
             epochs: 3,
             lr: 2e-5,
             batch_size: 16,
+            grad_accum: 1,
             max_seq_len: 128,
             seed: 42,
             warmup_ratio: 0.1,

@@ -132,7 +132,8 @@ impl Run<'_> {
     /// norm at 1.0, AdamW at the linearly warmed-up and decayed rate, report `progress`; a
     /// checkpoint after every epoch, with the trainer's state ([`state`]) for `--resume` until
     /// the last. `params` lists the model's parameters in `grads`' order; `loss_and_grads`
-    /// gets the step's index (for per-step randomness that a resumed run redraws alike).
+    /// gets the batch's index, `step × grad_accum + k` (per-batch randomness a resumed run
+    /// redraws alike).
     /// Returns the loss of every step.
     pub(crate) fn epochs<M: Send>(
         &self,
@@ -163,7 +164,8 @@ impl Run<'_> {
     ) -> Result<Vec<f32>> {
         let o = self.options;
         let mut opt = AdamW::new(grads, o.weight_decay);
-        let total = self.examples.div_ceil(o.batch_size) * o.epochs;
+        let accum = o.grad_accum.max(1);
+        let total = self.examples.div_ceil(o.batch_size).div_ceil(accum) * o.epochs;
         let warmup = (o.warmup_ratio * total as f32) as usize;
         let mut order: Vec<usize> = (0..self.examples).collect();
         let mut losses = Vec::with_capacity(total);
@@ -184,9 +186,17 @@ impl Run<'_> {
             if epoch < first_epoch {
                 continue;
             }
-            for chunk in order.chunks(o.batch_size) {
+            for group in order.chunks(o.batch_size * accum) {
                 grads.zero();
-                let loss = loss_and_grads(model, step, chunk, grads)?;
+                // Gradient accumulation: the batches' gradients add up, then are averaged.
+                let mut loss = 0.0;
+                let batches = group.len().div_ceil(o.batch_size);
+                for (k, chunk) in group.chunks(o.batch_size).enumerate() {
+                    loss += loss_and_grads(model, step * accum + k, chunk, grads)? / batches as f32;
+                }
+                if batches > 1 {
+                    grads.scale(1.0 / batches as f32);
+                }
                 clip_grad_norm(grads, 1.0);
                 let lr = o.lr * linear_schedule(step, warmup, total);
                 opt.step(&mut params(model)?, grads, lr);
@@ -197,7 +207,7 @@ impl Run<'_> {
                     total,
                     loss,
                     lr,
-                    examples: chunk.len(),
+                    examples: group.len(),
                 });
             }
             let params = params(model)?;

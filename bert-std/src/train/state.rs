@@ -24,6 +24,7 @@ fn run_key(o: &TrainOptions, examples: usize) -> BTreeMap<String, String> {
         ("seed", o.seed.to_string()),
         ("epochs", o.epochs.to_string()),
         ("batch_size", o.batch_size.to_string()),
+        ("grad_accum", o.grad_accum.to_string()),
         ("max_seq_len", o.max_seq_len.to_string()),
         ("lr", o.lr.to_bits().to_string()),
         ("warmup_ratio", o.warmup_ratio.to_bits().to_string()),

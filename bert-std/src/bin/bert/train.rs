@@ -53,9 +53,13 @@ pub struct Common {
     /// Passes over the training data (1..=1000).
     #[arg(long, default_value_t = 3)]
     pub epochs: usize,
-    /// Examples per step (1..=256).
+    /// Examples per forward and backward pass (1..=256).
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
+    /// Batches whose gradients are averaged before each optimizer step (1..=1024): an
+    /// effective batch of batch-size × grad-accum in the memory of one batch.
+    #[arg(long, default_value_t = 1)]
+    pub grad_accum: usize,
     /// Seed of the head's initialization, the shuffling and the split.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -78,9 +82,15 @@ pub struct Common {
 impl Common {
     /// Checked options with the task's learning rate and length.
     fn options(&self, lr: f32, max_seq_len: usize) -> Result<TrainOptions> {
-        if self.batch_size == 0 || self.batch_size > 256 || self.epochs == 0 || self.epochs > 1000 {
+        if self.batch_size == 0
+            || self.batch_size > 256
+            || self.epochs == 0
+            || self.epochs > 1000
+            || !(1..=1024).contains(&self.grad_accum)
+        {
             return Err(Error::Input(
-                "--batch-size must be in 1..=256 and --epochs in 1..=1000".into(),
+                "--batch-size must be in 1..=256, --epochs in 1..=1000 and --grad-accum in 1..=1024"
+                    .into(),
             ));
         }
         if !(lr > 0.0 && lr < 1.0 && (0.0..1.0).contains(&self.warmup_ratio)) {
@@ -95,6 +105,7 @@ impl Common {
             epochs: self.epochs,
             lr,
             batch_size: self.batch_size,
+            grad_accum: self.grad_accum,
             max_seq_len,
             seed: self.seed,
             warmup_ratio: self.warmup_ratio,
