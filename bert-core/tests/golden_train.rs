@@ -385,3 +385,39 @@ fn dropout_gradients_match_torch_with_the_same_masks() {
         .unwrap();
     assert!(eval != loss);
 }
+
+/// AdamW's update cut over threads changes no bit: each element is updated alone.
+#[test]
+fn adamw_on_threads_is_bit_identical() {
+    use bert_core::train::optim::AdamW;
+    let (encoder, config, head) = minilm_with_head("seqcls");
+    let weights = Weights::from_buffers(&[&encoder, &head]).unwrap();
+    let model = BertForSequenceClassification::load(&config, &weights).unwrap();
+    let trainer = SeqClsTrainer::new(&model).unwrap();
+    let golden = Golden::open("train_seqcls.safetensors");
+    let inputs = golden.inputs("inputs");
+    let (labels, _) = golden.i64("inputs.labels");
+    let mut grads = trainer.grads();
+    let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
+    trainer
+        .loss_and_grads(&inputs.batch(), &labels, &mut ws, &mut grads)
+        .unwrap();
+    let start: Vec<Vec<f32>> = grads
+        .iter()
+        .map(|(_, g)| g.iter().map(|x| x * 0.5 + 0.25).collect())
+        .collect();
+    let run = |threads: usize| {
+        let mut params = start.clone();
+        let mut opt = AdamW::new(&grads, 0.01);
+        for _ in 0..3 {
+            let mut views: Vec<&mut [f32]> = params.iter_mut().map(|p| p.as_mut_slice()).collect();
+            opt.step_on(&mut views, &grads, 1e-3, &ScopedJoin, threads);
+        }
+        params
+    };
+    let one = run(1);
+    assert!(one != start);
+    for threads in [2, 3] {
+        assert!(run(threads) == one, "{threads} threads");
+    }
+}

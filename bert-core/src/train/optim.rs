@@ -6,6 +6,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::Grads;
+use crate::parallel::{Parallel, Sequential};
 
 /// `torch.optim.AdamW` with HF's parameter groups.
 #[derive(Debug, Clone)]
@@ -68,29 +69,85 @@ impl AdamW {
 
     /// One update of every parameter (`params` in the order of `grads`) at learning rate `lr`.
     pub fn step(&mut self, params: &mut [&mut [f32]], grads: &Grads, lr: f32) {
+        self.step_on(params, grads, lr, &Sequential, 1);
+    }
+
+    /// The same update, each large tensor cut in pieces over `threads` threads through
+    /// `parallel` (every element is updated alone: the result is the one-thread result).
+    pub fn step_on(
+        &mut self,
+        params: &mut [&mut [f32]],
+        grads: &Grads,
+        lr: f32,
+        parallel: &dyn Parallel,
+        threads: usize,
+    ) {
         self.step += 1;
         let (b1, b2) = self.betas;
         let bc1 = 1.0 - libm::powf(b1, self.step as f32);
         let bc2 = 1.0 - libm::powf(b2, self.step as f32);
-        let step_size = lr / bc1;
-        let bc2_sqrt = libm::sqrtf(bc2);
         for (i, ((p, (_, g)), decay)) in params
             .iter_mut()
             .zip(grads.iter())
             .zip(&self.decays)
             .enumerate()
         {
+            let c = Coefficients {
+                lr,
+                wd: if *decay { self.weight_decay } else { 0.0 },
+                b1,
+                b2,
+                step_size: lr / bc1,
+                bc2_sqrt: libm::sqrtf(bc2),
+                eps: self.eps,
+            };
             let (m, v) = (&mut self.m[i], &mut self.v[i]);
-            let wd = if *decay { self.weight_decay } else { 0.0 };
-            for j in 0..p.len() {
-                p[j] *= 1.0 - lr * wd;
-                m[j] = b1 * m[j] + (1.0 - b1) * g[j];
-                v[j] = b2 * v[j] + (1.0 - b2) * g[j] * g[j];
-                let denom = libm::sqrtf(v[j]) / bc2_sqrt + self.eps;
-                p[j] -= step_size * m[j] / denom;
-            }
+            update(parallel, threads, (p, m, v), g, &c);
         }
     }
+}
+
+/// The numbers of one AdamW update of one tensor.
+struct Coefficients {
+    lr: f32,
+    wd: f32,
+    b1: f32,
+    b2: f32,
+    step_size: f32,
+    bc2_sqrt: f32,
+    eps: f32,
+}
+
+/// Fewest elements worth handing to another thread.
+const MIN_PARALLEL: usize = 1 << 16;
+
+/// AdamW on `p` with moments `m`, `v` and gradient `g`, halves on `threads` threads.
+fn update(
+    par: &dyn Parallel,
+    threads: usize,
+    (p, m, v): (&mut [f32], &mut [f32], &mut [f32]),
+    g: &[f32],
+    c: &Coefficients,
+) {
+    if threads < 2 || p.len() < 2 * MIN_PARALLEL {
+        for j in 0..p.len() {
+            p[j] *= 1.0 - c.lr * c.wd;
+            m[j] = c.b1 * m[j] + (1.0 - c.b1) * g[j];
+            v[j] = c.b2 * v[j] + (1.0 - c.b2) * g[j] * g[j];
+            let denom = libm::sqrtf(v[j]) / c.bc2_sqrt + c.eps;
+            p[j] -= c.step_size * m[j] / denom;
+        }
+        return;
+    }
+    let half = threads / 2;
+    let cut = p.len() * half / threads;
+    let (p1, p2) = p.split_at_mut(cut);
+    let (m1, m2) = m.split_at_mut(cut);
+    let (v1, v2) = v.split_at_mut(cut);
+    let (g1, g2) = g.split_at(cut);
+    par.join(&mut || update(par, half, (p1, m1, v1), g1, c), &mut || {
+        update(par, threads - half, (p2, m2, v2), g2, c)
+    });
 }
 
 /// HF's `get_linear_schedule_with_warmup`: the factor of the base learning rate at `step`

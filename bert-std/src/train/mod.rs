@@ -30,6 +30,7 @@ use bert_core::{BertConfig, Dtype};
 
 use self::checkpoint::save_checkpoint;
 use self::classify::{Step, TrainOptions};
+use crate::batching::RayonJoin;
 use crate::error::{Error, Result};
 use crate::loaded::WeightBytes;
 use crate::model_dir::ModelDir;
@@ -199,7 +200,8 @@ impl Run<'_> {
                 }
                 clip_grad_norm(grads, 1.0);
                 let lr = o.lr * linear_schedule(step, warmup, total);
-                opt.step(&mut params(model)?, grads, lr);
+                let threads = rayon::current_num_threads();
+                opt.step_on(&mut params(model)?, grads, lr, &RayonJoin, threads);
                 step += 1;
                 losses.push(loss);
                 progress(&Step {
