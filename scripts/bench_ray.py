@@ -5,7 +5,7 @@ machine in one run.
 
     cd python && maturin build --release -o dist && pip install dist/*.whl
     pip install "ray[data]" pyarrow
-    python3 python/bench_ray.py --rows 2000
+    python3 scripts/bench_ray.py --rows 2938
 """
 import argparse
 import json
