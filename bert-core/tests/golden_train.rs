@@ -421,3 +421,36 @@ fn adamw_on_threads_is_bit_identical() {
         assert!(run(threads) == one, "{threads} threads");
     }
 }
+
+/// Clipping on threads gives the one-thread clip's norm and gradients bit for bit; zeroing on
+/// threads zeroes.
+#[test]
+fn clipping_on_threads_is_bit_identical() {
+    use bert_core::train::optim::clip_grad_norm;
+    let (encoder, config, head) = minilm_with_head("seqcls");
+    let weights = Weights::from_buffers(&[&encoder, &head]).unwrap();
+    let model = BertForSequenceClassification::load(&config, &weights).unwrap();
+    let trainer = SeqClsTrainer::new(&model).unwrap();
+    let golden = Golden::open("train_seqcls.safetensors");
+    let inputs = golden.inputs("inputs");
+    let (labels, _) = golden.i64("inputs.labels");
+    let mut grads = trainer.grads();
+    let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
+    trainer
+        .loss_and_grads(&inputs.batch(), &labels, &mut ws, &mut grads)
+        .unwrap();
+    let mut one = grads.clone();
+    let norm = clip_grad_norm(&mut one, 0.01);
+    for threads in [2, 3] {
+        let mut g = grads.clone();
+        assert_eq!(
+            g.clip_norm_on(0.01, &ScopedJoin, threads).to_bits(),
+            norm.to_bits()
+        );
+        for ((name, a), (_, b)) in one.iter().zip(g.iter()) {
+            assert!(a == b, "{name}, {threads} threads");
+        }
+        g.zero_on(&ScopedJoin, threads);
+        assert!(g.iter().all(|(_, v)| v.iter().all(|&x| x == 0.0)));
+    }
+}

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bert_core::safetensors::serialize;
 use bert_core::train::dropout::Dropout;
-use bert_core::train::optim::{clip_grad_norm, AdamW};
+use bert_core::train::optim::AdamW;
 use bert_core::train::params::params_mut;
 use bert_core::train::seqcls::SeqClsTrainer;
 use bert_core::{Batch, BertConfig, BertForSequenceClassification, Dtype, Weights};
@@ -97,16 +97,17 @@ fn training_steps_allocate_nothing_after_warm_up() {
             seed: k,
         }));
         let (core, loss) = bytes_during(|| {
-            grads.zero();
+            grads.zero_on(&bert_std::batching::RayonJoin, 2);
             let loss = SeqClsTrainer::new(model)
                 .unwrap()
                 .loss_and_grads(&batch, &labels, &mut ws, &mut grads)
                 .unwrap();
-            clip_grad_norm(&mut grads, 1.0);
+            grads.clip_norm_on(1.0, &bert_std::batching::RayonJoin, 2);
             loss
         });
         let (update, ()) = bytes_during(|| {
-            opt.step(&mut params_mut(model).unwrap(), &grads, 1e-4);
+            let mut params = params_mut(model).unwrap();
+            opt.step_on(&mut params, &grads, 1e-4, &bert_std::batching::RayonJoin, 2);
         });
         (core, update, loss)
     };

@@ -6,7 +6,7 @@ use alloc::format;
 use alloc::string::String;
 
 use super::dropout::{self, Dropout};
-use super::ops::{add_row, gelu_grad, layer_norm_backward, layer_norm_save};
+use super::ops::{add_row, gelu_grad, layer_norm_save};
 use super::threads;
 use super::workspace::TrainWorkspace;
 use super::Grads;
@@ -307,10 +307,10 @@ pub(crate) fn encoder_backward(
         let n2 = &layer.output.layer_norm;
         {
             let (gw, gb) = grads.pair(base + 14, base + 15);
-            layer_norm_backward(
-                &ws.dx[..t * h],
-                &saved.xhat2[..t * h],
-                &saved.rstd2[..t],
+            threads::layer_norm_backward(
+                par,
+                ws.lanes.len(),
+                (&ws.dx[..t * h], &saved.xhat2[..t * h], &saved.rstd2[..t]),
                 &n2.weight,
                 &mut ws.da[..t * h],
                 false,
@@ -366,10 +366,10 @@ pub(crate) fn encoder_backward(
         let n1 = &a.output.layer_norm;
         {
             let (gw, gb) = grads.pair(base + 8, base + 9);
-            layer_norm_backward(
-                &ws.dx[..t * h],
-                &saved.xhat1[..t * h],
-                &saved.rstd1[..t],
+            threads::layer_norm_backward(
+                par,
+                ws.lanes.len(),
+                (&ws.dx[..t * h], &saved.xhat1[..t * h], &saved.rstd1[..t]),
                 &n1.weight,
                 &mut ws.da[..t * h],
                 false,
@@ -437,10 +437,10 @@ pub(crate) fn encoder_backward(
     let e = &bert.embeddings;
     {
         let (gw, gb) = grads.pair(3, 4);
-        layer_norm_backward(
-            &ws.dx[..t * h],
-            &ws.emb_xhat[..t * h],
-            &ws.emb_rstd[..t],
+        threads::layer_norm_backward(
+            par,
+            ws.lanes.len(),
+            (&ws.dx[..t * h], &ws.emb_xhat[..t * h], &ws.emb_rstd[..t]),
             &e.layer_norm.weight,
             &mut ws.da[..t * h],
             false,

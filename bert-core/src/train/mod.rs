@@ -27,18 +27,82 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
+/// `f` on every gradient, the large ones cut in pieces, on `threads` threads (elementwise
+/// work: the pieces change nothing).
+fn each_piece(
+    par: &dyn crate::parallel::Parallel,
+    threads: usize,
+    values: &mut [Vec<f32>],
+    f: &(dyn Fn(&mut [f32]) + Sync),
+) {
+    for v in values.iter_mut() {
+        piece(par, threads, v, f);
+    }
+}
+
+fn piece(
+    par: &dyn crate::parallel::Parallel,
+    threads: usize,
+    v: &mut [f32],
+    f: &(dyn Fn(&mut [f32]) + Sync),
+) {
+    if threads < 2 || v.len() < 1 << 17 {
+        f(v);
+        return;
+    }
+    let half = threads / 2;
+    let (a, b) = v.split_at_mut(v.len() * half / threads);
+    par.join(&mut || piece(par, half, a, f), &mut || {
+        piece(par, threads - half, b, f)
+    });
+}
+
+/// Each gradient's f64 sum of squares into `out`, gradients shared out over `threads` threads
+/// in two halves of about equal size (each sum in its own element order).
+fn squares(
+    par: &dyn crate::parallel::Parallel,
+    threads: usize,
+    values: &[Vec<f32>],
+    out: &mut [f64],
+) {
+    let total: usize = values.iter().map(Vec::len).sum();
+    if threads < 2 || values.len() < 2 || total < 1 << 17 {
+        for (v, o) in values.iter().zip(out.iter_mut()) {
+            *o = v.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>();
+        }
+        return;
+    }
+    let mut acc = 0;
+    let cut = values
+        .iter()
+        .position(|v| {
+            acc += v.len();
+            acc * 2 >= total
+        })
+        .map_or(1, |i| (i + 1).clamp(1, values.len() - 1));
+    let (v1, v2) = values.split_at(cut);
+    let (o1, o2) = out.split_at_mut(cut);
+    let half = threads / 2;
+    par.join(&mut || squares(par, half, v1, o1), &mut || {
+        squares(par, threads - half, v2, o2)
+    });
+}
+
 /// One gradient buffer per parameter, in a fixed order, with PyTorch's parameter names.
 #[derive(Debug, Clone, Default)]
 pub struct Grads {
     names: Vec<String>,
     shapes: Vec<Vec<usize>>,
     values: Vec<Vec<f32>>,
+    /// Each gradient's sum of squares, for clipping on threads without allocating.
+    squares: Vec<f64>,
 }
 
 impl Grads {
     /// Add a zeroed buffer for parameter `name` of `shape`; returns its index.
     pub(crate) fn push(&mut self, name: String, shape: &[usize]) -> usize {
         self.names.push(name);
+        self.squares.push(0.0);
         self.values.push(vec![0.0; shape.iter().product()]);
         self.shapes.push(shape.to_vec());
         self.values.len() - 1
@@ -69,6 +133,34 @@ impl Grads {
     /// Set every gradient to zero (before accumulating a new batch).
     pub fn zero(&mut self) {
         self.values.iter_mut().for_each(|v| v.fill(0.0));
+    }
+
+    /// [`zero`](Self::zero) on `threads` threads.
+    pub fn zero_on(&mut self, parallel: &dyn crate::parallel::Parallel, threads: usize) {
+        each_piece(parallel, threads, &mut self.values, &|v: &mut [f32]| {
+            v.fill(0.0)
+        });
+    }
+
+    /// `torch.nn.utils.clip_grad_norm_` on `threads` threads: each gradient's sum of squares
+    /// (its own order) on its thread, their total in parameter order, then the scaling; the
+    /// same bits as [`optim::clip_grad_norm`]. Returns the norm before clipping.
+    pub fn clip_norm_on(
+        &mut self,
+        max_norm: f32,
+        parallel: &dyn crate::parallel::Parallel,
+        threads: usize,
+    ) -> f32 {
+        squares(parallel, threads, &self.values, &mut self.squares);
+        let total: f64 = self.squares.iter().sum();
+        let norm = libm::sqrt(total) as f32;
+        let coef = max_norm / (norm + 1e-6);
+        if coef < 1.0 {
+            each_piece(parallel, threads, &mut self.values, &|v: &mut [f32]| {
+                v.iter_mut().for_each(|g| *g *= coef)
+            });
+        }
+        norm
     }
 
     /// Multiply every gradient by `factor` (e.g. `1 / n` after accumulating `n` batches).

@@ -101,30 +101,59 @@ pub fn layer_norm_backward(
     dbeta: &mut [f32],
 ) {
     let w = gamma.len();
+    layer_norm_param_grads(dy, xhat, rstd.len(), dgamma, dbeta);
     for (((g, z), &r), out) in dy
         .chunks_exact(w)
         .zip(xhat.chunks_exact(w))
         .zip(rstd)
         .zip(dx.chunks_exact_mut(w))
     {
-        let (mut mean_dz, mut mean_dz_z) = (0.0f64, 0.0f64);
+        layer_norm_dx_row(g, z, r, gamma, out, accumulate);
+    }
+}
+
+/// LayerNorm's `dγ += Σ dy · xhat`, `dβ += Σ dy` over `rows` rows, in row order.
+pub fn layer_norm_param_grads(
+    dy: &[f32],
+    xhat: &[f32],
+    rows: usize,
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+) {
+    let w = dgamma.len();
+    for (g, z) in dy.chunks_exact(w).zip(xhat.chunks_exact(w)).take(rows) {
         for i in 0..w {
-            let dz = (g[i] * gamma[i]) as f64;
-            mean_dz += dz;
-            mean_dz_z += dz * z[i] as f64;
             dgamma[i] += g[i] * z[i];
             dbeta[i] += g[i];
         }
-        mean_dz /= w as f64;
-        mean_dz_z /= w as f64;
-        for i in 0..w {
-            let dz = (g[i] * gamma[i]) as f64;
-            let v = (r as f64 * (dz - mean_dz - z[i] as f64 * mean_dz_z)) as f32;
-            if accumulate {
-                out[i] += v;
-            } else {
-                out[i] = v;
-            }
+    }
+}
+
+/// One row of LayerNorm's `dx` (overwritten or accumulated).
+pub fn layer_norm_dx_row(
+    g: &[f32],
+    z: &[f32],
+    r: f32,
+    gamma: &[f32],
+    out: &mut [f32],
+    accumulate: bool,
+) {
+    let w = gamma.len();
+    let (mut mean_dz, mut mean_dz_z) = (0.0f64, 0.0f64);
+    for i in 0..w {
+        let dz = (g[i] * gamma[i]) as f64;
+        mean_dz += dz;
+        mean_dz_z += dz * z[i] as f64;
+    }
+    mean_dz /= w as f64;
+    mean_dz_z /= w as f64;
+    for i in 0..w {
+        let dz = (g[i] * gamma[i]) as f64;
+        let v = (r as f64 * (dz - mean_dz - z[i] as f64 * mean_dz_z)) as f32;
+        if accumulate {
+            out[i] += v;
+        } else {
+            out[i] = v;
         }
     }
 }

@@ -7,7 +7,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::ops::{head, head_mut, softmax_backward};
+use super::ops::{head, head_mut, layer_norm_dx_row, layer_norm_param_grads, softmax_backward};
 use crate::kernels::{self, GemmNeeds, GemmScratch, MatMut, MatRef, Rhs};
 use crate::nn::Linear;
 use crate::parallel::Parallel;
@@ -156,6 +156,55 @@ pub(crate) fn linear_backward(
             db.iter_mut().zip(row).for_each(|(b, g)| *b += g);
         }
     }
+}
+
+/// LayerNorm's backward with the rows' `dx` on `threads` threads; `dγ` and `dβ` summed on the
+/// calling thread in row order, as the one-thread pass sums them.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn layer_norm_backward(
+    par: &dyn Parallel,
+    threads: usize,
+    (dy, xhat, rstd): (&[f32], &[f32], &[f32]),
+    gamma: &[f32],
+    dx: &mut [f32],
+    accumulate: bool,
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+) {
+    layer_norm_param_grads(dy, xhat, rstd.len(), dgamma, dbeta);
+    layer_norm_dx(par, threads, (dy, xhat, rstd), gamma, dx, accumulate);
+}
+
+fn layer_norm_dx(
+    par: &dyn Parallel,
+    threads: usize,
+    (dy, xhat, rstd): (&[f32], &[f32], &[f32]),
+    gamma: &[f32],
+    dx: &mut [f32],
+    accumulate: bool,
+) {
+    let (w, rows) = (gamma.len(), rstd.len());
+    if threads < 2 || rows < 2 * MIN_ROWS {
+        for (((g, z), &r), out) in dy
+            .chunks_exact(w)
+            .zip(xhat.chunks_exact(w))
+            .zip(rstd)
+            .zip(dx.chunks_exact_mut(w))
+        {
+            layer_norm_dx_row(g, z, r, gamma, out, accumulate);
+        }
+        return;
+    }
+    let half = threads / 2;
+    let cut = rows * half / threads;
+    let (y1, y2) = dy[..rows * w].split_at(cut * w);
+    let (z1, z2) = xhat[..rows * w].split_at(cut * w);
+    let (r1, r2) = rstd.split_at(cut);
+    let (d1, d2) = dx[..rows * w].split_at_mut(cut * w);
+    par.join(
+        &mut || layer_norm_dx(par, half, (y1, z1, r1), gamma, d1, accumulate),
+        &mut || layer_norm_dx(par, threads - half, (y2, z2, r2), gamma, d2, accumulate),
+    );
 }
 
 /// Fewest elements worth handing to another thread in an elementwise pass.

@@ -24,7 +24,7 @@ use std::path::Path;
 use bert_core::pretraining::Rng;
 use bert_core::safetensors::serialize;
 use bert_core::train::dropout::Dropout;
-use bert_core::train::optim::{clip_grad_norm, linear_schedule, AdamW};
+use bert_core::train::optim::{linear_schedule, AdamW};
 use bert_core::train::Grads;
 use bert_core::{BertConfig, Dtype};
 
@@ -187,8 +187,9 @@ impl Run<'_> {
             if epoch < first_epoch {
                 continue;
             }
+            let threads = rayon::current_num_threads();
             for group in order.chunks(o.batch_size * accum) {
-                grads.zero();
+                grads.zero_on(&RayonJoin, threads);
                 // Gradient accumulation: the batches' gradients add up, then are averaged.
                 let mut loss = 0.0;
                 let batches = group.len().div_ceil(o.batch_size);
@@ -198,9 +199,8 @@ impl Run<'_> {
                 if batches > 1 {
                     grads.scale(1.0 / batches as f32);
                 }
-                clip_grad_norm(grads, 1.0);
+                grads.clip_norm_on(1.0, &RayonJoin, threads);
                 let lr = o.lr * linear_schedule(step, warmup, total);
-                let threads = rayon::current_num_threads();
                 opt.step_on(&mut params(model)?, grads, lr, &RayonJoin, threads);
                 step += 1;
                 losses.push(loss);
