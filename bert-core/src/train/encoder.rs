@@ -6,7 +6,7 @@ use alloc::format;
 use alloc::string::String;
 
 use super::dropout::{self, Dropout};
-use super::ops::{add_row, gelu_grad, layer_norm_save};
+use super::ops::{add_row, gelu_grad};
 use super::threads;
 use super::workspace::TrainWorkspace;
 use super::Grads;
@@ -148,16 +148,16 @@ pub(crate) fn encoder_forward(
         add_row(&pe.weight, i % batch.seq_len, dst);
     }
     let ln = &e.layer_norm;
-    layer_norm_save(
+    let par = ws.par;
+    threads::layer_norm_save(
+        par,
+        ws.lanes.len(),
         x,
-        &ln.weight,
-        &ln.bias,
-        ln.eps,
+        (&ln.weight, &ln.bias, ln.eps),
         &mut ws.emb_xhat[..t * h],
         &mut ws.emb_rstd[..t],
     );
     let scale = 1.0 / libm::sqrtf(d as f32);
-    let par = ws.par;
     let shape = threads::Heads {
         offsets: &ws.offsets[..=batch.batch_size],
         heads,
@@ -167,13 +167,10 @@ pub(crate) fn encoder_forward(
     };
     let drop = ws.dropout;
     let hidden = drop.filter(|d| d.hidden > 0.0);
+    let lanes = ws.lanes.len();
     let rows = |mask: &mut [f32], stream: u64, d: Dropout| {
-        dropout::fill_rows(
-            &mut mask[..t * h],
-            &ws.packed[..t],
-            h,
-            (d.seed, stream, d.hidden),
-        );
+        let spec = (d.seed, stream, d.hidden);
+        threads::fill_rows(par, lanes, &mut mask[..t * h], &ws.packed[..t], h, spec);
     };
     if let Some(d) = hidden {
         rows(&mut ws.masks.embeddings, dropout::EMBEDDINGS_STREAM, d);
@@ -237,11 +234,11 @@ pub(crate) fn encoder_forward(
             .zip(x_in)
             .for_each(|(y, x)| *y += x);
         let n1 = &a.output.layer_norm;
-        layer_norm_save(
+        threads::layer_norm_save(
+            par,
+            ws.lanes.len(),
             &mut saved.y1[..t * h],
-            &n1.weight,
-            &n1.bias,
-            n1.eps,
+            (&n1.weight, &n1.bias, n1.eps),
             &mut saved.xhat1[..t * h],
             &mut saved.rstd1[..t],
         );
@@ -265,11 +262,11 @@ pub(crate) fn encoder_forward(
             .zip(&saved.y1[..t * h])
             .for_each(|(y, x)| *y += x);
         let n2 = &layer.output.layer_norm;
-        layer_norm_save(
+        threads::layer_norm_save(
+            par,
+            ws.lanes.len(),
             &mut ws.x[..t * h],
-            &n2.weight,
-            &n2.bias,
-            n2.eps,
+            (&n2.weight, &n2.bias, n2.eps),
             &mut saved.xhat2[..t * h],
             &mut saved.rstd2[..t],
         );

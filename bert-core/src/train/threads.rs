@@ -207,6 +207,58 @@ fn layer_norm_dx(
     );
 }
 
+/// LayerNorm over the rows of `x` in place, saving `xhat` and `rstd` ([`ops::layer_norm_save`]),
+/// rows split over `threads` threads (each row alone: the same bits).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn layer_norm_save(
+    par: &dyn Parallel,
+    threads: usize,
+    x: &mut [f32],
+    (gamma, beta, eps): (&[f32], &[f32], f32),
+    xhat: &mut [f32],
+    rstd: &mut [f32],
+) {
+    let (w, rows) = (gamma.len(), rstd.len());
+    if threads < 2 || rows < 2 * MIN_ROWS {
+        super::ops::layer_norm_save(&mut x[..rows * w], gamma, beta, eps, xhat, rstd);
+        return;
+    }
+    let half = threads / 2;
+    let cut = rows * half / threads;
+    let (x1, x2) = x[..rows * w].split_at_mut(cut * w);
+    let (z1, z2) = xhat[..rows * w].split_at_mut(cut * w);
+    let (r1, r2) = rstd.split_at_mut(cut);
+    let norm = (gamma, beta, eps);
+    par.join(
+        &mut || layer_norm_save(par, half, x1, norm, z1, r1),
+        &mut || layer_norm_save(par, threads - half, x2, norm, z2, r2),
+    );
+}
+
+/// [`dropout::fill_rows`](super::dropout::fill_rows) with the rows split over `threads`
+/// threads (each element is a pure function of its index).
+pub(crate) fn fill_rows(
+    par: &dyn Parallel,
+    threads: usize,
+    mask: &mut [f32],
+    packed: &[u32],
+    h: usize,
+    spec: (u64, u64, f32),
+) {
+    let rows = packed.len();
+    if threads < 2 || rows < 2 * MIN_ROWS {
+        super::dropout::fill_rows(&mut mask[..rows * h], packed, h, spec);
+        return;
+    }
+    let half = threads / 2;
+    let cut = rows * half / threads;
+    let (m1, m2) = mask[..rows * h].split_at_mut(cut * h);
+    let (p1, p2) = packed.split_at(cut);
+    par.join(&mut || fill_rows(par, half, m1, p1, h, spec), &mut || {
+        fill_rows(par, threads - half, m2, p2, h, spec)
+    });
+}
+
 /// Fewest elements worth handing to another thread in an elementwise pass.
 const MIN_ELEMENTS: usize = 4096;
 
