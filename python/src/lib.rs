@@ -81,6 +81,18 @@ fn options(threads: usize, dtype: &str, device: &str) -> PyResult<LoadOptions> {
     Ok(o)
 }
 
+/// Load a pipeline (`load`) from the Python arguments, with the GIL released while it loads.
+fn load<T: Send>(
+    py: Python<'_>,
+    (model, default): (Option<&str>, Option<&str>),
+    (threads, dtype, device): (usize, &str, &str),
+    load: fn(&Path, LoadOptions) -> bert_std::Result<T>,
+) -> PyResult<T> {
+    let o = options(threads, dtype, device)?;
+    let dir = resolve(model, default)?;
+    py.allow_threads(|| load(&dir, o)).map_err(err)
+}
+
 fn json<T: serde::Serialize>(value: &T) -> PyResult<String> {
     serde_json::to_string(value).map_err(|e| BertError::new_err(e.to_string()))
 }
@@ -114,11 +126,12 @@ impl Embedder {
         dtype: &str,
         device: &str,
     ) -> PyResult<Self> {
-        let o = options(threads, dtype, device)?;
-        let dir = resolve(model, Some(bert_std::fetch::MINILM))?;
-        let inner = py
-            .allow_threads(|| SentenceEmbeddings::load(&dir, o))
-            .map_err(err)?;
+        let inner = load(
+            py,
+            (model, Some(bert_std::fetch::MINILM)),
+            (threads, dtype, device),
+            |dir, o| SentenceEmbeddings::load(dir, o),
+        )?;
         Ok(Embedder { inner })
     }
 
@@ -168,9 +181,12 @@ impl FillMasker {
         dtype: &str,
         device: &str,
     ) -> PyResult<Self> {
-        let o = options(threads, dtype, device)?;
-        let dir = resolve(model, Some(bert_std::fetch::SPLADE_TINY))?;
-        let inner = py.allow_threads(|| FillMask::load(&dir, o)).map_err(err)?;
+        let inner = load(
+            py,
+            (model, Some(bert_std::fetch::SPLADE_TINY)),
+            (threads, dtype, device),
+            |dir, o| FillMask::load(dir, o),
+        )?;
         Ok(FillMasker { inner })
     }
 
@@ -203,11 +219,9 @@ impl Classifier {
         dtype: &str,
         device: &str,
     ) -> PyResult<Self> {
-        let o = options(threads, dtype, device)?;
-        let dir = resolve(model, None)?;
-        let inner = py
-            .allow_threads(|| TextClassification::load(&dir, o))
-            .map_err(err)?;
+        let inner = load(py, (model, None), (threads, dtype, device), |dir, o| {
+            TextClassification::load(dir, o)
+        })?;
         Ok(Classifier { inner })
     }
 
@@ -253,11 +267,9 @@ impl TokenClassifier {
         dtype: &str,
         device: &str,
     ) -> PyResult<Self> {
-        let o = options(threads, dtype, device)?;
-        let dir = resolve(model, None)?;
-        let inner = py
-            .allow_threads(|| TokenClassification::load(&dir, o))
-            .map_err(err)?;
+        let inner = load(py, (model, None), (threads, dtype, device), |dir, o| {
+            TokenClassification::load(dir, o)
+        })?;
         Ok(TokenClassifier { inner })
     }
 
@@ -303,11 +315,9 @@ impl QuestionAnswerer {
         dtype: &str,
         device: &str,
     ) -> PyResult<Self> {
-        let o = options(threads, dtype, device)?;
-        let dir = resolve(model, None)?;
-        let inner = py
-            .allow_threads(|| QuestionAnswering::load(&dir, o))
-            .map_err(err)?;
+        let inner = load(py, (model, None), (threads, dtype, device), |dir, o| {
+            QuestionAnswering::load(dir, o)
+        })?;
         Ok(QuestionAnswerer { inner })
     }
 

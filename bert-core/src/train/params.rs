@@ -18,17 +18,7 @@ pub fn params_mut<'s>(
     model: &'s mut BertForSequenceClassification<'_>,
 ) -> Result<Vec<&'s mut [f32]>> {
     let BertForSequenceClassification { bert, classifier } = model;
-    let crate::model::BertModel {
-        embeddings,
-        encoder,
-        pooler,
-        ..
-    } = bert;
-    let mut out = encoder_params(embeddings, encoder)?;
-    let p = pooler.as_mut().ok_or_else(|| Error::MissingTensor {
-        tried: vec![String::from("pooler.dense.weight")],
-    })?;
-    linear(&mut p.dense, &mut out)?;
+    let mut out = bert_params(bert, true)?;
     linear(classifier, &mut out)?;
     Ok(out)
 }
@@ -41,12 +31,7 @@ pub fn token_params_mut<'s>(
     let crate::heads::BertForTokenClassification {
         bert, classifier, ..
     } = model;
-    let crate::model::BertModel {
-        embeddings,
-        encoder,
-        ..
-    } = bert;
-    let mut out = encoder_params(embeddings, encoder)?;
+    let mut out = bert_params(bert, false)?;
     linear(classifier, &mut out)?;
     Ok(out)
 }
@@ -59,12 +44,7 @@ pub fn qa_params_mut<'s>(
     let crate::heads::BertForQuestionAnswering {
         bert, qa_outputs, ..
     } = model;
-    let crate::model::BertModel {
-        embeddings,
-        encoder,
-        ..
-    } = bert;
-    let mut out = encoder_params(embeddings, encoder)?;
+    let mut out = bert_params(bert, false)?;
     linear(qa_outputs, &mut out)?;
     Ok(out)
 }
@@ -75,12 +55,7 @@ pub fn masked_lm_params_mut<'s>(
     model: &'s mut crate::heads::BertForMaskedLM<'_>,
 ) -> Result<Vec<&'s mut [f32]>> {
     let crate::heads::BertForMaskedLM { bert, predictions } = model;
-    let crate::model::BertModel {
-        embeddings,
-        encoder,
-        ..
-    } = bert;
-    let mut out = encoder_params(embeddings, encoder)?;
+    let mut out = bert_params(bert, false)?;
     prediction_params(predictions, &mut out)?;
     Ok(out)
 }
@@ -95,17 +70,7 @@ pub fn pretraining_params_mut<'s>(
         predictions,
         seq_relationship,
     } = model;
-    let crate::model::BertModel {
-        embeddings,
-        encoder,
-        pooler,
-        ..
-    } = bert;
-    let mut out = encoder_params(embeddings, encoder)?;
-    let p = pooler.as_mut().ok_or_else(|| Error::MissingTensor {
-        tried: vec![String::from("pooler.dense.weight")],
-    })?;
-    linear(&mut p.dense, &mut out)?;
+    let mut out = bert_params(bert, true)?;
     prediction_params(predictions, &mut out)?;
     linear(seq_relationship, &mut out)?;
     Ok(out)
@@ -128,6 +93,28 @@ fn prediction_params<'s>(
         out.push(matrix(d)?);
     }
     Ok(())
+}
+
+/// The encoder's parameters, then the pooler's when `with_pooler` (a sentence-level head
+/// follows it), as the trainers order them.
+fn bert_params<'s>(
+    bert: &'s mut crate::model::BertModel<'_>,
+    with_pooler: bool,
+) -> Result<Vec<&'s mut [f32]>> {
+    let crate::model::BertModel {
+        embeddings,
+        encoder,
+        pooler,
+        ..
+    } = bert;
+    let mut out = encoder_params(embeddings, encoder)?;
+    if with_pooler {
+        let p = pooler.as_mut().ok_or_else(|| Error::MissingTensor {
+            tried: vec![String::from("pooler.dense.weight")],
+        })?;
+        linear(&mut p.dense, &mut out)?;
+    }
+    Ok(out)
 }
 
 /// The encoder's parameters (embeddings, then every layer), as the trainers order them.
