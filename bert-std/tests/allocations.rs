@@ -3,46 +3,13 @@
 //! workspace holds (what is left is tokenization and the results). Counted with a global
 //! allocator.
 mod common;
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod counting;
 
 use bert_std::pipelines::embeddings::SentenceEmbeddings;
 use bert_std::pipelines::fill_mask::FillMask;
 use bert_std::{LoadOptions, Pipeline};
 use common::*;
-
-struct Counting;
-
-static BYTES: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the counter is only
-// incremented.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        BYTES.fetch_add(layout.size(), Ordering::SeqCst);
-        // SAFETY: the caller's contract for `alloc` is passed on as is.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract for `dealloc` is passed on as is.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        BYTES.fetch_add(new_size, Ordering::SeqCst);
-        // SAFETY: the caller's contract for `realloc` is passed on as is.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn bytes_during(f: impl FnOnce()) -> usize {
-    let before = BYTES.load(Ordering::SeqCst);
-    f();
-    BYTES.load(Ordering::SeqCst) - before
-}
+use counting::bytes_during;
 
 #[test]
 fn pipelines_reuse_their_workspaces() {
@@ -54,9 +21,9 @@ fn pipelines_reuse_their_workspaces() {
     let texts: Vec<String> = (0..16)
         .map(|i| format!("sentence {i} of a batch that is long enough to matter here"))
         .collect();
-    let first = bytes_during(|| drop(st.embed(&texts).unwrap()));
+    let first = bytes_during(|| drop(st.embed(&texts).unwrap())).0;
     assert_eq!(st.bert.workspaces_built(), 1);
-    let second = bytes_during(|| drop(st.embed(&texts).unwrap()));
+    let second = bytes_during(|| drop(st.embed(&texts).unwrap())).0;
     assert_eq!(
         st.bert.workspaces_built(),
         1,

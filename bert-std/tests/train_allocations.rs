@@ -3,9 +3,7 @@
 //! allocates only the list of parameter slices (about 1.7 KB for MiniLM). Counted with a global
 //! allocator (its own test binary, so no other test's allocations are counted).
 mod common;
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod counting;
 
 use bert_core::safetensors::serialize;
 use bert_core::train::dropout::Dropout;
@@ -14,38 +12,7 @@ use bert_core::train::params::params_mut;
 use bert_core::train::seqcls::SeqClsTrainer;
 use bert_core::{Batch, BertConfig, BertForSequenceClassification, Dtype, Weights};
 use common::*;
-
-struct Counting;
-
-static BYTES: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the counter is only
-// incremented.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        BYTES.fetch_add(layout.size(), Ordering::SeqCst);
-        // SAFETY: the caller's contract for `alloc` is passed on as is.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract for `dealloc` is passed on as is.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        BYTES.fetch_add(new_size, Ordering::SeqCst);
-        // SAFETY: the caller's contract for `realloc` is passed on as is.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn bytes_during<T>(f: impl FnOnce() -> T) -> (usize, T) {
-    let before = BYTES.load(Ordering::SeqCst);
-    let out = f();
-    (BYTES.load(Ordering::SeqCst) - before, out)
-}
+use counting::bytes_during;
 
 #[test]
 fn training_steps_allocate_nothing_after_warm_up() {
