@@ -6,7 +6,7 @@ use alloc::format;
 use alloc::string::String;
 
 use super::dropout::{self, Dropout};
-use super::ops::{add_row, gelu_grad};
+use super::ops::{add_row, gelu_backward};
 use super::threads;
 use super::workspace::TrainWorkspace;
 use super::Grads;
@@ -342,7 +342,7 @@ pub(crate) fn encoder_backward(
             ws.lanes.len(),
             &mut ws.du[..t * iw],
             &saved.u,
-            &|g, u| *g *= gelu_grad(u),
+            &gelu_backward,
         );
         // dy1 = da (residual) + du Wi
         ws.dx[..t * h].copy_from_slice(&ws.da[..t * h]);

@@ -158,12 +158,23 @@ pub fn layer_norm_dx_row(
     }
 }
 
-/// `d/dx` of the exact GELU, `0.5 (1 + erf(x/√2)) + x · φ(x)`.
+/// `d/dx` of the exact GELU, `0.5 (1 + erf(x/√2)) + x · φ(x)`, in f32 as torch computes it
+/// (branch-free `erf` and `exp`, so loops over it vectorize).
+#[inline(always)]
 pub fn gelu_grad(x: f32) -> f32 {
-    let x = x as f64;
-    let cdf = 0.5 * (1.0 + libm::erf(x / core::f64::consts::SQRT_2));
-    let pdf = libm::exp(-0.5 * x * x) / libm::sqrt(2.0 * core::f64::consts::PI);
-    (cdf + x * pdf) as f32
+    use crate::kernels::math::{erf, exp};
+    /// `1 / √(2π)`.
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    let cdf = 0.5 * (1.0 + erf(x * core::f32::consts::FRAC_1_SQRT_2));
+    let pdf = exp(-0.5 * x * x) * INV_SQRT_2PI;
+    cdf + x * pdf
+}
+
+/// `g[i] *= gelu'(u[i])`: the backward through GELU, in place on the incoming gradient.
+pub fn gelu_backward(g: &mut [f32], u: &[f32]) {
+    for (g, &u) in g.iter_mut().zip(u) {
+        *g *= gelu_grad(u);
+    }
 }
 
 /// The backward of a row softmax `p = softmax(s)`, in place on `dp`: `ds = p ⊙ (dp − Σ dp ⊙ p)`.
@@ -256,6 +267,17 @@ mod tests {
             let n = (f(x + 1e-3) - f(x - 1e-3)) / 2e-3;
             assert!((gelu_grad(x) as f64 - n).abs() < 1e-4);
         }
+        // The f32 form against the f64 closed form over the range pre-activations take.
+        for i in 0..=4000 {
+            let x = -10.0 + i as f64 * 5e-3;
+            let cdf = 0.5 * (1.0 + libm::erf(x / core::f64::consts::SQRT_2));
+            let pdf = libm::exp(-0.5 * x * x) / libm::sqrt(2.0 * core::f64::consts::PI);
+            let got = gelu_grad(x as f32) as f64;
+            assert!((got - (cdf + x * pdf)).abs() < 2e-6, "gelu'({x}) = {got}");
+        }
+        let (mut g, u) = ([2.0f32, -1.0], [0.3f32, -1.2]);
+        gelu_backward(&mut g, &u);
+        assert_eq!(g, [2.0 * gelu_grad(0.3), -gelu_grad(-1.2)]);
         let p = [0.2f32, 0.5, 0.3];
         let mut d = [1.0f32, 1.0, 1.0];
         softmax_backward(&p, &mut d, 3);

@@ -281,16 +281,17 @@ pub(crate) fn chunks(
     });
 }
 
-/// `f(&mut a[i], b[i])` for every `i`, halves on `threads` threads.
+/// `f(a_part, b_part)` over matching pieces of `a` and `b`, halves on `threads` threads
+/// (`f` sees whole slices, so its loop can vectorize).
 pub(crate) fn zip_map(
     par: &dyn Parallel,
     threads: usize,
     a: &mut [f32],
     b: &[f32],
-    f: &(dyn Fn(&mut f32, f32) + Sync),
+    f: &(dyn Fn(&mut [f32], &[f32]) + Sync),
 ) {
     if threads < 2 || a.len() < 2 * MIN_ELEMENTS {
-        a.iter_mut().zip(b).for_each(|(x, &y)| f(x, y));
+        f(a, b);
         return;
     }
     let half = threads / 2;
