@@ -49,6 +49,9 @@ struct Args {
     /// Compute padding positions too (the masked path, for comparison).
     #[arg(long)]
     keep_padding: bool,
+    /// Products in bf16 with f32 sums (bf16 weight panels; `vdpbf16ps` where the CPU has it).
+    #[arg(long)]
+    bf16: bool,
     /// Measure the machine's f32 FMA peak instead (GFLOP/s).
     #[arg(long)]
     fma_peak: bool,
@@ -151,7 +154,11 @@ fn main() {
     let dir = ModelDir::open(args.model.as_ref().expect("--model DIR")).expect("model dir");
     let mut loaded = LoadedModel::load(&dir, Task::Base, true).expect("load");
     if !args.no_prepack {
-        loaded.prepack();
+        loaded.prepack_as(if args.bf16 {
+            bert_core::kernels::Precision::Bf16
+        } else {
+            bert_core::kernels::Precision::Stored
+        });
     }
     let model = loaded.model().bert();
     let inputs = read_inputs(&args, model.config.vocab_size);
@@ -196,6 +203,7 @@ fn main() {
             "threads": args.threads,
             "remove_padding": !args.keep_padding,
             "prepacked": !args.no_prepack,
+            "bf16": args.bf16 && !args.no_prepack,
             "weight_bytes": model.weight_bytes(),
             "isa": bert_core::kernels::isa_name(),
         })

@@ -5,7 +5,7 @@ use alloc::borrow::Cow;
 use alloc::format;
 
 use crate::error::Result;
-use crate::kernels::{self, GemmNeeds, GemmScratch, MatMut, MatRef, PackedWeight, Rhs};
+use crate::kernels::{self, GemmNeeds, GemmScratch, MatMut, MatRef, PackedWeight, Precision, Rhs};
 use crate::weights::{Matrix, Weights};
 
 /// `y = x Wᵀ + b`, with `W` stored `[out_features, in_features]` in any [`Storage`](crate::weights::Storage) dtype.
@@ -84,7 +84,17 @@ impl<'a> Linear<'a> {
     /// Pack the weight once for the kernels in use, so that products skip packing. Costs
     /// `in · out` f32 of memory for f32 / f16 / bf16 weights, `in · out` bytes for int8.
     pub fn prepack(&mut self) {
-        self.packed = Some(PackedWeight::new(&self.weight));
+        self.prepack_as(Precision::Stored);
+    }
+
+    /// Pack the weight once for products in `precision` ([`Precision::Bf16`]: bf16 panels,
+    /// `in · out` bf16 values).
+    pub fn prepack_as(&mut self, precision: Precision) {
+        self.packed = Some(PackedWeight::with_precision(
+            kernels::isa(),
+            &self.weight,
+            precision,
+        ));
     }
 
     /// `out[rows, out_features] = x[rows, in_features] · Wᵀ + b`.

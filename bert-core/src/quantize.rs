@@ -21,15 +21,19 @@ use crate::weights::Weights;
 pub enum QuantDtype {
     /// IEEE half precision.
     F16,
+    /// bfloat16 (round to nearest even). Loading with it also runs the products in bf16
+    /// where the weights are packed (see [`crate::kernels::Precision::Bf16`]).
+    BF16,
     /// int8, per-row f32 scales.
     Int8,
 }
 
 impl QuantDtype {
-    /// `"f16"` or `"int8"`.
+    /// `"f16"`, `"bf16"` or `"int8"`.
     pub fn name(self) -> &'static str {
         match self {
             QuantDtype::F16 => "f16",
+            QuantDtype::BF16 => "bf16",
             QuantDtype::Int8 => "int8",
         }
     }
@@ -83,6 +87,17 @@ pub fn quantize(buffers: &[&[u8]], dtype: QuantDtype) -> Result<Vec<u8>> {
                     data.extend(row.iter().flat_map(|&x| f16::from_f32(x).to_le_bytes()));
                 }
                 out.push((name, Dtype::F16, shape.to_vec(), data));
+            }
+            QuantDtype::BF16 => {
+                let mut data = Vec::with_capacity(rows * cols * 2);
+                for r in 0..rows {
+                    storage.read_f32(r * cols, &mut row);
+                    data.extend(
+                        row.iter()
+                            .flat_map(|&x| crate::kernels::bf16::to_bf16(x).to_le_bytes()),
+                    );
+                }
+                out.push((name, Dtype::BF16, shape.to_vec(), data));
             }
             QuantDtype::Int8 => {
                 let mut data = Vec::with_capacity(rows * cols);
@@ -146,7 +161,11 @@ mod tests {
             &[],
         )
         .unwrap();
-        for (dtype, want) in [(QuantDtype::Int8, Dtype::I8), (QuantDtype::F16, Dtype::F16)] {
+        for (dtype, want) in [
+            (QuantDtype::Int8, Dtype::I8),
+            (QuantDtype::F16, Dtype::F16),
+            (QuantDtype::BF16, Dtype::BF16),
+        ] {
             let q = quantize(&[&file], dtype).unwrap();
             // An 8-byte aligned copy (a Vec<u8> promises no alignment), as an mmap would be.
             let q = AlignedBytes::copy_from(&q);

@@ -343,8 +343,13 @@ impl LoadedModel {
     /// faster, most of all for small batches, for one f32 copy of the encoder's linear weights
     /// in memory (int8 weights are left as they are).
     pub fn prepack(&mut self) {
+        self.prepack_as(bert_core::kernels::Precision::Stored);
+    }
+
+    /// [`prepack`](Self::prepack) for products in `precision` ([`BertModel::prepack_as`]).
+    pub fn prepack_as(&mut self, precision: bert_core::kernels::Precision) {
         self.cell
-            .with_dependent_mut(|_, model| model.bert_mut().prepack());
+            .with_dependent_mut(|_, model| model.bert_mut().prepack_as(precision));
     }
 }
 

@@ -1,5 +1,5 @@
-//! `bert quantize IN_DIR OUT_DIR --dtype int8|f16`: a model directory with its 2-D weights
-//! stored as int8 (per-output-channel scales) or f16, loadable zero-copy like any other
+//! `bert quantize IN_DIR OUT_DIR --dtype int8|f16|bf16`: a model directory with its 2-D weights
+//! stored as int8 (per-output-channel scales), f16 or bf16, loadable zero-copy like any other
 //! (layout: `bert_core::quantize`). Config, tokenizer and pooling files are copied.
 
 use std::fs;
@@ -19,6 +19,8 @@ pub enum QuantizeTo {
     Int8,
     /// IEEE half precision.
     F16,
+    /// bfloat16.
+    Bf16,
 }
 
 impl From<QuantizeTo> for QuantDtype {
@@ -26,17 +28,19 @@ impl From<QuantizeTo> for QuantDtype {
         match d {
             QuantizeTo::Int8 => QuantDtype::Int8,
             QuantizeTo::F16 => QuantDtype::F16,
+            QuantizeTo::Bf16 => QuantDtype::BF16,
         }
     }
 }
 
-/// Parse `int8` / `f16`.
+/// Parse `int8` / `f16` / `bf16`.
 pub fn parse_dtype(s: &str) -> Result<QuantDtype> {
     match s {
         "int8" | "i8" => Ok(QuantDtype::Int8),
         "f16" | "fp16" => Ok(QuantDtype::F16),
+        "bf16" | "bfloat16" => Ok(QuantDtype::BF16),
         _ => Err(Error::Input(format!(
-            "unknown dtype {s:?}: use int8 or f16"
+            "unknown dtype {s:?}: use int8, f16 or bf16"
         ))),
     }
 }

@@ -39,7 +39,9 @@ pub struct LoadOptions {
     /// (off by default: it touches every page of the file). Outputs are always checked.
     pub check_weights: bool,
     /// Convert the 2-D weights to this storage at load, in memory (as `bert quantize` does on
-    /// disk): int8 (per-output-channel scales) or f16. `None`: as stored.
+    /// disk): int8 (per-output-channel scales), f16 or bf16. `None`: as stored. With bf16 and
+    /// [`prepack`](Self::prepack) the encoder's products also run in bf16 (bf16 inputs, f32
+    /// sums); without prepacking bf16 weights are widened and products stay f32.
     pub dtype: Option<bert_core::quantize::QuantDtype>,
 }
 
@@ -130,7 +132,10 @@ impl Bert {
             Some(dtype) => LoadedModel::load_converted(&dir, task, dtype)?,
         };
         if options.prepack {
-            loaded.prepack();
+            loaded.prepack_as(match options.dtype {
+                Some(bert_core::quantize::QuantDtype::BF16) => bert_core::kernels::Precision::Bf16,
+                _ => bert_core::kernels::Precision::Stored,
+            });
         }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(options.threads)

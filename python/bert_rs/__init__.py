@@ -5,7 +5,7 @@
     vectors = e.embed(["first text", "second"])  # numpy float32 [2, 384]
 
 Every class takes ``model`` (a model directory, a model name in the cache, or a pinned default
-name), ``threads`` (0: all cores), ``dtype`` ("f32", "f16", "int8") and ``device`` ("cpu").
+name), ``threads`` (0: all cores), ``dtype`` ("f32", "f16", "bf16", "int8") and ``device`` ("cpu").
 Batch methods take a list of ``str`` or a pyarrow string array (read without a copy); the GIL is
 released while the model runs. Errors raise :class:`BertError` with the CLI's messages.
 

@@ -65,9 +65,10 @@ fn options(threads: usize, dtype: &str, device: &str) -> PyResult<LoadOptions> {
         "f32" | "float32" => None,
         "f16" | "float16" => Some(bert_core::quantize::QuantDtype::F16),
         "int8" => Some(bert_core::quantize::QuantDtype::Int8),
+        "bf16" | "bfloat16" => Some(bert_core::quantize::QuantDtype::BF16),
         other => {
             return Err(BertError::new_err(format!(
-                "dtype {other:?}: expected \"f32\", \"f16\" or \"int8\""
+                "dtype {other:?}: expected \"f32\", \"f16\", \"bf16\" or \"int8\""
             )))
         }
     };

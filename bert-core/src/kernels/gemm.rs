@@ -53,7 +53,23 @@ pub struct PackedWeight {
 #[derive(Debug, Clone)]
 enum Panels {
     F32(Vec<f32>),
-    I8 { values: Vec<i8>, scales: Vec<f32> },
+    I8 {
+        values: Vec<i8>,
+        scales: Vec<f32>,
+    },
+    /// bf16 panels ([`super::bf16::pack_weight`]): products run in bf16 with f32 sums.
+    Bf16(Vec<u16>),
+}
+
+/// What the products of a [`PackedWeight`] compute in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// As stored: f32 products for f32 / f16 / bf16 weights (widened), int8 for int8 ones.
+    #[default]
+    Stored,
+    /// bf16 products with f32 sums (`vdpbf16ps` where the CPU has AVX512-BF16, a portable
+    /// kernel elsewhere) for float weights; int8 weights stay int8.
+    Bf16,
 }
 
 impl PackedWeight {
@@ -64,7 +80,23 @@ impl PackedWeight {
 
     /// Pack `weight` for the kernels of `isa`.
     pub fn with_isa(isa: &dyn Isa, weight: &Matrix<'_>) -> Self {
+        Self::with_precision(isa, weight, Precision::Stored)
+    }
+
+    /// Pack `weight` for the kernels of `isa`, for products in `precision`.
+    pub fn with_precision(isa: &dyn Isa, weight: &Matrix<'_>, precision: Precision) -> Self {
         let (n, k) = (weight.rows, weight.cols);
+        let int8 = matches!(weight.storage, Storage::I8 { .. });
+        if precision == Precision::Bf16 && !int8 {
+            let nr = isa.bf16_tile().1;
+            return PackedWeight {
+                panels: Panels::Bf16(super::bf16::pack_weight(weight, nr)),
+                n,
+                k,
+                nr,
+                unsigned: false,
+            };
+        }
         if let Storage::I8 { values, scales } = &weight.storage {
             let nr = isa.i8_tile().1;
             let unsigned = isa.i8_unsigned_weights();
@@ -128,7 +160,15 @@ impl PackedWeight {
                 packed: true,
                 unsigned: self.unsigned,
             }),
-            Panels::F32(_) => None,
+            Panels::F32(_) | Panels::Bf16(_) => None,
+        }
+    }
+
+    /// What this packing's products compute in.
+    pub fn precision(&self) -> Precision {
+        match self.panels {
+            Panels::Bf16(_) => Precision::Bf16,
+            _ => Precision::Stored,
         }
     }
 
@@ -139,6 +179,7 @@ impl PackedWeight {
             Panels::I8 { .. } => {
                 isa.i8_tile().1 == self.nr && isa.i8_unsigned_weights() == self.unsigned
             }
+            Panels::Bf16(_) => isa.bf16_tile().1 == self.nr,
         }
     }
 
@@ -147,6 +188,7 @@ impl PackedWeight {
         match &self.panels {
             Panels::F32(d) => 4 * d.len(),
             Panels::I8 { values, scales } => values.len() + 4 * scales.len(),
+            Panels::Bf16(d) => 2 * d.len(),
         }
     }
 }
@@ -205,6 +247,8 @@ pub struct GemmScratch {
     act_i8: Vec<i8>,
     act_scales: Vec<f32>,
     act_sums: Vec<i32>,
+    /// One [`MC`]-row block of the left operand rounded to bf16 (bf16 products).
+    act_bf16: Vec<u16>,
 }
 
 fn round_up(x: usize, to: usize) -> usize {
@@ -226,6 +270,7 @@ impl GemmScratch {
             act_i8: vec![0; q_rows * q_depth],
             act_scales: vec![0.0; q_rows * q_depth.div_ceil(KC_I8)],
             act_sums: vec![0; q_rows * q_depth.div_ceil(KC_I8)],
+            act_bf16: vec![0; MC * super::bf16::packed_depth(needs.depth)],
         }
     }
 
@@ -234,6 +279,7 @@ impl GemmScratch {
         4 * (self.pack_f32.len() + self.row_f32.len() + 2 * self.act_scales.len())
             + self.pack_i8.len()
             + self.act_i8.len()
+            + 2 * self.act_bf16.len()
     }
 }
 
@@ -267,7 +313,7 @@ pub fn matmul_bias(
 
 /// What the output starts from.
 #[derive(Clone, Copy)]
-enum Init<'a> {
+pub(crate) enum Init<'a> {
     /// Zero: `dst = alpha · A · B`.
     Zero,
     /// Its current value: `dst += alpha · A · B`.
@@ -353,6 +399,20 @@ fn product(
             };
             gemm_i8(isa, dst, lhs, weight, init, alpha, scratch)
         }
+        Rhs::PackedT(PackedWeight {
+            panels: Panels::Bf16(panels),
+            n,
+            ..
+        }) => super::bf16::gemm_bf16(
+            isa,
+            dst,
+            lhs,
+            panels,
+            *n,
+            init,
+            alpha,
+            &mut scratch.act_bf16,
+        ),
         Rhs::PackedT(p) => match p.int8() {
             Some(weight) => gemm_i8(isa, dst, lhs, weight, init, alpha, scratch),
             None => gemm_f32(isa, dst, lhs, rhs, init, alpha, scratch),
@@ -364,7 +424,12 @@ fn product(
 /// Write one tile row's `terms` to `d` (columns `j0..`): over what the output starts from on
 /// the first depth block (`first`), added to it on later ones (`None`).
 #[inline(always)]
-fn store(d: &mut [f32], terms: impl Iterator<Item = f32>, first: Option<Init<'_>>, j0: usize) {
+pub(crate) fn store(
+    d: &mut [f32],
+    terms: impl Iterator<Item = f32>,
+    first: Option<Init<'_>>,
+    j0: usize,
+) {
     match first {
         Some(Init::Zero) => d.iter_mut().zip(terms).for_each(|(d, v)| *d = v),
         Some(Init::Bias(b)) => d
@@ -377,7 +442,7 @@ fn store(d: &mut [f32], terms: impl Iterator<Item = f32>, first: Option<Init<'_>
 }
 
 /// Row starts of a tile at row `i0`, repeating the last real row for unused rows.
-fn tile_rows(
+pub(crate) fn tile_rows(
     i0: usize,
     rows: usize,
     m: usize,

@@ -61,6 +61,30 @@ pub trait Isa: Sync {
     /// [`I8_K_GROUP`]; the panel holds `b` as `[k / 4][NR][4]` (four consecutive `k` of one
     /// column together); `a`'s column stride is 1.
     fn i8_kernel(&self, k: usize, a: TileRows<'_, i8>, panel: &[i8], out: &mut [i32; MAX_TILE]);
+
+    /// `(MR, NR)` of the bf16 kernel.
+    fn bf16_tile(&self) -> (usize, usize) {
+        (4, 16)
+    }
+
+    /// Whether [`bf16_kernel`](Self::bf16_kernel) runs on bf16 hardware (otherwise it is the
+    /// portable kernel, slower than f32 products).
+    fn bf16_native(&self) -> bool {
+        false
+    }
+
+    /// `out[r][j] = Σ_{p<k} a[r][p] · b[p][j]` over bf16 values (raw bits) with f32 sums. `k`
+    /// is even; the panel holds `b` as `[k / 2][NR][2]`; `a`'s column stride is 1. The
+    /// default is [`super::bf16::portable_kernel`].
+    fn bf16_kernel(
+        &self,
+        k: usize,
+        a: TileRows<'_, u16>,
+        panel: &[u16],
+        out: &mut [f32; MAX_TILE],
+    ) {
+        super::bf16::portable_kernel(self.bf16_tile(), k, a, panel, out)
+    }
 }
 
 impl<T> TileRows<'_, T> {
@@ -100,6 +124,11 @@ type Candidate = (&'static dyn Isa, fn() -> bool);
 
 fn candidates() -> &'static [Candidate] {
     &[
+        #[cfg(target_arch = "x86_64")]
+        (
+            &super::x86_bf16::Avx512Bf16::INSTANCE,
+            super::x86_bf16::Avx512Bf16::detected,
+        ),
         #[cfg(target_arch = "x86_64")]
         (
             &super::x86::Avx512Vnni::INSTANCE,

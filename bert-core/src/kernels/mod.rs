@@ -43,6 +43,7 @@ macro_rules! multiversion {
 
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 pub mod aarch64;
+pub mod bf16;
 #[cfg(all(target_arch = "arm", feature = "cortex-m-dsp"))]
 pub mod cortex_m;
 pub mod elementwise;
@@ -52,11 +53,13 @@ pub mod math;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_bf16;
 
 pub use elementwise::{
     activate, activate_in_place, add_layer_norm, layer_norm, softmax_in_place, softmax_rows,
 };
-pub use gemm::{matmul, GemmNeeds, GemmScratch, PackedWeight, Rhs};
+pub use gemm::{matmul, GemmNeeds, GemmScratch, PackedWeight, Precision, Rhs};
 pub use isa::{isa, isa_name, Isa};
 
 /// A strided, read-only view of a row-major matrix inside a slice.

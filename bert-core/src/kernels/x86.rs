@@ -105,7 +105,7 @@ impl Isa for Avx512 {
     }
 }
 
-fn f32_avx512(k: usize, a: TileRows<'_, f32>, panel: &[f32], out: &mut [f32; MAX_TILE]) {
+pub(super) fn f32_avx512(k: usize, a: TileRows<'_, f32>, panel: &[f32], out: &mut [f32; MAX_TILE]) {
     assert!(Avx512::detected() && check_tile(k, &a, 8, 32, panel.len()));
     // SAFETY: AVX-512F is present; rows 0..8 hold `k` elements at stride `col_stride`, the
     // panel `k * 32` floats (checked); `out` holds MAX_TILE >= 8 * 32 floats.

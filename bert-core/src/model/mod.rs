@@ -37,7 +37,7 @@ use alloc::vec::Vec;
 use crate::arch::Block;
 use crate::config::BertConfig;
 use crate::error::{Error, Result};
-use crate::kernels::GemmNeeds;
+use crate::kernels::{GemmNeeds, Precision};
 use crate::nn::Linear;
 use crate::weights::Weights;
 
@@ -200,6 +200,13 @@ impl<'a> BertModel<'a> {
     /// of the encoder's linear weights in memory (f32 panels for f32 / f16 / bf16 weights, int8
     /// panels for int8 ones).
     pub fn prepack(&mut self) {
+        self.prepack_as(Precision::Stored);
+    }
+
+    /// [`prepack`](Self::prepack) for products in `precision`: with [`Precision::Bf16`] every
+    /// encoder and pooler product runs with bf16 inputs and f32 sums (attention's score and
+    /// context products, LayerNorm, softmax and the heads stay f32).
+    pub fn prepack_as(&mut self, precision: Precision) {
         for layer in &mut self.encoder.layer {
             let a = &mut layer.attention;
             for l in [
@@ -210,18 +217,18 @@ impl<'a> BertModel<'a> {
                 &mut layer.intermediate.dense,
                 &mut layer.output.dense,
             ] {
-                l.prepack();
+                l.prepack_as(precision);
             }
         }
         if let Some(p) = &mut self.pooler {
-            p.dense.prepack();
+            p.dense.prepack_as(precision);
         }
         if let Some(p) = &mut self.embeddings.project {
-            p.prepack();
+            p.prepack_as(precision);
         }
         for layer in &mut self.encoder.pre_norm {
             for l in layer.linears_mut() {
-                l.prepack();
+                l.prepack_as(precision);
             }
         }
     }

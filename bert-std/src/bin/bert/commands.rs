@@ -43,6 +43,9 @@ pub enum WeightDtype {
     F16,
     /// Converted to int8 (per-output-channel scales) at load.
     Int8,
+    /// Converted to bf16 at load, and products in bf16 with f32 sums (`vdpbf16ps` on CPUs
+    /// with AVX512-BF16).
+    Bf16,
 }
 
 impl WeightDtype {
@@ -52,6 +55,7 @@ impl WeightDtype {
             WeightDtype::F32 => None,
             WeightDtype::F16 => Some(bert_core::quantize::QuantDtype::F16),
             WeightDtype::Int8 => Some(bert_core::quantize::QuantDtype::Int8),
+            WeightDtype::Bf16 => Some(bert_core::quantize::QuantDtype::BF16),
         }
     }
 }
