@@ -99,11 +99,32 @@ impl<'a> Linear<'a> {
 
     /// `out[rows, out_features] = x[rows, in_features] · Wᵀ + b`.
     pub fn forward(&self, x: &[f32], rows: usize, out: &mut [f32], scratch: &mut GemmScratch) {
-        let rhs = match &self.packed {
+        linear_rhs(self.rhs(), self.bias.as_deref(), x, rows, out, scratch);
+    }
+
+    /// Output columns `cols` of [`forward`](Self::forward) (`cols.start` a multiple of
+    /// [`kernels::COLUMN_ALIGN`]) into `out` (`rows × cols.len()`, any row stride): each
+    /// column gets the value `forward` gives it, so two threads can share a product of a few
+    /// rows.
+    pub fn forward_cols(
+        &self,
+        x: &[f32],
+        rows: usize,
+        out: MatMut<'_>,
+        cols: core::ops::Range<usize>,
+        scratch: &mut GemmScratch,
+    ) {
+        let k = self.in_features();
+        let x = MatRef::dense(&x[..rows * k], rows, k);
+        let bias = self.bias.as_deref();
+        kernels::matmul_bias_cols(out, x, self.rhs(), bias, cols, scratch);
+    }
+
+    fn rhs(&self) -> Rhs<'_> {
+        match &self.packed {
             Some(p) if p.fits(kernels::isa()) => Rhs::PackedT(p),
             _ => Rhs::WeightT(&self.weight),
-        };
-        linear_rhs(rhs, self.bias.as_deref(), x, rows, out, scratch);
+        }
     }
 }
 

@@ -88,21 +88,30 @@ fn intra_op_threads_give_bit_identical_results() {
     let weights = Weights::from_buffers(&[&bytes]).unwrap();
     let model = BertModel::load(&config, &weights).unwrap();
     let golden = Golden::open("minilm.safetensors");
-    // A long single sequence (split by query rows) and the padded batch (split by sequences).
+    // A long single sequence (split by query rows), the padded batch (split by sequences),
+    // and short sequences, whose products of a few rows are split by columns (12 rows through
+    // the tiles, 3 through the few-rows path), unpacked and prepacked.
     let long: Vec<u32> = (0..200).map(|i| 1000 + (i * 37) % 20000).collect();
+    let short: Vec<u32> = long[..12].to_vec();
+    let tiny: Vec<u32> = long[..3].to_vec();
+    let mut packed = model.clone();
+    packed.prepack();
     let batch = golden.inputs("batch");
     for remove_padding in [true, false] {
-        let run = |threads: usize, b: &bert_core::Batch<'_>| {
-            let mut ws = model.workspace(b.batch_size, b.seq_len).unwrap();
-            ws.set_remove_padding(remove_padding);
-            ws.set_parallelism(threads, &ScopedThreads);
-            let out = model.forward(b, &mut ws).unwrap();
-            out.last_hidden_state.to_vec()
-        };
-        for b in [bert_core::Batch::single(&long), batch.batch()] {
-            let one = run(1, &b);
-            for threads in [2, 3, 4] {
-                assert_eq!(run(threads, &b), one, "{threads} threads");
+        for model in [&model, &packed] {
+            let run = |threads: usize, b: &bert_core::Batch<'_>| {
+                let mut ws = model.workspace(b.batch_size, b.seq_len).unwrap();
+                ws.set_remove_padding(remove_padding);
+                ws.set_parallelism(threads, &ScopedThreads);
+                let out = model.forward(b, &mut ws).unwrap();
+                out.last_hidden_state.to_vec()
+            };
+            let single = bert_core::Batch::single;
+            for b in [single(&long), batch.batch(), single(&short), single(&tiny)] {
+                let one = run(1, &b);
+                for threads in [2, 3, 4] {
+                    assert_eq!(run(threads, &b), one, "{threads} threads");
+                }
             }
         }
     }

@@ -57,6 +57,10 @@ def test_fill_mask_and_int8(embedder, st_goldens):
     full = embedder.embed(texts)
     cos = (q * full).sum(1) / np.linalg.norm(q, axis=1) / np.linalg.norm(full, axis=1)
     assert cos.min() > 0.99
+    # bf16 compute: bf16 products, f32 sums; the bound the Rust test holds on 100 sentences.
+    b = bert_rs.Embedder(dtype="bf16", threads=2).embed(texts)
+    cos = (b * full).sum(1) / np.linalg.norm(b, axis=1) / np.linalg.norm(full, axis=1)
+    assert cos.min() >= 0.9999 and not np.array_equal(b, full)
 
 
 def test_the_gil_is_released_while_embedding(embedder, passages):

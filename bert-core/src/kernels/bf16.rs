@@ -12,7 +12,7 @@
 //! consecutive depth values of one column side by side, which is what one 32-bit lane of
 //! `vdpbf16ps` multiplies by a broadcast activation pair.
 
-use super::gemm::{store, tile_rows, Init, KC, MC, NC};
+use super::gemm::{store, tile_rows, Cols, Init, KC, MC, NC};
 use super::isa::{check_tile, Isa, TileRows, MAX_TILE};
 use super::{MatMut, MatRef};
 use crate::tensor::Matrix;
@@ -114,20 +114,21 @@ fn round_rows(x: MatRef<'_>, r0: usize, rows: usize, depth: usize, out: &mut [u1
 }
 
 multiversion! {
-/// `dst (=|+=) alpha · lhs · Wᵀ` for a weight packed by [`pack_weight`] (`panels`, width
-/// `isa.bf16_tile().1`, logical `[n, k]`), rounding `lhs` to bf16 one [`MC`]-row block at a
+/// `dst (=|+=) alpha · lhs · Wᵀ`, columns `cols_out` of it, for a weight packed by
+/// [`pack_weight`] (`panels`, width `isa.bf16_tile().1`, logical `[n, k]`), rounding `lhs` to bf16 one [`MC`]-row block at a
 /// time into `act` (at least `MC · packed_depth(k)` long).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_bf16(
     isa: &dyn Isa,
     dst: MatMut<'_>,
     lhs: MatRef<'_>,
-    panels: &[u16],
-    n: usize,
+    weight: (&[u16], usize),
     init: Init<'_>,
     alpha: f32,
+    cols_out: Cols,
     act: &mut [u16],
 ) {
+    let (panels, n) = weight;
     let (mr, nr) = isa.bf16_tile();
     let (m, depth) = (lhs.rows, packed_depth(lhs.cols));
     let mut tile = [0.0f32; MAX_TILE];
@@ -135,7 +136,7 @@ pub(crate) fn gemm_bf16(
         let rows_here = MC.min(m - ic);
         let act = &mut act[..rows_here * depth];
         round_rows(lhs, ic, rows_here, depth, act);
-        for jc in (0..n).step_by(NC) {
+        for jc in cols_out.blocks() {
             let width = NC.min(n - jc).div_ceil(nr) * nr;
             let column_block = &panels[jc * depth..jc * depth + width * depth];
             for pc in (0..depth).step_by(KC) {
@@ -150,12 +151,11 @@ pub(crate) fn gemm_bf16(
                         row_start: &row_start,
                         col_stride: 1,
                     };
-                    for (jp, panel) in pack.chunks_exact(kc * nr).enumerate() {
-                        let j0 = jc + jp * nr;
-                        let cols = nr.min(n - j0);
+                    for (jp, j0, cols) in cols_out.panels(jc, width, nr) {
+                        let panel = &pack[jp * kc * nr..][..kc * nr];
                         isa.bf16_kernel(kc, a, panel, &mut tile);
                         for r in 0..rows {
-                            let row = (ic + i0 + r) * dst.row_stride + j0;
+                            let row = (ic + i0 + r) * dst.row_stride + j0 - cols_out.start;
                             let d = &mut dst.data[row..][..cols];
                             let t = &tile[r * nr..][..cols];
                             store(d, t.iter().map(|&t| alpha * t), first, j0);

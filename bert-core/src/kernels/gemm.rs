@@ -308,7 +308,91 @@ pub fn matmul_bias(
     scratch: &mut GemmScratch,
 ) {
     let init = bias.map_or(Init::Zero, Init::Bias);
-    product(super::isa::isa(), dst, lhs, rhs, init, 1.0, scratch)
+    let n = dst.cols;
+    product(
+        super::isa::isa(),
+        dst,
+        lhs,
+        rhs,
+        init,
+        1.0,
+        Cols::all(n),
+        scratch,
+    )
+}
+
+/// Columns that a split product may start at: every kernel's `NR` divides it.
+pub const COLUMN_ALIGN: usize = super::isa::MAX_NR;
+
+/// Columns `cols` of `lhs · rhs + bias` into `dst` (`dst.cols == cols.len()`; `bias`, if
+/// any, covers every column of the product), so that two threads can share one product of a
+/// few rows by columns. `cols.start` must be a multiple of [`COLUMN_ALIGN`]. Each column gets
+/// the same value as from [`matmul_bias`].
+pub fn matmul_bias_cols(
+    dst: MatMut<'_>,
+    lhs: MatRef<'_>,
+    rhs: Rhs<'_>,
+    bias: Option<&[f32]>,
+    cols: core::ops::Range<usize>,
+    scratch: &mut GemmScratch,
+) {
+    matmul_bias_cols_with(super::isa::isa(), dst, lhs, rhs, bias, cols, scratch)
+}
+
+/// [`matmul_bias_cols`] with a given instruction set.
+pub(crate) fn matmul_bias_cols_with(
+    isa: &dyn Isa,
+    dst: MatMut<'_>,
+    lhs: MatRef<'_>,
+    rhs: Rhs<'_>,
+    bias: Option<&[f32]>,
+    cols: core::ops::Range<usize>,
+    scratch: &mut GemmScratch,
+) {
+    assert!(
+        cols.start.is_multiple_of(COLUMN_ALIGN) && cols.start <= cols.end,
+        "matmul: column window"
+    );
+    let init = bias.map_or(Init::Zero, Init::Bias);
+    let cols = Cols {
+        start: cols.start,
+        end: cols.end,
+    };
+    product(isa, dst, lhs, rhs, init, 1.0, cols, scratch)
+}
+
+/// The columns of the full product a call computes (`start` a multiple of every `NR`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cols {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+}
+
+impl Cols {
+    fn all(n: usize) -> Self {
+        Cols { start: 0, end: n }
+    }
+
+    /// The column blocks of [`NC`] that hold these columns.
+    #[inline(always)]
+    pub(crate) fn blocks(self) -> core::iter::StepBy<core::ops::Range<usize>> {
+        (self.start / NC * NC..self.end).step_by(NC)
+    }
+
+    /// The panels of the block at `jc` (`width` columns packed, panels of `nr`) that hold
+    /// these columns: (panel index, first column, columns of it to write).
+    #[inline(always)]
+    pub(crate) fn panels(
+        self,
+        jc: usize,
+        width: usize,
+        nr: usize,
+    ) -> impl Iterator<Item = (usize, usize, usize)> {
+        (0..width / nr)
+            .map(move |jp| (jp, jc + jp * nr))
+            .filter(move |&(_, j0)| j0 >= self.start && j0 < self.end)
+            .map(move |(jp, j0)| (jp, j0, nr.min(self.end - j0)))
+    }
 }
 
 /// What the output starts from.
@@ -333,9 +417,11 @@ pub fn matmul_with(
     scratch: &mut GemmScratch,
 ) {
     let init = if accumulate { Init::Keep } else { Init::Zero };
-    product(isa, dst, lhs, rhs, init, alpha, scratch)
+    let n = dst.cols;
+    product(isa, dst, lhs, rhs, init, alpha, Cols::all(n), scratch)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn product(
     isa: &dyn Isa,
     dst: MatMut<'_>,
@@ -343,6 +429,7 @@ fn product(
     rhs: Rhs<'_>,
     init: Init<'_>,
     alpha: f32,
+    cols: Cols,
     scratch: &mut GemmScratch,
 ) {
     let (k, n) = match rhs {
@@ -355,12 +442,14 @@ fn product(
     };
     let m = lhs.rows;
     assert_eq!(lhs.cols, k, "matmul: inner dimensions differ");
-    assert!(dst.rows == m && dst.cols == n, "matmul: output shape");
-    if m == 0 || n == 0 {
+    assert!(cols.end <= n, "matmul: column window");
+    let width = cols.end - cols.start;
+    assert!(dst.rows == m && dst.cols == width, "matmul: output shape");
+    if m == 0 || width == 0 {
         return;
     }
     assert!(
-        (m - 1) * dst.row_stride + n <= dst.data.len(),
+        (m - 1) * dst.row_stride + width <= dst.data.len(),
         "matmul: output view out of bounds"
     );
     if let Init::Bias(b) = init {
@@ -368,11 +457,11 @@ fn product(
     }
     if k == 0 {
         for r in 0..m {
-            let d = &mut dst.data[r * dst.row_stride..][..n];
+            let d = &mut dst.data[r * dst.row_stride..][..width];
             match init {
                 Init::Zero => d.fill(0.0),
                 Init::Keep => {}
-                Init::Bias(b) => d.copy_from_slice(b),
+                Init::Bias(b) => d.copy_from_slice(&b[cols.start..cols.end]),
             }
         }
         return;
@@ -383,7 +472,7 @@ fn product(
     );
     if let Rhs::WeightT(w) = rhs {
         if m <= GEMV_ROWS && lhs.col_stride == 1 {
-            return gemv(dst, lhs, w, init, alpha, scratch);
+            return gemv(dst, lhs, w, init, alpha, cols, scratch);
         }
     }
     match rhs {
@@ -397,7 +486,7 @@ fn product(
                 packed: false,
                 unsigned: isa.i8_unsigned_weights(),
             };
-            gemm_i8(isa, dst, lhs, weight, init, alpha, scratch)
+            gemm_i8(isa, dst, lhs, (weight, n), init, alpha, cols, scratch)
         }
         Rhs::PackedT(PackedWeight {
             panels: Panels::Bf16(panels),
@@ -407,17 +496,17 @@ fn product(
             isa,
             dst,
             lhs,
-            panels,
-            *n,
+            (panels, *n),
             init,
             alpha,
+            cols,
             &mut scratch.act_bf16,
         ),
         Rhs::PackedT(p) => match p.int8() {
-            Some(weight) => gemm_i8(isa, dst, lhs, weight, init, alpha, scratch),
-            None => gemm_f32(isa, dst, lhs, rhs, init, alpha, scratch),
+            Some(weight) => gemm_i8(isa, dst, lhs, (weight, n), init, alpha, cols, scratch),
+            None => gemm_f32(isa, dst, lhs, (rhs, n), init, alpha, cols, scratch),
         },
-        _ => gemm_f32(isa, dst, lhs, rhs, init, alpha, scratch),
+        _ => gemm_f32(isa, dst, lhs, (rhs, n), init, alpha, cols, scratch),
     }
 }
 
@@ -454,19 +543,22 @@ pub(crate) fn tile_rows(
 
 multiversion! {
 /// The f32 driver (compiled per x86 level too, so the write-out and packing vectorize).
+#[allow(clippy::too_many_arguments)]
 fn gemm_f32(
     isa: &dyn Isa,
     dst: MatMut<'_>,
     lhs: MatRef<'_>,
-    rhs: Rhs<'_>,
+    rhs_n: (Rhs<'_>, usize),
     init: Init<'_>,
     alpha: f32,
+    cols_out: Cols,
     scratch: &mut GemmScratch,
 ) {
+    let (rhs, n) = rhs_n;
     let (mr, nr) = isa.f32_tile();
-    let (m, k, n) = (lhs.rows, lhs.cols, dst.cols);
+    let (m, k) = (lhs.rows, lhs.cols);
     let mut tile = [0.0f32; MAX_TILE];
-    for jc in (0..n).step_by(NC) {
+    for jc in cols_out.blocks() {
         let nc = NC.min(n - jc);
         let width = round_up(nc, nr);
         // The whole column block, every depth block after the other.
@@ -493,12 +585,12 @@ fn gemm_f32(
                     row_start: &row_start,
                     col_stride: lhs.col_stride,
                 };
-                for (jp, panel) in pack.chunks_exact(kc * nr).enumerate() {
-                    let j0 = jc + jp * nr;
-                    let cols = nr.min(n - j0);
+                for (jp, j0, cols) in cols_out.panels(jc, width, nr) {
+                    let panel = &pack[jp * kc * nr..][..kc * nr];
                     isa.f32_kernel(kc, a, panel, &mut tile);
                     for r in 0..rows {
-                        let d = &mut dst.data[(i0 + r) * dst.row_stride + j0..][..cols];
+                        let at = (i0 + r) * dst.row_stride + j0 - cols_out.start;
+                        let d = &mut dst.data[at..][..cols];
                         let t = &tile[r * nr..][..cols];
                         store(d, t.iter().map(|&t| alpha * t), first, j0);
                     }
@@ -563,9 +655,10 @@ fn gemv(
     weight: &Matrix<'_>,
     init: Init<'_>,
     alpha: f32,
+    cols: Cols,
     scratch: &mut GemmScratch,
 ) {
-    let (m, k, n) = (lhs.rows, lhs.cols, dst.cols);
+    let (m, k) = (lhs.rows, lhs.cols);
     let row = |i: usize| &lhs.data[i * lhs.row_stride..][..k];
     let mut out = [0.0f32; GEMV_ROWS];
     let quantized = if let Storage::I8 { .. } = weight.storage {
@@ -578,7 +671,7 @@ fn gemv(
     } else {
         None
     };
-    for j in 0..n {
+    for j in cols.start..cols.end {
         match (&weight.storage, quantized) {
             (Storage::I8 { values, scales }, Some((depth, groups))) => {
                 let w = &values[j * k..(j + 1) * k];
@@ -613,7 +706,7 @@ fn gemv(
             }
         }
         for (i, &o) in out[..m].iter().enumerate() {
-            let d = &mut dst.data[i * dst.row_stride + j];
+            let d = &mut dst.data[i * dst.row_stride + j - cols.start];
             *d = match init {
                 Init::Zero => alpha * o,
                 Init::Keep => *d + alpha * o,
@@ -782,18 +875,21 @@ pub fn quantize_rows(
 
 multiversion! {
 /// The int8 driver: quantize the rows, pack, run the int8 tiles, rescale.
+#[allow(clippy::too_many_arguments)]
 fn gemm_i8(
     isa: &dyn Isa,
     dst: MatMut<'_>,
     lhs: MatRef<'_>,
-    weight: I8Weight<'_>,
+    weight_n: (I8Weight<'_>, usize),
     init: Init<'_>,
     alpha: f32,
+    cols_out: Cols,
     scratch: &mut GemmScratch,
 ) {
+    let (weight, n) = weight_n;
     let w_scales = weight.scales;
     let (mr, nr) = isa.i8_tile();
-    let (m, k, n) = (lhs.rows, lhs.cols, dst.cols);
+    let (m, k) = (lhs.rows, lhs.cols);
     let depth = round_up(k, I8_K_GROUP);
     let act = &mut scratch.act_i8[..m * depth];
     let groups = depth.div_ceil(KC_I8);
@@ -802,7 +898,7 @@ fn gemm_i8(
     quantize_rows(lhs, depth, act, act_scales, act_sums);
     let offset = if weight.unsigned { 128 } else { 0 };
     let mut tile = [0i32; MAX_TILE];
-    for jc in (0..n).step_by(NC) {
+    for jc in cols_out.blocks() {
         let nc = NC.min(n - jc);
         let width = round_up(nc, nr);
         let column_block: &[i8] = if weight.packed {
@@ -826,14 +922,14 @@ fn gemm_i8(
                         row_start: &row_start,
                         col_stride: 1,
                     };
-                    for (jp, panel) in pack.chunks_exact(kc * nr).enumerate() {
-                        let j0 = jc + jp * nr;
-                        let cols = nr.min(n - j0);
+                    for (jp, j0, cols) in cols_out.panels(jc, width, nr) {
+                        let panel = &pack[jp * kc * nr..][..kc * nr];
                         isa.i8_kernel(kc, a, panel, &mut tile);
                         for r in 0..rows {
                             let g = (i0 + r) * groups + pc / KC_I8;
                             let (s, shift) = (alpha * act_scales[g], offset * act_sums[g]);
-                            let d = &mut dst.data[(i0 + r) * dst.row_stride + j0..][..cols];
+                            let at = (i0 + r) * dst.row_stride + j0 - cols_out.start;
+                            let d = &mut dst.data[at..][..cols];
                             let t = &tile[r * nr..][..cols];
                             let ws = &w_scales[j0..j0 + cols];
                             let terms = t

@@ -51,6 +51,8 @@ pub mod gemm;
 pub mod isa;
 pub mod math;
 pub mod scalar;
+#[cfg(test)]
+mod split_tests;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 #[cfg(target_arch = "x86_64")]
@@ -59,7 +61,10 @@ pub mod x86_bf16;
 pub use elementwise::{
     activate, activate_in_place, add_layer_norm, layer_norm, softmax_in_place, softmax_rows,
 };
-pub use gemm::{matmul, GemmNeeds, GemmScratch, PackedWeight, Precision, Rhs};
+pub use gemm::{
+    matmul, matmul_bias, matmul_bias_cols, GemmNeeds, GemmScratch, PackedWeight, Precision, Rhs,
+    COLUMN_ALIGN,
+};
 pub use isa::{isa, isa_name, Isa};
 
 /// A strided, read-only view of a row-major matrix inside a slice.

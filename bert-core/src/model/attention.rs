@@ -98,7 +98,7 @@ fn self_attention(
         sequences.offsets[b + 1] - sequences.offsets[b],
     );
     let m = rows.len();
-    let ThreadScratch { gemm, scores } = scratch;
+    let ThreadScratch { gemm, scores, .. } = scratch;
     let scores = &mut scores[..m * s];
     for head in 0..shape.heads {
         let keys = r0 * h + head * d;

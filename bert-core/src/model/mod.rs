@@ -195,6 +195,18 @@ impl<'a> BertModel<'a> {
             .fold(attention, GemmNeeds::max)
     }
 
+    /// The widest output of the encoder's linear layers.
+    pub(crate) fn widest_output(&self) -> usize {
+        self.encoder
+            .layer
+            .iter()
+            .flat_map(|l| l.linears())
+            .chain(self.encoder.pre_norm.iter().flat_map(|l| l.linears()))
+            .map(Linear::out_features)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Pack every encoder and pooler weight once for the kernels in use (see
     /// [`Linear::prepack`]): faster products, most of all for small batches, for one more copy
     /// of the encoder's linear weights in memory (f32 panels for f32 / f16 / bf16 weights, int8

@@ -64,6 +64,11 @@ pub(crate) fn linear_rows(
     threads: &mut [ThreadScratch],
 ) {
     let (k, n) = (linear.in_features(), linear.out_features());
+    let half = (n / 2).next_multiple_of(kernels::COLUMN_ALIGN);
+    let by_columns = rows * (n - half.min(n)) <= threads.get(1).map_or(0, |t| t.columns.len());
+    if threads.len() >= 2 && rows < 2 * MIN_ROWS_PER_THREAD && half < n && by_columns {
+        return linear_columns(par, linear, x, rows, out, epilogue, threads, half);
+    }
     if threads.len() < 2 || rows < 2 * MIN_ROWS_PER_THREAD {
         linear.forward(x, rows, out, &mut threads[0].gemm);
         epilogue.apply(&mut out[..rows * n]);
@@ -78,4 +83,48 @@ pub(crate) fn linear_rows(
         &mut || linear_rows(par, linear, x1, r1, o1, e1, t1),
         &mut || linear_rows(par, linear, x2, rows - r1, o2, e2, t2),
     );
+}
+
+/// A product of a few rows (too few to split by rows) on two threads by columns: the first
+/// `half` columns straight into `out`, the rest into the second thread's own buffer, copied
+/// beside them after; then the epilogue on whole rows. Every value is the one
+/// [`Linear::forward`] gives.
+#[allow(clippy::too_many_arguments)]
+fn linear_columns(
+    par: &dyn Parallel,
+    linear: &Linear<'_>,
+    x: &[f32],
+    rows: usize,
+    out: &mut [f32],
+    epilogue: Epilogue<'_>,
+    threads: &mut [ThreadScratch],
+    half: usize,
+) {
+    let n = linear.out_features();
+    let rest = n - half;
+    let out = &mut out[..rows * n];
+    let (first, second) = threads.split_at_mut(1);
+    let (first, second) = (&mut first[0], &mut second[0]);
+    par.join(
+        &mut || {
+            let dst = kernels::MatMut {
+                data: &mut out[..],
+                rows,
+                cols: half,
+                row_stride: n,
+            };
+            linear.forward_cols(x, rows, dst, 0..half, &mut first.gemm);
+        },
+        &mut || {
+            let dst = kernels::MatMut::dense(&mut second.columns[..rows * rest], rows, rest);
+            linear.forward_cols(x, rows, dst, half..n, &mut second.gemm);
+        },
+    );
+    for (o, c) in out
+        .chunks_exact_mut(n)
+        .zip(second.columns.chunks_exact(rest))
+    {
+        o[half..].copy_from_slice(c);
+    }
+    epilogue.apply(out);
 }

@@ -14,6 +14,9 @@ use crate::parallel::{Parallel, Sequential};
 pub struct ThreadScratch {
     pub(crate) gemm: GemmScratch,
     pub(crate) scores: Vec<f32>,
+    /// The other half's columns of a product of a few rows split by columns (sized by
+    /// [`Workspace::set_parallelism`]; empty on one thread).
+    pub(crate) columns: Vec<f32>,
 }
 
 /// Every buffer a forward pass needs, allocated once for a maximum (batch, seq) shape and reused.
@@ -21,6 +24,8 @@ pub struct ThreadScratch {
 pub struct Workspace {
     pub(crate) max_batch: usize,
     pub(crate) max_seq: usize,
+    /// The widest output of any linear layer of the encoder (sizes the column buffers).
+    pub(crate) widest_output: usize,
     pub(crate) hidden: Vec<f32>,
     pub(crate) query: Vec<f32>,
     pub(crate) key: Vec<f32>,
@@ -99,6 +104,7 @@ impl Workspace {
         Ok(Workspace {
             max_batch,
             max_seq,
+            widest_output: model.widest_output(),
             hidden: vec![0.0; th],
             query: vec![0.0; th],
             key: vec![0.0; th],
@@ -115,6 +121,7 @@ impl Workspace {
             threads: vec![ThreadScratch {
                 gemm: GemmScratch::new(model.gemm_needs(max_batch, t).max(head.gemm)),
                 scores: vec![0.0; sized(&[max_seq, max_seq])?],
+                columns: Vec::new(),
             }],
             parallel: &Sequential,
             head_output: vec![0.0; sized(&[head.output])?],
@@ -132,7 +139,11 @@ impl Workspace {
     /// scratch now, so forward passes still allocate nothing. Results do not depend on the
     /// thread count.
     pub fn set_parallelism(&mut self, threads: usize, parallel: &'static dyn Parallel) {
-        let first = self.threads[0].clone();
+        let mut first = self.threads[0].clone();
+        if threads >= 2 {
+            let rows = (2 * MIN_ROWS_PER_THREAD).min(self.max_batch * self.max_seq);
+            first.columns = vec![0.0; rows * self.widest_output];
+        }
         self.threads.resize(threads.max(1), first);
         self.parallel = parallel;
     }
