@@ -13,8 +13,8 @@ use super::x86::{f32_avx512, Avx512Vnni};
 /// AVX-512 with VNNI and BF16.
 pub struct Avx512Bf16(());
 
-/// Rows of the bf16 register tile (24 of the 32 vector registers hold sums).
-const MR: usize = 12;
+/// Rows of the bf16 register tile (16 of the 32 vector registers hold sums).
+const MR: usize = 8;
 /// Columns of the bf16 register tile (two registers of 16 f32).
 const NR: usize = 32;
 
@@ -73,7 +73,7 @@ impl Isa for Avx512Bf16 {
         assert!(k.is_multiple_of(2) && a.col_stride == 1);
         // SAFETY: AVX-512F and BF16 are present (asserted); rows 0..MR hold `k` values and the
         // panel `k * NR` (checked); `out` holds MAX_TILE >= MR * NR floats.
-        unsafe { bf16_12x32(k, a.row_ptrs(), panel.as_ptr(), out.as_mut_ptr()) }
+        unsafe { bf16_tile(k, a.row_ptrs(), panel.as_ptr(), out.as_mut_ptr()) }
     }
 }
 
@@ -85,10 +85,10 @@ fn as_bf16(v: __m512i) -> __m512bh {
 }
 
 /// # Safety
-/// AVX-512F and BF16 present; `a[r]` valid for `k` reads (r < 12, `k` even); `b` for `32 k`
-/// reads; `out` for 384 writes.
+/// AVX-512F and BF16 present; `a[r]` valid for `k` reads (r < MR, `k` even); `b` for `32 k`
+/// reads; `out` for `MR * 32` writes.
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn bf16_12x32(k: usize, a: [*const u16; MAX_MR], b: *const u16, out: *mut f32) {
+unsafe fn bf16_tile(k: usize, a: [*const u16; MAX_MR], b: *const u16, out: *mut f32) {
     let mut c = [[_mm512_setzero_ps(); 2]; MR];
     for g in 0..k / 2 {
         // SAFETY: g * 64 + 64 <= 32 k.
@@ -107,7 +107,7 @@ unsafe fn bf16_12x32(k: usize, a: [*const u16; MAX_MR], b: *const u16, out: *mut
         }
     }
     for (r, row) in c.iter().enumerate() {
-        // SAFETY: r * 32 + 32 <= 384.
+        // SAFETY: r * 32 + 32 <= MR * 32.
         unsafe {
             _mm512_storeu_ps(out.add(r * NR), row[0]);
             _mm512_storeu_ps(out.add(r * NR + 16), row[1]);
