@@ -1,19 +1,30 @@
 #!/usr/bin/env python3
-"""bert-rs vs ONNX Runtime (fp32 and dynamic int8) vs PyTorch, same model, inputs and threads,
-in one run; prints seq/s, tokens/s and ratios, and the machine's FMA peak. Engines are
-interleaved over --rounds rounds (each round a median of timed repetitions); each figure is the
-median round.
+"""bert-rs vs OpenVINO (f32 and bf16), ONNX Runtime (f32 and dynamic int8) and PyTorch, same
+model, inputs and threads, in one run; prints seq/s and each precision's ratio against its best
+peer, and the machine's FMA peak. Engines are interleaved over --rounds rounds (each round a
+median of timed repetitions); each figure is the median round.
+
+Ratios: ours f32 against the best of OpenVINO f32, ORT f32 and PyTorch; ours bf16 (bf16
+products, f32 sums) against OpenVINO bf16; ours int8 against the best of ORT int8 and OpenVINO
+bf16 (the strongest reduced-precision peers).
 
 Models: all-minilm-l6-v2 (real weights, fetched like the tests do) and the bert-base shape
 (12 layers, hidden 768; random weights from a seeded `transformers.BertModel`). Cases: batch 1
-and batch 32 of 128 tokens, and a mixed batch of 32 sequences of 8..128 tokens (right-padded
-to 128 for ORT and PyTorch, which compute the padding; bert-rs removes it, and its padded path
-is measured too).
+of 16 tokens, batch 1 and batch 32 of 128 tokens, and a mixed batch of 32 sequences of 8..128
+tokens (right-padded to 128 for the peers, which compute the padding; bert-rs removes it, and
+its padded path is measured too).
 
     python3 scripts/bench_vs_ort.py [--threads 2] [--iters 10] [--models minilm,bert-base]
+    python3 scripts/bench_vs_ort.py --scaling [--models minilm]   # 1, 2, 4, .. all cores
 
-Needs: `pip install onnxruntime onnx torch transformers` (torch and transformers are the
-reference stack the goldens use). Builds `bench_forward` and `bert` in release mode itself.
+`--scaling` prints, instead, a thread-scaling table (batch 32 x 128, seq/s per engine at 1, 2,
+4, ... threads up to the machine's cores, and each engine's parallel efficiency
+`rate(N) / (N * rate(1))`).
+
+Needs: `pip install openvino==2026.4.1 onnxruntime==1.31.1 onnx==1.23.2 torch transformers`
+(torch and transformers are the reference stack the goldens use). OpenVINO reads the plain
+ONNX export (`openvino.convert_model`), compiled for CPU with `INFERENCE_NUM_THREADS` and
+`INFERENCE_PRECISION_HINT` f32 or bf16. Builds `bench_forward` and `bert` in release mode itself.
 Writes its models, ONNX files and inputs under target/bench-vs-ort/; prints a JSON summary to
 target/bench-vs-ort/results.json as well.
 """
@@ -113,7 +124,7 @@ def export_onnx(model_dir, name):
         import onnx
         quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    return fp32, int8
+    return raw, fp32, int8
 
 
 def make_inputs(vocab, batch, seq, lengths=None, seed=0):
@@ -152,6 +163,24 @@ def ort_runner(path, ids, mask, threads, iters):
     return lambda: median_time(lambda: sess.run(["last_hidden_state"], feed), iters)
 
 
+def openvino_runner(raw_onnx, ids, mask, threads, iters, precision):
+    """OpenVINO on the plain ONNX export, compiled for CPU with `threads` inference threads and
+    the given precision hint ("f32" or "bf16"), latency mode, one infer request."""
+    import numpy as np
+    import openvino as ov
+    core = ov.Core()
+    compiled = core.compile_model(ov.convert_model(raw_onnx), "CPU", {
+        "INFERENCE_NUM_THREADS": threads,
+        "INFERENCE_PRECISION_HINT": precision,
+        "PERFORMANCE_HINT": "LATENCY",
+    })
+    request = compiled.create_infer_request()
+    feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    names = {n for i in compiled.inputs for n in i.get_names()}
+    feed = {k: v for k, v in feed.items() if k in names}
+    return lambda: median_time(lambda: request.infer(feed), iters)
+
+
 def torch_runner(model_dir, ids, mask, threads, iters):
     import torch
     from transformers import BertModel
@@ -165,7 +194,7 @@ def torch_runner(model_dir, ids, mask, threads, iters):
     return run
 
 
-def time_ours(bench_bin, model_dir, ids, mask, threads, iters, keep_padding=False):
+def time_ours(bench_bin, model_dir, ids, mask, threads, iters, keep_padding=False, bf16=False):
     path = os.path.join(WORK, "inputs.json")
     with open(path, "w") as f:
         json.dump({"input_ids": ids.tolist(), "attention_mask": mask.tolist()}, f)
@@ -173,6 +202,8 @@ def time_ours(bench_bin, model_dir, ids, mask, threads, iters, keep_padding=Fals
            "--iters", str(iters)]
     if keep_padding:
         cmd.append("--keep-padding")
+    if bf16:
+        cmd.append("--bf16")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
     return json.loads(out.strip().splitlines()[-1])["median_s"]
 
@@ -194,9 +225,13 @@ def main():
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--models", default="minilm,bert-base")
+    ap.add_argument("--scaling", action="store_true",
+                    help="thread-scaling table at batch 32 x 128 instead of the cases")
     args = ap.parse_args()
     os.makedirs(WORK, exist_ok=True)
     bench_bin, bert_bin = build()
+    if args.scaling:
+        return scaling(args, bench_bin, bert_bin)
     peak = json.loads(subprocess.run([bench_bin, "--fma-peak", "--threads", str(args.threads)],
                                      check=True, capture_output=True, text=True).stdout)
     log(f"FMA peak: {peak['fma_peak_gflops_1_thread']:.1f} GFLOP/s per thread, "
@@ -208,17 +243,20 @@ def main():
         with open(os.path.join(mdir, "config.json")) as f:
             config = json.load(f)
         qdir = quantized_dir(bert_bin, mdir, name)
-        onnx_fp32, onnx_int8 = export_onnx(mdir, name)
-        cases = [("batch 1 x 128", 1, None), ("batch 32 x 128", 32, None),
-                 ("mixed 32 x 8..128", 32, mixed_lengths)]
-        for label, batch, lengths in cases:
-            ids, mask = make_inputs(config["vocab_size"], batch, 128, lengths)
-            real = lengths or [128] * batch
+        onnx_raw, onnx_fp32, onnx_int8 = export_onnx(mdir, name)
+        cases = [("batch 1 x 16", 1, 16, None), ("batch 1 x 128", 1, 128, None),
+                 ("batch 32 x 128", 32, 128, None), ("mixed 32 x 8..128", 32, 128, mixed_lengths)]
+        for label, batch, seq, lengths in cases:
+            ids, mask = make_inputs(config["vocab_size"], batch, seq, lengths)
+            real = lengths or [seq] * batch
             t = args.threads
-            it = max(3, args.iters // (4 if batch > 1 else 1))
+            it = max(3, args.iters // (4 if batch > 1 else 1)) * (8 if seq <= 16 else 1)
             engines = {
                 "ours_f32": lambda: time_ours(bench_bin, mdir, ids, mask, t, it),
+                "ours_bf16": lambda: time_ours(bench_bin, mdir, ids, mask, t, it, bf16=True),
                 "ours_int8": lambda: time_ours(bench_bin, qdir, ids, mask, t, it),
+                "ov_f32": openvino_runner(onnx_raw, ids, mask, t, it, "f32"),
+                "ov_bf16": openvino_runner(onnx_raw, ids, mask, t, it, "bf16"),
                 "ort_f32": ort_runner(onnx_fp32, ids, mask, t, it),
                 "ort_int8": ort_runner(onnx_int8, ids, mask, t, it),
                 "torch_f32": torch_runner(mdir, ids, mask, t, it),
@@ -244,21 +282,67 @@ def main():
     print_table(results)
 
 
+def scaling(args, bench_bin, bert_bin):
+    cores = os.cpu_count() or 1
+    counts = sorted({1 << i for i in range(cores.bit_length()) if 1 << i <= cores} | {cores})
+    for name in args.models.split(","):
+        mdir = minilm_dir() if name == "minilm" else bert_base_dir()
+        with open(os.path.join(mdir, "config.json")) as f:
+            config = json.load(f)
+        qdir = quantized_dir(bert_bin, mdir, name)
+        onnx_raw, onnx_fp32, onnx_int8 = export_onnx(mdir, name)
+        ids, mask = make_inputs(config["vocab_size"], 32, 128)
+        it = max(3, args.iters // 4)
+        table = {}
+        for t in counts:
+            engines = {
+                "ours f32": lambda: time_ours(bench_bin, mdir, ids, mask, t, it),
+                "ours bf16": lambda: time_ours(bench_bin, mdir, ids, mask, t, it, bf16=True),
+                "ours int8": lambda: time_ours(bench_bin, qdir, ids, mask, t, it),
+                "OpenVINO f32": openvino_runner(onnx_raw, ids, mask, t, it, "f32"),
+                "OpenVINO bf16": openvino_runner(onnx_raw, ids, mask, t, it, "bf16"),
+                "ORT f32": ort_runner(onnx_fp32, ids, mask, t, it),
+                "ORT int8": ort_runner(onnx_int8, ids, mask, t, it),
+            }
+            rounds = {k: [] for k in engines}
+            for _ in range(args.rounds):
+                for k, run_engine in engines.items():
+                    rounds[k].append(run_engine())
+            for k, v in rounds.items():
+                table.setdefault(k, {})[t] = 32 / statistics.median(v)
+            log(f"{name} {t} threads: " + ", ".join(f"{k} {table[k][t]:.1f}" for k in table))
+        print(f"\n{name}, batch 32 x 128, seq/s by threads ({cores} cores here); last column: "
+              f"parallel efficiency at {counts[-1]} threads\n")
+        print("| engine | " + " | ".join(str(t) for t in counts) + " | efficiency |")
+        print("|---|" + "---|" * (len(counts) + 1))
+        for k, rates in table.items():
+            eff = rates[counts[-1]] / (counts[-1] * rates[1])
+            print(f"| {k} | " + " | ".join(f"{rates[t]:.1f}" for t in counts) + f" | {eff:.2f} |")
+
+
+ENGINES = ("ours_f32", "ours_bf16", "ours_int8", "ov_f32", "ov_bf16", "ort_f32", "ort_int8",
+           "torch_f32")
+
+
 def print_table(results):
     t = results["threads"]
     print(f"\nthreads: {t}; FMA peak {results['fma_peak']['fma_peak_gflops']:.0f} GFLOP/s "
-          f"({results['fma_peak']['isa']}); medians; seq/s (higher is better)\n")
-    head = ("model", "case", "ours f32", "ours int8", "ORT f32", "ORT int8", "torch f32",
-            "f32 vs ORT", "int8 vs ORT", "vs torch", "f32 % peak")
+          f"({results['fma_peak']['isa']}); medians; seq/s (higher is better); ratios: ours over "
+          f"the best peer of the same precision (f32: OpenVINO, ORT, PyTorch; bf16: OpenVINO "
+          f"bf16; int8: ORT int8, OpenVINO bf16)\n")
+    head = ("model", "case", "ours f32", "ours bf16", "ours int8", "OV f32", "OV bf16",
+            "ORT f32", "ORT int8", "torch f32", "f32 ratio", "bf16 ratio", "int8 ratio",
+            "f32 % peak")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in results["rows"]:
-        sps = {k: r["batch"] / r[k] for k in ("ours_f32", "ours_int8", "ort_f32", "ort_int8",
-                                               "torch_f32")}
-        print(f"| {r['model']} | {r['case']} | {sps['ours_f32']:.1f} | {sps['ours_int8']:.1f} | "
-              f"{sps['ort_f32']:.1f} | {sps['ort_int8']:.1f} | {sps['torch_f32']:.1f} | "
-              f"{r['ort_f32'] / r['ours_f32']:.2f}x | {r['ort_int8'] / r['ours_int8']:.2f}x | "
-              f"{r['torch_f32'] / r['ours_f32']:.2f}x | {100 * r['ours_f32_of_peak']:.0f}% |")
+        sps = {k: r["batch"] / r[k] for k in ENGINES}
+        best_f32 = max(sps["ov_f32"], sps["ort_f32"], sps["torch_f32"])
+        best_low = max(sps["ort_int8"], sps["ov_bf16"])
+        cells = " | ".join(f"{sps[k]:.1f}" for k in ENGINES)
+        print(f"| {r['model']} | {r['case']} | {cells} | {sps['ours_f32'] / best_f32:.2f}x | "
+              f"{sps['ours_bf16'] / sps['ov_bf16']:.2f}x | {sps['ours_int8'] / best_low:.2f}x | "
+              f"{100 * r['ours_f32_of_peak']:.0f}% |")
     for r in results["rows"]:
         if "ours_f32_padded" in r:
             print(f"\n{r['model']} {r['case']}: padding removed {r['real_tokens'] / r['ours_f32']:.0f}"
