@@ -7,9 +7,10 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use bert_core::kernels::Precision;
 use bert_core::quantize::{quantize, QuantDtype};
 use bert_core::weights::AlignedBytes;
-use bert_core::{BertForMaskedLM, BertModel, Weights};
+use bert_core::{Batch, BertForMaskedLM, BertModel, Sequential, Weights};
 use common::*;
 
 struct Counting;
@@ -54,28 +55,41 @@ fn forward_passes_allocate_nothing_after_warm_up() {
     let f16 = AlignedBytes::copy_from(&quantize(&[&bytes], QuantDtype::F16).unwrap());
     let golden = Golden::open("minilm.safetensors");
     let batch = golden.inputs("batch");
+    let short: Vec<u32> = (0..9).map(|i| 1000 + i * 37).collect();
+    let (stored, bf16) = (Some(Precision::Stored), Some(Precision::Bf16));
     for (name, file, prepack) in [
-        ("f32", &bytes[..], false),
-        ("f32 prepacked", &bytes[..], true),
-        ("int8", &int8[..], false),
-        ("f16 prepacked", &f16[..], true),
+        ("f32", &bytes[..], None),
+        ("f32 prepacked", &bytes[..], stored),
+        ("int8", &int8[..], None),
+        ("f16 prepacked", &f16[..], stored),
+        ("bf16 compute", &bytes[..], bf16),
     ] {
         let weights = Weights::from_buffers(&[file]).unwrap();
         let mut model = BertModel::load(&config, &weights).unwrap();
-        if prepack {
-            model.prepack();
+        if let Some(precision) = prepack {
+            model.prepack_as(precision);
         }
-        let mut ws = model.workspace(batch.batch, batch.seq).unwrap();
-        for remove_padding in [true, false] {
-            ws.set_remove_padding(remove_padding);
-            model.forward(&batch.batch(), &mut ws).unwrap(); // warm-up
-            let n = allocations_in(|| {
-                for _ in 0..3 {
-                    let out = model.forward(&batch.batch(), &mut ws).unwrap();
-                    std::hint::black_box(out.last_hidden_state);
+        // One thread, and two (through `Sequential`, which allocates nothing itself): a short
+        // input then takes the column split of few-row products.
+        for threads in [1, 2] {
+            let mut ws = model.workspace(batch.batch, batch.seq).unwrap();
+            ws.set_parallelism(threads, &Sequential);
+            for remove_padding in [true, false] {
+                ws.set_remove_padding(remove_padding);
+                for b in [batch.batch(), Batch::single(&short)] {
+                    model.forward(&b, &mut ws).unwrap(); // warm-up
+                    let n = allocations_in(|| {
+                        for _ in 0..3 {
+                            let out = model.forward(&b, &mut ws).unwrap();
+                            std::hint::black_box(out.last_hidden_state);
+                        }
+                    });
+                    assert_eq!(
+                        n, 0,
+                        "{name}, {threads} threads (padding removed: {remove_padding})"
+                    );
                 }
-            });
-            assert_eq!(n, 0, "{name} (padding removed: {remove_padding})");
+            }
         }
     }
 
