@@ -1,4 +1,4 @@
-//! The row scheduler: a linear layer and its fused epilogue (activation, or residual + LayerNorm) split by rows over threads.
+//! The row scheduler: a linear layer and its fused epilogue (activation, or residual + LayerNorm) split by rows over threads, or, for too few rows, by columns over two.
 
 use super::*;
 use crate::config::Activation;
