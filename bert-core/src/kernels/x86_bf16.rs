@@ -98,6 +98,10 @@ unsafe fn bf16_tile(k: usize, a: [*const u16; MAX_MR], b: *const u16, out: *mut 
                 as_bf16(_mm512_loadu_si512(b.add(g * 64 + 32) as *const __m512i)),
             )
         };
+        // Ask for the panel 16 pairs ahead (a hint: prefetching past the end is harmless).
+        let ahead = b.wrapping_add(g * 64 + 1024) as *const i8;
+        _mm_prefetch::<_MM_HINT_T0>(ahead);
+        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
         for r in 0..MR {
             // SAFETY: 2 g + 2 <= k values of row r; the pair is read unaligned as one i32.
             let pair = unsafe { (a[r].add(2 * g) as *const i32).read_unaligned() };
