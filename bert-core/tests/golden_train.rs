@@ -95,8 +95,9 @@ fn token_classification_gradients_match_torch_autograd() {
     assert!(worst <= 1e-5, "{worst} in {name}");
 }
 
-#[test]
-fn sequence_classification_gradients_match_torch_autograd() {
+/// MiniLM with the golden classification head on the golden batch: (loss, gradients, hidden
+/// size).
+fn seqcls_gradients() -> (f32, bert_core::train::Grads, usize) {
     let (encoder, config, head) = minilm_with_head("seqcls");
     let weights = Weights::from_buffers(&[&encoder, &head]).unwrap();
     let model = BertForSequenceClassification::load(&config, &weights).unwrap();
@@ -109,10 +110,17 @@ fn sequence_classification_gradients_match_torch_autograd() {
     let loss = trainer
         .loss_and_grads(&inputs.batch(), &labels, &mut ws, &mut grads)
         .unwrap();
+    (loss, grads, config.hidden_size)
+}
+
+#[test]
+fn sequence_classification_gradients_match_torch_autograd() {
+    let (loss, grads, hidden) = seqcls_gradients();
+    let golden = Golden::open("train_seqcls.safetensors");
     let want_loss = golden.f32("loss").0[0];
     eprintln!("loss {loss} vs torch {want_loss}");
     assert!((loss - want_loss).abs() < 1e-5);
-    let (worst, name, checked) = compare_grads(&golden, "", &grads, config.hidden_size);
+    let (worst, name, checked) = compare_grads(&golden, "", &grads, hidden);
     eprintln!(
         "{} parameters, {checked} gradient values checked; worst max abs diff {worst:.3e} ({name})",
         grads.iter().count()
@@ -390,18 +398,7 @@ fn dropout_gradients_match_torch_with_the_same_masks() {
 #[test]
 fn adamw_on_threads_is_bit_identical() {
     use bert_core::train::optim::AdamW;
-    let (encoder, config, head) = minilm_with_head("seqcls");
-    let weights = Weights::from_buffers(&[&encoder, &head]).unwrap();
-    let model = BertForSequenceClassification::load(&config, &weights).unwrap();
-    let trainer = SeqClsTrainer::new(&model).unwrap();
-    let golden = Golden::open("train_seqcls.safetensors");
-    let inputs = golden.inputs("inputs");
-    let (labels, _) = golden.i64("inputs.labels");
-    let mut grads = trainer.grads();
-    let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
-    trainer
-        .loss_and_grads(&inputs.batch(), &labels, &mut ws, &mut grads)
-        .unwrap();
+    let (_, grads, _) = seqcls_gradients();
     let start: Vec<Vec<f32>> = grads
         .iter()
         .map(|(_, g)| g.iter().map(|x| x * 0.5 + 0.25).collect())
@@ -427,18 +424,7 @@ fn adamw_on_threads_is_bit_identical() {
 #[test]
 fn clipping_on_threads_is_bit_identical() {
     use bert_core::train::optim::clip_grad_norm;
-    let (encoder, config, head) = minilm_with_head("seqcls");
-    let weights = Weights::from_buffers(&[&encoder, &head]).unwrap();
-    let model = BertForSequenceClassification::load(&config, &weights).unwrap();
-    let trainer = SeqClsTrainer::new(&model).unwrap();
-    let golden = Golden::open("train_seqcls.safetensors");
-    let inputs = golden.inputs("inputs");
-    let (labels, _) = golden.i64("inputs.labels");
-    let mut grads = trainer.grads();
-    let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
-    trainer
-        .loss_and_grads(&inputs.batch(), &labels, &mut ws, &mut grads)
-        .unwrap();
+    let (_, grads, _) = seqcls_gradients();
     let mut one = grads.clone();
     let norm = clip_grad_norm(&mut one, 0.01);
     for threads in [2, 3] {
