@@ -171,23 +171,11 @@ pub(crate) fn gemm_bf16(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::gemm::tests::pseudo;
     use crate::kernels::gemm::{matmul_with, GemmNeeds, GemmScratch, PackedWeight, Precision};
     use crate::kernels::{isa, Rhs};
     use crate::tensor::Storage;
     use alloc::borrow::Cow;
-    use alloc::vec::Vec;
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
 
     #[test]
     fn rounding_is_to_nearest_even_and_keeps_specials() {
@@ -227,8 +215,8 @@ mod tests {
             ]
         };
         for &(m, k, n) in shapes {
-            let x = values(m * k, 1);
-            let w = values(n * k, 2);
+            let x = pseudo(m * k, 1);
+            let w = pseudo(n * k, 2);
             let weight = Matrix {
                 storage: Storage::F32(Cow::Borrowed(&w)),
                 rows: n,

@@ -1,13 +1,16 @@
 //! The matrix-multiply driver, shared by every instruction set: cache blocking, packing of the
-//! right-hand operand (which is where f16 / bf16 weights are widened), dynamic per-row int8
-//! quantization of activations, and the write-out (scale, accumulate, edges). The register
-//! tiles come from the [`Isa`] chosen once in [`super::isa::isa`].
+//! right-hand operand (which is where f16 / bf16 weights are widened), the f32 driver and the
+//! few-rows path, dispatch to the int8 ([`super::int8`]) and bf16 ([`super::bf16`]) drivers,
+//! column windows, and the write-out (scale, accumulate, edges). The register tiles come from
+//! the [`Isa`] chosen once in [`super::isa::isa`].
 //!
 //! Every buffer lives in a caller-provided [`GemmScratch`], so a product allocates nothing.
 
 use alloc::vec;
 use alloc::vec::Vec;
 
+pub use super::int8::quantize_rows;
+use super::int8::{dot_i8, gemm_i8, pack_column_block_i8, I8Weight};
 use super::isa::{Isa, TileRows, I8_K_GROUP, MAX_MR, MAX_TILE};
 use super::{MatMut, MatRef};
 use crate::tensor::{Matrix, Storage};
@@ -193,19 +196,6 @@ impl PackedWeight {
     }
 }
 
-/// Where the int8 driver finds its weight.
-#[derive(Clone, Copy)]
-struct I8Weight<'a> {
-    /// `[n, k]` row-major values (packed per product), or panels packed ahead of time.
-    values: &'a [i8],
-    /// One scale per output channel.
-    scales: &'a [f32],
-    /// Whether `values` are already panels.
-    packed: bool,
-    /// Whether the panels hold `w + 128` (see [`Isa::i8_unsigned_weights`]).
-    unsigned: bool,
-}
-
 /// What one product needs from a [`GemmScratch`]: the rows and depth of its left operand,
 /// and whether it is an int8 product.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -243,15 +233,15 @@ impl GemmNeeds {
 pub struct GemmScratch {
     pack_f32: Vec<f32>,
     row_f32: Vec<f32>,
-    pack_i8: Vec<i8>,
-    act_i8: Vec<i8>,
-    act_scales: Vec<f32>,
-    act_sums: Vec<i32>,
+    pub(super) pack_i8: Vec<i8>,
+    pub(super) act_i8: Vec<i8>,
+    pub(super) act_scales: Vec<f32>,
+    pub(super) act_sums: Vec<i32>,
     /// One [`MC`]-row block of the left operand rounded to bf16 (bf16 products).
     act_bf16: Vec<u16>,
 }
 
-fn round_up(x: usize, to: usize) -> usize {
+pub(super) fn round_up(x: usize, to: usize) -> usize {
     x.div_ceil(to) * to
 }
 
@@ -608,7 +598,7 @@ fn gemm_f32(
 pub const GEMV_ROWS: usize = 4;
 
 /// Lanes of the dot products' partial sums.
-const DOT_LANES: usize = 16;
+pub(super) const DOT_LANES: usize = 16;
 
 #[inline(always)]
 fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
@@ -626,24 +616,6 @@ fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + tail
-}
-
-#[inline(always)]
-fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
-    let mut acc = [0i32; DOT_LANES];
-    let (ca, cb) = (a.chunks_exact(DOT_LANES), b.chunks_exact(DOT_LANES));
-    let tail: i32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(&x, &y)| i32::from(x) * i32::from(y))
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for ((acc, &x), &y) in acc.iter_mut().zip(x).zip(y) {
-            *acc += i32::from(x) * i32::from(y);
-        }
-    }
-    acc.iter().sum::<i32>() + tail
 }
 
 multiversion! {
@@ -746,27 +718,6 @@ fn pack_column_block_f32(
     }
 }
 
-/// The same for int8 weights `[n, k]`: depth blocks of [`KC_I8`] over `k` rounded up to
-/// [`I8_K_GROUP`], each as [`pack_i8`] lays it out.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn pack_column_block_i8(
-    values: &[i8],
-    k: usize,
-    jc: usize,
-    nc: usize,
-    nr: usize,
-    unsigned: bool,
-    out: &mut [i8],
-) {
-    let (width, depth) = (round_up(nc, nr), round_up(k, I8_K_GROUP));
-    for pc in (0..depth).step_by(KC_I8) {
-        let kc = KC_I8.min(depth - pc);
-        let block = &mut out[width * pc..width * (pc + kc)];
-        pack_i8(values, k, pc, kc, jc, nc, nr, unsigned, block);
-    }
-}
-
 /// Pack `B[pc..pc+kc, jc..jc+nc]` as `nc / nr` panels of `[kc][nr]`, zero-padded on the right.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -825,492 +776,6 @@ fn pack_f32(
     }
 }
 
-/// Quantize each row of `x` to int8, one scale `max|x| / 127` (0 for zeros) per group of
-/// [`KC_I8`] values, rounding to nearest (ties to even); `out` rows are `depth` long (≥
-/// `x.cols`, a multiple of [`I8_K_GROUP`]), zero-padded; `scales` and `sums` (the sum of each
-/// group's quantized values) are `[rows][depth / KC_I8 rounded up]`.
-#[inline(always)]
-pub fn quantize_rows(
-    x: MatRef<'_>,
-    depth: usize,
-    out: &mut [i8],
-    scales: &mut [f32],
-    sums: &mut [i32],
-) {
-    /// 1.5 · 2²³: adding it rounds an f32 below 2²² to an integer, found in the low mantissa.
-    const MAGIC: f32 = 12_582_912.0;
-    let groups = depth.div_ceil(KC_I8);
-    let mut gathered = [0.0f32; KC_I8];
-    for (i, ((q, row_scales), row_sums)) in out
-        .chunks_exact_mut(depth)
-        .zip(scales.chunks_exact_mut(groups))
-        .zip(sums.chunks_exact_mut(groups))
-        .take(x.rows)
-        .enumerate()
-    {
-        q[x.cols..].fill(0);
-        for (g, (scale, sum)) in row_scales.iter_mut().zip(row_sums.iter_mut()).enumerate() {
-            let start = g * KC_I8;
-            let len = KC_I8.min(x.cols.saturating_sub(start));
-            let base = i * x.row_stride + start * x.col_stride;
-            let src: &[f32] = if x.col_stride == 1 {
-                &x.data[base..base + len]
-            } else {
-                for (p, v) in gathered[..len].iter_mut().enumerate() {
-                    *v = x.data[base + p * x.col_stride];
-                }
-                &gathered[..len]
-            };
-            let amax = src.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            *scale = amax / 127.0;
-            let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
-            for (q, v) in q[start..start + len].iter_mut().zip(src) {
-                // |v · inv| <= 127, so the rounded value is exact in the low bits.
-                *q = ((v * inv + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32) as i8;
-            }
-            *sum = q[start..start + len].iter().map(|&v| i32::from(v)).sum();
-        }
-    }
-}
-
-multiversion! {
-/// The int8 driver: quantize the rows, pack, run the int8 tiles, rescale.
-#[allow(clippy::too_many_arguments)]
-fn gemm_i8(
-    isa: &dyn Isa,
-    dst: MatMut<'_>,
-    lhs: MatRef<'_>,
-    weight_n: (I8Weight<'_>, usize),
-    init: Init<'_>,
-    alpha: f32,
-    cols_out: Cols,
-    scratch: &mut GemmScratch,
-) {
-    let (weight, n) = weight_n;
-    let w_scales = weight.scales;
-    let (mr, nr) = isa.i8_tile();
-    let (m, k) = (lhs.rows, lhs.cols);
-    let depth = round_up(k, I8_K_GROUP);
-    let act = &mut scratch.act_i8[..m * depth];
-    let groups = depth.div_ceil(KC_I8);
-    let act_scales = &mut scratch.act_scales[..m * groups];
-    let act_sums = &mut scratch.act_sums[..m * groups];
-    quantize_rows(lhs, depth, act, act_scales, act_sums);
-    let offset = if weight.unsigned { 128 } else { 0 };
-    let mut tile = [0i32; MAX_TILE];
-    for jc in cols_out.blocks() {
-        let nc = NC.min(n - jc);
-        let width = round_up(nc, nr);
-        let column_block: &[i8] = if weight.packed {
-            &weight.values[jc * depth..jc * depth + width * depth]
-        } else {
-            let pack = &mut scratch.pack_i8[..width * depth];
-            pack_column_block_i8(weight.values, k, jc, nc, nr, weight.unsigned, pack);
-            pack
-        };
-        for ic in (0..m).step_by(MC) {
-            let rows_end = (ic + MC).min(m);
-            for pc in (0..depth).step_by(KC_I8) {
-                let kc = KC_I8.min(depth - pc);
-                let pack = &column_block[width * pc..width * (pc + kc)];
-                let first = if pc == 0 { Some(init) } else { None };
-                for i0 in (ic..rows_end).step_by(mr) {
-                    let rows = mr.min(rows_end - i0);
-                    let row_start = tile_rows(i0, rows, m, depth, pc);
-                    let a = TileRows {
-                        a: &*act,
-                        row_start: &row_start,
-                        col_stride: 1,
-                    };
-                    for (jp, j0, cols) in cols_out.panels(jc, width, nr) {
-                        let panel = &pack[jp * kc * nr..][..kc * nr];
-                        isa.i8_kernel(kc, a, panel, &mut tile);
-                        for r in 0..rows {
-                            let g = (i0 + r) * groups + pc / KC_I8;
-                            let (s, shift) = (alpha * act_scales[g], offset * act_sums[g]);
-                            let at = (i0 + r) * dst.row_stride + j0 - cols_out.start;
-                            let d = &mut dst.data[at..][..cols];
-                            let t = &tile[r * nr..][..cols];
-                            let ws = &w_scales[j0..j0 + cols];
-                            let terms = t
-                                .iter()
-                                .zip(ws)
-                                .map(|(&t, &w)| (t - shift) as f32 * s * w);
-                            store(d, terms, first, j0);
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-}
-
-/// Pack `Wᵀ[pc..pc+kc, jc..jc+nc]` (W int8 `[n, k]`) as panels of `[kc / 4][nr][4]`,
-/// zero-padded past `k` and past the last column; stored as `w + 128` when `unsigned`.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn pack_i8(
-    w: &[i8],
-    k: usize,
-    pc: usize,
-    kc: usize,
-    jc: usize,
-    nc: usize,
-    nr: usize,
-    unsigned: bool,
-    pack: &mut [i8],
-) {
-    const G: usize = I8_K_GROUP;
-    for (jp, panel) in pack.chunks_exact_mut(kc * nr).enumerate() {
-        let j0 = jc + jp * nr;
-        let cols = nr.min(jc + nc - j0);
-        let real = k.saturating_sub(pc).min(kc);
-        if cols < nr || real < kc {
-            panel.fill(0);
-        }
-        for j in 0..cols {
-            let src = &w[(j0 + j) * k + pc..][..real];
-            for (g, chunk) in src.chunks(G).enumerate() {
-                panel[(g * nr + j) * G..][..chunk.len()].copy_from_slice(chunk);
-            }
-        }
-        if unsigned {
-            // w + 128 as an unsigned byte is w's bit pattern with the top bit flipped.
-            panel.iter_mut().for_each(|v| *v ^= i8::MIN);
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::kernels::isa::available;
-    use crate::kernels::scalar::Scalar;
-    use alloc::borrow::Cow;
-    use alloc::format;
-    use half::f16;
-
-    fn pseudo(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-            })
-            .collect()
-    }
-
-    /// `a[m,k] · b[k,n]` in f64.
-    fn naive(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
-        let mut c = vec![0.0; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                c[i * n + j] = (0..k)
-                    .map(|p| f64::from(a[i * k + p]) * f64::from(b[p * n + j]))
-                    .sum::<f64>() as f32;
-            }
-        }
-        c
-    }
-
-    fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-        let mut t = vec![0.0; x.len()];
-        for r in 0..rows {
-            for c in 0..cols {
-                t[c * rows + r] = x[r * cols + c];
-            }
-        }
-        t
-    }
-
-    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
-
-    /// Shapes with every edge: 1, 7, 33 rows; depths across KC and KC_I8 blocks; widths
-    /// across NC blocks and every NR.
-    const SHAPES: &[(usize, usize, usize)] = if cfg!(miri) {
-        &[(1, 7, 5), (7, 33, 17)]
-    } else {
-        &[
-            (1, 1, 1),
-            (1, 384, 384),
-            (7, 33, 5),
-            (33, 384, 1536),
-            (13, 1536, 384),
-            (9, 600, 33),
-            (2, 5, 300),
-        ]
-    };
-
-    fn scratch_for(m: usize, k: usize) -> GemmScratch {
-        GemmScratch::new(GemmNeeds {
-            rows: m,
-            depth: k,
-            int8: true,
-        })
-    }
-
-    #[test]
-    fn f32_kernels_match_f64_reference_on_odd_shapes() {
-        for isa in available() {
-            for &(m, k, n) in SHAPES {
-                let a = pseudo(m * k, 1);
-                let b = pseudo(k * n, 2);
-                let want = naive(&a, &b, m, k, n);
-                let mut scratch = scratch_for(m, k);
-                // Dense B.
-                let mut c = vec![0.0; m * n];
-                let (dst, lhs) = (MatMut::dense(&mut c, m, n), MatRef::dense(&a, m, k));
-                matmul_with(
-                    isa,
-                    dst,
-                    lhs,
-                    Rhs::Dense(MatRef::dense(&b, k, n)),
-                    false,
-                    1.0,
-                    &mut scratch,
-                );
-                let tol = 1e-5 * (k as f32).sqrt();
-                assert!(
-                    max_diff(&c, &want) < tol,
-                    "{} dense {m}x{k}x{n}",
-                    isa.name()
-                );
-                // Transposed weight, accumulate onto 1 and scale by 0.5.
-                let w = Matrix {
-                    rows: n,
-                    cols: k,
-                    storage: Storage::F32(Cow::Owned(transpose(&b, k, n))),
-                };
-                let mut c = vec![1.0; m * n];
-                let (dst, lhs) = (MatMut::dense(&mut c, m, n), MatRef::dense(&a, m, k));
-                matmul_with(isa, dst, lhs, Rhs::WeightT(&w), true, 0.5, &mut scratch);
-                let want2: Vec<f32> = want.iter().map(|v| 1.0 + 0.5 * v).collect();
-                assert!(
-                    max_diff(&c, &want2) < tol,
-                    "{} weight {m}x{k}x{n}",
-                    isa.name()
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn f16_weights_are_widened_while_packing() {
-        // 17 rows: packed into panels; 3 rows: read row by row (the few-rows path).
-        for m in [17, 3] {
-            f16_weights_case(m);
-        }
-    }
-
-    fn f16_weights_case(m: usize) {
-        let (k, n) = if cfg!(miri) { (9, 5) } else { (600, 70) };
-        let a = pseudo(m * k, 3);
-        let wt = pseudo(n * k, 4);
-        let halves: Vec<f16> = wt.iter().map(|&v| f16::from_f32(v)).collect();
-        let widened: Vec<f32> = halves.iter().map(|h| h.to_f32()).collect();
-        let want = naive(&a, &transpose(&widened, n, k), m, k, n);
-        let w = Matrix {
-            rows: n,
-            cols: k,
-            storage: Storage::F16(Cow::Owned(halves)),
-        };
-        for isa in available() {
-            let mut c = vec![0.0; m * n];
-            let mut scratch = scratch_for(m, k);
-            let (dst, lhs) = (MatMut::dense(&mut c, m, n), MatRef::dense(&a, m, k));
-            matmul_with(isa, dst, lhs, Rhs::WeightT(&w), false, 1.0, &mut scratch);
-            assert!(max_diff(&c, &want) < 1e-4, "{}", isa.name());
-        }
-    }
-
-    /// The int8 path's exact result: quantize the rows, integer dot products, rescale.
-    fn int8_reference(
-        a: &[f32],
-        m: usize,
-        k: usize,
-        q: &[i8],
-        scales: &[f32],
-        n: usize,
-    ) -> Vec<f32> {
-        let depth = round_up(k, I8_K_GROUP);
-        let groups = depth.div_ceil(KC_I8);
-        let mut aq = vec![0i8; m * depth];
-        let mut sa = vec![0.0; m * groups];
-        let mut sums = vec![0; m * groups];
-        quantize_rows(MatRef::dense(a, m, k), depth, &mut aq, &mut sa, &mut sums);
-        let mut c = vec![0.0; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                c[i * n + j] = (0..k)
-                    .map(|p| {
-                        let dot = i64::from(aq[i * depth + p]) * i64::from(q[j * k + p]);
-                        dot as f32 * sa[i * groups + p / KC_I8]
-                    })
-                    .sum::<f32>()
-                    * scales[j];
-            }
-        }
-        c
-    }
-
-    #[test]
-    fn int8_kernels_are_exact_integer_products_on_odd_shapes() {
-        for isa in available() {
-            for &(m, k, n) in SHAPES {
-                let a = pseudo(m * k, 5);
-                let q: Vec<i8> = pseudo(n * k, 6).iter().map(|v| (v * 254.0) as i8).collect();
-                let scales: Vec<f32> = pseudo(n, 7).iter().map(|v| v.abs() + 0.01).collect();
-                let want = int8_reference(&a, m, k, &q, &scales, n);
-                let w = Matrix {
-                    rows: n,
-                    cols: k,
-                    storage: Storage::I8 {
-                        values: Cow::Borrowed(&q),
-                        scales: Cow::Borrowed(&scales),
-                    },
-                };
-                let mut c = vec![0.0; m * n];
-                let mut scratch = scratch_for(m, k);
-                let (dst, lhs) = (MatMut::dense(&mut c, m, n), MatRef::dense(&a, m, k));
-                matmul_with(isa, dst, lhs, Rhs::WeightT(&w), false, 1.0, &mut scratch);
-                let scale = want.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
-                let d = max_diff(&c, &want);
-                assert!(d <= 1e-5 * scale, "{} {m}x{k}x{n}: {d}", isa.name());
-            }
-        }
-    }
-
-    #[test]
-    fn bias_is_added_in_the_write_out_for_f32_packed_and_int8_weights() {
-        let (m, k, n) = if cfg!(miri) {
-            (3, 9, 5)
-        } else {
-            (19, 300, 300)
-        };
-        let a = pseudo(m * k, 11);
-        let wt = pseudo(n * k, 12);
-        let bias = pseudo(n, 13);
-        let q: Vec<i8> = wt.iter().map(|v| (v * 254.0) as i8).collect();
-        let scales = vec![0.01; n];
-        let f32_weight = Matrix {
-            rows: n,
-            cols: k,
-            storage: Storage::F32(Cow::Borrowed(&wt)),
-        };
-        let i8_weight = Matrix {
-            rows: n,
-            cols: k,
-            storage: Storage::I8 {
-                values: Cow::Borrowed(&q),
-                scales: Cow::Borrowed(&scales),
-            },
-        };
-        let packed = PackedWeight::new(&f32_weight);
-        let packed_i8 = PackedWeight::new(&i8_weight);
-        let mut scratch = scratch_for(m, k);
-        for rhs in [
-            Rhs::WeightT(&f32_weight),
-            Rhs::PackedT(&packed),
-            Rhs::WeightT(&i8_weight),
-            Rhs::PackedT(&packed_i8),
-        ] {
-            let mut without = vec![0.0; m * n];
-            let (dst, lhs) = (MatMut::dense(&mut without, m, n), MatRef::dense(&a, m, k));
-            matmul_bias(dst, lhs, rhs, None, &mut scratch);
-            let mut with = vec![f32::NAN; m * n];
-            let (dst, lhs) = (MatMut::dense(&mut with, m, n), MatRef::dense(&a, m, k));
-            matmul_bias(dst, lhs, rhs, Some(&bias), &mut scratch);
-            for (r, (w, wo)) in with.chunks(n).zip(without.chunks(n)).enumerate() {
-                for j in 0..n {
-                    assert!((w[j] - (wo[j] + bias[j])).abs() < 1e-5, "row {r} col {j}");
-                }
-            }
-        }
-        // Packed ahead of time or per product: the same bits.
-        let mut per_product = vec![0.0; m * n];
-        let mut prepacked = vec![0.0; m * n];
-        let lhs = MatRef::dense(&a, m, k);
-        matmul_bias(
-            MatMut::dense(&mut per_product, m, n),
-            lhs,
-            Rhs::WeightT(&f32_weight),
-            Some(&bias),
-            &mut scratch,
-        );
-        matmul_bias(
-            MatMut::dense(&mut prepacked, m, n),
-            lhs,
-            Rhs::PackedT(&packed),
-            Some(&bias),
-            &mut scratch,
-        );
-        assert_eq!(per_product, prepacked);
-        let lhs = MatRef::dense(&a, m, k);
-        matmul_bias(
-            MatMut::dense(&mut per_product, m, n),
-            lhs,
-            Rhs::WeightT(&i8_weight),
-            None,
-            &mut scratch,
-        );
-        matmul_bias(
-            MatMut::dense(&mut prepacked, m, n),
-            lhs,
-            Rhs::PackedT(&packed_i8),
-            None,
-            &mut scratch,
-        );
-        assert_eq!(per_product, prepacked, "int8");
-    }
-
-    #[test]
-    fn every_isa_agrees_with_scalar_on_strided_views() {
-        // Attention-shaped: a head's [seq, d] slice of a [seq, hidden] buffer, times the
-        // transpose of another head slice.
-        let (s, d, h) = (37, 32, 96);
-        let q = pseudo(s * h, 8);
-        let kk = pseudo(s * h, 9);
-        fn view(x: &[f32], (s, d, h): (usize, usize, usize)) -> MatRef<'_> {
-            MatRef {
-                data: &x[32..],
-                rows: s,
-                cols: d,
-                row_stride: h,
-                col_stride: 1,
-            }
-        }
-        let shape = (s, d, h);
-        let view = |x| view(x, shape);
-        let (q, kk) = (&q[..], &kk[..]);
-        let mut want = vec![0.0; s * s];
-        let mut scratch = scratch_for(s, d);
-        matmul_with(
-            &Scalar,
-            MatMut::dense(&mut want, s, s),
-            view(q),
-            Rhs::Dense(view(kk).t()),
-            false,
-            0.25,
-            &mut scratch,
-        );
-        for isa in available() {
-            let mut c = vec![0.0; s * s];
-            matmul_with(
-                isa,
-                MatMut::dense(&mut c, s, s),
-                view(q),
-                Rhs::Dense(view(kk).t()),
-                false,
-                0.25,
-                &mut scratch,
-            );
-            assert!(max_diff(&c, &want) < 1e-5, "{}", format!("{}", isa.name()));
-        }
-    }
-}
+#[path = "gemm_tests.rs"]
+pub(crate) mod tests;

@@ -1,10 +1,10 @@
 //! The numeric kernels: matrix multiply, LayerNorm, activations, softmax. Plain functions over
 //! slices; the caller owns every buffer.
 //!
-//! - [`isa`](mod@isa): the [`Isa`] trait (f32 and int8 register tiles), one implementation per
+//! - [`isa`](mod@isa): the [`Isa`] trait (f32, int8 and bf16 register tiles), one implementation per
 //!   instruction set ([`scalar`], `x86` (AVX2, AVX-512, AVX-512 VNNI), `aarch64` (NEON)),
 //!   picked once per process.
-//! - [`gemm`]: the shared driver (blocking, packing, int8 activation quantization) that turns
+//! - [`gemm`]: the shared driver (blocking, packing; int8 in [`int8`], bf16 in [`bf16`]) that turns
 //!   those tiles into [`matmul`].
 //!
 //! Matrices are row-major `f32` slices with an explicit row stride, so that a head's slice of a
@@ -48,6 +48,7 @@ pub mod bf16;
 pub mod cortex_m;
 pub mod elementwise;
 pub mod gemm;
+pub mod int8;
 pub mod isa;
 pub mod math;
 pub mod scalar;

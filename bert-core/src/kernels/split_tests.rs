@@ -7,20 +7,11 @@ use alloc::borrow::Cow;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use super::gemm::tests::pseudo;
 use super::gemm::{matmul_bias_cols_with, matmul_with, GemmNeeds, GemmScratch, Precision};
 use super::isa::available;
 use super::{MatMut, MatRef, PackedWeight, Rhs, COLUMN_ALIGN};
 use crate::tensor::{Matrix, Storage};
-
-fn pseudo(n: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        })
-        .collect()
-}
 
 #[test]
 fn column_windows_match_the_whole_product_bit_for_bit() {
