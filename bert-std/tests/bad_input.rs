@@ -9,12 +9,8 @@ use bert_std::pipelines::qa::{QaOptions, QuestionAnswering};
 use bert_std::{Bert, Error, LoadOptions, ModelDir, Pipeline, Task};
 use common::*;
 
-fn scratch(name: &str) -> std::path::PathBuf {
-    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("bad-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
+fn scratch(name: &str) -> Scratch {
+    Scratch::new(&format!("bad-{name}"))
 }
 
 fn err_text<T: std::fmt::Debug>(r: bert_std::Result<T>) -> String {

@@ -3,11 +3,12 @@ mod common;
 
 use common::*;
 
-fn tmp(name: &str, content: &[u8]) -> String {
-    let p = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("{name}-{}", std::process::id()));
+/// A file holding `content` in a scratch folder of its own (removed when the folder drops).
+fn tmp(name: &str, content: &[u8]) -> (Scratch, String) {
+    let dir = Scratch::new(name);
+    let p = dir.join(name);
     std::fs::write(&p, content).unwrap();
-    p.to_string_lossy().into_owned()
+    (dir, p.to_string_lossy().into_owned())
 }
 
 #[test]
@@ -33,7 +34,7 @@ fn fill_mask_and_embed_from_arguments() {
 
 #[test]
 fn jsonl_keeps_good_lines_and_names_bad_ones() {
-    let input = tmp(
+    let (_dir, input) = tmp(
         "in.jsonl",
         b"{\"text\": \"a [MASK] b\"}\n{\"text\": \"no mask\"}\n\xff\xfe\n{not json\n\n{\"text\": \"the [MASK] is red\"}\n",
     );
@@ -102,9 +103,7 @@ fn clear_one_line_errors_and_nonzero_exit() {
         "{}",
         no_file.2
     );
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("gpt2-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("gpt2");
     std::fs::write(
         dir.join("config.json"),
         r#"{"model_type": "gpt2", "n_embd": 768}"#,
@@ -123,7 +122,7 @@ fn clear_one_line_errors_and_nonzero_exit() {
 #[test]
 fn giant_line_is_processed_truncated() {
     let text = "word ".repeat(200_000);
-    let input = tmp(
+    let (_dir, input) = tmp(
         "giant.jsonl",
         format!("{{\"text\": \"{text}\"}}\n").as_bytes(),
     );

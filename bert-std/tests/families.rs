@@ -94,9 +94,7 @@ fn bpe_and_unigram_tokenizers_give_pythons_ids() {
 fn qa_windows_clamp_to_a_small_model() {
     use bert_std::pipelines::qa::{QaOptions, QuestionAnswering};
     let families = repo_root().join("bert-core/tests/goldens/families");
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("roberta-qa-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("roberta-qa");
     for f in ["config.json", "model.safetensors"] {
         std::fs::copy(families.join("roberta-qa").join(f), dir.join(f)).unwrap();
     }

@@ -56,8 +56,7 @@ fn serve(dir: std::path::PathBuf, repo: &'static str) -> String {
 #[test]
 fn hub_download_gives_a_working_model_directory() {
     let endpoint = serve(minilm(), "sentence-transformers/all-MiniLM-L6-v2");
-    let root = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("hub-{}", std::process::id()));
+    let root = Scratch::new("hub");
     std::env::set_var("HF_ENDPOINT", &endpoint);
     let dir = bert_std::hub::download("hf:sentence-transformers/all-MiniLM-L6-v2", &root).unwrap();
     for f in [

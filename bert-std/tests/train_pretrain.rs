@@ -25,8 +25,7 @@ fn pretraining_on_story_summaries_lowers_the_loss() {
     };
     let (train, eval) = small.split(0.25, 3);
     assert_eq!((train.documents.len(), eval.documents.len()), (6, 2));
-    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("pretrain-{}", std::process::id()));
+    let out = Scratch::new("pretrain");
     let o = TrainOptions {
         epochs: 2,
         lr: 1e-3,

@@ -59,8 +59,7 @@ fn disflqa_spans_split_and_a_short_training_run() {
         .iter()
         .all(|t| eval.iter().all(|e| e.passage != t.passage)));
 
-    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("disflqa-{}", std::process::id()));
+    let out = Scratch::new("disflqa");
     let o = TrainOptions {
         epochs: 2,
         lr: 1e-4,

@@ -53,11 +53,12 @@ pub fn seeded_dir(head: &str) -> PathBuf {
     )
     .unwrap();
     std::fs::copy(src.join("tokenizer.json"), staging.join("tokenizer.json")).unwrap();
-    std::fs::copy(
-        src.join("model.safetensors"),
-        staging.join("encoder.safetensors"),
-    )
-    .unwrap();
+    // A hard link where the file system allows one: the tests make several of these folders
+    // and a copy of the encoder costs 90 MB of disk each.
+    let encoder = staging.join("encoder.safetensors");
+    if std::fs::hard_link(src.join("model.safetensors"), &encoder).is_err() {
+        std::fs::copy(src.join("model.safetensors"), &encoder).unwrap();
+    }
     std::fs::copy(
         core.join(format!("head_{head}.safetensors")),
         staging.join("head.safetensors"),
@@ -72,8 +73,51 @@ pub fn seeded_dir(head: &str) -> PathBuf {
         index.to_string(),
     )
     .unwrap();
-    let _ = std::fs::rename(&staging, &dir);
+    if std::fs::rename(&staging, &dir).is_err() {
+        // Another thread put its folder there first: use that one.
+        let _ = std::fs::remove_dir_all(&staging);
+    }
     dir
+}
+
+/// A fresh folder under cargo's temporary directory for one test, removed when dropped (the
+/// test's end, or its panic), so that runs do not pile up gigabytes of checkpoints. Set
+/// `BERT_KEEP_TEST_FILES=1` to keep them for a look.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        let dir =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::env::var_os("BERT_KEEP_TEST_FILES").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 pub fn golden(name: &str) -> serde_json::Value {
