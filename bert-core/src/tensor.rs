@@ -181,9 +181,17 @@ impl Storage<'_> {
             Storage::F16(v) => v[start..end].convert_to_f32_slice(out),
             Storage::BF16(v) => v[start..end].convert_to_f32_slice(out),
             Storage::I8 { values, scales } => {
-                let cols = values.len() / scales.len().max(1);
-                for (i, o) in (start..end).zip(out.iter_mut()) {
-                    *o = f32::from(values[i]) * scales[i / cols];
+                // One scale per row: walk the rows the range touches, not a division per value.
+                let cols = (values.len() / scales.len().max(1)).max(1);
+                let (mut i, mut rest) = (start, &mut out[..]);
+                while !rest.is_empty() {
+                    let len = (cols - i % cols).min(rest.len());
+                    let (o, tail) = rest.split_at_mut(len);
+                    let scale = scales[i / cols];
+                    for (o, &v) in o.iter_mut().zip(&values[i..i + len]) {
+                        *o = f32::from(v) * scale;
+                    }
+                    (i, rest) = (i + len, tail);
                 }
             }
         }
@@ -250,5 +258,33 @@ impl Matrix<'_> {
     /// Bytes the elements (and int8 scales) occupy.
     pub fn size_in_bytes(&self) -> usize {
         self.storage.size_in_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int8_reads_use_each_rows_scale_across_row_boundaries() {
+        let values: alloc::vec::Vec<i8> = (0..12).map(|v| v as i8 - 6).collect();
+        let scales = [0.5f32, 2.0, -1.0];
+        let s = Storage::I8 {
+            values: Cow::Owned(values.clone()),
+            scales: Cow::Owned(scales.to_vec()),
+        };
+        for start in 0..12 {
+            for len in 0..=12 - start {
+                let mut out = alloc::vec![0.0f32; len];
+                s.read_f32(start, &mut out);
+                for (i, o) in (start..).zip(&out) {
+                    assert_eq!(
+                        *o,
+                        f32::from(values[i]) * scales[i / 4],
+                        "start {start} len {len}"
+                    );
+                }
+            }
+        }
     }
 }
