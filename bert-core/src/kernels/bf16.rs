@@ -12,7 +12,7 @@
 //! consecutive depth values of one column side by side, which is what one 32-bit lane of
 //! `vdpbf16ps` multiplies by a broadcast activation pair.
 
-use super::gemm::{store, tile_rows, Cols, Init, KC, MC, NC};
+use super::gemm::{depth_block, store, tile_rows, Cols, Init, MC, NC};
 use super::isa::{check_tile, Isa, TileRows, MAX_TILE};
 use super::{MatMut, MatRef};
 use crate::tensor::Matrix;
@@ -68,7 +68,7 @@ pub fn packed_depth(k: usize) -> usize {
 }
 
 /// Pack `weight` (`[n, k]`, any dtype) as bf16 panels of width `nr`: column blocks of [`NC`],
-/// each holding its depth blocks of [`KC`] one after the other, each of those `nc / nr` panels
+/// each holding its depth blocks of [`depth_block`] one after the other, each of those `nc / nr` panels
 /// laid out `[kc / 2][nr][2]`. Returns `round_up(n, nr) · packed_depth(k)` values.
 pub fn pack_weight(weight: &Matrix<'_>, nr: usize) -> alloc::vec::Vec<u16> {
     let (n, k) = (weight.rows, weight.cols);
@@ -82,8 +82,8 @@ pub fn pack_weight(weight: &Matrix<'_>, nr: usize) -> alloc::vec::Vec<u16> {
         for j in 0..nc {
             weight.row_into(jc + j, &mut row);
             let (jp, jj) = (j / nr, j % nr);
-            for pc in (0..depth).step_by(KC) {
-                let kc = KC.min(depth - pc);
+            for pc in (0..depth).step_by(depth_block(depth)) {
+                let kc = depth_block(depth).min(depth - pc);
                 let panel = &mut block[width * pc + jp * kc * nr..][..kc * nr];
                 for (p, &v) in row[pc..(pc + kc).min(k)].iter().enumerate() {
                     panel[(p / 2) * 2 * nr + 2 * jj + p % 2] = to_bf16(v);
@@ -139,8 +139,9 @@ pub(crate) fn gemm_bf16(
         for jc in cols_out.blocks() {
             let width = NC.min(n - jc).div_ceil(nr) * nr;
             let column_block = &panels[jc * depth..jc * depth + width * depth];
-            for pc in (0..depth).step_by(KC) {
-                let kc = KC.min(depth - pc);
+            let block = depth_block(depth);
+            for pc in (0..depth).step_by(block) {
+                let kc = block.min(depth - pc);
                 let pack = &column_block[width * pc..width * (pc + kc)];
                 let first = if pc == 0 { Some(init) } else { None };
                 for i0 in (0..rows_here).step_by(mr) {

@@ -49,7 +49,8 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-/// Shapes with every edge: 1, 7, 33 rows; depths across KC and KC_I8 blocks; widths
+/// Shapes with every edge: 1, 7, 33 rows; depths across KC and KC_I8 blocks and past the
+/// long sums' limit of [`depth_block`]; widths
 /// across NC blocks and every NR.
 const SHAPES: &[(usize, usize, usize)] = if cfg!(miri) {
     &[(1, 7, 5), (7, 33, 17)]
@@ -62,6 +63,8 @@ const SHAPES: &[(usize, usize, usize)] = if cfg!(miri) {
         (13, 1536, 384),
         (9, 600, 33),
         (2, 5, 300),
+        (11, KC + 77, 40),
+        (3, 2 * KC + 5, 20),
     ]
 };
 
