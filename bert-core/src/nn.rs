@@ -6,9 +6,10 @@ use alloc::format;
 
 use crate::error::Result;
 use crate::kernels::{self, GemmNeeds, GemmScratch, MatMut, MatRef, PackedWeight, Precision, Rhs};
+use crate::tensor::Storage;
 use crate::weights::{Matrix, Weights};
 
-/// `y = x Wᵀ + b`, with `W` stored `[out_features, in_features]` in any [`Storage`](crate::weights::Storage) dtype.
+/// `y = x Wᵀ + b`, with `W` stored `[out_features, in_features]` in any [`Storage`] dtype.
 #[derive(Debug, Clone)]
 pub struct Linear<'a> {
     /// `[out_features, in_features]`.
@@ -64,6 +65,45 @@ impl<'a> Linear<'a> {
             }),
             packed: None,
         }
+    }
+
+    /// The layers `parts` as one (their outputs side by side, in order: a fused Q, K, V
+    /// projection), owning a copy of their weights; `None` when their inputs or weight types
+    /// differ, or only some have a bias.
+    pub fn stack(parts: &[&Linear<'_>]) -> Option<Linear<'static>> {
+        let weights: alloc::vec::Vec<&Matrix<'_>> = parts.iter().map(|l| &l.weight).collect();
+        let weight = Matrix::stack_rows(&weights)?;
+        let bias = if parts.iter().all(|l| l.bias.is_none()) {
+            None
+        } else {
+            let mut b = alloc::vec::Vec::with_capacity(weight.rows);
+            for l in parts {
+                b.extend_from_slice(l.bias.as_deref()?);
+            }
+            Some(Cow::Owned(b))
+        };
+        Some(Linear {
+            weight,
+            bias,
+            packed: None,
+        })
+    }
+
+    /// This layer with its unpacked weight dropped (kept: its shape and storage type), after
+    /// [`prepack`](Self::prepack): for an owned copy whose panels serve every product (the
+    /// panels were packed for the instruction set in use, which is picked once per process).
+    pub(crate) fn without_unpacked_weight(mut self) -> Self {
+        assert!(self.packed.is_some(), "pack the layer first");
+        self.weight.storage = match self.weight.storage {
+            Storage::F32(_) => Storage::F32(Cow::Owned(alloc::vec::Vec::new())),
+            Storage::F16(_) => Storage::F16(Cow::Owned(alloc::vec::Vec::new())),
+            Storage::BF16(_) => Storage::BF16(Cow::Owned(alloc::vec::Vec::new())),
+            Storage::I8 { .. } => Storage::I8 {
+                values: Cow::Owned(alloc::vec::Vec::new()),
+                scales: Cow::Owned(alloc::vec::Vec::new()),
+            },
+        };
+        self
     }
 
     /// Input width.

@@ -249,6 +249,53 @@ impl<'a> Matrix<'a> {
 }
 
 impl Matrix<'_> {
+    /// The rows of `parts`, one after the other, as one owned matrix (a fused Q, K, V
+    /// projection); `None` when they differ in width or storage type.
+    pub fn stack_rows(parts: &[&Matrix<'_>]) -> Option<Matrix<'static>> {
+        fn cat<'p, T: Clone + 'p>(
+            parts: impl Iterator<Item = Option<&'p [T]>>,
+        ) -> Option<Cow<'static, [T]>> {
+            let mut out = alloc::vec::Vec::new();
+            for p in parts {
+                out.extend_from_slice(p?);
+            }
+            Some(Cow::Owned(out))
+        }
+        let first = parts.first()?;
+        if parts.iter().any(|m| m.cols != first.cols) {
+            return None;
+        }
+        let storage = match &first.storage {
+            Storage::F32(_) => Storage::F32(cat(parts.iter().map(|m| match &m.storage {
+                Storage::F32(v) => Some(&v[..]),
+                _ => None,
+            }))?),
+            Storage::F16(_) => Storage::F16(cat(parts.iter().map(|m| match &m.storage {
+                Storage::F16(v) => Some(&v[..]),
+                _ => None,
+            }))?),
+            Storage::BF16(_) => Storage::BF16(cat(parts.iter().map(|m| match &m.storage {
+                Storage::BF16(v) => Some(&v[..]),
+                _ => None,
+            }))?),
+            Storage::I8 { .. } => Storage::I8 {
+                values: cat(parts.iter().map(|m| match &m.storage {
+                    Storage::I8 { values, .. } => Some(&values[..]),
+                    _ => None,
+                }))?,
+                scales: cat(parts.iter().map(|m| match &m.storage {
+                    Storage::I8 { scales, .. } => Some(&scales[..]),
+                    _ => None,
+                }))?,
+            },
+        };
+        Some(Matrix {
+            rows: parts.iter().map(|m| m.rows).sum(),
+            cols: first.cols,
+            storage,
+        })
+    }
+
     /// Widen row `r` into `out` (`out.len() == cols`).
     pub fn row_into(&self, r: usize, out: &mut [f32]) {
         debug_assert_eq!(out.len(), self.cols);
@@ -264,6 +311,43 @@ impl Matrix<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stacked_rows_read_as_the_parts_in_order() {
+        let a = Matrix {
+            rows: 1,
+            cols: 2,
+            storage: Storage::I8 {
+                values: Cow::Owned(alloc::vec![1, 2]),
+                scales: Cow::Owned(alloc::vec![0.5]),
+            },
+        };
+        let b = Matrix {
+            rows: 2,
+            cols: 2,
+            storage: Storage::I8 {
+                values: Cow::Owned(alloc::vec![3, 4, 5, 6]),
+                scales: Cow::Owned(alloc::vec![2.0, -1.0]),
+            },
+        };
+        let m = Matrix::stack_rows(&[&a, &b]).unwrap();
+        let mut out = alloc::vec![0.0; 6];
+        m.storage.read_f32(0, &mut out);
+        assert_eq!((m.rows, m.cols), (3, 2));
+        assert_eq!(out, [0.5, 1.0, 6.0, 8.0, -5.0, -6.0]);
+        let f = Matrix {
+            rows: 1,
+            cols: 2,
+            storage: Storage::F32(Cow::Owned(alloc::vec![1.0, 2.0])),
+        };
+        assert!(Matrix::stack_rows(&[&a, &f]).is_none(), "mixed storage");
+        let wide = Matrix {
+            rows: 1,
+            cols: 1,
+            storage: Storage::F32(Cow::Owned(alloc::vec![1.0])),
+        };
+        assert!(Matrix::stack_rows(&[&f, &wide]).is_none(), "mixed widths");
+    }
 
     #[test]
     fn int8_reads_use_each_rows_scale_across_row_boundaries() {

@@ -93,11 +93,11 @@ fn bf16_compute_keeps_hidden_states_and_embeddings_close_to_f32() {
         ..LoadOptions::default()
     };
     let bert = Bert::load(minilm(), Task::Base, bf16()).unwrap();
-    let query = &bert.task_model().bert().encoder.layer[0]
+    let dense = &bert.task_model().bert().encoder.layer[0]
         .attention
-        .self_attention
-        .query;
-    let packed = query.packed.as_ref().expect("prepacked by default");
+        .output
+        .dense;
+    let packed = dense.packed.as_ref().expect("prepacked by default");
     assert_eq!(packed.precision(), bert_core::kernels::Precision::Bf16);
 
     let texts = sentences(100);

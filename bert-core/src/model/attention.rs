@@ -15,6 +15,43 @@ pub(crate) struct AttentionShape {
     pub window: Option<usize>,
 }
 
+/// The queries, keys and values of every packed row: each `[tokens, hidden]` at `row_stride`
+/// (`hidden` for three buffers, `3 · hidden` for one fused product's output).
+#[derive(Clone, Copy)]
+pub(crate) struct Qkv<'a> {
+    pub(crate) query: &'a [f32],
+    pub(crate) key: &'a [f32],
+    pub(crate) value: &'a [f32],
+    pub(crate) row_stride: usize,
+}
+
+impl<'a> Qkv<'a> {
+    /// Three separate `[tokens, hidden]` buffers.
+    pub(crate) fn separate(
+        query: &'a [f32],
+        key: &'a [f32],
+        value: &'a [f32],
+        hidden: usize,
+    ) -> Self {
+        Qkv {
+            query,
+            key,
+            value,
+            row_stride: hidden,
+        }
+    }
+
+    /// One `[tokens, 3 · hidden]` matrix, rows `[q | k | v]`.
+    pub(crate) fn fused(qkv: &'a [f32], hidden: usize) -> Self {
+        Qkv {
+            query: qkv,
+            key: &qkv[hidden..],
+            value: &qkv[2 * hidden..],
+            row_stride: 3 * hidden,
+        }
+    }
+}
+
 /// Where each sequence's rows are in the packed token matrix.
 pub(crate) struct Sequences<'a> {
     /// Sequence `b` is rows `offsets[b]..offsets[b + 1]`.
@@ -33,7 +70,7 @@ pub(crate) fn attention_rows(
     sequences: &Sequences<'_>,
     seqs: core::ops::Range<usize>,
     query_rows: Option<core::ops::Range<usize>>,
-    qkv: [&[f32]; 3],
+    qkv: Qkv<'_>,
     context: &mut [f32],
     threads: &mut [ThreadScratch],
 ) {
@@ -86,7 +123,7 @@ fn self_attention(
     sequences: &Sequences<'_>,
     b: usize,
     rows: core::ops::Range<usize>,
-    [query, key, value]: [&[f32]; 3],
+    qkv: Qkv<'_>,
     context: &mut [f32],
     scratch: &mut ThreadScratch,
 ) {
@@ -100,13 +137,14 @@ fn self_attention(
     let m = rows.len();
     let ThreadScratch { gemm, scores, .. } = scratch;
     let scores = &mut scores[..m * s];
+    let stride = qkv.row_stride;
     for head in 0..shape.heads {
-        let keys = r0 * h + head * d;
-        let queries = keys + rows.start * h;
+        let keys = r0 * stride + head * d;
+        let queries = keys + rows.start * stride;
         kernels::matmul(
             MatMut::dense(scores, m, s),
-            head_slice(query, queries, m, d, h),
-            Rhs::Dense(head_slice(key, keys, s, d, h).t()),
+            head_slice(qkv.query, queries, m, d, stride),
+            Rhs::Dense(head_slice(qkv.key, keys, s, d, stride).t()),
             false,
             scale,
             gemm,
@@ -137,7 +175,7 @@ fn self_attention(
                 row_stride: h,
             },
             MatRef::dense(scores, m, s),
-            Rhs::Dense(head_slice(value, keys, s, d, h)),
+            Rhs::Dense(head_slice(qkv.value, keys, s, d, stride)),
             false,
             1.0,
             gemm,
@@ -145,13 +183,19 @@ fn self_attention(
     }
 }
 
-/// The `[seq, head_dim]` block of one head inside a `[.., hidden]` buffer.
-fn head_slice(buf: &[f32], base: usize, seq: usize, head_dim: usize, hidden: usize) -> MatRef<'_> {
+/// The `[seq, head_dim]` block of one head inside a buffer of rows `row_stride` apart.
+fn head_slice(
+    buf: &[f32],
+    base: usize,
+    seq: usize,
+    head_dim: usize,
+    row_stride: usize,
+) -> MatRef<'_> {
     MatRef {
         data: &buf[base..],
         rows: seq,
         cols: head_dim,
-        row_stride: hidden,
+        row_stride,
         col_stride: 1,
     }
 }

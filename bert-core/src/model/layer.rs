@@ -22,6 +22,10 @@ pub struct BertSelfAttention<'a> {
     pub num_attention_heads: usize,
     /// Width of one head.
     pub attention_head_size: usize,
+    /// `query`, `key` and `value` as one product (outputs side by side), packed by
+    /// [`BertModel::prepack`]: the input is read, and for int8 or bf16 products quantized or
+    /// rounded, once instead of three times. Its values are the three layers' exactly.
+    pub(crate) fused_qkv: Option<Linear<'static>>,
 }
 
 /// `BertSelfOutput`: dense, then LayerNorm of (dense + input).
@@ -85,6 +89,7 @@ impl<'a> BertLayer<'a> {
                     value: lin(n.value, h, h)?,
                     num_attention_heads: c.num_attention_heads,
                     attention_head_size: c.head_dim(),
+                    fused_qkv: None,
                 },
                 output: BertSelfOutput {
                     dense: lin(n.attention_out, h, h)?,
@@ -118,9 +123,7 @@ impl<'a> BertLayer<'a> {
     pub(crate) fn forward(&self, t: usize, batch_size: usize, ws: &mut Workspace) {
         let Workspace {
             hidden,
-            query,
-            key,
-            value,
+            qkv,
             context,
             attention_output,
             intermediate,
@@ -134,18 +137,31 @@ impl<'a> BertLayer<'a> {
         let par = *parallel;
         let sa = &self.attention.self_attention;
         let hidden_in = &hidden[..];
-        for (linear, out) in [
-            (&sa.query, &mut **query),
-            (&sa.key, &mut **key),
-            (&sa.value, &mut **value),
-        ] {
-            linear_rows(par, linear, hidden_in, t, out, Epilogue::None, threads);
-        }
+        let h = sa.query.out_features();
+        let qkv = match &sa.fused_qkv {
+            Some(fused) => {
+                let out = &mut qkv[..t * 3 * h];
+                linear_rows(par, fused, hidden_in, t, out, Epilogue::None, threads);
+                Qkv::fused(qkv, h)
+            }
+            None => {
+                let third = qkv.len() / 3;
+                let (query, rest) = qkv.split_at_mut(third);
+                let (key, value) = rest.split_at_mut(third);
+                for (linear, out) in [
+                    (&sa.query, &mut *query),
+                    (&sa.key, &mut *key),
+                    (&sa.value, &mut *value),
+                ] {
+                    linear_rows(par, linear, hidden_in, t, out, Epilogue::None, threads);
+                }
+                Qkv::separate(query, key, value, h)
+            }
+        };
         let sequences = Sequences {
             offsets: &offsets[..=batch_size],
             mask_bias: (!*remove_padding).then_some(&mask_bias[..]),
         };
-        let qkv = [&query[..], &key[..], &value[..]];
         let all = 0..batch_size;
         let shape = AttentionShape {
             heads: sa.num_attention_heads,

@@ -200,7 +200,11 @@ impl<'a> BertModel<'a> {
         self.encoder
             .layer
             .iter()
-            .flat_map(|l| l.linears())
+            .flat_map(|l| {
+                l.linears()
+                    .into_iter()
+                    .chain(&l.attention.self_attention.fused_qkv)
+            })
             .chain(self.encoder.pre_norm.iter().flat_map(|l| l.linears()))
             .map(Linear::out_features)
             .max()
@@ -221,10 +225,20 @@ impl<'a> BertModel<'a> {
     pub fn prepack_as(&mut self, precision: Precision) {
         for layer in &mut self.encoder.layer {
             let a = &mut layer.attention;
+            let sa = &mut a.self_attention;
+            // Q, K and V as one product where their weights stack (same storage type).
+            match Linear::stack(&[&sa.query, &sa.key, &sa.value]) {
+                Some(mut qkv) => {
+                    qkv.prepack_as(precision);
+                    sa.fused_qkv = Some(qkv.without_unpacked_weight());
+                }
+                None => {
+                    for l in [&mut sa.query, &mut sa.key, &mut sa.value] {
+                        l.prepack_as(precision);
+                    }
+                }
+            }
             for l in [
-                &mut a.self_attention.query,
-                &mut a.self_attention.key,
-                &mut a.self_attention.value,
                 &mut a.output.dense,
                 &mut layer.intermediate.dense,
                 &mut layer.output.dense,
@@ -475,6 +489,45 @@ mod tests {
             .map(|(n, s, b)| (n.as_str(), Dtype::F32, s.as_slice(), b.as_slice()))
             .collect();
         (config, serialize(&refs, &[]).unwrap())
+    }
+
+    /// Hidden states of `model` on a 2-sequence batch with padding.
+    fn hidden_states(model: &BertModel<'_>) -> Vec<f32> {
+        let mut ws = model.workspace(2, 5).unwrap();
+        let ids = [1, 2, 3, 0, 0, 4, 5, 6, 7, 8];
+        let mask = [1, 1, 1, 0, 0, 1, 1, 1, 1, 1];
+        let batch = Batch::new(&ids, 2, 5).with_attention_mask(&mask);
+        let out = model.forward(&batch, &mut ws).unwrap();
+        out.last_hidden_state.to_vec()
+    }
+
+    #[test]
+    fn fused_qkv_gives_the_three_products_values_bit_for_bit() {
+        use crate::quantize::{quantize, QuantDtype};
+        let (config, f32_file) = tiny_model_file();
+        let int8_file = quantize(&[&f32_file], QuantDtype::Int8).unwrap();
+        for (file, precision) in [
+            (&f32_file, Precision::Stored),
+            (&f32_file, Precision::Bf16),
+            (&int8_file, Precision::Stored),
+        ] {
+            let weights = Weights::from_buffers(&[file]).unwrap();
+            let mut fused = BertModel::load(&config, &weights).unwrap();
+            fused.prepack_as(precision);
+            let mut separate = fused.clone();
+            for layer in &mut separate.encoder.layer {
+                let sa = &mut layer.attention.self_attention;
+                assert!(sa.fused_qkv.take().is_some(), "prepack fuses Q, K and V");
+                for l in [&mut sa.query, &mut sa.key, &mut sa.value] {
+                    l.prepack_as(precision);
+                }
+            }
+            assert_eq!(
+                hidden_states(&fused),
+                hidden_states(&separate),
+                "{precision:?}"
+            );
+        }
     }
 
     #[test]

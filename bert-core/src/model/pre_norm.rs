@@ -116,9 +116,7 @@ impl<'a> PreNormLayer<'a> {
     pub(crate) fn forward(&self, t: usize, batch_size: usize, seq_len: usize, ws: &mut Workspace) {
         let Workspace {
             hidden,
-            query,
-            key,
-            value,
+            qkv,
             context,
             attention_output,
             intermediate,
@@ -141,10 +139,13 @@ impl<'a> PreNormLayer<'a> {
                 &attention_output[..t * h]
             }
         };
+        let third = qkv.len() / 3;
+        let (query, rest) = qkv.split_at_mut(third);
+        let (key, value) = rest.split_at_mut(third);
         for (linear, out) in [
-            (&self.query, &mut **query),
-            (&self.key, &mut **key),
-            (&self.value, &mut **value),
+            (&self.query, &mut *query),
+            (&self.key, &mut *key),
+            (&self.value, &mut *value),
         ] {
             linear_rows(par, linear, normed, t, out, Epilogue::None, threads);
         }
@@ -167,7 +168,7 @@ impl<'a> PreNormLayer<'a> {
             offsets: &offsets[..=batch_size],
             mask_bias: (!*remove_padding).then_some(&mask_bias[..]),
         };
-        let qkv = [&query[..], &key[..], &value[..]];
+        let qkv = Qkv::separate(query, key, value, h);
         attention_rows(
             par,
             self.shape,

@@ -27,9 +27,9 @@ pub struct Workspace {
     /// The widest output of any linear layer of the encoder (sizes the column buffers).
     pub(crate) widest_output: usize,
     pub(crate) hidden: Vec<f32>,
-    pub(crate) query: Vec<f32>,
-    pub(crate) key: Vec<f32>,
-    pub(crate) value: Vec<f32>,
+    /// Q, K and V: three `[tokens, hidden]` thirds, or one `[tokens, 3 · hidden]` matrix
+    /// where the layer runs them as one product (see [`Qkv`](super::attention::Qkv)).
+    pub(crate) qkv: Vec<f32>,
     pub(crate) context: Vec<f32>,
     pub(crate) attention_output: Vec<f32>,
     pub(crate) intermediate: Vec<f32>,
@@ -106,9 +106,7 @@ impl Workspace {
             max_seq,
             widest_output: model.widest_output(),
             hidden: vec![0.0; th],
-            query: vec![0.0; th],
-            key: vec![0.0; th],
-            value: vec![0.0; th],
+            qkv: vec![0.0; sized(&[3, th])?],
             context: vec![0.0; th],
             attention_output: vec![0.0; th],
             intermediate: vec![0.0; sized(&[t, c.feed_forward_width()])?],
