@@ -18,6 +18,21 @@ macro_rules! has {
     }};
 }
 
+/// `check()` asked once and kept in `cell` (0 unknown, 1 no, 2 yes): the kernels assert their
+/// features on every call, and one load is cheaper than asking for each feature again.
+#[inline(always)]
+pub(super) fn once(cell: &core::sync::atomic::AtomicU8, check: fn() -> bool) -> bool {
+    use core::sync::atomic::Ordering::Relaxed;
+    match cell.load(Relaxed) {
+        0 => {
+            let yes = check();
+            cell.store(1 + u8::from(yes), Relaxed);
+            yes
+        }
+        v => v == 2,
+    }
+}
+
 /// AVX2 + FMA (Haswell, Zen 1 and later).
 pub struct Avx2(());
 /// AVX-512F + BW (Skylake-X, Zen 4 and later); int8 through the AVX2 kernel.
@@ -29,7 +44,8 @@ impl Avx2 {
     pub(crate) const INSTANCE: Avx2 = Avx2(());
     /// Whether this CPU (or, without `std`, this build's target) has AVX2 and FMA.
     pub fn detected() -> bool {
-        has!("avx2", "fma")
+        static CACHE: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+        once(&CACHE, || has!("avx2", "fma"))
     }
 }
 
@@ -37,7 +53,8 @@ impl Avx512 {
     pub(crate) const INSTANCE: Avx512 = Avx512(());
     /// Whether this CPU (or build target) has AVX-512F/BW plus AVX2 and FMA.
     pub fn detected() -> bool {
-        has!("avx512f", "avx512bw", "avx2", "fma")
+        static CACHE: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+        once(&CACHE, || has!("avx512f", "avx512bw", "avx2", "fma"))
     }
 }
 
@@ -45,7 +62,10 @@ impl Avx512Vnni {
     pub(crate) const INSTANCE: Avx512Vnni = Avx512Vnni(());
     /// Whether this CPU (or build target) has AVX-512 VNNI as well.
     pub fn detected() -> bool {
-        has!("avx512f", "avx512bw", "avx512vnni", "avx2", "fma")
+        static CACHE: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+        once(&CACHE, || {
+            has!("avx512f", "avx512bw", "avx512vnni", "avx2", "fma")
+        })
     }
 }
 

@@ -22,7 +22,8 @@ impl Avx512Bf16 {
     pub(crate) const INSTANCE: Avx512Bf16 = Avx512Bf16(());
     /// Whether this CPU (or build target) has AVX-512 VNNI and BF16 as well.
     pub fn detected() -> bool {
-        Avx512Vnni::detected() && has_bf16()
+        static CACHE: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+        super::x86::once(&CACHE, || Avx512Vnni::detected() && has_bf16())
     }
 }
 
