@@ -27,6 +27,26 @@ fn sum(x: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// `x = exp(x - m)` in place, returning the new values' [`sum`] (the same partial sums in the
+/// same order, so the same bits, in one pass instead of two).
+#[inline(always)]
+fn exp_and_sum(x: &mut [f32], m: f32) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let mut chunks = x.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *v = math::exp(*v - m);
+            *a += *v;
+        }
+    }
+    let mut tail = 0.0f32;
+    for v in chunks.into_remainder() {
+        *v = math::exp(*v - m);
+        tail += *v;
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// `Σ (x - mean)²` with [`LANES`] partial sums.
 #[inline(always)]
 fn sum_sq_dev(x: &[f32], mean: f32) -> f32 {
@@ -132,10 +152,7 @@ multiversion! {
 #[inline(always)]
 fn softmax_row(row: &mut [f32]) {
     let m = max(row);
-    for v in row.iter_mut() {
-        *v = math::exp(*v - m);
-    }
-    let inv = 1.0 / sum(row);
+    let inv = 1.0 / exp_and_sum(row, m);
     for v in row.iter_mut() {
         *v *= inv;
     }
@@ -153,6 +170,25 @@ multiversion! {
     pub fn softmax_rows(x: &mut [f32], width: usize) {
         for row in x.chunks_exact_mut(width) {
             softmax_row(row);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_and_sum_is_exp_then_sum_bit_for_bit() {
+        for width in [1, 5, 16, 17, 40, 128] {
+            let x: alloc::vec::Vec<f32> =
+                (0..width).map(|i| (i as f32 * 0.37).sin() * 9.0).collect();
+            let m = max(&x);
+            let mut fused = x.clone();
+            let s = exp_and_sum(&mut fused, m);
+            let separate: alloc::vec::Vec<f32> = x.iter().map(|v| math::exp(v - m)).collect();
+            assert_eq!(fused, separate, "width {width}");
+            assert_eq!(s.to_bits(), sum(&separate).to_bits(), "width {width}");
         }
     }
 }
