@@ -327,3 +327,73 @@ fn every_isa_agrees_with_scalar_on_strided_views() {
         assert!(max_diff(&c, &want) < 1e-5, "{}", format!("{}", isa.name()));
     }
 }
+
+/// Every ISA's `i8_kernel_write` (its own write-out, from registers where it has one) gives the
+/// bits of its `i8_kernel` followed by the portable write-out, in each of the three modes.
+#[test]
+fn int8_write_out_from_registers_matches_the_portable_write_out_bit_for_bit() {
+    use crate::kernels::isa::{TileRows, MAX_MR, MAX_TILE};
+    let k = if cfg!(miri) { 8 } else { 256 };
+    for isa in available() {
+        let (mr, nr) = isa.i8_tile();
+        let a: Vec<i8> = pseudo(mr * k, 21)
+            .iter()
+            .map(|v| (v * 254.0) as i8)
+            .collect();
+        let panel: Vec<i8> = pseudo(k * nr, 22)
+            .iter()
+            .map(|v| (v * 254.0) as i8)
+            .collect();
+        let row_start: [usize; MAX_MR] = core::array::from_fn(|r| r.min(mr - 1) * k);
+        let rows = TileRows {
+            a: &a,
+            row_start: &row_start,
+            col_stride: 1,
+        };
+        let w = pseudo(nr, 23);
+        let bias = pseudo(nr, 24);
+        let start = pseudo(mr * (nr + 3), 25);
+        for (with_bias, accumulate) in [(false, false), (true, false), (false, true)] {
+            let out = |dst| {
+                write_out(
+                    dst,
+                    (mr, nr),
+                    &w,
+                    with_bias.then_some(&bias[..]),
+                    accumulate,
+                )
+            };
+            let (mut want, mut got) = (start.clone(), start.clone());
+            let mut tile = [0i32; MAX_TILE];
+            isa.i8_kernel(k, rows, &panel, &mut tile);
+            out(&mut want).write(&tile, mr, nr);
+            isa.i8_kernel_write(k, rows, &panel, out(&mut got));
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&got),
+                bits(&want),
+                "{} bias {with_bias} accumulate {accumulate}",
+                isa.name()
+            );
+        }
+    }
+}
+
+/// The write-out of the test above: rows `nr + 3` apart, scales and shifts per row.
+fn write_out<'a>(
+    dst: &'a mut [f32],
+    (mr, nr): (usize, usize),
+    w: &'a [f32],
+    bias: Option<&'a [f32]>,
+    accumulate: bool,
+) -> crate::kernels::isa::I8WriteOut<'a> {
+    crate::kernels::isa::I8WriteOut {
+        dst,
+        rows: core::array::from_fn(|r| r.min(mr - 1) * (nr + 3)),
+        scale: core::array::from_fn(|r| 0.01 + r as f32 * 1e-3),
+        shift: core::array::from_fn(|r| r as i32 * 37 - 100),
+        w,
+        bias,
+        accumulate,
+    }
+}

@@ -5,7 +5,7 @@
 //! column windows are [`super::gemm`]'s.
 
 use super::gemm::{round_up, store, tile_rows, Cols, GemmScratch, Init, DOT_LANES, KC_I8, MC, NC};
-use super::isa::{Isa, TileRows, I8_K_GROUP, MAX_TILE};
+use super::isa::{I8WriteOut, Isa, TileRows, I8_K_GROUP, MAX_TILE};
 use super::{MatMut, MatRef};
 
 /// Where the int8 driver finds its weight.
@@ -159,6 +159,29 @@ pub(super) fn gemm_i8(
                     };
                     for (jp, j0, cols) in cols_out.panels(jc, width, nr) {
                         let panel = &pack[jp * kc * nr..][..kc * nr];
+                        if rows == mr && cols == nr {
+                            // A whole tile: the kernel writes it out itself.
+                            let g = pc / KC_I8;
+                            let at = |r: usize| (i0 + r) * dst.row_stride + j0 - cols_out.start;
+                            let out = I8WriteOut {
+                                rows: core::array::from_fn(|r| if r < mr { at(r) } else { 0 }),
+                                scale: core::array::from_fn(|r| {
+                                    if r < mr { alpha * act_scales[(i0 + r) * groups + g] } else { 0.0 }
+                                }),
+                                shift: core::array::from_fn(|r| {
+                                    if r < mr { offset * act_sums[(i0 + r) * groups + g] } else { 0 }
+                                }),
+                                w: &w_scales[j0..j0 + nr],
+                                bias: match first {
+                                    Some(Init::Bias(b)) => Some(&b[j0..j0 + nr]),
+                                    _ => None,
+                                },
+                                accumulate: matches!(first, None | Some(Init::Keep)),
+                                dst: &mut *dst.data,
+                            };
+                            isa.i8_kernel_write(kc, a, panel, out);
+                            continue;
+                        }
                         isa.i8_kernel(kc, a, panel, &mut tile);
                         for r in 0..rows {
                             let g = (i0 + r) * groups + pc / KC_I8;

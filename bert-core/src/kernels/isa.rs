@@ -62,6 +62,17 @@ pub trait Isa: Sync {
     /// column together); `a`'s column stride is 1.
     fn i8_kernel(&self, k: usize, a: TileRows<'_, i8>, panel: &[i8], out: &mut [i32; MAX_TILE]);
 
+    /// [`i8_kernel`](Self::i8_kernel) for a whole `MR × NR` tile, then its write-out:
+    /// `d[r][j] (= | +=) (out[r][j] - shift[r]) as f32 · scale[r] · w[j] (+ bias[j])`, with
+    /// exactly that rounding (no fused multiply-add). The default runs the two steps in plain
+    /// Rust; a kernel can write out from its registers instead.
+    fn i8_kernel_write(&self, k: usize, a: TileRows<'_, i8>, panel: &[i8], out: I8WriteOut<'_>) {
+        let mut tile = [0i32; MAX_TILE];
+        self.i8_kernel(k, a, panel, &mut tile);
+        let (mr, nr) = self.i8_tile();
+        out.write(&tile, mr, nr);
+    }
+
     /// `(MR, NR)` of the bf16 kernel.
     fn bf16_tile(&self) -> (usize, usize) {
         (4, 16)
@@ -84,6 +95,52 @@ pub trait Isa: Sync {
         out: &mut [f32; MAX_TILE],
     ) {
         super::bf16::portable_kernel(self.bf16_tile(), k, a, panel, out)
+    }
+}
+
+/// Where [`Isa::i8_kernel_write`] writes a whole tile, and how it rescales it.
+pub struct I8WriteOut<'a> {
+    /// The output matrix.
+    pub dst: &'a mut [f32],
+    /// Index in `dst` of each tile row's first column (rows at least `NR` apart).
+    pub rows: [usize; MAX_MR],
+    /// Per row: the activation scale (times the product's `alpha`).
+    pub scale: [f32; MAX_MR],
+    /// Per row: what to subtract from the i32 sums first (`128 · Σ a` for unsigned weights).
+    pub shift: [i32; MAX_MR],
+    /// Per column: the weight scale (`NR` values).
+    pub w: &'a [f32],
+    /// Per column: a bias to add (`NR` values), where the output starts from it.
+    pub bias: Option<&'a [f32]>,
+    /// Add to what `dst` holds (a later depth group) instead of overwriting it.
+    pub accumulate: bool,
+}
+
+impl I8WriteOut<'_> {
+    /// The write-out in plain Rust, from sums already in `tile` (row stride `nr`).
+    pub fn write(self, tile: &[i32; MAX_TILE], mr: usize, nr: usize) {
+        for r in 0..mr {
+            let d = &mut self.dst[self.rows[r]..][..nr];
+            let t = &tile[r * nr..][..nr];
+            let (scale, shift) = (self.scale[r], self.shift[r]);
+            for (j, (d, &t)) in d.iter_mut().zip(t).enumerate() {
+                let v = (t - shift) as f32 * scale * self.w[j];
+                *d = match (self.accumulate, self.bias) {
+                    (true, _) => *d + v,
+                    (false, Some(b)) => v + b[j],
+                    (false, None) => v,
+                };
+            }
+        }
+    }
+
+    /// Whether every row's `nr` columns lie inside `dst`, the bias and weight scales hold `nr`
+    /// values (what a kernel writing with raw pointers relies on).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) fn fits(&self, mr: usize, nr: usize) -> bool {
+        self.rows[..mr].iter().all(|&at| at + nr <= self.dst.len())
+            && self.w.len() >= nr
+            && self.bias.is_none_or(|b| b.len() >= nr)
     }
 }
 

@@ -7,7 +7,7 @@
 
 use core::arch::x86_64::*;
 
-use super::isa::{check_tile, Isa, TileRows, I8_K_GROUP, MAX_MR, MAX_TILE};
+use super::isa::{check_tile, I8WriteOut, Isa, TileRows, I8_K_GROUP, MAX_MR, MAX_TILE};
 
 macro_rules! has {
     ($($f:tt),+) => {{
@@ -163,6 +163,14 @@ impl Isa for Avx512Vnni {
         // bytes (checked); `out` holds MAX_TILE >= 8 * 32 i32.
         unsafe { i8_8x32_vnni(k, a.row_ptrs(), panel.as_ptr(), out.as_mut_ptr()) }
     }
+    fn i8_kernel_write(&self, k: usize, a: TileRows<'_, i8>, panel: &[i8], out: I8WriteOut<'_>) {
+        assert!(Self::detected() && check_tile(k, &a, 8, 32, panel.len()));
+        assert!(k.is_multiple_of(I8_K_GROUP) && a.col_stride == 1 && out.fits(8, 32));
+        // SAFETY: AVX-512F/BW/VNNI are present; rows 0..8 hold `k` bytes, the panel `k * 32`
+        // bytes (checked); every row's 32 outputs, the 32 weight scales and biases are in
+        // bounds (`fits`).
+        unsafe { i8_8x32_vnni_write(k, a.row_ptrs(), panel.as_ptr(), out) }
+    }
 }
 
 /// # Safety
@@ -267,6 +275,71 @@ unsafe fn i8_4x16(k: usize, a: [*const i8; MAX_MR], b: *const i8, out: *mut i32)
         unsafe {
             _mm256_storeu_si256(out.add(r * 16) as *mut __m256i, row[0]);
             _mm256_storeu_si256(out.add(r * 16 + 8) as *mut __m256i, row[1]);
+        }
+    }
+}
+
+/// [`i8_8x32_vnni`]'s sums written out from the registers: `d (= | +=) (sum - shift) · scale
+/// · w (+ bias)`, each step rounded as the portable write-out rounds it.
+///
+/// # Safety
+/// As [`i8_8x32_vnni`]; `out` passed [`I8WriteOut::fits`] for 8 × 32.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn i8_8x32_vnni_write(k: usize, a: [*const i8; MAX_MR], b: *const i8, out: I8WriteOut<'_>) {
+    let mut c = [[_mm512_setzero_si512(); 2]; 8];
+    for g in 0..k / 4 {
+        let ahead = b.wrapping_add(g * 128 + 1024);
+        _mm_prefetch::<_MM_HINT_T0>(ahead);
+        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
+        // SAFETY: g * 128 + 128 <= 32 k.
+        let (b0, b1) = unsafe {
+            (
+                _mm512_loadu_si512(b.add(g * 128) as *const __m512i),
+                _mm512_loadu_si512(b.add(g * 128 + 64) as *const __m512i),
+            )
+        };
+        for r in 0..8 {
+            // SAFETY: g * 4 + 4 <= k.
+            let x = _mm512_set1_epi32(unsafe { load4(a[r].add(g * 4)) });
+            c[r][0] = _mm512_dpbusd_epi32(c[r][0], b0, x);
+            c[r][1] = _mm512_dpbusd_epi32(c[r][1], b1, x);
+        }
+    }
+    // SAFETY: `fits` checked 32 weight scales and, if any, 32 biases.
+    let (w0, w1) = unsafe {
+        (
+            _mm512_loadu_ps(out.w.as_ptr()),
+            _mm512_loadu_ps(out.w.as_ptr().add(16)),
+        )
+    };
+    let bias = out.bias.map(|b| {
+        // SAFETY: as above.
+        unsafe {
+            (
+                _mm512_loadu_ps(b.as_ptr()),
+                _mm512_loadu_ps(b.as_ptr().add(16)),
+            )
+        }
+    });
+    let dst = out.dst.as_mut_ptr();
+    for (r, row) in c.iter().enumerate() {
+        let (scale, shift) = (
+            _mm512_set1_ps(out.scale[r]),
+            _mm512_set1_epi32(out.shift[r]),
+        );
+        for (half, (&sums, w)) in row.iter().zip([w0, w1]).enumerate() {
+            let v = _mm512_cvtepi32_ps(_mm512_sub_epi32(sums, shift));
+            let v = _mm512_mul_ps(_mm512_mul_ps(v, scale), w);
+            // SAFETY: row r's 32 outputs start at rows[r] and lie in `dst` (`fits`).
+            let p = unsafe { dst.add(out.rows[r] + 16 * half) };
+            let v = match (out.accumulate, bias) {
+                // SAFETY: as above.
+                (true, _) => _mm512_add_ps(unsafe { _mm512_loadu_ps(p) }, v),
+                (false, Some((b0, b1))) => _mm512_add_ps(v, if half == 0 { b0 } else { b1 }),
+                (false, None) => v,
+            };
+            // SAFETY: as above.
+            unsafe { _mm512_storeu_ps(p, v) };
         }
     }
 }

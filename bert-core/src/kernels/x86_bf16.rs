@@ -7,7 +7,7 @@
 
 use core::arch::x86_64::*;
 
-use super::isa::{check_tile, Isa, TileRows, MAX_MR, MAX_TILE};
+use super::isa::{check_tile, I8WriteOut, Isa, TileRows, MAX_MR, MAX_TILE};
 use super::x86::{f32_avx512, Avx512Vnni};
 
 /// AVX-512 with VNNI and BF16.
@@ -56,6 +56,9 @@ impl Isa for Avx512Bf16 {
     }
     fn i8_kernel(&self, k: usize, a: TileRows<'_, i8>, panel: &[i8], out: &mut [i32; MAX_TILE]) {
         Avx512Vnni::INSTANCE.i8_kernel(k, a, panel, out)
+    }
+    fn i8_kernel_write(&self, k: usize, a: TileRows<'_, i8>, panel: &[i8], out: I8WriteOut<'_>) {
+        Avx512Vnni::INSTANCE.i8_kernel_write(k, a, panel, out)
     }
     fn bf16_tile(&self) -> (usize, usize) {
         (MR, NR)
