@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 
 pub use super::int8::quantize_rows;
 use super::int8::{dot_i8, gemm_i8, pack_column_block_i8, I8Weight};
-use super::isa::{Isa, TileRows, I8_K_GROUP, MAX_MR, MAX_TILE};
+use super::isa::{F32WriteOut, Isa, TileRows, I8_K_GROUP, MAX_MR, MAX_TILE};
 use super::{MatMut, MatRef};
 use crate::tensor::{Matrix, Storage};
 
@@ -543,6 +543,30 @@ pub(crate) fn store(
     }
 }
 
+/// The write-out of a whole `mr`-row tile whose row `r` starts at `at(r)` in `dst`, for the
+/// output's `first` depth block (`None` after it) and the tile's first column `j0`.
+#[inline(always)]
+pub(crate) fn tile_write_out<'a>(
+    dst: &'a mut [f32],
+    mr: usize,
+    at: impl Fn(usize) -> usize,
+    alpha: f32,
+    first: Option<Init<'a>>,
+    j0: usize,
+    nr: usize,
+) -> F32WriteOut<'a> {
+    F32WriteOut {
+        rows: core::array::from_fn(|r| if r < mr { at(r) } else { 0 }),
+        alpha,
+        bias: match first {
+            Some(Init::Bias(b)) => Some(&b[j0..j0 + nr]),
+            _ => None,
+        },
+        accumulate: matches!(first, None | Some(Init::Keep)),
+        dst,
+    }
+}
+
 /// Row starts of a tile at row `i0`, repeating the last real row for unused rows.
 pub(crate) fn tile_rows(
     i0: usize,
@@ -601,6 +625,13 @@ fn gemm_f32(
                 };
                 for (jp, j0, cols) in cols_out.panels(jc, width, nr) {
                     let panel = &pack[jp * kc * nr..][..kc * nr];
+                    if rows == mr && cols == nr {
+                        // A whole tile: the kernel writes it out itself.
+                        let at = |r: usize| (i0 + r) * dst.row_stride + j0 - cols_out.start;
+                        let out = tile_write_out(&mut *dst.data, mr, at, alpha, first, j0, nr);
+                        isa.f32_kernel_write(kc, a, panel, out);
+                        continue;
+                    }
                     isa.f32_kernel(kc, a, panel, &mut tile);
                     for r in 0..rows {
                         let at = (i0 + r) * dst.row_stride + j0 - cols_out.start;

@@ -397,3 +397,68 @@ fn write_out<'a>(
         accumulate,
     }
 }
+
+/// Every ISA's `f32_kernel_write` and `bf16_kernel_write` give the bits of their kernel
+/// followed by the portable write-out, in each of the three modes.
+#[test]
+fn f32_and_bf16_write_outs_from_registers_match_the_portable_write_out_bit_for_bit() {
+    use crate::kernels::bf16::to_bf16;
+    use crate::kernels::isa::{F32WriteOut, TileRows, MAX_MR, MAX_TILE};
+    let k = if cfg!(miri) { 6 } else { 300 };
+    let modes = [(false, false), (true, false), (false, true)];
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for isa in available() {
+        for bf16 in [false, true] {
+            let (mr, nr) = if bf16 {
+                isa.bf16_tile()
+            } else {
+                isa.f32_tile()
+            };
+            let a = pseudo(mr * k, 31);
+            let panel = pseudo(k * nr, 32);
+            let (a16, panel16): (Vec<u16>, Vec<u16>) = (
+                a.iter().map(|&v| to_bf16(v)).collect(),
+                panel.iter().map(|&v| to_bf16(v)).collect(),
+            );
+            let row_start: [usize; MAX_MR] = core::array::from_fn(|r| r.min(mr - 1) * k);
+            let bias = pseudo(nr, 33);
+            let start = pseudo(mr * (nr + 5), 34);
+            for (with_bias, accumulate) in modes {
+                let out = |dst| F32WriteOut {
+                    dst,
+                    rows: core::array::from_fn(|r| r.min(mr - 1) * (nr + 5)),
+                    alpha: 0.37,
+                    bias: with_bias.then_some(&bias[..]),
+                    accumulate,
+                };
+                let (mut want, mut got) = (start.clone(), start.clone());
+                let mut tile = [0.0f32; MAX_TILE];
+                if bf16 {
+                    let rows = TileRows {
+                        a: &a16[..],
+                        row_start: &row_start,
+                        col_stride: 1,
+                    };
+                    isa.bf16_kernel(k, rows, &panel16, &mut tile);
+                    out(&mut want).write(&tile, mr, nr);
+                    isa.bf16_kernel_write(k, rows, &panel16, out(&mut got));
+                } else {
+                    let rows = TileRows {
+                        a: &a[..],
+                        row_start: &row_start,
+                        col_stride: 1,
+                    };
+                    isa.f32_kernel(k, rows, &panel, &mut tile);
+                    out(&mut want).write(&tile, mr, nr);
+                    isa.f32_kernel_write(k, rows, &panel, out(&mut got));
+                }
+                let name = isa.name();
+                assert_eq!(
+                    bits(&got),
+                    bits(&want),
+                    "{name} bf16 {bf16} {with_bias} {accumulate}"
+                );
+            }
+        }
+    }
+}

@@ -45,6 +45,21 @@ pub trait Isa: Sync {
     /// `out[r][j] = Σ_{p<k} a[r][p] · panel[p · NR + j]`.
     fn f32_kernel(&self, k: usize, a: TileRows<'_, f32>, panel: &[f32], out: &mut [f32; MAX_TILE]);
 
+    /// [`f32_kernel`](Self::f32_kernel) for a whole `MR × NR` tile, then its write-out (see
+    /// [`F32WriteOut`]). The default runs the two steps in plain Rust.
+    fn f32_kernel_write(
+        &self,
+        k: usize,
+        a: TileRows<'_, f32>,
+        panel: &[f32],
+        out: F32WriteOut<'_>,
+    ) {
+        let mut tile = [0.0f32; MAX_TILE];
+        self.f32_kernel(k, a, panel, &mut tile);
+        let (mr, nr) = self.f32_tile();
+        out.write(&tile, mr, nr);
+    }
+
     /// `(MR, NR)` of the int8 kernel.
     fn i8_tile(&self) -> (usize, usize);
 
@@ -95,6 +110,60 @@ pub trait Isa: Sync {
         out: &mut [f32; MAX_TILE],
     ) {
         super::bf16::portable_kernel(self.bf16_tile(), k, a, panel, out)
+    }
+
+    /// [`bf16_kernel`](Self::bf16_kernel) for a whole `MR × NR` tile, then its write-out (see
+    /// [`F32WriteOut`]). The default runs the two steps in plain Rust.
+    fn bf16_kernel_write(
+        &self,
+        k: usize,
+        a: TileRows<'_, u16>,
+        panel: &[u16],
+        out: F32WriteOut<'_>,
+    ) {
+        let mut tile = [0.0f32; MAX_TILE];
+        self.bf16_kernel(k, a, panel, &mut tile);
+        let (mr, nr) = self.bf16_tile();
+        out.write(&tile, mr, nr);
+    }
+}
+
+/// Where a whole f32-sum tile goes: `d[r][j] (= | +=) alpha · sum[r][j] (+ bias[j])`, with
+/// exactly that rounding (no fused multiply-add).
+pub struct F32WriteOut<'a> {
+    /// The output matrix.
+    pub dst: &'a mut [f32],
+    /// Index in `dst` of each tile row's first column (rows at least `NR` apart).
+    pub rows: [usize; MAX_MR],
+    /// The product's scale.
+    pub alpha: f32,
+    /// Per column: a bias to add (`NR` values), where the output starts from it.
+    pub bias: Option<&'a [f32]>,
+    /// Add to what `dst` holds (a later depth block) instead of overwriting it.
+    pub accumulate: bool,
+}
+
+impl F32WriteOut<'_> {
+    /// The write-out in plain Rust, from sums already in `tile` (row stride `nr`).
+    pub fn write(self, tile: &[f32; MAX_TILE], mr: usize, nr: usize) {
+        for r in 0..mr {
+            let d = &mut self.dst[self.rows[r]..][..nr];
+            for (j, (d, &t)) in d.iter_mut().zip(&tile[r * nr..][..nr]).enumerate() {
+                let v = self.alpha * t;
+                *d = match (self.accumulate, self.bias) {
+                    (true, _) => *d + v,
+                    (false, Some(b)) => v + b[j],
+                    (false, None) => v,
+                };
+            }
+        }
+    }
+
+    /// Whether every row's `nr` columns lie inside `dst` and the bias holds `nr` values.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) fn fits(&self, mr: usize, nr: usize) -> bool {
+        self.rows[..mr].iter().all(|&at| at + nr <= self.dst.len())
+            && self.bias.is_none_or(|b| b.len() >= nr)
     }
 }
 

@@ -7,7 +7,9 @@
 
 use core::arch::x86_64::*;
 
-use super::isa::{check_tile, I8WriteOut, Isa, TileRows, I8_K_GROUP, MAX_MR, MAX_TILE};
+use super::isa::{
+    check_tile, F32WriteOut, I8WriteOut, Isa, TileRows, I8_K_GROUP, MAX_MR, MAX_TILE,
+};
 
 macro_rules! has {
     ($($f:tt),+) => {{
@@ -117,12 +119,33 @@ impl Isa for Avx512 {
     fn f32_kernel(&self, k: usize, a: TileRows<'_, f32>, panel: &[f32], out: &mut [f32; MAX_TILE]) {
         f32_avx512(k, a, panel, out)
     }
+    fn f32_kernel_write(
+        &self,
+        k: usize,
+        a: TileRows<'_, f32>,
+        panel: &[f32],
+        out: F32WriteOut<'_>,
+    ) {
+        f32_avx512_write(k, a, panel, out)
+    }
     fn i8_tile(&self) -> (usize, usize) {
         (4, 16)
     }
     fn i8_kernel(&self, k: usize, a: TileRows<'_, i8>, panel: &[i8], out: &mut [i32; MAX_TILE]) {
         i8_avx2(k, a, panel, out)
     }
+}
+
+pub(super) fn f32_avx512_write(
+    k: usize,
+    a: TileRows<'_, f32>,
+    panel: &[f32],
+    out: F32WriteOut<'_>,
+) {
+    assert!(Avx512::detected() && check_tile(k, &a, 8, 32, panel.len()) && out.fits(8, 32));
+    // SAFETY: AVX-512F is present; rows 0..8 hold `k` elements at stride `col_stride`, the
+    // panel `k * 32` floats (checked); every row's 32 outputs and the biases are in bounds.
+    unsafe { f32_8x32_write(k, a.row_ptrs(), a.col_stride, panel.as_ptr(), out) }
 }
 
 pub(super) fn f32_avx512(k: usize, a: TileRows<'_, f32>, panel: &[f32], out: &mut [f32; MAX_TILE]) {
@@ -149,6 +172,15 @@ impl Isa for Avx512Vnni {
     }
     fn f32_kernel(&self, k: usize, a: TileRows<'_, f32>, panel: &[f32], out: &mut [f32; MAX_TILE]) {
         f32_avx512(k, a, panel, out)
+    }
+    fn f32_kernel_write(
+        &self,
+        k: usize,
+        a: TileRows<'_, f32>,
+        panel: &[f32],
+        out: F32WriteOut<'_>,
+    ) {
+        f32_avx512_write(k, a, panel, out)
     }
     fn i8_tile(&self) -> (usize, usize) {
         (8, 32)
@@ -203,11 +235,18 @@ unsafe fn f32_6x16(k: usize, a: [*const f32; MAX_MR], cs: usize, b: *const f32, 
     }
 }
 
+/// The 8 × 32 f32 sums, in registers.
+///
 /// # Safety
-/// AVX-512F present; `a[r]` valid for `k` reads at stride `cs` (r < 8); `b` for `32 k` reads;
-/// `out` for 256 writes.
+/// AVX-512F present; `a[r]` valid for `k` reads at stride `cs` (r < 8); `b` for `32 k` reads.
 #[target_feature(enable = "avx512f")]
-unsafe fn f32_8x32(k: usize, a: [*const f32; MAX_MR], cs: usize, b: *const f32, out: *mut f32) {
+#[inline]
+unsafe fn f32_8x32_sums(
+    k: usize,
+    a: [*const f32; MAX_MR],
+    cs: usize,
+    b: *const f32,
+) -> [[__m512; 2]; 8] {
     let mut c = [[_mm512_setzero_ps(); 2]; 8];
     for p in 0..k {
         // SAFETY: p < k, within the caller's bounds.
@@ -224,11 +263,72 @@ unsafe fn f32_8x32(k: usize, a: [*const f32; MAX_MR], cs: usize, b: *const f32, 
             c[r][1] = _mm512_fmadd_ps(x, b1, c[r][1]);
         }
     }
+    c
+}
+
+/// # Safety
+/// AVX-512F present; `a[r]` valid for `k` reads at stride `cs` (r < 8); `b` for `32 k` reads;
+/// `out` for 256 writes.
+#[target_feature(enable = "avx512f")]
+unsafe fn f32_8x32(k: usize, a: [*const f32; MAX_MR], cs: usize, b: *const f32, out: *mut f32) {
+    // SAFETY: the caller's contract.
+    let c = unsafe { f32_8x32_sums(k, a, cs, b) };
     for (r, row) in c.iter().enumerate() {
         // SAFETY: r * 32 + 32 <= 256.
         unsafe {
             _mm512_storeu_ps(out.add(r * 32), row[0]);
             _mm512_storeu_ps(out.add(r * 32 + 16), row[1]);
+        }
+    }
+}
+
+/// # Safety
+/// As [`f32_8x32`] for `a` and `b`; `out` passed [`F32WriteOut::fits`] for 8 × 32.
+#[target_feature(enable = "avx512f")]
+unsafe fn f32_8x32_write(
+    k: usize,
+    a: [*const f32; MAX_MR],
+    cs: usize,
+    b: *const f32,
+    out: F32WriteOut<'_>,
+) {
+    // SAFETY: the caller's contract.
+    let c = unsafe { f32_8x32_sums(k, a, cs, b) };
+    // SAFETY: `fits` was checked.
+    unsafe { write_f32_tile(&c, out) }
+}
+
+/// Write 8 × 32 f32 sums out as [`F32WriteOut::write`] does, from registers.
+///
+/// # Safety
+/// AVX-512F present; `out` passed [`F32WriteOut::fits`] for 8 × 32.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(super) unsafe fn write_f32_tile(c: &[[__m512; 2]; 8], out: F32WriteOut<'_>) {
+    let alpha = _mm512_set1_ps(out.alpha);
+    let bias = out.bias.map(|b| {
+        // SAFETY: `fits` checked 32 biases.
+        unsafe {
+            [
+                _mm512_loadu_ps(b.as_ptr()),
+                _mm512_loadu_ps(b.as_ptr().add(16)),
+            ]
+        }
+    });
+    let dst = out.dst.as_mut_ptr();
+    for (r, row) in c.iter().enumerate() {
+        for (half, &sums) in row.iter().enumerate() {
+            let v = _mm512_mul_ps(alpha, sums);
+            // SAFETY: row r's 32 outputs start at rows[r] and lie in `dst` (`fits`).
+            let p = unsafe { dst.add(out.rows[r] + 16 * half) };
+            let v = match (out.accumulate, bias) {
+                // SAFETY: as above.
+                (true, _) => _mm512_add_ps(unsafe { _mm512_loadu_ps(p) }, v),
+                (false, Some(b)) => _mm512_add_ps(v, b[half]),
+                (false, None) => v,
+            };
+            // SAFETY: as above.
+            unsafe { _mm512_storeu_ps(p, v) };
         }
     }
 }

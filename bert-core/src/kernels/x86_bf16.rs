@@ -7,8 +7,8 @@
 
 use core::arch::x86_64::*;
 
-use super::isa::{check_tile, I8WriteOut, Isa, TileRows, MAX_MR, MAX_TILE};
-use super::x86::{f32_avx512, Avx512Vnni};
+use super::isa::{check_tile, F32WriteOut, I8WriteOut, Isa, TileRows, MAX_MR, MAX_TILE};
+use super::x86::{f32_avx512, f32_avx512_write, write_f32_tile, Avx512Vnni};
 
 /// AVX-512 with VNNI and BF16.
 pub struct Avx512Bf16(());
@@ -48,6 +48,15 @@ impl Isa for Avx512Bf16 {
     fn f32_kernel(&self, k: usize, a: TileRows<'_, f32>, panel: &[f32], out: &mut [f32; MAX_TILE]) {
         f32_avx512(k, a, panel, out)
     }
+    fn f32_kernel_write(
+        &self,
+        k: usize,
+        a: TileRows<'_, f32>,
+        panel: &[f32],
+        out: F32WriteOut<'_>,
+    ) {
+        f32_avx512_write(k, a, panel, out)
+    }
     fn i8_tile(&self) -> (usize, usize) {
         Avx512Vnni::INSTANCE.i8_tile()
     }
@@ -79,6 +88,19 @@ impl Isa for Avx512Bf16 {
         // panel `k * NR` (checked); `out` holds MAX_TILE >= MR * NR floats.
         unsafe { bf16_tile(k, a.row_ptrs(), panel.as_ptr(), out.as_mut_ptr()) }
     }
+    fn bf16_kernel_write(
+        &self,
+        k: usize,
+        a: TileRows<'_, u16>,
+        panel: &[u16],
+        out: F32WriteOut<'_>,
+    ) {
+        assert!(Self::detected() && check_tile(k, &a, MR, NR, panel.len()) && out.fits(MR, NR));
+        assert!(k.is_multiple_of(2) && a.col_stride == 1);
+        // SAFETY: AVX-512F and BF16 are present (asserted); rows 0..MR hold `k` values and the
+        // panel `k * NR` (checked); every row's NR outputs and the biases are in bounds.
+        unsafe { bf16_tile_write(k, a.row_ptrs(), panel.as_ptr(), out) }
+    }
 }
 
 /// 32 bf16 values from 64 plain bytes.
@@ -93,6 +115,34 @@ fn as_bf16(v: __m512i) -> __m512bh {
 /// reads; `out` for `MR * 32` writes.
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn bf16_tile(k: usize, a: [*const u16; MAX_MR], b: *const u16, out: *mut f32) {
+    // SAFETY: the caller's contract.
+    let c = unsafe { bf16_sums(k, a, b) };
+    for (r, row) in c.iter().enumerate() {
+        // SAFETY: r * 32 + 32 <= MR * 32.
+        unsafe {
+            _mm512_storeu_ps(out.add(r * NR), row[0]);
+            _mm512_storeu_ps(out.add(r * NR + 16), row[1]);
+        }
+    }
+}
+
+/// # Safety
+/// As [`bf16_tile`] for `a` and `b`; `out` passed [`F32WriteOut::fits`] for MR × NR.
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn bf16_tile_write(k: usize, a: [*const u16; MAX_MR], b: *const u16, out: F32WriteOut<'_>) {
+    // SAFETY: the caller's contract.
+    let c = unsafe { bf16_sums(k, a, b) };
+    // SAFETY: `fits` was checked.
+    unsafe { write_f32_tile(&c, out) }
+}
+
+/// The MR × NR sums of the bf16 tile, in registers.
+///
+/// # Safety
+/// As [`bf16_tile`] for `a` and `b`.
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[inline]
+unsafe fn bf16_sums(k: usize, a: [*const u16; MAX_MR], b: *const u16) -> [[__m512; 2]; MR] {
     let mut c = [[_mm512_setzero_ps(); 2]; MR];
     for g in 0..k / 2 {
         // SAFETY: g * 64 + 64 <= 32 k.
@@ -114,13 +164,7 @@ unsafe fn bf16_tile(k: usize, a: [*const u16; MAX_MR], b: *const u16, out: *mut 
             c[r][1] = _mm512_dpbf16_ps(c[r][1], x, b1);
         }
     }
-    for (r, row) in c.iter().enumerate() {
-        // SAFETY: r * 32 + 32 <= MR * 32.
-        unsafe {
-            _mm512_storeu_ps(out.add(r * NR), row[0]);
-            _mm512_storeu_ps(out.add(r * NR + 16), row[1]);
-        }
-    }
+    c
 }
 
 #[cfg(test)]
