@@ -388,13 +388,16 @@ fn write_out<'a>(
     accumulate: bool,
 ) -> crate::kernels::isa::I8WriteOut<'a> {
     crate::kernels::isa::I8WriteOut {
-        dst,
-        rows: core::array::from_fn(|r| r.min(mr - 1) * (nr + 3)),
+        out: crate::kernels::isa::F32WriteOut {
+            dst,
+            rows: core::array::from_fn(|r| r.min(mr - 1) * (nr + 3)),
+            alpha: 1.0,
+            bias,
+            accumulate,
+        },
         scale: core::array::from_fn(|r| 0.01 + r as f32 * 1e-3),
         shift: core::array::from_fn(|r| r as i32 * 37 - 100),
         w,
-        bias,
-        accumulate,
     }
 }
 

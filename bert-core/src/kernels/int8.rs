@@ -4,7 +4,9 @@
 //! write-out) and the dot products of the few-rows path. The blocking, the write-out and the
 //! column windows are [`super::gemm`]'s.
 
-use super::gemm::{round_up, store, tile_rows, Cols, GemmScratch, Init, DOT_LANES, KC_I8, MC, NC};
+use super::gemm::{
+    round_up, store, tile_rows, tile_write_out, Cols, GemmScratch, Init, DOT_LANES, KC_I8, MC, NC,
+};
 use super::isa::{I8WriteOut, Isa, TileRows, I8_K_GROUP, MAX_TILE};
 use super::{MatMut, MatRef};
 
@@ -161,23 +163,14 @@ pub(super) fn gemm_i8(
                         let panel = &pack[jp * kc * nr..][..kc * nr];
                         if rows == mr && cols == nr {
                             // A whole tile: the kernel writes it out itself.
-                            let g = pc / KC_I8;
                             let at = |r: usize| (i0 + r) * dst.row_stride + j0 - cols_out.start;
+                            // Rows past `mr` repeat the last one (never written).
+                            let g = |r: usize| (i0 + r.min(mr - 1)) * groups + pc / KC_I8;
                             let out = I8WriteOut {
-                                rows: core::array::from_fn(|r| if r < mr { at(r) } else { 0 }),
-                                scale: core::array::from_fn(|r| {
-                                    if r < mr { alpha * act_scales[(i0 + r) * groups + g] } else { 0.0 }
-                                }),
-                                shift: core::array::from_fn(|r| {
-                                    if r < mr { offset * act_sums[(i0 + r) * groups + g] } else { 0 }
-                                }),
+                                out: tile_write_out(&mut *dst.data, mr, at, 1.0, first, j0, nr),
+                                scale: core::array::from_fn(|r| alpha * act_scales[g(r)]),
+                                shift: core::array::from_fn(|r| offset * act_sums[g(r)]),
                                 w: &w_scales[j0..j0 + nr],
-                                bias: match first {
-                                    Some(Init::Bias(b)) => Some(&b[j0..j0 + nr]),
-                                    _ => None,
-                                },
-                                accumulate: matches!(first, None | Some(Init::Keep)),
-                                dst: &mut *dst.data,
                             };
                             isa.i8_kernel_write(kc, a, panel, out);
                             continue;

@@ -167,49 +167,38 @@ impl F32WriteOut<'_> {
     }
 }
 
-/// Where [`Isa::i8_kernel_write`] writes a whole tile, and how it rescales it.
+/// Where [`Isa::i8_kernel_write`] writes a whole tile, and how it rescales it: the i32 sums
+/// become `(sum - shift[r]) as f32 · scale[r] · w[j]`, which [`F32WriteOut`] (its `alpha` 1,
+/// an exact product) then writes.
 pub struct I8WriteOut<'a> {
-    /// The output matrix.
-    pub dst: &'a mut [f32],
-    /// Index in `dst` of each tile row's first column (rows at least `NR` apart).
-    pub rows: [usize; MAX_MR],
+    /// Where the rescaled values go (`alpha` 1).
+    pub out: F32WriteOut<'a>,
     /// Per row: the activation scale (times the product's `alpha`).
     pub scale: [f32; MAX_MR],
     /// Per row: what to subtract from the i32 sums first (`128 · Σ a` for unsigned weights).
     pub shift: [i32; MAX_MR],
     /// Per column: the weight scale (`NR` values).
     pub w: &'a [f32],
-    /// Per column: a bias to add (`NR` values), where the output starts from it.
-    pub bias: Option<&'a [f32]>,
-    /// Add to what `dst` holds (a later depth group) instead of overwriting it.
-    pub accumulate: bool,
 }
 
 impl I8WriteOut<'_> {
     /// The write-out in plain Rust, from sums already in `tile` (row stride `nr`).
     pub fn write(self, tile: &[i32; MAX_TILE], mr: usize, nr: usize) {
+        let mut values = [0.0f32; MAX_TILE];
         for r in 0..mr {
-            let d = &mut self.dst[self.rows[r]..][..nr];
-            let t = &tile[r * nr..][..nr];
             let (scale, shift) = (self.scale[r], self.shift[r]);
-            for (j, (d, &t)) in d.iter_mut().zip(t).enumerate() {
-                let v = (t - shift) as f32 * scale * self.w[j];
-                *d = match (self.accumulate, self.bias) {
-                    (true, _) => *d + v,
-                    (false, Some(b)) => v + b[j],
-                    (false, None) => v,
-                };
+            let t = &tile[r * nr..][..nr];
+            for ((v, &t), &w) in values[r * nr..][..nr].iter_mut().zip(t).zip(self.w) {
+                *v = (t - shift) as f32 * scale * w;
             }
         }
+        self.out.write(&values, mr, nr);
     }
 
-    /// Whether every row's `nr` columns lie inside `dst`, the bias and weight scales hold `nr`
-    /// values (what a kernel writing with raw pointers relies on).
+    /// [`F32WriteOut::fits`], and `nr` weight scales.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn fits(&self, mr: usize, nr: usize) -> bool {
-        self.rows[..mr].iter().all(|&at| at + nr <= self.dst.len())
-            && self.w.len() >= nr
-            && self.bias.is_none_or(|b| b.len() >= nr)
+        self.out.fits(mr, nr) && self.w.len() >= nr
     }
 }
 

@@ -321,16 +321,27 @@ pub(super) unsafe fn write_f32_tile(c: &[[__m512; 2]; 8], out: F32WriteOut<'_>) 
             let v = _mm512_mul_ps(alpha, sums);
             // SAFETY: row r's 32 outputs start at rows[r] and lie in `dst` (`fits`).
             let p = unsafe { dst.add(out.rows[r] + 16 * half) };
-            let v = match (out.accumulate, bias) {
-                // SAFETY: as above.
-                (true, _) => _mm512_add_ps(unsafe { _mm512_loadu_ps(p) }, v),
-                (false, Some(b)) => _mm512_add_ps(v, b[half]),
-                (false, None) => v,
-            };
             // SAFETY: as above.
-            unsafe { _mm512_storeu_ps(p, v) };
+            unsafe { finish(p, v, out.accumulate, bias.map(|b| b[half])) };
         }
     }
+}
+
+/// Store `v` at `p`: as it is, plus `bias`, or (`accumulate`) plus what `p` holds.
+///
+/// # Safety
+/// AVX-512F present; `p` valid for 16 reads and writes.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn finish(p: *mut f32, v: __m512, accumulate: bool, bias: Option<__m512>) {
+    let v = match (accumulate, bias) {
+        // SAFETY: the caller's contract.
+        (true, _) => _mm512_add_ps(unsafe { _mm512_loadu_ps(p) }, v),
+        (false, Some(b)) => _mm512_add_ps(v, b),
+        (false, None) => v,
+    };
+    // SAFETY: the caller's contract.
+    unsafe { _mm512_storeu_ps(p, v) };
 }
 
 /// Four consecutive int8 values of a row as one little-endian i32 (for broadcasting).
@@ -379,79 +390,59 @@ unsafe fn i8_4x16(k: usize, a: [*const i8; MAX_MR], b: *const i8, out: *mut i32)
     }
 }
 
-/// [`i8_8x32_vnni`]'s sums written out from the registers: `d (= | +=) (sum - shift) · scale
-/// · w (+ bias)`, each step rounded as the portable write-out rounds it.
+/// [`i8_8x32_vnni`]'s sums rescaled and written out from the registers, each step rounded as
+/// [`I8WriteOut::write`] rounds it.
 ///
 /// # Safety
 /// As [`i8_8x32_vnni`]; `out` passed [`I8WriteOut::fits`] for 8 × 32.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn i8_8x32_vnni_write(k: usize, a: [*const i8; MAX_MR], b: *const i8, out: I8WriteOut<'_>) {
-    let mut c = [[_mm512_setzero_si512(); 2]; 8];
-    for g in 0..k / 4 {
-        let ahead = b.wrapping_add(g * 128 + 1024);
-        _mm_prefetch::<_MM_HINT_T0>(ahead);
-        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
-        // SAFETY: g * 128 + 128 <= 32 k.
-        let (b0, b1) = unsafe {
-            (
-                _mm512_loadu_si512(b.add(g * 128) as *const __m512i),
-                _mm512_loadu_si512(b.add(g * 128 + 64) as *const __m512i),
-            )
-        };
-        for r in 0..8 {
-            // SAFETY: g * 4 + 4 <= k.
-            let x = _mm512_set1_epi32(unsafe { load4(a[r].add(g * 4)) });
-            c[r][0] = _mm512_dpbusd_epi32(c[r][0], b0, x);
-            c[r][1] = _mm512_dpbusd_epi32(c[r][1], b1, x);
-        }
-    }
-    // SAFETY: `fits` checked 32 weight scales and, if any, 32 biases.
-    let (w0, w1) = unsafe {
-        (
+    // SAFETY: the caller's contract.
+    let c = unsafe { i8_8x32_vnni_sums(k, a, b) };
+    // SAFETY: `fits` checked 32 weight scales.
+    let w = unsafe {
+        [
             _mm512_loadu_ps(out.w.as_ptr()),
             _mm512_loadu_ps(out.w.as_ptr().add(16)),
-        )
+        ]
     };
+    let (scales, shifts, out) = (out.scale, out.shift, out.out);
     let bias = out.bias.map(|b| {
-        // SAFETY: as above.
+        // SAFETY: `fits` checked 32 biases.
         unsafe {
-            (
+            [
                 _mm512_loadu_ps(b.as_ptr()),
                 _mm512_loadu_ps(b.as_ptr().add(16)),
-            )
+            ]
         }
     });
     let dst = out.dst.as_mut_ptr();
     for (r, row) in c.iter().enumerate() {
-        let (scale, shift) = (
-            _mm512_set1_ps(out.scale[r]),
-            _mm512_set1_epi32(out.shift[r]),
-        );
-        for (half, (&sums, w)) in row.iter().zip([w0, w1]).enumerate() {
+        let (scale, shift) = (_mm512_set1_ps(scales[r]), _mm512_set1_epi32(shifts[r]));
+        for (half, &sums) in row.iter().enumerate() {
             let v = _mm512_cvtepi32_ps(_mm512_sub_epi32(sums, shift));
-            let v = _mm512_mul_ps(_mm512_mul_ps(v, scale), w);
-            // SAFETY: row r's 32 outputs start at rows[r] and lie in `dst` (`fits`).
-            let p = unsafe { dst.add(out.rows[r] + 16 * half) };
-            let v = match (out.accumulate, bias) {
-                // SAFETY: as above.
-                (true, _) => _mm512_add_ps(unsafe { _mm512_loadu_ps(p) }, v),
-                (false, Some((b0, b1))) => _mm512_add_ps(v, if half == 0 { b0 } else { b1 }),
-                (false, None) => v,
+            let v = _mm512_mul_ps(_mm512_mul_ps(v, scale), w[half]);
+            // SAFETY: row r's 32 outputs start at rows[r] and lie in `dst` (`fits`); `alpha`
+            // is 1 (the product above is the value).
+            unsafe {
+                finish(
+                    dst.add(out.rows[r] + 16 * half),
+                    v,
+                    out.accumulate,
+                    bias.map(|b| b[half]),
+                )
             };
-            // SAFETY: as above.
-            unsafe { _mm512_storeu_ps(p, v) };
         }
     }
 }
 
-/// int8 with VNNI: `vpdpbusd` multiplies the unsigned packed weights (`w + 128`) by the
-/// broadcast signed activations, four products per lane; the driver removes `128 · Σ x`.
+/// The 8 × 32 i32 sums of [`i8_8x32_vnni`], in registers.
 ///
 /// # Safety
-/// AVX-512F/BW/VNNI present; `a[r]` valid for `k` reads (r < 8); `b` for `32 k`; `out` for
-/// 256 writes.
+/// As [`i8_8x32_vnni`] for `a` and `b`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn i8_8x32_vnni(k: usize, a: [*const i8; MAX_MR], b: *const i8, out: *mut i32) {
+#[inline]
+unsafe fn i8_8x32_vnni_sums(k: usize, a: [*const i8; MAX_MR], b: *const i8) -> [[__m512i; 2]; 8] {
     let mut c = [[_mm512_setzero_si512(); 2]; 8];
     for g in 0..k / 4 {
         // Ask for the panel 8 groups ahead (a hint: prefetching past the end is harmless).
@@ -472,6 +463,19 @@ unsafe fn i8_8x32_vnni(k: usize, a: [*const i8; MAX_MR], b: *const i8, out: *mut
             c[r][1] = _mm512_dpbusd_epi32(c[r][1], b1, x);
         }
     }
+    c
+}
+
+/// int8 with VNNI: `vpdpbusd` multiplies the unsigned packed weights (`w + 128`) by the
+/// broadcast signed activations, four products per lane; the driver removes `128 · Σ x`.
+///
+/// # Safety
+/// AVX-512F/BW/VNNI present; `a[r]` valid for `k` reads (r < 8); `b` for `32 k`; `out` for
+/// 256 writes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn i8_8x32_vnni(k: usize, a: [*const i8; MAX_MR], b: *const i8, out: *mut i32) {
+    // SAFETY: the caller's contract.
+    let c = unsafe { i8_8x32_vnni_sums(k, a, b) };
     for (r, row) in c.iter().enumerate() {
         // SAFETY: r * 32 + 32 <= 256.
         unsafe {
