@@ -12,7 +12,7 @@
 //! consecutive depth values of one column side by side, which is what one 32-bit lane of
 //! `vdpbf16ps` multiplies by a broadcast activation pair.
 
-use super::gemm::{depth_block, store, tile_rows, tile_write_out, Cols, Init, MC, NC};
+use super::gemm::{depth_block, tile_rows, tile_write_out, Cols, Init, MC, NC};
 use super::isa::{check_tile, Isa, TileRows, MAX_TILE};
 use super::{MatMut, MatRef};
 use crate::tensor::Matrix;
@@ -154,21 +154,16 @@ pub(crate) fn gemm_bf16(
                     };
                     for (jp, j0, cols) in cols_out.panels(jc, width, nr) {
                         let panel = &pack[jp * kc * nr..][..kc * nr];
+                        let at =
+                            |r: usize| (ic + i0 + r) * dst.row_stride + j0 - cols_out.start;
+                        let out =
+                            tile_write_out(&mut *dst.data, (rows, cols), at, alpha, first, j0);
                         if rows == mr && cols == nr {
                             // A whole tile: the kernel writes it out itself.
-                            let at = |r: usize| {
-                                (ic + i0 + r) * dst.row_stride + j0 - cols_out.start
-                            };
-                            let out = tile_write_out(&mut *dst.data, mr, at, alpha, first, j0, nr);
                             isa.bf16_kernel_write(kc, a, panel, out);
-                            continue;
-                        }
-                        isa.bf16_kernel(kc, a, panel, &mut tile);
-                        for r in 0..rows {
-                            let row = (ic + i0 + r) * dst.row_stride + j0 - cols_out.start;
-                            let d = &mut dst.data[row..][..cols];
-                            let t = &tile[r * nr..][..cols];
-                            store(d, t.iter().map(|&t| alpha * t), first, j0);
+                        } else {
+                            isa.bf16_kernel(kc, a, panel, &mut tile);
+                            out.write(&tile, (rows, cols), nr);
                         }
                     }
                 }

@@ -523,43 +523,23 @@ fn product(
     }
 }
 
-/// Write one tile row's `terms` to `d` (columns `j0..`): over what the output starts from on
+/// The write-out of a tile's first `rows` rows and `cols` columns, row `r` starting at
+/// `at(r)` in `dst` and column 0 being output column `j0`: over what the output starts from on
 /// the first depth block (`first`), added to it on later ones (`None`).
-#[inline(always)]
-pub(crate) fn store(
-    d: &mut [f32],
-    terms: impl Iterator<Item = f32>,
-    first: Option<Init<'_>>,
-    j0: usize,
-) {
-    match first {
-        Some(Init::Zero) => d.iter_mut().zip(terms).for_each(|(d, v)| *d = v),
-        Some(Init::Bias(b)) => d
-            .iter_mut()
-            .zip(terms)
-            .zip(&b[j0..])
-            .for_each(|((d, v), b)| *d = v + b),
-        _ => d.iter_mut().zip(terms).for_each(|(d, v)| *d += v),
-    }
-}
-
-/// The write-out of a whole `mr`-row tile whose row `r` starts at `at(r)` in `dst`, for the
-/// output's `first` depth block (`None` after it) and the tile's first column `j0`.
 #[inline(always)]
 pub(crate) fn tile_write_out<'a>(
     dst: &'a mut [f32],
-    mr: usize,
+    (rows, cols): (usize, usize),
     at: impl Fn(usize) -> usize,
     alpha: f32,
     first: Option<Init<'a>>,
     j0: usize,
-    nr: usize,
 ) -> F32WriteOut<'a> {
     F32WriteOut {
-        rows: core::array::from_fn(|r| if r < mr { at(r) } else { 0 }),
+        rows: core::array::from_fn(|r| if r < rows { at(r) } else { 0 }),
         alpha,
         bias: match first {
-            Some(Init::Bias(b)) => Some(&b[j0..j0 + nr]),
+            Some(Init::Bias(b)) => Some(&b[j0..j0 + cols]),
             _ => None,
         },
         accumulate: matches!(first, None | Some(Init::Keep)),
@@ -625,19 +605,14 @@ fn gemm_f32(
                 };
                 for (jp, j0, cols) in cols_out.panels(jc, width, nr) {
                     let panel = &pack[jp * kc * nr..][..kc * nr];
+                    let at = |r: usize| (i0 + r) * dst.row_stride + j0 - cols_out.start;
+                    let out = tile_write_out(&mut *dst.data, (rows, cols), at, alpha, first, j0);
                     if rows == mr && cols == nr {
                         // A whole tile: the kernel writes it out itself.
-                        let at = |r: usize| (i0 + r) * dst.row_stride + j0 - cols_out.start;
-                        let out = tile_write_out(&mut *dst.data, mr, at, alpha, first, j0, nr);
                         isa.f32_kernel_write(kc, a, panel, out);
-                        continue;
-                    }
-                    isa.f32_kernel(kc, a, panel, &mut tile);
-                    for r in 0..rows {
-                        let at = (i0 + r) * dst.row_stride + j0 - cols_out.start;
-                        let d = &mut dst.data[at..][..cols];
-                        let t = &tile[r * nr..][..cols];
-                        store(d, t.iter().map(|&t| alpha * t), first, j0);
+                    } else {
+                        isa.f32_kernel(kc, a, panel, &mut tile);
+                        out.write(&tile, (rows, cols), nr);
                     }
                 }
             }

@@ -366,7 +366,7 @@ fn int8_write_out_from_registers_matches_the_portable_write_out_bit_for_bit() {
             let (mut want, mut got) = (start.clone(), start.clone());
             let mut tile = [0i32; MAX_TILE];
             isa.i8_kernel(k, rows, &panel, &mut tile);
-            out(&mut want).write(&tile, mr, nr);
+            out(&mut want).write(&tile, (mr, nr), nr);
             isa.i8_kernel_write(k, rows, &panel, out(&mut got));
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(
@@ -443,7 +443,7 @@ fn f32_and_bf16_write_outs_from_registers_match_the_portable_write_out_bit_for_b
                         col_stride: 1,
                     };
                     isa.bf16_kernel(k, rows, &panel16, &mut tile);
-                    out(&mut want).write(&tile, mr, nr);
+                    out(&mut want).write(&tile, (mr, nr), nr);
                     isa.bf16_kernel_write(k, rows, &panel16, out(&mut got));
                 } else {
                     let rows = TileRows {
@@ -452,7 +452,7 @@ fn f32_and_bf16_write_outs_from_registers_match_the_portable_write_out_bit_for_b
                         col_stride: 1,
                     };
                     isa.f32_kernel(k, rows, &panel, &mut tile);
-                    out(&mut want).write(&tile, mr, nr);
+                    out(&mut want).write(&tile, (mr, nr), nr);
                     isa.f32_kernel_write(k, rows, &panel, out(&mut got));
                 }
                 let name = isa.name();

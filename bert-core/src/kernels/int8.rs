@@ -5,7 +5,7 @@
 //! column windows are [`super::gemm`]'s.
 
 use super::gemm::{
-    round_up, store, tile_rows, tile_write_out, Cols, GemmScratch, Init, DOT_LANES, KC_I8, MC, NC,
+    round_up, tile_rows, tile_write_out, Cols, GemmScratch, Init, DOT_LANES, KC_I8, MC, NC,
 };
 use super::isa::{I8WriteOut, Isa, TileRows, I8_K_GROUP, MAX_TILE};
 use super::{MatMut, MatRef};
@@ -161,33 +161,21 @@ pub(super) fn gemm_i8(
                     };
                     for (jp, j0, cols) in cols_out.panels(jc, width, nr) {
                         let panel = &pack[jp * kc * nr..][..kc * nr];
+                        let at = |r: usize| (i0 + r) * dst.row_stride + j0 - cols_out.start;
+                        // Rows past `rows` repeat the last one (never written).
+                        let g = |r: usize| (i0 + r.min(rows - 1)) * groups + pc / KC_I8;
+                        let out = I8WriteOut {
+                            out: tile_write_out(&mut *dst.data, (rows, cols), at, 1.0, first, j0),
+                            scale: core::array::from_fn(|r| alpha * act_scales[g(r)]),
+                            shift: core::array::from_fn(|r| offset * act_sums[g(r)]),
+                            w: &w_scales[j0..j0 + cols],
+                        };
                         if rows == mr && cols == nr {
                             // A whole tile: the kernel writes it out itself.
-                            let at = |r: usize| (i0 + r) * dst.row_stride + j0 - cols_out.start;
-                            // Rows past `mr` repeat the last one (never written).
-                            let g = |r: usize| (i0 + r.min(mr - 1)) * groups + pc / KC_I8;
-                            let out = I8WriteOut {
-                                out: tile_write_out(&mut *dst.data, mr, at, 1.0, first, j0, nr),
-                                scale: core::array::from_fn(|r| alpha * act_scales[g(r)]),
-                                shift: core::array::from_fn(|r| offset * act_sums[g(r)]),
-                                w: &w_scales[j0..j0 + nr],
-                            };
                             isa.i8_kernel_write(kc, a, panel, out);
-                            continue;
-                        }
-                        isa.i8_kernel(kc, a, panel, &mut tile);
-                        for r in 0..rows {
-                            let g = (i0 + r) * groups + pc / KC_I8;
-                            let (s, shift) = (alpha * act_scales[g], offset * act_sums[g]);
-                            let at = (i0 + r) * dst.row_stride + j0 - cols_out.start;
-                            let d = &mut dst.data[at..][..cols];
-                            let t = &tile[r * nr..][..cols];
-                            let ws = &w_scales[j0..j0 + cols];
-                            let terms = t
-                                .iter()
-                                .zip(ws)
-                                .map(|(&t, &w)| (t - shift) as f32 * s * w);
-                            store(d, terms, first, j0);
+                        } else {
+                            isa.i8_kernel(kc, a, panel, &mut tile);
+                            out.write(&tile, (rows, cols), nr);
                         }
                     }
                 }

@@ -57,7 +57,7 @@ pub trait Isa: Sync {
         let mut tile = [0.0f32; MAX_TILE];
         self.f32_kernel(k, a, panel, &mut tile);
         let (mr, nr) = self.f32_tile();
-        out.write(&tile, mr, nr);
+        out.write(&tile, (mr, nr), nr);
     }
 
     /// `(MR, NR)` of the int8 kernel.
@@ -85,7 +85,7 @@ pub trait Isa: Sync {
         let mut tile = [0i32; MAX_TILE];
         self.i8_kernel(k, a, panel, &mut tile);
         let (mr, nr) = self.i8_tile();
-        out.write(&tile, mr, nr);
+        out.write(&tile, (mr, nr), nr);
     }
 
     /// `(MR, NR)` of the bf16 kernel.
@@ -124,7 +124,7 @@ pub trait Isa: Sync {
         let mut tile = [0.0f32; MAX_TILE];
         self.bf16_kernel(k, a, panel, &mut tile);
         let (mr, nr) = self.bf16_tile();
-        out.write(&tile, mr, nr);
+        out.write(&tile, (mr, nr), nr);
     }
 }
 
@@ -144,11 +144,12 @@ pub struct F32WriteOut<'a> {
 }
 
 impl F32WriteOut<'_> {
-    /// The write-out in plain Rust, from sums already in `tile` (row stride `nr`).
-    pub fn write(self, tile: &[f32; MAX_TILE], mr: usize, nr: usize) {
-        for r in 0..mr {
-            let d = &mut self.dst[self.rows[r]..][..nr];
-            for (j, (d, &t)) in d.iter_mut().zip(&tile[r * nr..][..nr]).enumerate() {
+    /// The write-out in plain Rust of the first `rows` rows and `cols` columns of sums already
+    /// in `tile` (row stride `nr`): whole tiles, and the edges no kernel writes itself.
+    pub fn write(self, tile: &[f32; MAX_TILE], (rows, cols): (usize, usize), nr: usize) {
+        for r in 0..rows {
+            let d = &mut self.dst[self.rows[r]..][..cols];
+            for (j, (d, &t)) in d.iter_mut().zip(&tile[r * nr..][..cols]).enumerate() {
                 let v = self.alpha * t;
                 *d = match (self.accumulate, self.bias) {
                     (true, _) => *d + v,
@@ -182,17 +183,18 @@ pub struct I8WriteOut<'a> {
 }
 
 impl I8WriteOut<'_> {
-    /// The write-out in plain Rust, from sums already in `tile` (row stride `nr`).
-    pub fn write(self, tile: &[i32; MAX_TILE], mr: usize, nr: usize) {
+    /// The write-out in plain Rust of the first `rows` rows and `cols` columns of sums already
+    /// in `tile` (row stride `nr`), as [`F32WriteOut::write`].
+    pub fn write(self, tile: &[i32; MAX_TILE], (rows, cols): (usize, usize), nr: usize) {
         let mut values = [0.0f32; MAX_TILE];
-        for r in 0..mr {
+        for r in 0..rows {
             let (scale, shift) = (self.scale[r], self.shift[r]);
-            let t = &tile[r * nr..][..nr];
-            for ((v, &t), &w) in values[r * nr..][..nr].iter_mut().zip(t).zip(self.w) {
+            let t = &tile[r * nr..][..cols];
+            for ((v, &t), &w) in values[r * nr..][..cols].iter_mut().zip(t).zip(self.w) {
                 *v = (t - shift) as f32 * scale * w;
             }
         }
-        self.out.write(&values, mr, nr);
+        self.out.write(&values, (rows, cols), nr);
     }
 
     /// [`F32WriteOut::fits`], and `nr` weight scales.
