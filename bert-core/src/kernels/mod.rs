@@ -51,6 +51,7 @@ pub mod gemm;
 pub mod int8;
 pub mod isa;
 pub mod math;
+pub mod packed;
 pub mod scalar;
 #[cfg(test)]
 mod split_tests;
