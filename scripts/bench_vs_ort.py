@@ -239,11 +239,7 @@ def main():
     results = {"threads": args.threads, "fma_peak": peak, "rows": []}
     mixed_lengths = [8 + (b * 37) % 121 for b in range(32)]
     for name in args.models.split(","):
-        mdir = minilm_dir() if name == "minilm" else bert_base_dir()
-        with open(os.path.join(mdir, "config.json")) as f:
-            config = json.load(f)
-        qdir = quantized_dir(bert_bin, mdir, name)
-        onnx_raw, onnx_fp32, onnx_int8 = export_onnx(mdir, name)
+        mdir, config, qdir, (onnx_raw, onnx_fp32, onnx_int8) = prepare_model(name, bert_bin)
         cases = [("batch 1 x 16", 1, 16, None), ("batch 1 x 128", 1, 128, None),
                  ("batch 32 x 128", 32, 128, None), ("mixed 32 x 8..128", 32, 128, mixed_lengths)]
         for label, batch, seq, lengths in cases:
@@ -282,15 +278,19 @@ def main():
     print_table(results)
 
 
+def prepare_model(name, bert_bin):
+    """The model's directory, its config, its int8 copy and its ONNX exports (raw, fp32, int8)."""
+    mdir = minilm_dir() if name == "minilm" else bert_base_dir()
+    with open(os.path.join(mdir, "config.json")) as f:
+        config = json.load(f)
+    return mdir, config, quantized_dir(bert_bin, mdir, name), export_onnx(mdir, name)
+
+
 def scaling(args, bench_bin, bert_bin):
     cores = os.cpu_count() or 1
     counts = sorted({1 << i for i in range(cores.bit_length()) if 1 << i <= cores} | {cores})
     for name in args.models.split(","):
-        mdir = minilm_dir() if name == "minilm" else bert_base_dir()
-        with open(os.path.join(mdir, "config.json")) as f:
-            config = json.load(f)
-        qdir = quantized_dir(bert_bin, mdir, name)
-        onnx_raw, onnx_fp32, onnx_int8 = export_onnx(mdir, name)
+        mdir, config, qdir, (onnx_raw, onnx_fp32, onnx_int8) = prepare_model(name, bert_bin)
         ids, mask = make_inputs(config["vocab_size"], 32, 128)
         it = max(3, args.iters // 4)
         table = {}
