@@ -132,8 +132,8 @@ fn sequence_classification_gradients_match_torch_autograd() {
 /// alternating two fixed batches: every step's loss equals PyTorch's within 1e-4 relative.
 #[test]
 fn twenty_adamw_steps_follow_pytorch() {
+    use bert_core::parallel::Sequential;
     use bert_core::train::optim::{clip_grad_norm, linear_schedule, AdamW};
-    use bert_core::train::params::params_mut;
     let (encoder, config, head) = minilm_with_head("seqcls");
     let weights = Weights::from_buffers(&[&encoder, &head]).unwrap();
     let mut model = BertForSequenceClassification::load(&config, &weights).unwrap();
@@ -163,8 +163,9 @@ fn twenty_adamw_steps_follow_pytorch() {
         got.push(loss);
         clip_grad_norm(&mut grads, 1.0);
         let lr = 1e-4 * linear_schedule(step, 2, want.len());
-        let mut params = params_mut(&mut model).unwrap();
-        opt.step(&mut params, &grads, lr);
+        // The update as `bert train` makes it: in place, no list of parameters.
+        opt.step_params(&mut model, &grads, lr, &Sequential, 1)
+            .unwrap();
     }
     eprintln!("losses: ours {got:?}\n        torch {want:?}");
     for (step, (g, w)) in got.iter().zip(&want).enumerate() {

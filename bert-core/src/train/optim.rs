@@ -5,7 +5,9 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
+use super::params::Parameters;
 use super::Grads;
+use crate::error::{Error, Result};
 use crate::parallel::{Parallel, Sequential};
 
 /// `torch.optim.AdamW` with HF's parameter groups.
@@ -83,26 +85,78 @@ impl AdamW {
         threads: usize,
     ) {
         self.step += 1;
+        for (i, (p, (_, g))) in params.iter_mut().zip(grads.iter()).enumerate() {
+            let c = self.coefficients(i, lr);
+            let (m, v) = (&mut self.m[i], &mut self.v[i]);
+            update(parallel, threads, (p, m, v), g, &c);
+        }
+    }
+
+    /// The same update, applied to `model`'s parameters as [`Parameters::visit_params`] hands
+    /// them over: no list of them is made, so a training step allocates nothing. The shapes
+    /// are checked against `grads` first; on a mismatch nothing is updated.
+    pub fn step_params<M: Parameters + ?Sized>(
+        &mut self,
+        model: &mut M,
+        grads: &Grads,
+        lr: f32,
+        parallel: &dyn Parallel,
+        threads: usize,
+    ) -> Result<()> {
+        let sizes = |i: usize| grads.iter().nth(i).map(|(_, g)| g.len());
+        let mut grad_iter = grads.iter();
+        let (mut count, mut mismatch) = (0, None);
+        model.visit_params(&mut |p| {
+            let want = grad_iter.next().map(|(_, g)| g.len());
+            if mismatch.is_none() && want != Some(p.len()) {
+                mismatch = Some((count, p.len()));
+            }
+            count += 1;
+        })?;
+        if let Some((i, len)) = mismatch {
+            return Err(Error::LengthMismatch {
+                what: "parameter (against its gradient)",
+                len,
+                expected: sizes(i).unwrap_or(0),
+            });
+        }
+        if count != self.m.len() {
+            return Err(Error::LengthMismatch {
+                what: "parameters (against the gradients)",
+                len: count,
+                expected: self.m.len(),
+            });
+        }
+        self.step += 1;
+        let mut grad_iter = grads.iter();
+        let mut i = 0;
+        model.visit_params(&mut |p| {
+            if let Some((_, g)) = grad_iter.next() {
+                let c = self.coefficients(i, lr);
+                let (m, v) = (&mut self.m[i], &mut self.v[i]);
+                update(parallel, threads, (p, m, v), g, &c);
+            }
+            i += 1;
+        })
+    }
+
+    /// The numbers of parameter `i`'s update at learning rate `lr` (after `step` is counted).
+    fn coefficients(&self, i: usize, lr: f32) -> Coefficients {
         let (b1, b2) = self.betas;
         let bc1 = 1.0 - libm::powf(b1, self.step as f32);
         let bc2 = 1.0 - libm::powf(b2, self.step as f32);
-        for (i, ((p, (_, g)), decay)) in params
-            .iter_mut()
-            .zip(grads.iter())
-            .zip(&self.decays)
-            .enumerate()
-        {
-            let c = Coefficients {
-                lr,
-                wd: if *decay { self.weight_decay } else { 0.0 },
-                b1,
-                b2,
-                step_size: lr / bc1,
-                bc2_sqrt: libm::sqrtf(bc2),
-                eps: self.eps,
-            };
-            let (m, v) = (&mut self.m[i], &mut self.v[i]);
-            update(parallel, threads, (p, m, v), g, &c);
+        Coefficients {
+            lr,
+            wd: if self.decays[i] {
+                self.weight_decay
+            } else {
+                0.0
+            },
+            b1,
+            b2,
+            step_size: lr / bc1,
+            bc2_sqrt: libm::sqrtf(bc2),
+            eps: self.eps,
         }
     }
 }
@@ -216,5 +270,55 @@ mod tests {
             .map(|(_, v)| v.iter().map(|x| x * x).sum::<f32>())
             .sum();
         assert!((clipped.sqrt() - 1.0).abs() < 1e-5);
+    }
+
+    /// Two parameters, as a model would hand them over.
+    struct Two(Vec<f32>, Vec<f32>);
+
+    impl Parameters for Two {
+        fn visit_params<'s>(&'s mut self, visit: &mut dyn FnMut(&'s mut [f32])) -> Result<()> {
+            visit(&mut self.0);
+            visit(&mut self.1);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn step_params_updates_as_step_and_refuses_other_shapes() {
+        let mut g = Grads::default();
+        g.push("dense.weight".into(), &[3]);
+        g.push("dense.bias".into(), &[2]);
+        g.slot(0).copy_from_slice(&[0.5, -2.0, 0.25]);
+        g.slot(1).copy_from_slice(&[1.0, -0.125]);
+        let (mut a, mut b) = (AdamW::new(&g, 0.01), AdamW::new(&g, 0.01));
+        let mut listed = Two(vec![1.0, -1.0, 0.5], vec![0.25, 2.0]);
+        let mut visited = Two(listed.0.clone(), listed.1.clone());
+        for step in 0..3 {
+            let lr = 0.1 / (step + 1) as f32;
+            a.step(&mut [&mut listed.0[..], &mut listed.1[..]], &g, lr);
+            b.step_params(&mut visited, &g, lr, &Sequential, 1).unwrap();
+        }
+        assert_eq!((listed.0, listed.1), (visited.0.clone(), visited.1.clone()));
+        assert_eq!(b.steps(), 3);
+
+        // Gradients of another shape: an error, and nothing moves.
+        let mut other = Grads::default();
+        other.push("dense.weight".into(), &[3]);
+        other.push("dense.bias".into(), &[3]);
+        let before = (visited.0.clone(), visited.1.clone());
+        let mut c = AdamW::new(&other, 0.01);
+        assert!(c
+            .step_params(&mut visited, &other, 0.1, &Sequential, 1)
+            .is_err());
+        assert_eq!((visited.0.clone(), visited.1.clone()), before);
+        assert_eq!(c.steps(), 0);
+        // One parameter too few in the gradients.
+        let mut short = Grads::default();
+        short.push("dense.weight".into(), &[3]);
+        let mut d = AdamW::new(&short, 0.01);
+        assert!(d
+            .step_params(&mut visited, &short, 0.1, &Sequential, 1)
+            .is_err());
+        assert_eq!((visited.0.clone(), visited.1.clone()), before);
     }
 }

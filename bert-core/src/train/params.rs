@@ -1,5 +1,7 @@
 //! The parameters of a model, mutably and in the order of its [`Grads`](super::Grads), for
-//! the optimizer.
+//! the optimizer: handed one by one to a visitor ([`Parameters::visit_params`], what AdamW's
+//! update walks without allocating) or gathered in a list ([`params_mut`] and its siblings, for
+//! checkpoints and saved states).
 
 use alloc::format;
 use alloc::string::String;
@@ -7,122 +9,150 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::error::{Error, Result};
-use crate::heads::BertForSequenceClassification;
-use crate::nn::Linear;
+use crate::heads::{
+    BertForMaskedLM, BertForPreTraining, BertForQuestionAnswering, BertForSequenceClassification,
+    BertForTokenClassification, BertLMPredictionHead,
+};
+use crate::nn::{LayerNorm, Linear};
 
-/// Every parameter of `model`, mutably, in the order of
+/// What receives each parameter in turn.
+type Visit<'v, 's> = &'v mut dyn FnMut(&'s mut [f32]);
+
+/// A model whose parameters a trainer updates.
+pub trait Parameters {
+    /// Hands every parameter to `visit`, mutably, in the order of the model's trainer's
+    /// [`Grads`](super::Grads). Borrowed weights become owned (one copy, the first time);
+    /// pre-packed panels are dropped (they would go stale). Allocates nothing once the weights
+    /// are owned.
+    fn visit_params<'s>(&'s mut self, visit: Visit<'_, 's>) -> Result<()>;
+
+    /// Every parameter in a list, in the order [`visit_params`](Self::visit_params) visits
+    /// them (for checkpoints and saved states).
+    fn param_list(&mut self) -> Result<Vec<&mut [f32]>> {
+        let mut out = Vec::new();
+        self.visit_params(&mut |p| out.push(p))?;
+        Ok(out)
+    }
+}
+
+impl Parameters for BertForSequenceClassification<'_> {
+    fn visit_params<'s>(&'s mut self, visit: Visit<'_, 's>) -> Result<()> {
+        let BertForSequenceClassification { bert, classifier } = self;
+        bert_params(bert, true, visit)?;
+        linear(classifier, visit)
+    }
+}
+
+impl Parameters for BertForTokenClassification<'_> {
+    fn visit_params<'s>(&'s mut self, visit: Visit<'_, 's>) -> Result<()> {
+        let BertForTokenClassification {
+            bert, classifier, ..
+        } = self;
+        bert_params(bert, false, visit)?;
+        linear(classifier, visit)
+    }
+}
+
+impl Parameters for BertForQuestionAnswering<'_> {
+    fn visit_params<'s>(&'s mut self, visit: Visit<'_, 's>) -> Result<()> {
+        let BertForQuestionAnswering {
+            bert, qa_outputs, ..
+        } = self;
+        bert_params(bert, false, visit)?;
+        linear(qa_outputs, visit)
+    }
+}
+
+impl Parameters for BertForMaskedLM<'_> {
+    fn visit_params<'s>(&'s mut self, visit: Visit<'_, 's>) -> Result<()> {
+        let BertForMaskedLM { bert, predictions } = self;
+        bert_params(bert, false, visit)?;
+        prediction_params(predictions, visit)
+    }
+}
+
+impl Parameters for BertForPreTraining<'_> {
+    fn visit_params<'s>(&'s mut self, visit: Visit<'_, 's>) -> Result<()> {
+        let BertForPreTraining {
+            bert,
+            predictions,
+            seq_relationship,
+        } = self;
+        bert_params(bert, true, visit)?;
+        prediction_params(predictions, visit)?;
+        linear(seq_relationship, visit)
+    }
+}
+
+/// Every parameter of a sequence classifier, mutably, in the order of
 /// [`SeqClsTrainer::grads`](super::seqcls::SeqClsTrainer::grads), for the
 /// optimizer. Borrowed weights become owned (one copy, the first time); pre-packed panels are
 /// dropped (they would go stale).
 pub fn params_mut<'s>(
     model: &'s mut BertForSequenceClassification<'_>,
 ) -> Result<Vec<&'s mut [f32]>> {
-    let BertForSequenceClassification { bert, classifier } = model;
-    let mut out = bert_params(bert, true)?;
-    linear(classifier, &mut out)?;
-    Ok(out)
+    model.param_list()
 }
 
 /// Every parameter of a token classifier, mutably, in the order of
 /// [`TokClsTrainer::grads`](super::tokcls::TokClsTrainer::grads).
 pub fn token_params_mut<'s>(
-    model: &'s mut crate::heads::BertForTokenClassification<'_>,
+    model: &'s mut BertForTokenClassification<'_>,
 ) -> Result<Vec<&'s mut [f32]>> {
-    let crate::heads::BertForTokenClassification {
-        bert, classifier, ..
-    } = model;
-    let mut out = bert_params(bert, false)?;
-    linear(classifier, &mut out)?;
-    Ok(out)
+    model.param_list()
 }
 
 /// Every parameter of an extractive-QA model, mutably, in the order of
 /// [`QaTrainer::grads`](super::qa::QaTrainer::grads).
 pub fn qa_params_mut<'s>(
-    model: &'s mut crate::heads::BertForQuestionAnswering<'_>,
+    model: &'s mut BertForQuestionAnswering<'_>,
 ) -> Result<Vec<&'s mut [f32]>> {
-    let crate::heads::BertForQuestionAnswering {
-        bert, qa_outputs, ..
-    } = model;
-    let mut out = bert_params(bert, false)?;
-    linear(qa_outputs, &mut out)?;
-    Ok(out)
+    model.param_list()
 }
 
 /// Every parameter of a masked-LM model, mutably, in the order of
 /// [`PreTrainer::grads`](super::pretrain::PreTrainer::grads).
-pub fn masked_lm_params_mut<'s>(
-    model: &'s mut crate::heads::BertForMaskedLM<'_>,
-) -> Result<Vec<&'s mut [f32]>> {
-    let crate::heads::BertForMaskedLM { bert, predictions } = model;
-    let mut out = bert_params(bert, false)?;
-    prediction_params(predictions, &mut out)?;
-    Ok(out)
+pub fn masked_lm_params_mut<'s>(model: &'s mut BertForMaskedLM<'_>) -> Result<Vec<&'s mut [f32]>> {
+    model.param_list()
 }
 
 /// Every parameter of an MLM + NSP model, mutably, in the order of
 /// [`PreTrainer::grads`](super::pretrain::PreTrainer::grads).
 pub fn pretraining_params_mut<'s>(
-    model: &'s mut crate::heads::BertForPreTraining<'_>,
+    model: &'s mut BertForPreTraining<'_>,
 ) -> Result<Vec<&'s mut [f32]>> {
-    let crate::heads::BertForPreTraining {
-        bert,
-        predictions,
-        seq_relationship,
-    } = model;
-    let mut out = bert_params(bert, true)?;
-    prediction_params(predictions, &mut out)?;
-    linear(seq_relationship, &mut out)?;
-    Ok(out)
+    model.param_list()
 }
 
 /// The masked-LM head: transform dense, its LayerNorm, the output bias, an untied decoder.
-fn prediction_params<'s>(
-    p: &'s mut crate::heads::BertLMPredictionHead<'_>,
-    out: &mut Vec<&'s mut [f32]>,
-) -> Result<()> {
-    let crate::heads::BertLMPredictionHead {
+fn prediction_params<'s>(p: &'s mut BertLMPredictionHead<'_>, out: Visit<'_, 's>) -> Result<()> {
+    let BertLMPredictionHead {
         transform,
         decoder,
         bias,
     } = p;
     linear(&mut transform.dense, out)?;
     norm(&mut transform.layer_norm, out);
-    out.push(bias.to_mut().as_mut_slice());
+    out(bias.to_mut().as_mut_slice());
     if let Some(d) = decoder {
-        out.push(matrix(d)?);
+        out(matrix(d)?);
     }
     Ok(())
 }
 
-/// The encoder's parameters, then the pooler's when `with_pooler` (a sentence-level head
-/// follows it), as the trainers order them.
+/// The encoder's parameters (embeddings, then every layer), then the pooler's when
+/// `with_pooler` (a sentence-level head follows it), as the trainers order them.
 fn bert_params<'s>(
     bert: &'s mut crate::model::BertModel<'_>,
     with_pooler: bool,
-) -> Result<Vec<&'s mut [f32]>> {
+    out: Visit<'_, 's>,
+) -> Result<()> {
     let crate::model::BertModel {
         embeddings,
         encoder,
         pooler,
         ..
     } = bert;
-    let mut out = encoder_params(embeddings, encoder)?;
-    if with_pooler {
-        let p = pooler.as_mut().ok_or_else(|| Error::MissingTensor {
-            tried: vec![String::from("pooler.dense.weight")],
-        })?;
-        linear(&mut p.dense, &mut out)?;
-    }
-    Ok(out)
-}
-
-/// The encoder's parameters (embeddings, then every layer), as the trainers order them.
-fn encoder_params<'s>(
-    embeddings: &'s mut crate::model::BertEmbeddings<'_>,
-    encoder: &'s mut crate::model::BertEncoder<'_>,
-) -> Result<Vec<&'s mut [f32]>> {
-    let mut out = Vec::new();
     let crate::model::BertEmbeddings {
         word_embeddings,
         position_embeddings,
@@ -130,16 +160,16 @@ fn encoder_params<'s>(
         layer_norm,
         ..
     } = embeddings;
-    out.push(matrix(&mut word_embeddings.weight)?);
+    out(matrix(&mut word_embeddings.weight)?);
     for table in [position_embeddings, token_type_embeddings] {
         let t = table.as_mut().ok_or_else(|| Error::Unsupported {
             field: "model_type",
             value: String::from("no position or token-type table"),
             supported: "BERT's embeddings",
         })?;
-        out.push(matrix(&mut t.weight)?);
+        out(matrix(&mut t.weight)?);
     }
-    norm(layer_norm, &mut out);
+    norm(layer_norm, out);
     for layer in encoder.layer.iter_mut() {
         let crate::model::BertLayer {
             attention,
@@ -147,16 +177,24 @@ fn encoder_params<'s>(
             output,
         } = layer;
         let sa = &mut attention.self_attention;
-        linear(&mut sa.query, &mut out)?;
-        linear(&mut sa.key, &mut out)?;
-        linear(&mut sa.value, &mut out)?;
-        linear(&mut attention.output.dense, &mut out)?;
-        norm(&mut attention.output.layer_norm, &mut out);
-        linear(&mut intermediate.dense, &mut out)?;
-        linear(&mut output.dense, &mut out)?;
-        norm(&mut output.layer_norm, &mut out);
+        // The fused Q/K/V product `prepack` built would go stale too.
+        sa.fused_qkv = None;
+        linear(&mut sa.query, out)?;
+        linear(&mut sa.key, out)?;
+        linear(&mut sa.value, out)?;
+        linear(&mut attention.output.dense, out)?;
+        norm(&mut attention.output.layer_norm, out);
+        linear(&mut intermediate.dense, out)?;
+        linear(&mut output.dense, out)?;
+        norm(&mut output.layer_norm, out);
     }
-    Ok(out)
+    if with_pooler {
+        let p = pooler.as_mut().ok_or_else(|| Error::MissingTensor {
+            tried: vec![String::from("pooler.dense.weight")],
+        })?;
+        linear(&mut p.dense, out)?;
+    }
+    Ok(())
 }
 
 fn matrix<'s>(m: &'s mut crate::tensor::Matrix<'_>) -> Result<&'s mut [f32]> {
@@ -169,22 +207,21 @@ fn matrix<'s>(m: &'s mut crate::tensor::Matrix<'_>) -> Result<&'s mut [f32]> {
         }),
     }
 }
-fn linear<'s>(l: &'s mut Linear<'_>, out: &mut Vec<&'s mut [f32]>) -> Result<()> {
+fn linear<'s>(l: &'s mut Linear<'_>, out: Visit<'_, 's>) -> Result<()> {
     l.packed = None;
     let Linear { weight, bias, .. } = l;
-    out.push(matrix(weight)?);
-    out.push(
-        bias.as_mut()
-            .ok_or_else(|| Error::MissingTensor {
-                tried: vec![String::from("bias")],
-            })?
-            .to_mut()
-            .as_mut_slice(),
-    );
+    out(matrix(weight)?);
+    out(bias
+        .as_mut()
+        .ok_or_else(|| Error::MissingTensor {
+            tried: vec![String::from("bias")],
+        })?
+        .to_mut()
+        .as_mut_slice());
     Ok(())
 }
-fn norm<'s>(n: &'s mut crate::nn::LayerNorm<'_>, out: &mut Vec<&'s mut [f32]>) {
-    let crate::nn::LayerNorm { weight, bias, .. } = n;
-    out.push(weight.to_mut().as_mut_slice());
-    out.push(bias.to_mut().as_mut_slice());
+fn norm<'s>(n: &'s mut LayerNorm<'_>, out: Visit<'_, 's>) {
+    let LayerNorm { weight, bias, .. } = n;
+    out(weight.to_mut().as_mut_slice());
+    out(bias.to_mut().as_mut_slice());
 }

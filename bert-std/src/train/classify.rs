@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 
 use bert_core::pretraining::Rng;
-use bert_core::train::params::params_mut;
 use bert_core::train::seqcls::SeqClsTrainer;
 use bert_core::{BertForSequenceClassification, Weights};
 
@@ -157,7 +156,6 @@ pub fn train_classifier(
         &mut model,
         &mut rng,
         &mut grads,
-        params_mut,
         |model, step, chunk, grads| {
             ws.set_dropout(super::dropout_at(&raw, o, step));
             let encs: Vec<_> = chunk.iter().map(|&i| &train_enc[i]).collect();

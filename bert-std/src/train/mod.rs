@@ -25,6 +25,7 @@ use bert_core::pretraining::Rng;
 use bert_core::safetensors::serialize;
 use bert_core::train::dropout::Dropout;
 use bert_core::train::optim::{linear_schedule, AdamW};
+use bert_core::train::params::Parameters;
 use bert_core::train::Grads;
 use bert_core::{BertConfig, Dtype};
 
@@ -136,12 +137,11 @@ impl Run<'_> {
     /// gets the batch's index, `step × grad_accum + k` (per-batch randomness a resumed run
     /// redraws alike).
     /// Returns the loss of every step.
-    pub(crate) fn epochs<M: Send>(
+    pub(crate) fn epochs<M: Parameters + Send>(
         &self,
         model: &mut M,
         rng: &mut Rng,
         grads: &mut Grads,
-        params: for<'p> fn(&'p mut M) -> bert_core::Result<Vec<&'p mut [f32]>>,
         loss_and_grads: impl FnMut(&M, usize, &[usize], &mut Grads) -> Result<f32> + Send,
         progress: &mut (impl FnMut(&Step) + Send),
     ) -> Result<Vec<f32>> {
@@ -151,15 +151,14 @@ impl Run<'_> {
             .num_threads(rayon::current_num_threads())
             .build()
             .map_err(|e| Error::Input(format!("cannot start the training threads: {e}")))?;
-        pool.install(|| self.epochs_here(model, rng, grads, params, loss_and_grads, progress))
+        pool.install(|| self.epochs_here(model, rng, grads, loss_and_grads, progress))
     }
 
-    fn epochs_here<M>(
+    fn epochs_here<M: Parameters>(
         &self,
         model: &mut M,
         rng: &mut Rng,
         grads: &mut Grads,
-        params: for<'p> fn(&'p mut M) -> bert_core::Result<Vec<&'p mut [f32]>>,
         mut loss_and_grads: impl FnMut(&M, usize, &[usize], &mut Grads) -> Result<f32>,
         progress: &mut impl FnMut(&Step),
     ) -> Result<Vec<f32>> {
@@ -174,7 +173,7 @@ impl Run<'_> {
         let mut first_epoch = 0;
         let state = self.out.join(state::STATE_FILE);
         if o.resume {
-            let mut p = params(model)?;
+            let mut p = model.param_list()?;
             if let Some(r) = state::load_state(&state, o, self.examples, grads, &mut p, &mut opt)? {
                 (first_epoch, step, losses) = (r.epochs_done, r.step, r.losses);
             }
@@ -201,7 +200,7 @@ impl Run<'_> {
                 }
                 grads.clip_norm_on(1.0, &RayonJoin, threads);
                 let lr = o.lr * linear_schedule(step, warmup, total);
-                opt.step_on(&mut params(model)?, grads, lr, &RayonJoin, threads);
+                opt.step_params(model, grads, lr, &RayonJoin, threads)?;
                 step += 1;
                 losses.push(loss);
                 progress(&Step {
@@ -212,7 +211,7 @@ impl Run<'_> {
                     examples: group.len(),
                 });
             }
-            let params = params(model)?;
+            let params = model.param_list()?;
             save_checkpoint(
                 self.out,
                 self.base,

@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 
 use bert_core::pretraining::{Rng, IGNORE_INDEX};
-use bert_core::train::params::token_params_mut;
 use bert_core::train::tokcls::TokClsTrainer;
 use bert_core::{BertForTokenClassification, Weights};
 use tokenizers::Encoding;
@@ -214,7 +213,6 @@ pub fn train_ner(
         &mut model,
         &mut rng,
         &mut grads,
-        token_params_mut,
         |model, step, chunk, grads| {
             ws.set_dropout(super::dropout_at(&raw, o, step));
             let encs: Vec<&Encoding> = chunk.iter().map(|&i| &data[i].0).collect();

@@ -14,7 +14,6 @@ use bert_core::pretraining::{
     create_nsp_examples_across_documents, mask_tokens, MaskingConfig, Rng, IGNORE_INDEX,
 };
 use bert_core::safetensors::serialize;
-use bert_core::train::params::pretraining_params_mut;
 use bert_core::train::pretrain::{PreTrainWorkspace, PreTrainer};
 use bert_core::{BertForPreTraining, Dtype, Weights};
 use tokenizers::Encoding;
@@ -349,7 +348,6 @@ pub fn pretrain(
         &mut model,
         &mut rng,
         &mut grads,
-        pretraining_params_mut,
         |model, step, chunk, grads| {
             let rows: Vec<_> = chunk.iter().map(|&i| &data[i]).collect();
             // Each step's masks come from its own seed, so a resumed run draws them alike.

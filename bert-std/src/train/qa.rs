@@ -9,7 +9,6 @@
 use std::path::{Path, PathBuf};
 
 use bert_core::pretraining::Rng;
-use bert_core::train::params::qa_params_mut;
 use bert_core::train::qa::QaTrainer;
 use bert_core::{BertForQuestionAnswering, Weights};
 use tokenizers::Encoding;
@@ -175,7 +174,6 @@ pub fn train_qa(
         &mut model,
         &mut rng,
         &mut grads,
-        qa_params_mut,
         |model, step, chunk, grads| {
             ws.set_dropout(super::dropout_at(&raw, o, step));
             let encs: Vec<&Encoding> = chunk.iter().map(|&i| &data[i].0).collect();
