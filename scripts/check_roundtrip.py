@@ -7,10 +7,11 @@ through `target/release/bert`; the largest difference is printed and must be <= 
   --ner DIR        the probability of each token's predicted tag (BertForTokenClassification)
   --qa DIR         the best answer's text and p(start)·p(end) (BertForQuestionAnswering)
   --pretrain DIR   NSP logits (BertForPreTraining)
+  --nsp DIR        NSP logits (BertForNextSentencePrediction, from `bert train nsp`)
 
     python3 -m pip install torch transformers
     cargo build --release -p bert-std
-    python3 scripts/check_roundtrip.py --classify M1 --ner M2 --qa M3 --pretrain M4
+    python3 scripts/check_roundtrip.py --classify M1 --ner M2 --qa M3 --pretrain M4 --nsp M5
 """
 import argparse
 import json
@@ -97,27 +98,32 @@ def qa(path):
     return worst
 
 
-def pretrain(path):
-    from transformers import BertForPreTraining
-    model, tok = load(BertForPreTraining, path)
+def pretrain(path, cls="BertForPreTraining", output="seq_relationship_logits"):
+    import transformers
+    model, tok = load(getattr(transformers, cls), path)
     pairs = [("The cat sat on the mat.", "It was very comfortable."),
              ("The cat sat on the mat.", "The sky is blue today.")]
     worst = 0.0
     for a, b in pairs:
         got = ours("nsp", "--model", path, a, b)[0]
         with torch.no_grad():
-            logits = model(**tok(a, b, return_tensors="pt")).seq_relationship_logits[0]
+            logits = getattr(model(**tok(a, b, return_tensors="pt")), output)[0]
         worst = max(worst, max(abs(x - y) for x, y in zip(got["logits"], logits.tolist())))
     return worst
 
 
+def nsp(path):
+    return pretrain(path, "BertForNextSentencePrediction", "logits")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    for task in ("classify", "ner", "qa", "pretrain"):
+    for task in ("classify", "ner", "qa", "pretrain", "nsp"):
         ap.add_argument(f"--{task}")
     a = ap.parse_args()
     failed = False
-    for task, check in (("classify", classify), ("ner", ner), ("qa", qa), ("pretrain", pretrain)):
+    for task, check in (("classify", classify), ("ner", ner), ("qa", qa), ("pretrain", pretrain),
+                        ("nsp", nsp)):
         path = getattr(a, task)
         if path:
             d = check(path)

@@ -471,3 +471,58 @@ fn train_ner_on_conll_writes_a_model_that_bert_ner_runs() {
     assert_eq!(code, 1);
     assert!(err.contains("expected `word ... TAG`"), "{err}");
 }
+
+#[test]
+fn train_nsp_on_plain_text_writes_a_model_that_bert_nsp_runs() {
+    let d = scratch("nsp");
+    let data = d.join("stories.txt");
+    let doc = |name: &str| {
+        format!(
+            "{name} woke early. {name} walked to the harbour. The boats were already out. \
+             {name} waited for the ferry.\n\n"
+        )
+    };
+    std::fs::write(
+        &data,
+        doc("Anna") + &doc("Boris") + &doc("Clara") + &doc("Dmitri"),
+    )
+    .unwrap();
+    let out = d.join("model");
+    let minilm = minilm();
+    let (code, _, err) = bert(&[
+        "train",
+        "nsp",
+        "--model",
+        s(&minilm),
+        "--data",
+        s(&data),
+        "--eval",
+        s(&data),
+        "--out",
+        s(&out),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--max-seq-len",
+        "32",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("held-out NSP accuracy"), "{err}");
+    assert!(err.contains("(new head)"), "{err}");
+    let config = std::fs::read_to_string(out.join("config.json")).unwrap();
+    assert!(config.contains("BertForNextSentencePrediction"), "{config}");
+    let (code, outp, err) = bert(&[
+        "nsp",
+        "--model",
+        s(&out),
+        "Anna woke early.",
+        "Anna walked to the harbour.",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(outp.contains("is_next"), "{outp}");
+    std::fs::write(&data, "One lonely document. With two sentences.\n").unwrap();
+    let (code, _, err) = bert(&["train", "nsp", "--data", s(&data), "--out", s(&out)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("need at least 2 documents"), "{err}");
+}

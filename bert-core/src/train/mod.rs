@@ -116,6 +116,19 @@ impl Grads {
             .zip(self.shapes.iter().map(Vec::as_slice))
     }
 
+    /// Call parameter `from` `to` instead (a head trained under one name and saved under
+    /// another: a sequence classifier's `classifier` as NSP's `cls.seq_relationship`). False,
+    /// and no change, when there is no `from`.
+    pub fn rename(&mut self, from: &str, to: &str) -> bool {
+        match self.names.iter().position(|n| n == from) {
+            Some(i) => {
+                self.names[i] = String::from(to);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The gradient of parameter `name`.
     pub fn get(&self, name: &str) -> Option<&[f32]> {
         let i = self.names.iter().position(|n| n == name)?;

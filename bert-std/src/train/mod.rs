@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod classify;
 pub mod data;
 pub mod ner;
+pub mod nsp;
 pub mod pretrain;
 pub mod qa;
 pub mod qa_data;

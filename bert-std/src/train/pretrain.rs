@@ -124,8 +124,8 @@ pub fn read_corpus(path: &Path) -> Result<(Corpus, Vec<(usize, String)>)> {
         return Err(Error::file(
             path,
             format!(
-                "pre-training needs at least 2 documents and 3 sentences; found {} and {} ({} \
-                 lines skipped)",
+                "sentence pairs (pre-training, NSP) need at least 2 documents and 3 sentences; \
+                 found {} and {} ({} lines skipped)",
                 corpus.documents.len(),
                 corpus.sentences(),
                 skipped.len()
@@ -157,15 +157,20 @@ pub struct PretrainReport {
 }
 
 /// One NSP pair: A and B, encoded together, and the label (0: B follows A).
-struct Pair {
-    enc: Encoding,
-    label: i64,
+pub(super) struct Pair {
+    pub(super) enc: Encoding,
+    pub(super) label: i64,
     a: String,
     b: String,
 }
 
 /// (A, B) pairs of a corpus with their NSP labels, encoded.
-fn pairs(tok: &Tokenizer, corpus: &Corpus, max_seq_len: usize, rng: &mut Rng) -> Result<Vec<Pair>> {
+pub(super) fn pairs(
+    tok: &Tokenizer,
+    corpus: &Corpus,
+    max_seq_len: usize,
+    rng: &mut Rng,
+) -> Result<Vec<Pair>> {
     let lengths: Vec<usize> = corpus.documents.iter().map(Vec::len).collect();
     let flat: Vec<&String> = corpus.documents.iter().flatten().collect();
     create_nsp_examples_across_documents(&lengths, rng)?
@@ -371,27 +376,36 @@ pub fn pretrain(
     let after = eval_mlm(&model, &mut ws)?;
     drop(model);
 
-    // NSP accuracy of the checkpoint as written, through the pipeline.
-    let nsp = NextSentencePrediction::load(out, LoadOptions::default())?;
-    let inputs: Vec<(&str, &str)> = held.iter().map(|d| (d.a.as_str(), d.b.as_str())).collect();
-    let predicted = nsp.run(&inputs, &())?;
-    let correct = predicted
-        .iter()
-        .zip(&held)
-        .filter(|(p, d)| i64::from(p.is_next < 0.5) == d.label)
-        .count();
-    let positives = held.iter().filter(|d| d.label == 0).count();
-    let n = held.len().max(1) as f32;
+    let (nsp_accuracy, nsp_majority) = held_out_nsp(out, &held)?;
     Ok(PretrainReport {
         losses,
         parts,
         pairs: data.len(),
         eval_pairs: held.len(),
-        nsp_accuracy: correct as f32 / n,
-        nsp_majority: positives.max(held.len() - positives) as f32 / n,
+        nsp_accuracy,
+        nsp_majority,
         eval_mlm: (before, after),
         out: out.to_path_buf(),
     })
+}
+
+/// NSP accuracy on `held` of the checkpoint in `dir` as written, through the NSP pipeline, and
+/// the share of the more frequent label (the baseline).
+pub(super) fn held_out_nsp(dir: &Path, held: &[Pair]) -> Result<(f32, f32)> {
+    let nsp = NextSentencePrediction::load(dir, LoadOptions::default())?;
+    let inputs: Vec<(&str, &str)> = held.iter().map(|d| (d.a.as_str(), d.b.as_str())).collect();
+    let predicted = nsp.run(&inputs, &())?;
+    let correct = predicted
+        .iter()
+        .zip(held)
+        .filter(|(p, d)| i64::from(p.is_next < 0.5) == d.label)
+        .count();
+    let positives = held.iter().filter(|d| d.label == 0).count();
+    let n = held.len().max(1) as f32;
+    Ok((
+        correct as f32 / n,
+        positives.max(held.len() - positives) as f32 / n,
+    ))
 }
 
 #[cfg(test)]

@@ -33,6 +33,11 @@ pub enum TrainKind {
     /// "context" or "document"; repeated documents read once) or plain text (documents
     /// separated by blank lines); scored by held-out NSP accuracy and MLM loss.
     Pretrain(PretrainArgs),
+    /// Next-sentence-prediction fine-tuning (HF's BertForNextSentencePrediction: the NSP loss
+    /// alone) on the sentence pairs of documents read as `pretrain` reads them; starts from the
+    /// model's NSP head when it has one (e.g. a `pretrain` checkpoint); scored by held-out NSP
+    /// accuracy.
+    Nsp(NspArgs),
 }
 
 /// What every `bert train` command takes.
@@ -189,6 +194,19 @@ pub struct PretrainArgs {
     pub mlm_probability: f64,
 }
 
+/// `bert train nsp`.
+#[derive(Args)]
+pub struct NspArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 5e-5)]
+    pub lr: f32,
+    /// Longest sentence pair in tokens (longer ones are truncated).
+    #[arg(long, default_value_t = 128)]
+    pub max_seq_len: usize,
+}
+
 /// The training steps' pace: examples per second over the steps after the first (the first
 /// pays for warm-up; loading, evaluation and checkpoints are not steps).
 #[derive(Default)]
@@ -264,6 +282,7 @@ pub fn train(kind: TrainKind) -> Result<ExitCode> {
         TrainKind::Ner(a) => train_ner(a),
         TrainKind::Qa(a) => train_qa(a),
         TrainKind::Pretrain(a) => train_pretrain(a),
+        TrainKind::Nsp(a) => train_nsp(a),
     }
 }
 
@@ -468,6 +487,43 @@ fn train_pretrain(a: PretrainArgs) -> Result<ExitCode> {
         report.nsp_accuracy,
         report.eval_pairs,
         report.nsp_majority,
+        report.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn train_nsp(a: NspArgs) -> Result<ExitCode> {
+    use bert_std::train::nsp::train_nsp;
+    use bert_std::train::pretrain::read_corpus;
+    let c = &a.common;
+    let options = c.options(a.lr, a.max_seq_len)?;
+    let base = c.base()?;
+    let (corpus, skipped) = read_corpus(&c.data)?;
+    print_skipped(&c.data, &skipped);
+    let (train, eval) = match &c.eval {
+        Some(p) => {
+            let (e, skipped) = read_corpus(p)?;
+            print_skipped(p, &skipped);
+            (corpus, e)
+        }
+        None => corpus.split(0.2, c.seed),
+    };
+    let started = Instant::now();
+    let (bar, _, progress) = progress_bar();
+    let report = train_nsp(&base, &train, &eval, &options, &c.out, progress)?;
+    bar.finish_and_clear();
+    let before = report
+        .accuracy_before
+        .map_or(String::from("new head"), |a| format!("{a:.3} before"));
+    eprintln!(
+        "trained {} steps on {} pairs in {:.1} s; held-out NSP accuracy {:.3} ({before}) on {} \
+         pairs (majority {:.3}); model and loss_curve.svg in {}",
+        report.losses.len(),
+        report.pairs,
+        started.elapsed().as_secs_f64(),
+        report.accuracy,
+        report.eval_pairs,
+        report.majority,
         report.out.display()
     );
     Ok(ExitCode::SUCCESS)
