@@ -425,21 +425,33 @@ fn train_qa(a: QaArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn train_pretrain(a: PretrainArgs) -> Result<ExitCode> {
-    use bert_std::train::pretrain::{pretrain, read_corpus};
-    let c = &a.common;
-    let options = c.options(a.lr, a.max_seq_len)?;
-    let base = c.base()?;
+/// The documents of `--data`, and held-out ones: `--eval`'s, else a seeded 20% of them (split
+/// by document); skipped lines are named.
+fn documents(
+    c: &Common,
+) -> Result<(
+    bert_std::train::pretrain::Corpus,
+    bert_std::train::pretrain::Corpus,
+)> {
+    use bert_std::train::pretrain::read_corpus;
     let (corpus, skipped) = read_corpus(&c.data)?;
     print_skipped(&c.data, &skipped);
-    let (train, eval) = match &c.eval {
+    Ok(match &c.eval {
         Some(p) => {
             let (e, skipped) = read_corpus(p)?;
             print_skipped(p, &skipped);
             (corpus, e)
         }
         None => corpus.split(0.2, c.seed),
-    };
+    })
+}
+
+fn train_pretrain(a: PretrainArgs) -> Result<ExitCode> {
+    use bert_std::train::pretrain::pretrain;
+    let c = &a.common;
+    let options = c.options(a.lr, a.max_seq_len)?;
+    let base = c.base()?;
+    let (train, eval) = documents(c)?;
     eprintln!(
         "pre-training on {} documents ({} sentences), evaluating on {} ({} sentences)",
         train.documents.len(),
@@ -494,20 +506,10 @@ fn train_pretrain(a: PretrainArgs) -> Result<ExitCode> {
 
 fn train_nsp(a: NspArgs) -> Result<ExitCode> {
     use bert_std::train::nsp::train_nsp;
-    use bert_std::train::pretrain::read_corpus;
     let c = &a.common;
     let options = c.options(a.lr, a.max_seq_len)?;
     let base = c.base()?;
-    let (corpus, skipped) = read_corpus(&c.data)?;
-    print_skipped(&c.data, &skipped);
-    let (train, eval) = match &c.eval {
-        Some(p) => {
-            let (e, skipped) = read_corpus(p)?;
-            print_skipped(p, &skipped);
-            (corpus, e)
-        }
-        None => corpus.split(0.2, c.seed),
-    };
+    let (train, eval) = documents(c)?;
     let started = Instant::now();
     let (bar, _, progress) = progress_bar();
     let report = train_nsp(&base, &train, &eval, &options, &c.out, progress)?;
