@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Goldens for bert-std/tests/hf_roundtrip.rs: checkpoints that `bert train` wrote, and what
+transformers computes from them.
+
+1. A tiny BERT (2 layers, hidden 16, a small WordPiece vocabulary; random weights N(0, 0.2), seed 0) is
+   saved with transformers as the base model: roundtrip/base.
+2. `target/release/bert train {classify,ner,qa,pretrain,nsp}` fine-tunes it on a few lines of
+   data (roundtrip/data) into roundtrip/<task> (nsp starts from the pretrain checkpoint).
+3. transformers loads each checkpoint (its own class for the architecture in config.json) and
+   writes its outputs on fixed inputs to roundtrip/<task>/transformers.json:
+   classification and tagging probabilities, the QA span scores, the NSP logits.
+
+The Rust test runs `bert` on the same checkpoints and inputs and compares (<= 1e-4); it also
+retrains each one and checks that the new checkpoint has the same tensors and config fields.
+
+    cargo build --release -p bert-std
+    python3 bert-std/tests/goldens/generate_roundtrip.py
+"""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+import torch
+from transformers import (BertConfig, BertForNextSentencePrediction, BertForPreTraining,
+                          BertForQuestionAnswering, BertForSequenceClassification,
+                          BertForTokenClassification, BertModel, BertTokenizerFast)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+OUT = os.path.join(HERE, "roundtrip")
+BERT = os.path.join(ROOT, "target", "release", "bert")
+
+CLASSIFY = [("a wonderful moving film", "pos"), ("dull and far too long", "neg"),
+            ("loved every minute of it", "pos"), ("a boring mess", "neg"),
+            ("the best film of the year", "pos"), ("i want my time back", "neg"),
+            ("great acting and a fine story", "pos"), ("the plot makes no sense", "neg")]
+NER = [[("angela", "B-PER"), ("merkel", "I-PER"), ("visited", "O"), ("paris", "B-LOC")],
+       [("john", "B-PER"), ("flew", "O"), ("to", "O"), ("berlin", "B-LOC")],
+       [("the", "O"), ("film", "O"), ("was", "O"), ("made", "O"), ("in", "O"), ("paris", "B-LOC")],
+       [("anna", "B-PER"), ("lives", "O"), ("in", "O"), ("berlin", "B-LOC")]]
+QA = [("where was einstein born", "albert einstein was born in ulm in germany", "ulm"),
+      ("who wrote the book", "the book was written by a retired sailor", "a retired sailor"),
+      ("where does anna live", "anna lives in berlin with her cat", "berlin"),
+      ("what did john fly to", "john flew to paris on monday", "paris")]
+DOCS = ["anna woke early. she walked to the harbour. the boats were out. she waited.",
+        "john flew to berlin. the film was made in paris. he loved the film.",
+        "the book was written by a retired sailor. it was a boring mess. nobody read it.",
+        "einstein was born in ulm. he lived in berlin. he wrote a book."]
+TEXTS = ["a wonderful film", "the plot was dull", "angela visited berlin"]
+NER_TEXTS = ["angela merkel visited paris", "john flew to berlin"]
+PAIRS = [("anna woke early.", "she walked to the harbour."),
+         ("anna woke early.", "the book was written by a retired sailor.")]
+
+
+def vocab():
+    words = set()
+    for t, _ in CLASSIFY:
+        words.update(t.split())
+    for s in NER:
+        words.update(w for w, _ in s)
+    for q, c, _ in QA:
+        words.update((q + " " + c).split())
+    for d in DOCS:
+        words.update(d.replace(".", " .").split())
+    for t in TEXTS:
+        words.update(t.split())
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    pieces = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ","]
+    pieces += list(letters) + ["##" + c for c in letters]
+    return pieces + sorted(w for w in words if w not in pieces)
+
+
+def base(path):
+    torch.manual_seed(0)
+    pieces = vocab()
+    os.makedirs(path)
+    with open(os.path.join(path, "vocab.txt"), "w") as f:
+        f.write("\n".join(pieces) + "\n")
+    BertTokenizerFast(os.path.join(path, "vocab.txt"), do_lower_case=True).save_pretrained(path)
+    config = BertConfig(vocab_size=len(pieces), hidden_size=16, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=32,
+                        max_position_embeddings=64, initializer_range=0.2)
+    BertModel(config).save_pretrained(path)
+
+
+def data(path):
+    os.makedirs(path)
+    with open(os.path.join(path, "classify.jsonl"), "w") as f:
+        for t, label in CLASSIFY:
+            f.write(json.dumps({"text": t, "label": label}) + "\n")
+    with open(os.path.join(path, "ner.conll"), "w") as f:
+        for s in NER:
+            f.write("".join(f"{w} X X {tag}\n" for w, tag in s) + "\n")
+    with open(os.path.join(path, "qa.jsonl"), "w") as f:
+        for q, c, a in QA:
+            f.write(json.dumps({"question": q, "passage": c, "answer": a}) + "\n")
+    with open(os.path.join(path, "docs.txt"), "w") as f:
+        f.write("\n\n".join(DOCS) + "\n")
+
+
+# The command that trains each checkpoint (the Rust test runs the same ones).
+COMMANDS = {
+    "classify": ["classify", "--data", "classify.jsonl", "--lr", "1e-2", "--epochs", "4"],
+    "ner": ["ner", "--data", "ner.conll", "--lr", "1e-2", "--epochs", "30"],
+    "qa": ["qa", "--data", "qa.jsonl", "--lr", "1e-2", "--epochs", "4"],
+    "pretrain": ["pretrain", "--data", "docs.txt", "--lr", "1e-2", "--epochs", "4"],
+    "nsp": ["nsp", "--data", "docs.txt", "--lr", "1e-2", "--epochs", "4"],
+}
+COMMON = ["--batch-size", "4", "--max-seq-len", "32", "--seed", "7"]
+
+
+def train(task, workdir):
+    start = os.path.join(OUT, "pretrain") if task == "nsp" else os.path.join(OUT, "base")
+    cmd, out = COMMANDS[task], os.path.join(OUT, task)
+    d = os.path.join(OUT, "data")
+    args = [BERT, "train", cmd[0], "--model", start, "--out", out, *COMMON]
+    args += [os.path.join(d, cmd[2]) if a == cmd[2] else a for a in cmd[1:]]
+    args += ["--eval", os.path.join(d, cmd[2])]
+    subprocess.run(args, check=True, cwd=workdir)
+    for extra in ("loss_curve.svg", "trainer_state.safetensors"):
+        if os.path.exists(os.path.join(out, extra)):
+            os.remove(os.path.join(out, extra))
+
+
+def softmax(logits):
+    return logits.softmax(-1)[0].tolist()
+
+
+def reference(task):
+    path = os.path.join(OUT, task)
+    tok = BertTokenizerFast.from_pretrained(path)
+    cls = {"classify": BertForSequenceClassification, "ner": BertForTokenClassification,
+           "qa": BertForQuestionAnswering, "pretrain": BertForPreTraining,
+           "nsp": BertForNextSentencePrediction}[task]
+    model = cls.from_pretrained(path, attn_implementation="eager").eval()
+    out = {}
+    with torch.no_grad():
+        if task in ("classify", "ner"):
+            for t in TEXTS if task == "classify" else NER_TEXTS:
+                logits = model(**tok(t, return_tensors="pt")).logits
+                out[t] = softmax(logits)
+        elif task == "qa":
+            for q, c, _ in QA:
+                enc = tok(q, c, return_tensors="pt", return_offsets_mapping=True)
+                offsets = enc.pop("offset_mapping")[0]
+                r = model(**enc)
+                ctx = [i for i, s in enumerate(enc.sequence_ids(0)) if s == 1]
+                allowed = torch.full_like(r.start_logits[0], -10000.0)
+                allowed[ctx] = 0.0
+                allowed[0] = 0.0
+                ps = (r.start_logits[0] + allowed).softmax(-1)
+                pe = (r.end_logits[0] + allowed).softmax(-1)
+                score, s, e = max(((ps[s] * pe[e]).item(), s, e)
+                                  for s in ctx for e in ctx if s <= e < s + 15)
+                out[q] = {"answer": c[offsets[s][0]:offsets[e][1]], "score": score}
+        else:
+            for a, b in PAIRS:
+                r = model(**tok(a, b, return_tensors="pt"))
+                logits = r.seq_relationship_logits if task == "pretrain" else r.logits
+                out[f"{a} || {b}"] = logits[0].tolist()
+    labels = {str(k): v for k, v in model.config.id2label.items()}
+    with open(os.path.join(path, "transformers.json"), "w") as f:
+        json.dump({"id2label": labels, "outputs": out}, f, indent=1)
+
+
+def main():
+    shutil.rmtree(OUT, ignore_errors=True)
+    base(os.path.join(OUT, "base"))
+    data(os.path.join(OUT, "data"))
+    with tempfile.TemporaryDirectory() as work:
+        for task in COMMANDS:
+            train(task, work)
+            reference(task)
+    with open(os.path.join(OUT, "commands.json"), "w") as f:
+        json.dump({"common": COMMON, "tasks": COMMANDS, "texts": TEXTS, "ner_texts": NER_TEXTS, "pairs": PAIRS,
+                   "qa": [[q, c] for q, c, _ in QA]}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
