@@ -5,7 +5,8 @@
 //! `bert` runs the same checkpoints on the same inputs (≤ 1e-4). Then each is trained again
 //! with the same command: the new checkpoint has the same tensors and config fields, and gives
 //! the same outputs (within 1e-2: the last bits of a few AdamW steps may drift between kernel
-//! versions, while a misnamed or misplaced tensor moves them by far more).
+//! versions, while a misnamed or misplaced tensor moves them by far more). And each goes through
+//! `bert quantize` (f16, int8) and still gives transformers' f32 outputs within 1e-3 / 1e-2.
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -194,5 +195,31 @@ fn training_again_writes_the_same_checkpoint() {
         let (diff, at) = worst(&values);
         eprintln!("{task} trained again: max abs diff {diff:.2e} ({at})");
         assert!(diff <= 1e-2, "{task}: {diff} at {at}");
+    }
+}
+
+#[test]
+fn trained_checkpoints_go_through_bert_quantize() {
+    let scratch = Scratch::new("roundtrip-quantize");
+    for task in TASKS {
+        for dtype in ["f16", "int8"] {
+            let src = root().join(task);
+            let dst = scratch.join(format!("{task}-{dtype}"));
+            let (code, _, err) = bert(&[
+                "quantize",
+                src.to_str().unwrap(),
+                dst.to_str().unwrap(),
+                "--dtype",
+                dtype,
+            ]);
+            assert_eq!(code, 0, "{task} {dtype}: {err}");
+            // transformers' f32 outputs, within what the precision allows (measured: f16 at
+            // most 6.5e-5, int8 1.1e-3).
+            let (values, _) = compare(task, &dst);
+            let (diff, at) = worst(&values);
+            eprintln!("{task} {dtype}: max abs diff {diff:.2e} ({at})");
+            let bound = if dtype == "f16" { 1e-3 } else { 1e-2 };
+            assert!(diff <= bound, "{task} {dtype}: {diff} at {at}");
+        }
     }
 }
