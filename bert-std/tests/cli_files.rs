@@ -526,3 +526,43 @@ fn train_nsp_on_plain_text_writes_a_model_that_bert_nsp_runs() {
     assert_eq!(code, 1);
     assert!(err.contains("need at least 2 documents"), "{err}");
 }
+
+#[test]
+fn train_names_held_out_labels_the_training_data_lacks() {
+    let d = scratch("unseen");
+    let (data, eval) = (d.join("train.jsonl"), d.join("eval.jsonl"));
+    std::fs::write(
+        &data,
+        "{\"text\": \"great fun\", \"label\": \"pos\"}\n{\"text\": \"awful\", \"label\": \"neg\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &eval,
+        "{\"text\": \"meh\", \"label\": \"neutral\"}\n{\"text\": \"so so\", \"label\": \"neutral\"}\n{\"text\": \"fun\", \"label\": \"pos\"}\n",
+    )
+    .unwrap();
+    let minilm = minilm();
+    let out = d.join("model");
+    let (code, _, err) = bert(&[
+        "train",
+        "classify",
+        "--model",
+        s(&minilm),
+        "--data",
+        s(&data),
+        "--eval",
+        s(&eval),
+        "--out",
+        s(&out),
+        "--epochs",
+        "1",
+        "--max-seq-len",
+        "16",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("held-out label \"neutral\" (2 examples) never occurs in the training data"),
+        "{err}"
+    );
+    assert!(!err.contains("\"pos\" ("), "{err}");
+}

@@ -286,6 +286,26 @@ pub fn train(kind: TrainKind) -> Result<ExitCode> {
     }
 }
 
+/// Name the held-out labels that no training example has (the model gets an output for each,
+/// but cannot learn it), with how many held-out `what` carry each.
+fn warn_unseen_labels<'a>(
+    train: impl Iterator<Item = &'a str>,
+    eval: impl Iterator<Item = &'a str>,
+    what: &str,
+) {
+    let seen: std::collections::BTreeSet<&str> = train.collect();
+    let mut unseen = std::collections::BTreeMap::<&str, usize>::new();
+    for label in eval.filter(|l| !seen.contains(l)) {
+        *unseen.entry(label).or_default() += 1;
+    }
+    for (label, n) in unseen {
+        eprintln!(
+            "warning: held-out label {label:?} ({n} {what}) never occurs in the training data: \
+             the model has an output for it but cannot learn it"
+        );
+    }
+}
+
 fn train_classify(a: ClassifyArgs) -> Result<ExitCode> {
     let c = &a.common;
     let options = c.options(a.lr, a.max_seq_len)?;
@@ -305,6 +325,11 @@ fn train_classify(a: ClassifyArgs) -> Result<ExitCode> {
         train.len(),
         data.skipped.len(),
         eval.len()
+    );
+    warn_unseen_labels(
+        train.iter().map(|e| e.label.as_str()),
+        eval.iter().map(|e| e.label.as_str()),
+        "examples",
     );
     let (bar, pace, progress) = progress_bar();
     let started = Instant::now();
@@ -350,6 +375,11 @@ fn train_ner(a: NerArgs) -> Result<ExitCode> {
         "training on {} sentences, evaluating on {}",
         train.len(),
         eval.len()
+    );
+    warn_unseen_labels(
+        train.iter().flat_map(|x| x.tags.iter().map(String::as_str)),
+        eval.iter().flat_map(|x| x.tags.iter().map(String::as_str)),
+        "words",
     );
     let started = Instant::now();
     let (bar, _, progress) = progress_bar();
