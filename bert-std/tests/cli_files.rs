@@ -521,6 +521,33 @@ fn train_nsp_on_plain_text_writes_a_model_that_bert_nsp_runs() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(outp.contains("is_next"), "{outp}");
+    // A masked LM has no pooler: it gets a new one, as HF gives it one. Without --eval, 20% of
+    // four documents is one: too few for pairs across documents, and the error says so.
+    let splade = splade();
+    let from_mlm = d.join("from-mlm");
+    let mut args = vec![
+        "train",
+        "nsp",
+        "--model",
+        s(&splade),
+        "--data",
+        s(&data),
+        "--out",
+        s(&from_mlm),
+        "--epochs",
+        "1",
+        "--max-seq-len",
+        "32",
+    ];
+    let (code, _, err) = bert(&args);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("the held-out documents cannot make NSP pairs"),
+        "{err}"
+    );
+    args.extend(["--eval", s(&data)]);
+    let (code, _, err) = bert(&args);
+    assert_eq!(code, 0, "{err}");
     std::fs::write(&data, "One lonely document. With two sentences.\n").unwrap();
     let (code, _, err) = bert(&["train", "nsp", "--data", s(&data), "--out", s(&out)]);
     assert_eq!(code, 1);

@@ -3,7 +3,8 @@
 //! Pairs come from the same documents and the same core draw as pre-training
 //! ([`create_nsp_examples_across_documents`](bert_core::pretraining::create_nsp_examples_across_documents)).
 //! The head starts from the base model's `cls.seq_relationship` when it has one (a pre-trained
-//! checkpoint, e.g. from `bert train pretrain`), else as HF initializes it. The step is the
+//! checkpoint, e.g. from `bert train pretrain`), else as HF initializes it, and so does the
+//! pooler when the base has none. The step is the
 //! sequence-classification trainer's with two labels (the same pooler and linear head, so the
 //! same exact backward); the head is saved under NSP's name, so the checkpoint is an HF
 //! `BertForNextSentencePrediction` directory that transformers and the NSP pipeline load.
@@ -16,7 +17,7 @@ use bert_core::train::seqcls::SeqClsTrainer;
 use bert_core::{BertForSequenceClassification, Dtype, Weights};
 
 use super::classify::{Step, TrainOptions};
-use super::pretrain::{held_out_nsp, pairs, Corpus};
+use super::pretrain::{held_out_nsp, train_and_held_pairs, Corpus};
 use crate::batching::Padded;
 use crate::error::{Error, Result};
 use crate::model_dir::ModelDir;
@@ -88,14 +89,22 @@ pub fn train_nsp(
     let mut buffers: Vec<&[u8]> = files.iter().map(|f| &**f).collect();
     let base_weights = Weights::from_buffers(&buffers)?;
     let had_head = base_weights.contains(&format!("{HEAD}.weight"));
-    let head = starting_head(&base_weights, config.hidden_size, &mut rng)?;
+    let h = config.hidden_size;
+    let head = starting_head(&base_weights, h, &mut rng)?;
+    // A base without a pooler (a masked LM) gets one as HF initializes it.
+    let pooler = format!("{}pooler.dense", base_weights.encoder_prefix());
+    let new_pooler = if base_weights.contains(&format!("{pooler}.weight")) {
+        None
+    } else {
+        Some(super::new_linear(&mut rng, &pooler, h, h)?)
+    };
     buffers.push(&head);
+    buffers.extend(new_pooler.as_deref());
     let weights = Weights::from_buffers(&buffers)?;
     let mut model = BertForSequenceClassification::load(&config, &weights)?;
 
     let mut pair_rng = Rng::new(o.seed ^ 0x9a1);
-    let data = pairs(&tok, train, o.max_seq_len, &mut pair_rng)?;
-    let held = pairs(&tok, eval, o.max_seq_len, &mut pair_rng)?;
+    let (data, held) = train_and_held_pairs(&tok, (train, eval), o.max_seq_len, &mut pair_rng)?;
     let accuracy_before = if had_head {
         Some(held_out_nsp(base, &held)?.0)
     } else {

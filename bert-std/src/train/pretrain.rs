@@ -165,12 +165,7 @@ pub(super) struct Pair {
 }
 
 /// (A, B) pairs of a corpus with their NSP labels, encoded.
-pub(super) fn pairs(
-    tok: &Tokenizer,
-    corpus: &Corpus,
-    max_seq_len: usize,
-    rng: &mut Rng,
-) -> Result<Vec<Pair>> {
+fn pairs(tok: &Tokenizer, corpus: &Corpus, max_seq_len: usize, rng: &mut Rng) -> Result<Vec<Pair>> {
     let lengths: Vec<usize> = corpus.documents.iter().map(Vec::len).collect();
     let flat: Vec<&String> = corpus.documents.iter().flatten().collect();
     create_nsp_examples_across_documents(&lengths, rng)?
@@ -186,6 +181,25 @@ pub(super) fn pairs(
             })
         })
         .collect()
+}
+
+/// The NSP pairs of the training and the held-out documents, drawn in that order from `rng`;
+/// an error names which set could not make any.
+pub(super) fn train_and_held_pairs(
+    tok: &Tokenizer,
+    (train, eval): (&Corpus, &Corpus),
+    max_seq_len: usize,
+    rng: &mut Rng,
+) -> Result<(Vec<Pair>, Vec<Pair>)> {
+    let named = |what: &str, e: Error| match e {
+        Error::Core(bert_core::Error::InvalidInput(m)) => Error::Input(format!(
+            "the {what} documents cannot make NSP pairs ({m}); give more documents or --eval"
+        )),
+        other => other,
+    };
+    let data = pairs(tok, train, max_seq_len, rng).map_err(|e| named("training", e))?;
+    let held = pairs(tok, eval, max_seq_len, rng).map_err(|e| named("held-out", e))?;
+    Ok((data, held))
 }
 
 /// The pre-training heads `weights` lacks, as HF initializes them (dense and NSP weights
@@ -279,8 +293,7 @@ pub fn pretrain(
     let mut model = BertForPreTraining::load(&config, &weights)?;
 
     let mut pair_rng = Rng::new(o.seed ^ 0x9a1);
-    let data = pairs(&tok, train, o.max_seq_len, &mut pair_rng)?;
-    let held = pairs(&tok, eval, o.max_seq_len, &mut pair_rng)?;
+    let (data, held) = train_and_held_pairs(&tok, (train, eval), o.max_seq_len, &mut pair_rng)?;
     let specials = [tok.special.cls, tok.special.sep, tok.special.pad];
     let masking = MaskingConfig {
         mlm_probability,
