@@ -1,6 +1,6 @@
 //! The seed's walk-through, step by step: hidden-state shape, the three embedding components,
-//! fill-mask top-5, and the NSP probability (with `--nsp-model DIR`; no NSP checkpoint can be
-//! fetched offline).
+//! fill-mask top-5, and the NSP probability (with `--nsp-model DIR`, else with the project's own
+//! NSP model once the `nsp` example has trained it; no NSP checkpoint can be fetched offline).
 //!
 //!     cargo run --release --example quickstart
 
@@ -87,9 +87,15 @@ fn main() {
         println!("  {:.4}  {}", p.score, p.token_str);
     }
 
-    // 4. Next-sentence prediction.
-    match args.nsp_model {
+    // 4. Next-sentence prediction: the given checkpoint, else the project's own NSP model when
+    // the `nsp` example has trained it into the model cache.
+    let own = bert_std::fetch::models_root().join("minilm-nsp");
+    let nsp_model = args
+        .nsp_model
+        .or_else(|| own.join("model.safetensors").is_file().then_some(own));
+    match nsp_model {
         Some(dir) => {
+            println!("NSP with {}:", dir.display());
             let nsp = exit_on_error(NextSentencePrediction::load(&dir, LoadOptions::default()));
             let a = "The cat sat on the mat.";
             for b in ["It was very comfortable.", "The sky is blue today."] {
@@ -98,7 +104,8 @@ fn main() {
             }
         }
         None => println!(
-            "NSP: skipped — no checkpoint with the NSP head can be fetched offline; pass --nsp-model DIR \
+            "NSP: skipped — no checkpoint with the NSP head can be fetched offline; run `cargo run \
+             --release --example nsp` once (it trains the project's own), or pass --nsp-model DIR \
              (e.g. bert-base-uncased)"
         ),
     }
