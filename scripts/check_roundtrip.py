@@ -71,6 +71,25 @@ def ner(path):
     return worst
 
 
+def best_span(model, tok, question, context, longest=15):
+    """transformers' best answer to `question` in `context` and its p(start)·p(end), scored as
+    the QA pipeline scores a window (context tokens and [CLS] allowed, at most `longest`
+    tokens)."""
+    enc = tok(question, context, return_tensors="pt", return_offsets_mapping=True)
+    offsets = enc.pop("offset_mapping")[0]
+    with torch.no_grad():
+        out = model(**enc)
+    ctx = [i for i, s in enumerate(enc.sequence_ids(0)) if s == 1]
+    allowed = torch.full_like(out.start_logits[0], -10000.0)
+    allowed[ctx] = 0.0
+    allowed[0] = 0.0
+    ps = (out.start_logits[0] + allowed).softmax(-1)
+    pe = (out.end_logits[0] + allowed).softmax(-1)
+    score, s, e = max(((ps[s] * pe[e]).item(), s, e)
+                      for s in ctx for e in ctx if s <= e < s + longest)
+    return context[offsets[s][0]:offsets[e][1]], score
+
+
 def qa(path):
     from transformers import BertForQuestionAnswering
     model, tok = load(BertForQuestionAnswering, path)
@@ -79,19 +98,7 @@ def qa(path):
     worst = 0.0
     for q, c in cases:
         got = ours("qa", "--model", path, "--question", q, "--context", c)[0][0]
-        enc = tok(q, c, return_tensors="pt", return_offsets_mapping=True)
-        offsets = enc.pop("offset_mapping")[0]
-        with torch.no_grad():
-            out = model(**enc)
-        ctx = [i for i, s in enumerate(enc.sequence_ids(0)) if s == 1]
-        allowed = torch.full_like(out.start_logits[0], -10000.0)
-        allowed[ctx] = 0.0
-        allowed[0] = 0.0
-        ps = (out.start_logits[0] + allowed).softmax(-1)
-        pe = (out.end_logits[0] + allowed).softmax(-1)
-        best = max(((ps[s] * pe[e]).item(), s, e) for s in ctx for e in ctx if s <= e < s + 15)
-        score, s, e = best
-        text = c[offsets[s][0]:offsets[e][1]]
+        text, score = best_span(model, tok, q, c)
         if text != got["answer"]:
             sys.exit(f"qa: transformers answers {text!r}, bert {got['answer']!r}")
         worst = max(worst, abs(score - got["score"]))

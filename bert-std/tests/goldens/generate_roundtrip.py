@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 
 import torch
@@ -29,6 +30,8 @@ from transformers import (BertConfig, BertForNextSentencePrediction, BertForPreT
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from check_roundtrip import best_span  # noqa: E402  (the QA pipeline's span scoring)
 OUT = os.path.join(HERE, "roundtrip")
 BERT = os.path.join(ROOT, "target", "release", "bert")
 
@@ -143,18 +146,8 @@ def reference(task):
                 out[t] = softmax(logits)
         elif task == "qa":
             for q, c, _ in QA:
-                enc = tok(q, c, return_tensors="pt", return_offsets_mapping=True)
-                offsets = enc.pop("offset_mapping")[0]
-                r = model(**enc)
-                ctx = [i for i, s in enumerate(enc.sequence_ids(0)) if s == 1]
-                allowed = torch.full_like(r.start_logits[0], -10000.0)
-                allowed[ctx] = 0.0
-                allowed[0] = 0.0
-                ps = (r.start_logits[0] + allowed).softmax(-1)
-                pe = (r.end_logits[0] + allowed).softmax(-1)
-                score, s, e = max(((ps[s] * pe[e]).item(), s, e)
-                                  for s in ctx for e in ctx if s <= e < s + 15)
-                out[q] = {"answer": c[offsets[s][0]:offsets[e][1]], "score": score}
+                answer, score = best_span(model, tok, q, c)
+                out[q] = {"answer": answer, "score": score}
         else:
             for a, b in PAIRS:
                 r = model(**tok(a, b, return_tensors="pt"))
