@@ -145,17 +145,9 @@ impl<'a> BertLayer<'a> {
                 Qkv::fused(qkv, h)
             }
             None => {
-                let third = qkv.len() / 3;
-                let (query, rest) = qkv.split_at_mut(third);
-                let (key, value) = rest.split_at_mut(third);
-                for (linear, out) in [
-                    (&sa.query, &mut *query),
-                    (&sa.key, &mut *key),
-                    (&sa.value, &mut *value),
-                ] {
-                    linear_rows(par, linear, hidden_in, t, out, Epilogue::None, threads);
-                }
-                Qkv::separate(query, key, value, h)
+                let linears = [&sa.query, &sa.key, &sa.value];
+                let [q, k, v] = separate_qkv(par, linears, hidden_in, t, qkv, threads);
+                Qkv::separate(q, k, v, h)
             }
         };
         let sequences = Sequences {

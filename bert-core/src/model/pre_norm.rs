@@ -139,16 +139,8 @@ impl<'a> PreNormLayer<'a> {
                 &attention_output[..t * h]
             }
         };
-        let third = qkv.len() / 3;
-        let (query, rest) = qkv.split_at_mut(third);
-        let (key, value) = rest.split_at_mut(third);
-        for (linear, out) in [
-            (&self.query, &mut *query),
-            (&self.key, &mut *key),
-            (&self.value, &mut *value),
-        ] {
-            linear_rows(par, linear, normed, t, out, Epilogue::None, threads);
-        }
+        let linears = [&self.query, &self.key, &self.value];
+        let [query, key, value] = separate_qkv(par, linears, normed, t, qkv, threads);
         let positions = &packed_tokens[..t];
         rotate(
             &mut query[..t * h],

@@ -53,6 +53,25 @@ impl<'a> Epilogue<'a> {
 /// Fewest rows worth handing to another thread.
 pub(crate) const MIN_ROWS_PER_THREAD: usize = 16;
 
+/// `x` through query, key and value as three products (no epilogue) into the thirds of
+/// `out`, which it returns in that order.
+pub(crate) fn separate_qkv<'o>(
+    par: &dyn Parallel,
+    [query, key, value]: [&Linear<'_>; 3],
+    x: &[f32],
+    rows: usize,
+    out: &'o mut [f32],
+    threads: &mut [ThreadScratch],
+) -> [&'o mut [f32]; 3] {
+    let third = out.len() / 3;
+    let (q, rest) = out.split_at_mut(third);
+    let (k, v) = rest.split_at_mut(third);
+    for (linear, out) in [(query, &mut *q), (key, &mut *k), (value, &mut *v)] {
+        linear_rows(par, linear, x, rows, out, Epilogue::None, threads);
+    }
+    [q, k, v]
+}
+
 /// `out = epilogue(x · Wᵀ + b)` for `rows` rows, split by rows over `threads` halves at a time.
 pub(crate) fn linear_rows(
     par: &dyn Parallel,
