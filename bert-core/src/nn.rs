@@ -6,10 +6,9 @@ use alloc::format;
 
 use crate::error::Result;
 use crate::kernels::{self, GemmNeeds, GemmScratch, MatMut, MatRef, PackedWeight, Precision, Rhs};
-use crate::tensor::Storage;
 use crate::weights::{Matrix, Weights};
 
-/// `y = x Wᵀ + b`, with `W` stored `[out_features, in_features]` in any [`Storage`] dtype.
+/// `y = x Wᵀ + b`, with `W` stored `[out_features, in_features]` in any [`Storage`](crate::weights::Storage) dtype.
 #[derive(Debug, Clone)]
 pub struct Linear<'a> {
     /// `[out_features, in_features]`.
@@ -94,15 +93,8 @@ impl<'a> Linear<'a> {
     /// panels were packed for the instruction set in use, which is picked once per process).
     pub(crate) fn without_unpacked_weight(mut self) -> Self {
         assert!(self.packed.is_some(), "pack the layer first");
-        self.weight.storage = match self.weight.storage {
-            Storage::F32(_) => Storage::F32(Cow::Owned(alloc::vec::Vec::new())),
-            Storage::F16(_) => Storage::F16(Cow::Owned(alloc::vec::Vec::new())),
-            Storage::BF16(_) => Storage::BF16(Cow::Owned(alloc::vec::Vec::new())),
-            Storage::I8 { .. } => Storage::I8 {
-                values: Cow::Owned(alloc::vec::Vec::new()),
-                scales: Cow::Owned(alloc::vec::Vec::new()),
-            },
-        };
+        // No rows of the same storage type; `rows` and `cols` stay.
+        self.weight.storage = self.weight.rows(0, 0).storage;
         self
     }
 
