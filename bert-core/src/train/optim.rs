@@ -85,8 +85,9 @@ impl AdamW {
         threads: usize,
     ) {
         self.step += 1;
+        let base = self.coefficients(lr);
         for (i, (p, (_, g))) in params.iter_mut().zip(grads.iter()).enumerate() {
-            let c = self.coefficients(i, lr);
+            let c = base.with_decay(self.decays[i]);
             let (m, v) = (&mut self.m[i], &mut self.v[i]);
             update(parallel, threads, (p, m, v), g, &c);
         }
@@ -103,21 +104,20 @@ impl AdamW {
         parallel: &dyn Parallel,
         threads: usize,
     ) -> Result<()> {
-        let sizes = |i: usize| grads.iter().nth(i).map(|(_, g)| g.len());
         let mut grad_iter = grads.iter();
         let (mut count, mut mismatch) = (0, None);
         model.visit_params(&mut |p| {
             let want = grad_iter.next().map(|(_, g)| g.len());
             if mismatch.is_none() && want != Some(p.len()) {
-                mismatch = Some((count, p.len()));
+                mismatch = Some((p.len(), want.unwrap_or(0)));
             }
             count += 1;
         })?;
-        if let Some((i, len)) = mismatch {
+        if let Some((len, expected)) = mismatch {
             return Err(Error::LengthMismatch {
                 what: "parameter (against its gradient)",
                 len,
-                expected: sizes(i).unwrap_or(0),
+                expected,
             });
         }
         if count != self.m.len() {
@@ -128,11 +128,12 @@ impl AdamW {
             });
         }
         self.step += 1;
+        let base = self.coefficients(lr);
         let mut grad_iter = grads.iter();
         let mut i = 0;
         model.visit_params(&mut |p| {
             if let Some((_, g)) = grad_iter.next() {
-                let c = self.coefficients(i, lr);
+                let c = base.with_decay(self.decays[i]);
                 let (m, v) = (&mut self.m[i], &mut self.v[i]);
                 update(parallel, threads, (p, m, v), g, &c);
             }
@@ -140,18 +141,15 @@ impl AdamW {
         })
     }
 
-    /// The numbers of parameter `i`'s update at learning rate `lr` (after `step` is counted).
-    fn coefficients(&self, i: usize, lr: f32) -> Coefficients {
+    /// This step's numbers at learning rate `lr` (after `step` is counted), for a parameter
+    /// that takes weight decay.
+    fn coefficients(&self, lr: f32) -> Coefficients {
         let (b1, b2) = self.betas;
         let bc1 = 1.0 - libm::powf(b1, self.step as f32);
         let bc2 = 1.0 - libm::powf(b2, self.step as f32);
         Coefficients {
             lr,
-            wd: if self.decays[i] {
-                self.weight_decay
-            } else {
-                0.0
-            },
+            wd: self.weight_decay,
             b1,
             b2,
             step_size: lr / bc1,
@@ -162,6 +160,7 @@ impl AdamW {
 }
 
 /// The numbers of one AdamW update of one tensor.
+#[derive(Clone, Copy)]
 struct Coefficients {
     lr: f32,
     wd: f32,
@@ -170,6 +169,16 @@ struct Coefficients {
     step_size: f32,
     bc2_sqrt: f32,
     eps: f32,
+}
+
+impl Coefficients {
+    /// The same numbers for a parameter that takes weight decay (`decays`) or not.
+    fn with_decay(self, decays: bool) -> Self {
+        Coefficients {
+            wd: if decays { self.wd } else { 0.0 },
+            ..self
+        }
+    }
 }
 
 /// Fewest elements worth handing to another thread.
