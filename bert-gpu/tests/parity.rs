@@ -4,32 +4,43 @@
 
 use bert_core::{Batch, BertConfig, BertModel, Weights};
 use bert_gpu::{probe, GpuBert, GpuError};
+use std::path::{Path, PathBuf};
 
-fn minilm() -> Option<(BertConfig, Vec<u8>)> {
+/// all-MiniLM-L6-v2 from the user's model cache (where bert-std and scripts/fetch_models.py put
+/// it), fetched by the script first when it is not there: a fresh machine runs this test too.
+fn minilm() -> (BertConfig, Vec<u8>) {
     let root = std::env::var_os("BERT_MODELS_DIR")
-        .map(std::path::PathBuf::from)
+        .map(PathBuf::from)
         .unwrap_or_else(|| {
-            // The user's model cache, where bert-std and scripts/fetch_models.py put it.
             std::env::var_os("XDG_CACHE_HOME")
-                .map(std::path::PathBuf::from)
-                .or_else(|| {
-                    std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache"))
-                })
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
                 .unwrap_or_else(std::env::temp_dir)
                 .join("bert-rs/models")
         });
     let dir = root.join("all-minilm-l6-v2");
-    let config = std::fs::read_to_string(dir.join("config.json")).ok()?;
-    let bytes = std::fs::read(dir.join("model.safetensors")).ok()?;
-    Some((BertConfig::from_json(&config).ok()?, bytes))
+    if !dir.is_dir() {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/fetch_models.py");
+        let status = std::process::Command::new("python3")
+            .arg(script)
+            .arg("--dest")
+            .arg(&root)
+            .arg("all-minilm-l6-v2")
+            .status()
+            .expect("python3 is needed to fetch the test model");
+        assert!(
+            status.success(),
+            "scripts/fetch_models.py all-minilm-l6-v2 failed"
+        );
+    }
+    let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    (BertConfig::from_json(&config).unwrap(), bytes)
 }
 
 #[test]
 fn gpu_matches_cpu_or_fails_with_a_typed_error() {
-    let Some((config, bytes)) = minilm() else {
-        eprintln!("skipping: all-MiniLM-L6-v2 not fetched (scripts/fetch_models.py)");
-        return;
-    };
+    let (config, bytes) = minilm();
     let weights = Weights::from_buffers(&[&bytes]).unwrap();
     let model = BertModel::load(&config, &weights).unwrap();
     let gpu = match GpuBert::new(&model) {

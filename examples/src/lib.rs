@@ -31,26 +31,16 @@ pub fn exit_on_error<T>(r: bert_std::Result<T>) -> T {
 }
 
 /// A model the project trains itself: `name` in the model cache if it is there, else trained
-/// once by `train` (into a staging folder that is moved into place when complete, so that an
-/// interrupted run leaves nothing half-written) and kept for later runs.
+/// once by `train` (see [`bert_std::cache::train_once`]): into a staging folder that is moved
+/// into place when complete, under a lock so that two first runs do not train twice; a run
+/// killed part-way is resumed from its last epoch by the next one (`train` must set
+/// `TrainOptions::resume`). `recipe` is everything that decides the model (settings, data,
+/// base): a staging folder left by another recipe is started over.
 pub fn cached_or_trained(
     name: &str,
+    recipe: &impl std::fmt::Debug,
     train: impl FnOnce(&std::path::Path) -> bert_std::Result<()>,
 ) -> bert_std::Result<PathBuf> {
-    let root = bert_std::fetch::models_root();
-    let dir = root.join(name);
-    if dir.join("model.safetensors").is_file() {
-        return Ok(dir);
-    }
-    std::fs::create_dir_all(&root).map_err(|e| bert_std::Error::io(&root, e))?;
-    let staging = root.join(format!(".{name}-{}", std::process::id()));
-    train(&staging)?;
-    match std::fs::rename(&staging, &dir) {
-        Ok(()) => Ok(dir),
-        Err(_) if dir.join("model.safetensors").is_file() => {
-            let _ = std::fs::remove_dir_all(&staging);
-            Ok(dir)
-        }
-        Err(e) => Err(bert_std::Error::io(&dir, e)),
-    }
+    let recipe = format!("{recipe:?}");
+    bert_std::cache::train_once(&bert_std::fetch::models_root(), name, &recipe, train)
 }
