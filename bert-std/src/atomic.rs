@@ -65,13 +65,82 @@ impl AtomicFile {
 
     /// Flush, sync and rename over the target.
     pub fn commit(self) -> Result<()> {
+        self.finish()?.persist()
+    }
+
+    /// Flush and sync, but do not rename yet: the whole content is on disk, beside the target.
+    fn finish(self) -> Result<Written> {
         let path = self.path;
         let tmp = self
             .out
             .into_inner()
             .map_err(|e| Error::io(&path, e.into_error()))?;
         tmp.as_file().sync_all().map_err(|e| Error::io(&path, e))?;
-        tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
+        Ok(Written { path, tmp })
+    }
+}
+
+/// A file written in full beside its target, waiting to be renamed over it.
+#[derive(Debug)]
+struct Written {
+    path: PathBuf,
+    tmp: tempfile::NamedTempFile,
+}
+
+impl Written {
+    fn persist(self) -> Result<()> {
+        self.tmp
+            .persist(&self.path)
+            .map_err(|e| Error::io(&self.path, e.error))?;
+        Ok(())
+    }
+}
+
+/// Several files that replace their targets together, as one output (a model directory):
+/// each is written in full, and synced, into a temporary file beside its target first; only
+/// when every one is written are they renamed into place, in the order given. A run that fails
+/// while writing (a full disk, a read-only folder) or is killed leaves every target as it was;
+/// what remains after the writing is renames, which need no space.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// let mut files = bert_std::atomic::AtomicFiles::default();
+/// files.write(dir.path().join("config.json"), b"{}")?;
+/// files.write(dir.path().join("model.safetensors"), b"...")?;
+/// assert!(!dir.path().join("config.json").exists()); // nothing replaced yet
+/// files.commit()?;
+/// assert!(dir.path().join("model.safetensors").is_file());
+/// # Ok::<(), bert_std::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct AtomicFiles {
+    written: Vec<Written>,
+}
+
+impl AtomicFiles {
+    /// Write `bytes` for `path` (its folder must exist); it replaces `path` on commit.
+    pub fn write(&mut self, path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
+        let path = path.as_ref();
+        let mut f = AtomicFile::create(path)?;
+        f.write_all(bytes).map_err(|e| Error::io(path, e))?;
+        self.written.push(f.finish()?);
+        Ok(())
+    }
+
+    /// Copy `src` for `dst`; it replaces `dst` on commit.
+    pub fn copy(&mut self, src: &Path, dst: &Path) -> Result<()> {
+        let mut f = AtomicFile::create(dst)?;
+        let mut input = File::open(src).map_err(|e| Error::io(src, e))?;
+        std::io::copy(&mut input, &mut f).map_err(|e| Error::io(dst, e))?;
+        self.written.push(f.finish()?);
+        Ok(())
+    }
+
+    /// Rename every file over its target, in the order they were written.
+    pub fn commit(self) -> Result<()> {
+        for w in self.written {
+            w.persist()?;
+        }
         Ok(())
     }
 }
@@ -98,10 +167,9 @@ pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
 
 /// Copy `src` to `dst` atomically.
 pub fn copy_atomic(src: &Path, dst: &Path) -> Result<()> {
-    let mut f = AtomicFile::create(dst)?;
-    let mut input = File::open(src).map_err(|e| Error::io(src, e))?;
-    std::io::copy(&mut input, &mut f).map_err(|e| Error::io(dst, e))?;
-    f.commit()
+    let mut files = AtomicFiles::default();
+    files.copy(src, dst)?;
+    files.commit()
 }
 
 #[cfg(test)]
@@ -127,5 +195,37 @@ mod tests {
         write_atomic(&path, b"new\n").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"new\n");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_set_replaces_all_its_targets_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, b"old a").unwrap();
+        std::fs::write(&b, b"old b").unwrap();
+        {
+            let mut files = AtomicFiles::default();
+            files.write(&a, b"new a").unwrap();
+            // The second file cannot be written (its folder is missing): nothing changes.
+            let missing = dir.path().join("no-such-folder/b");
+            assert!(files.write(&missing, b"new b").is_err());
+        }
+        assert_eq!(std::fs::read(&a).unwrap(), b"old a");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "temp files removed"
+        );
+        let mut files = AtomicFiles::default();
+        files.write(&a, b"new a").unwrap();
+        files.copy(&a, &b).unwrap();
+        assert_eq!(std::fs::read(&b).unwrap(), b"old b");
+        files.commit().unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), b"new a");
+        assert_eq!(
+            std::fs::read(&b).unwrap(),
+            b"old a",
+            "copied before the commit"
+        );
     }
 }

@@ -274,7 +274,12 @@ impl Index {
     /// Read an index written by [`save`](Self::save).
     pub fn load(path: &Path) -> Result<Index> {
         let bytes = WeightBytes::open(path, true)?;
-        let file = SafeTensors::parse(&bytes).map_err(|source| Error::Weights {
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Parse the bytes of an index file (see [`load`](Self::load)); `path` names it in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Index> {
+        let file = SafeTensors::parse(bytes).map_err(|source| Error::Weights {
             path: path.to_path_buf(),
             source,
         })?;
@@ -415,11 +420,7 @@ impl Partial {
         let mut done = Vec::new();
         let mut good_len = 0u64;
         if let Ok(f) = File::open(&path) {
-            let mut r = BufReader::new(f);
-            while let Some(rec) = Self::read_record(&mut r, dim) {
-                good_len += 12 + (rec.0.id.len() + rec.0.text.len() + 4 * dim) as u64;
-                done.push(rec);
-            }
+            (done, good_len) = Self::read_records(BufReader::new(f), dim);
         }
         let file = OpenOptions::new()
             .create(true)
@@ -432,6 +433,17 @@ impl Partial {
         std::io::Seek::seek(&mut p.file, std::io::SeekFrom::End(0))
             .map_err(|e| Error::io(&p.path, e))?;
         Ok((p, done))
+    }
+
+    /// The whole records at the start of a partial file's bytes, and their length in bytes (a
+    /// cut or corrupt record and all after it are dropped, to be embedded again).
+    pub fn read_records(mut r: impl Read, dim: usize) -> (Vec<Embedded>, u64) {
+        let (mut done, mut good_len) = (Vec::new(), 0u64);
+        while let Some(rec) = Self::read_record(&mut r, dim) {
+            good_len += 12 + (rec.0.id.len() + rec.0.text.len() + 4 * dim) as u64;
+            done.push(rec);
+        }
+        (done, good_len)
     }
 
     fn read_record(r: &mut impl Read, dim: usize) -> Option<Embedded> {

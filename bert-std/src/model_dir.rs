@@ -158,6 +158,16 @@ impl ModelDir {
             if kind.ends_with(".Normalize") {
                 pooling.normalize = true;
             } else if kind.ends_with(".Pooling") {
+                // A module folder inside the model directory, never a path out of it.
+                let inside = Path::new(path)
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)));
+                if !inside {
+                    return Err(Error::file(
+                        &modules_path,
+                        format!("module path {path:?} is not a folder inside the model directory"),
+                    ));
+                }
                 let cfg_path = root.join(path).join("config.json");
                 let cfg = read_json(&cfg_path)?;
                 let on = |k: &str| cfg.get(k).and_then(Value::as_bool).unwrap_or(false);

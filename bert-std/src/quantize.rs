@@ -7,7 +7,7 @@ use std::path::Path;
 
 use bert_core::quantize::{quantize, QuantDtype};
 
-use crate::atomic::{copy_atomic, write_atomic};
+use crate::atomic::AtomicFiles;
 use crate::error::{Error, Result};
 use crate::loaded::WeightBytes;
 use crate::model_dir::{ModelDir, SIDE_FILES};
@@ -62,9 +62,10 @@ pub fn quantize_dir(input: &Path, output: &Path, dtype: QuantDtype) -> Result<(u
     let before: u64 = bytes.iter().map(|b| b.len() as u64).sum();
     let buffers: Vec<&[u8]> = bytes.iter().map(|b| &**b).collect();
     let quantized = quantize(&buffers, dtype).map_err(|e| Error::file(input, e.to_string()))?;
-    // Every file is written atomically (a failed or killed run leaves what was there); the
-    // weights go last, so a directory with new weights has its new side files too.
+    // The files are written as one set: every one in full before any replaces its target, so
+    // a failed (full disk, read-only folder) or killed run leaves what was there.
     fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
+    let mut files = AtomicFiles::default();
     for name in std::iter::once(&"config.json").chain(SIDE_FILES) {
         let src = input.join(name);
         if src.is_file() {
@@ -72,9 +73,10 @@ pub fn quantize_dir(input: &Path, output: &Path, dtype: QuantDtype) -> Result<(u
             if let Some(parent) = dst.parent() {
                 fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
             }
-            copy_atomic(&src, &dst)?;
+            files.copy(&src, &dst)?;
         }
     }
-    write_atomic(output.join("model.safetensors"), &quantized)?;
+    files.write(output.join("model.safetensors"), &quantized)?;
+    files.commit()?;
     Ok((before, quantized.len() as u64))
 }

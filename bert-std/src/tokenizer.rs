@@ -87,7 +87,13 @@ impl Tokenizer {
 
     /// Load a `tokenizer.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let mut inner = tokenizers::Tokenizer::from_file(path)
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Parse the bytes of a `tokenizer.json`; `path` names it in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+        let mut inner = tokenizers::Tokenizer::from_bytes(bytes)
             .map_err(|e| Error::file(path, format!("cannot load tokenizer: {e}")))?;
         inner.with_padding(None);
         inner.with_truncation(None).map_err(Error::tokenizer)?;

@@ -194,15 +194,14 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Serve `model` on `listener` until `shutdown` resolves; then stop accepting, finish the
-/// requests in flight, stop the worker and return.
-pub async fn serve(
+/// The routes over `model` with their worker started, not bound to any socket: what
+/// [`serve`] serves, and what tests and fuzzing drive in-process (`tower::ServiceExt::oneshot`).
+/// The worker ends when the last handle to the returned state is dropped.
+pub fn app(
     config: ServerConfig,
     model: Model,
     model_name: String,
-    listener: tokio::net::TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<()> {
+) -> Result<(Router, Arc<AppState>)> {
     if config.max_batch_tokens == 0 || config.max_client_batch_size == 0 {
         return Err(Error::Input(
             "--max-batch-tokens and --max-client-batch-size must be at least 1".into(),
@@ -226,7 +225,19 @@ pub async fn serve(
         dtype,
         worker,
     });
-    let app = router(state.clone());
+    Ok((router(state.clone()), state))
+}
+
+/// Serve `model` on `listener` until `shutdown` resolves; then stop accepting, finish the
+/// requests in flight, stop the worker and return.
+pub async fn serve(
+    config: ServerConfig,
+    model: Model,
+    model_name: String,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let (app, state) = app(config, model, model_name)?;
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

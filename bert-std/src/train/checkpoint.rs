@@ -1,14 +1,15 @@
 //! Checkpoints are HF model directories: `model.safetensors` with PyTorch's parameter names,
 //! `config.json` with `architectures` and `id2label`, the base model's tokenizer files, and a
-//! `loss_curve.svg`. Every file is written atomically (a killed run leaves the previous
-//! checkpoint whole).
+//! `loss_curve.svg`. The files are written as one set ([`AtomicFiles`]): every one in full
+//! before any replaces its target, so a run that fails (a full disk) or is killed leaves the
+//! previous checkpoint whole.
 
 use std::path::Path;
 
 use bert_core::safetensors::serialize;
 use bert_core::Dtype;
 
-use crate::atomic::{copy_atomic, write_atomic};
+use crate::atomic::AtomicFiles;
 use crate::error::{Error, Result};
 use crate::model_dir::ModelDir;
 
@@ -40,18 +41,19 @@ pub fn save_checkpoint<'p>(
         .map(|(n, s, b)| (n.as_str(), Dtype::F32, &s[..], &b[..]))
         .collect();
     let bytes = serialize(&views, &[("format", "pt")])?;
+    let mut files = AtomicFiles::default();
     for name in TOKENIZER_FILES {
         let src = base.root.join(name);
         if src.is_file() {
-            copy_atomic(&src, &out.join(name))?;
+            files.copy(&src, &out.join(name))?;
         }
     }
     let json = serde_json::to_string_pretty(config)
         .map_err(|e| Error::Input(format!("config.json: {e}")))?;
-    write_atomic(out.join("config.json"), json.as_bytes())?;
-    write_atomic(out.join("loss_curve.svg"), loss_svg(losses).as_bytes())?;
-    // The weights last: a directory with new weights has its new config too.
-    write_atomic(out.join("model.safetensors"), &bytes)
+    files.write(out.join("config.json"), json.as_bytes())?;
+    files.write(out.join("loss_curve.svg"), loss_svg(losses).as_bytes())?;
+    files.write(out.join("model.safetensors"), &bytes)?;
+    files.commit()
 }
 
 /// The loss of every step as an SVG line chart.

@@ -29,6 +29,19 @@ pub struct Loaded {
     pub skipped: Vec<(usize, String)>,
 }
 
+/// The bytes of a text file as UTF-8, or an error that says where the first bad byte is.
+pub(crate) fn utf8<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        Error::file(
+            path,
+            format!(
+                "not UTF-8 text (byte {} is not valid UTF-8)",
+                e.valid_up_to()
+            ),
+        )
+    })
+}
+
 fn label_of(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
@@ -40,10 +53,17 @@ fn label_of(v: &Value) -> Option<String> {
 
 /// Read a classification data file (`.csv` or JSON Lines).
 pub fn read_classification(path: &Path) -> Result<Loaded> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let csv = path.extension().is_some_and(|e| e == "csv");
+    parse_classification(&bytes, csv, path)
+}
+
+/// Parse the bytes of a classification data file: CSV when `csv`, else JSON Lines. `path`
+/// names the file in errors.
+pub fn parse_classification(bytes: &[u8], csv: bool, path: &Path) -> Result<Loaded> {
     let mut out = Loaded::default();
-    if path.extension().is_some_and(|e| e == "csv") {
-        let mut reader = csv::Reader::from_path(path)
-            .map_err(|e| Error::file(path, format!("cannot read CSV: {e}")))?;
+    if csv {
+        let mut reader = csv::Reader::from_reader(bytes);
         let headers = reader
             .headers()
             .map_err(|e| Error::file(path, format!("CSV header: {e}")))?
@@ -73,7 +93,7 @@ pub fn read_classification(path: &Path) -> Result<Loaded> {
             }
         }
     } else {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = utf8(bytes, path)?;
         for (i, line) in text.lines().enumerate() {
             let n = i + 1;
             if line.trim().is_empty() {

@@ -28,7 +28,13 @@ pub struct Sentence {
 
 /// Read CoNLL-style data: the first column is the word, the last the tag.
 pub fn read_conll(path: &Path) -> Result<Vec<Sentence>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_conll(&bytes, path)
+}
+
+/// Parse CoNLL-style data (see [`read_conll`]); `path` names the file in errors.
+pub fn parse_conll(bytes: &[u8], path: &Path) -> Result<Vec<Sentence>> {
+    let text = super::data::utf8(bytes, path)?;
     let mut out = Vec::new();
     let mut current = Sentence {
         words: Vec::new(),

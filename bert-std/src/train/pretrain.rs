@@ -81,13 +81,24 @@ pub fn split_sentences(text: &str) -> Vec<String> {
 /// `"document"`; repeated documents, as in QA files, are read once) or plain text (documents
 /// separated by blank lines). Returns the corpus and (line, why) of each line not used.
 pub fn read_corpus(path: &Path) -> Result<(Corpus, Vec<(usize, String)>)> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let jsonl = path
+        .extension()
+        .is_some_and(|e| e == "jsonl" || e == "json");
+    parse_corpus(&bytes, jsonl, path)
+}
+
+/// Parse documents (see [`read_corpus`]): JSON Lines when `jsonl`, else plain text; `path`
+/// names the file in errors.
+pub fn parse_corpus(
+    bytes: &[u8],
+    jsonl: bool,
+    path: &Path,
+) -> Result<(Corpus, Vec<(usize, String)>)> {
+    let text = super::data::utf8(bytes, path)?;
     let mut corpus = Corpus::default();
     let mut skipped = Vec::new();
-    if path
-        .extension()
-        .is_some_and(|e| e == "jsonl" || e == "json")
-    {
+    if jsonl {
         let mut seen = HashSet::new();
         for (i, line) in text.lines().enumerate() {
             let v: serde_json::Value = match serde_json::from_str(line) {

@@ -81,7 +81,13 @@ fn answers_of(v: &Value) -> Option<Vec<String>> {
 /// `"answer"` or `"answers"` (a string, a list, or SQuAD's `{"text": [...]}`). Questions whose
 /// answer does not occur in the passage are skipped and counted ([`NO_SPAN`]).
 pub fn read_qa(path: &Path) -> Result<QaLoaded> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_qa(&bytes, path)
+}
+
+/// Parse QA JSON Lines (see [`read_qa`]); `path` names the file in errors.
+pub fn parse_qa(bytes: &[u8], path: &Path) -> Result<QaLoaded> {
+    let text = super::data::utf8(bytes, path)?;
     let mut out = QaLoaded::default();
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;

@@ -74,7 +74,7 @@ pub(crate) fn save_state(
 
 /// Where a resumed run starts.
 #[derive(Debug, Clone)]
-pub(crate) struct Resumed {
+pub struct Resumed {
     /// Epochs already done.
     pub epochs_done: usize,
     /// Optimizer steps already taken.
@@ -97,7 +97,23 @@ pub(crate) fn load_state(
         return Ok(None);
     }
     let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let st = SafeTensors::parse(&data)?;
+    read_state(&data, path, o, examples, grads, params, opt).map(Some)
+}
+
+/// Read the bytes of a state file into `params` and `opt` (see [`load_state`]), after checking
+/// they belong to this run (settings, data size) and hold every tensor whole; `path` names the
+/// file in errors. On an error, `params` and `opt` may hold part of the state: the caller
+/// stops.
+pub fn read_state(
+    data: &[u8],
+    path: &Path,
+    o: &TrainOptions,
+    examples: usize,
+    grads: &Grads,
+    params: &mut [&mut [f32]],
+    opt: &mut AdamW,
+) -> Result<Resumed> {
+    let st = SafeTensors::parse(data).map_err(|e| Error::file(path, e.to_string()))?;
     let meta = st.metadata();
     for (k, want) in run_key(o, examples) {
         if meta.get(&k) != Some(&want) {
@@ -137,11 +153,33 @@ pub(crate) fn load_state(
         read(&format!("v.{name}"), v)?;
     }
     opt.set_steps(number("adamw_steps")? as u32);
-    let mut losses = vec![0.0; number("step")?];
+    let step = number("step")?;
+    // The losses tensor must hold one f32 per step: a huge `step` in a hostile file is refused
+    // before it becomes an allocation.
+    match st.tensor_data("losses") {
+        Some((_, _, b)) if b.len() == step.saturating_mul(4) => {}
+        _ => {
+            return Err(Error::file(
+                path,
+                format!("the losses tensor does not hold {step} steps"),
+            ))
+        }
+    }
+    let mut losses = vec![0.0; step];
     read("losses", &mut losses)?;
-    Ok(Some(Resumed {
-        epochs_done: number("epochs_done")?,
-        step: number("step")?,
+    let epochs_done = number("epochs_done")?;
+    if epochs_done >= o.epochs {
+        return Err(Error::file(
+            path,
+            format!(
+                "the state says {epochs_done} epochs are done, of {}",
+                o.epochs
+            ),
+        ));
+    }
+    Ok(Resumed {
+        epochs_done,
+        step,
         losses,
-    }))
+    })
 }
