@@ -92,9 +92,15 @@ impl Tokenizer {
     }
 
     /// Parse the bytes of a `tokenizer.json`; `path` names it in errors.
+    ///
+    /// The `tokenizers` crate panics on some malformed files (0.22.2: a `decoder` object it
+    /// cannot read hits an `expect` in its deserializer, found by `fuzz/tokenizer_json`); such
+    /// a panic is caught here and becomes an error like any other bad file.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
-        let mut inner = tokenizers::Tokenizer::from_bytes(bytes)
-            .map_err(|e| Error::file(path, format!("cannot load tokenizer: {e}")))?;
+        let parsed = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(bytes))
+            .unwrap_or_else(|_| Err("the tokenizers crate could not read this file".into()));
+        let mut inner =
+            parsed.map_err(|e| Error::file(path, format!("cannot load tokenizer: {e}")))?;
         inner.with_padding(None);
         inner.with_truncation(None).map_err(Error::tokenizer)?;
         Self::wrap(inner)
@@ -211,13 +217,28 @@ impl Tokenizer {
         Ok(t)
     }
 
+    /// The special tokens the tokenizer adds to a single text (`pair` false) or a pair.
+    fn added_tokens(&self, pair: bool) -> usize {
+        self.inner
+            .get_post_processor()
+            .map_or(0, |p| tokenizers::PostProcessor::added_tokens(p, pair))
+    }
+
     /// Encode, truncating (longest first) to `max_len` tokens including special tokens.
+    /// `max_len` must leave room for the special tokens (an error otherwise: the `tokenizers`
+    /// crate would return the input whole).
     pub fn encode_truncated(
         &self,
         text: &str,
         pair: Option<&str>,
         max_len: usize,
     ) -> Result<Encoding> {
+        let specials = self.added_tokens(pair.is_some());
+        if max_len < specials {
+            return Err(Error::Input(format!(
+                "cannot truncate to {max_len} tokens: the special tokens alone take {specials}"
+            )));
+        }
         let t = self.truncating(max_len, 0, false)?;
         encode_with(&t, text, pair)
     }
@@ -225,6 +246,9 @@ impl Tokenizer {
     /// Encode a (question, context) pair into windows of `max_len` tokens: the context is cut
     /// into pieces overlapping by `stride` tokens, each with the whole question (HF's
     /// `truncation="only_second"` with `return_overflowing_tokens`). Windows in order.
+    ///
+    /// The question must leave room for more than `stride` context tokens in a window (an
+    /// error says so otherwise, as HF's tokenizers raise; the `tokenizers` crate would panic).
     pub fn encode_windows(
         &self,
         question: &str,
@@ -232,6 +256,25 @@ impl Tokenizer {
         max_len: usize,
         stride: usize,
     ) -> Result<Vec<Encoding>> {
+        let question_tokens = self
+            .inner
+            .encode(question, false)
+            .map_err(Error::tokenizer)?
+            .len();
+        let used = question_tokens + self.added_tokens(true);
+        if used + stride >= max_len {
+            // No window can hold more context than the overlap: fine only when the whole
+            // context fits in one window, with nothing to cut.
+            let whole = encode_with(&self.inner, question, Some(context))?;
+            if whole.len() <= max_len {
+                return Ok(vec![whole]);
+            }
+            return Err(Error::Input(format!(
+                "the question takes {used} of a window's {max_len} tokens (special tokens \
+                 included), which leaves no more than the overlap ({stride}) for the context: \
+                 shorten the question, or use longer windows or a smaller stride"
+            )));
+        }
         let t = self.truncating(max_len, stride, true)?;
         let mut first = encode_with(&t, question, Some(context))?;
         let mut all = first.take_overflowing();

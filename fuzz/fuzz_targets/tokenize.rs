@@ -1,4 +1,6 @@
-//! Arbitrary UTF-8 (and pairs) through bert-std's tokenizer: no panic, offsets inside the text.
+//! Arbitrary UTF-8 (and pairs: a \x01 splits them) through bert-std's tokenizer, plain or
+//! truncated (the first byte picks which, and the length): no panic, offsets inside the text,
+//! truncation keeps its length. The tokenizer is built once; each input is one encoding.
 #![no_main]
 use std::sync::OnceLock;
 
@@ -14,17 +16,24 @@ fn tokenizer() -> &'static bert_std::Tokenizer {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // The first byte picks the call: plain encoding, or truncation to a length it gives.
+    let Some((&how, data)) = data.split_first() else { return };
     let Ok(text) = std::str::from_utf8(data) else { return };
     let (a, b) = match text.split_once('\u{1}') {
         Some((a, b)) => (a, Some(b)),
         None => (text, None),
     };
     let tok = tokenizer();
-    if let Ok(enc) = tok.encode(a, b) {
+    let enc = if how & 1 == 0 {
+        tok.encode(a, b)
+    } else {
+        let max_len = usize::from(how >> 1);
+        tok.encode_truncated(a, b, max_len).inspect(|enc| assert!(enc.len() <= max_len))
+    };
+    if let Ok(enc) = enc {
         let chars = a.chars().count().max(b.map_or(0, |b| b.chars().count()));
         for &(s, e) in enc.get_offsets() {
             assert!(s <= e && e <= chars, "offset ({s}, {e}) outside the text");
         }
     }
-    let _ = tok.encode_truncated(a, b, 16);
 });

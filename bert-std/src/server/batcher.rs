@@ -345,6 +345,21 @@ fn work_loop(model: &Model, mut rx: mpsc::Receiver<Job>, max_tokens: usize, metr
     }
 }
 
+/// `model.run(work)`, with a panic (a bug, in this crate or a dependency) turned into an error
+/// for these requests alone: the worker goes on serving the others.
+fn run_guarded(model: &Model, work: &Work) -> Result<Done> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.run(work))).unwrap_or_else(
+        |panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(Error::Model(format!("internal error: {what}")))
+        },
+    )
+}
+
 fn run_jobs(model: &Model, jobs: Vec<Job>, tokens: usize, metrics: &Metrics) {
     let counts: Vec<usize> = jobs.iter().map(|j| j.work.len()).collect();
     let mut merged = jobs[0].work.clone();
@@ -353,7 +368,7 @@ fn run_jobs(model: &Model, jobs: Vec<Job>, tokens: usize, metrics: &Metrics) {
         let _ = merged.absorb(j.work.clone());
     }
     let started = Instant::now();
-    let result = model.run(&merged);
+    let result = run_guarded(model, &merged);
     metrics.batch(merged.len(), tokens, started.elapsed().as_secs_f64());
     match result {
         Ok(done) => {
@@ -368,7 +383,7 @@ fn run_jobs(model: &Model, jobs: Vec<Job>, tokens: usize, metrics: &Metrics) {
             for job in jobs {
                 let t = job.tokens;
                 let started = Instant::now();
-                let r = model.run(&job.work);
+                let r = run_guarded(model, &job.work);
                 metrics.batch(job.work.len(), t, started.elapsed().as_secs_f64());
                 let _ = job.reply.send(r);
             }
