@@ -45,6 +45,9 @@ pub struct Tokenizer {
     pub special: SpecialIds,
     /// Truncating copies of `inner`, made once per setting (a copy clones the vocabulary).
     truncating: Arc<Mutex<HashMap<TruncationKey, Arc<tokenizers::Tokenizer>>>>,
+    /// A copy of `inner` without its post-processor, made on first use: it encodes each text
+    /// of a pair alone, as the crate does before truncating them together.
+    bare: Arc<std::sync::OnceLock<tokenizers::Tokenizer>>,
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -169,11 +172,18 @@ impl Tokenizer {
             mask: id(["[MASK]", "<mask>"]),
             unk: id(["[UNK]", "<unk>"]),
         };
-        Ok(Tokenizer {
+        let tokenizer = Tokenizer {
             inner,
             special,
             truncating: Arc::default(),
-        })
+            bare: Arc::default(),
+        };
+        // A file the crate loads but cannot encode with fails here, once, with a clear error,
+        // rather than on every input later.
+        tokenizer
+            .encode("a", None)
+            .map_err(|e| Error::Tokenizer(format!("this tokenizer cannot encode a text: {e}")))?;
+        Ok(tokenizer)
     }
 
     /// The wrapped `tokenizers::Tokenizer`.
@@ -213,6 +223,11 @@ impl Tokenizer {
         }))
         .map_err(Error::tokenizer)?;
         let t = Arc::new(t);
+        // Each setting holds a copy of the whole tokenizer (the vocabulary): a few are kept,
+        // not one per length a server's clients may ask for.
+        if cache.len() >= MAX_TRUNCATING {
+            cache.clear();
+        }
         cache.insert(key, t.clone());
         Ok(t)
     }
@@ -239,8 +254,26 @@ impl Tokenizer {
                 "cannot truncate to {max_len} tokens: the special tokens alone take {specials}"
             )));
         }
-        let t = self.truncating(max_len, 0, false)?;
-        encode_with(&t, text, pair)
+        // As the `tokenizers` crate truncates (longest first, then the special tokens), but
+        // without the overflowing windows it would also build and pair up (quadratic in their
+        // number for two long texts), which nothing here reads.
+        let budget = max_len - specials;
+        let bare = self.bare.get_or_init(|| {
+            let mut t = self.inner.clone();
+            t.with_post_processor(None::<tokenizers::PostProcessorWrapper>);
+            t
+        });
+        let mut first = guarded(|| bare.encode_char_offsets(text, false))?;
+        let mut second = match pair {
+            Some(b) => Some(guarded(|| bare.encode_char_offsets(b, false))?),
+            None => None,
+        };
+        let (n1, n2) = longest_first(first.len(), second.as_ref().map(Encoding::len), budget);
+        cut(&mut first, n1);
+        if let (Some(second), Some(n2)) = (second.as_mut(), n2) {
+            cut(second, n2);
+        }
+        guarded(|| self.inner.post_process(first, second, true))
     }
 
     /// Encode a (question, context) pair into windows of `max_len` tokens: the context is cut
@@ -256,11 +289,7 @@ impl Tokenizer {
         max_len: usize,
         stride: usize,
     ) -> Result<Vec<Encoding>> {
-        let question_tokens = self
-            .inner
-            .encode(question, false)
-            .map_err(Error::tokenizer)?
-            .len();
+        let question_tokens = guarded(|| self.inner.encode(question, false))?.len();
         let used = question_tokens + self.added_tokens(true);
         if used + stride >= max_len {
             // No window can hold more context than the overlap: fine only when the whole
@@ -284,9 +313,7 @@ impl Tokenizer {
 
     /// Ids back to text.
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
-        self.inner
-            .decode(ids, skip_special_tokens)
-            .map_err(Error::tokenizer)
+        guarded(|| self.inner.decode(ids, skip_special_tokens))
     }
 
     /// The token string of an id (`##ing`, `[CLS]`, ...).
@@ -298,16 +325,68 @@ impl Tokenizer {
     /// `convert_tokens_to_string`.
     pub fn tokens_to_string(&self, tokens: Vec<String>) -> Result<String> {
         match self.inner.get_decoder() {
-            Some(d) => tokenizers::Decoder::decode(d, tokens).map_err(Error::tokenizer),
+            Some(d) => guarded(|| tokenizers::Decoder::decode(d, tokens)),
             None => Ok(tokens.join(" ")),
         }
     }
 }
+
+/// How many tokens of each text remain when a text (and its pair) of `n1` (and `n2`) tokens
+/// are cut to `budget` together, longest first: the `tokenizers` crate's rule (its
+/// `truncate_encodings`), which HF's `truncation=True` follows.
+fn longest_first(n1: usize, n2: Option<usize>, budget: usize) -> (usize, Option<usize>) {
+    let Some(n2) = n2 else {
+        return (n1.min(budget), None);
+    };
+    if n1 + n2 <= budget {
+        return (n1, Some(n2));
+    }
+    let (short, long) = (n1.min(n2), n1.max(n2));
+    let mut keep_long = if short > budget {
+        short
+    } else {
+        long.min(short.max(budget - short))
+    };
+    let mut keep_short = short;
+    if keep_short + keep_long > budget {
+        keep_short = budget / 2;
+        keep_long = keep_short + budget % 2;
+    }
+    if n1 > n2 {
+        (keep_long, Some(keep_short))
+    } else {
+        (keep_short, Some(keep_long))
+    }
+}
+
+/// Keep the first `n` tokens of `e`, dropping the rest (and no overflowing windows).
+fn cut(e: &mut Encoding, n: usize) {
+    if e.len() > n {
+        e.truncate(n, 0, TruncationDirection::Right);
+        drop(e.take_overflowing());
+    }
+}
+
+/// Truncating copies of a tokenizer kept at once (see `Tokenizer::truncating`).
+const MAX_TRUNCATING: usize = 8;
 
 fn encode_with(t: &tokenizers::Tokenizer, text: &str, pair: Option<&str>) -> Result<Encoding> {
     let input: tokenizers::EncodeInput<'_> = match pair {
         Some(b) => (text, b).into(),
         None => text.into(),
     };
-    t.encode_char_offsets(input, true).map_err(Error::tokenizer)
+    guarded(|| t.encode_char_offsets(input, true))
+}
+
+/// A call into the `tokenizers` crate, with a panic turned into an error. The crate panics on
+/// some files it loads without complaint (0.22.2: a `TemplateProcessing` post-processor that
+/// names a special token its `special_tokens` lack panics on every encoding; found by
+/// `fuzz/tokenizer_json`), and such a file must fail the request, not the process.
+fn guarded<T>(f: impl FnOnce() -> tokenizers::Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r.map_err(Error::tokenizer),
+        Err(_) => Err(Error::Tokenizer(
+            "the tokenizers crate failed on this input (a malformed tokenizer.json?)".into(),
+        )),
+    }
 }

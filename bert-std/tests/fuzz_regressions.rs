@@ -24,12 +24,19 @@ fn regressions(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     files
 }
 
-/// `tokenizers` 0.22.2 panics on `{"decoder":`; the loader catches it: an error.
+/// `tokenizers` 0.22.2 panics on `{"decoder":` (loading), and on every encoding with a
+/// template post-processor that names a special token it does not define (the file loads);
+/// both are errors at load now.
 #[test]
 fn tokenizer_json() {
     for (path, bytes) in regressions("tokenizer_json") {
         let e = bert_std::Tokenizer::from_bytes(&bytes, &path).unwrap_err();
-        assert!(e.to_string().contains("cannot load tokenizer"), "{e}");
+        let e = e.to_string();
+        assert!(
+            e.contains("cannot load tokenizer") || e.contains("cannot encode a text"),
+            "{}: {e}",
+            path.display()
+        );
     }
 }
 
@@ -46,7 +53,7 @@ fn tokenize() {
             Some((a, b)) => (a, Some(b)),
             None => (text, None),
         };
-        let max_len = usize::from(how >> 1);
+        let max_len = [0, 1, 2, 3, 5, 8, 16, 64][usize::from(how >> 1) & 7];
         match tok.encode_truncated(a, b, max_len) {
             Ok(enc) => assert!(enc.len() <= max_len, "{}", path.display()),
             Err(e) => assert!(e.to_string().contains("special tokens"), "{e}"),

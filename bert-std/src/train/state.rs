@@ -46,12 +46,28 @@ pub(crate) fn save_state(
     path: &Path,
     o: &TrainOptions,
     examples: usize,
-    (epochs_done, step): (usize, usize),
+    done: (usize, usize),
     grads: &Grads,
     params: &[&mut [f32]],
     opt: &AdamW,
     losses: &[f32],
 ) -> Result<()> {
+    let bytes = state_bytes(o, examples, done, grads, params, opt, losses)?;
+    write_atomic(path, &bytes)
+}
+
+/// The bytes of a state file after `epochs_done` epochs (`step` optimizer steps): what
+/// [`read_state`] reads.
+#[allow(clippy::too_many_arguments)]
+pub fn state_bytes(
+    o: &TrainOptions,
+    examples: usize,
+    (epochs_done, step): (usize, usize),
+    grads: &Grads,
+    params: &[&mut [f32]],
+    opt: &AdamW,
+    losses: &[f32],
+) -> Result<Vec<u8>> {
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (i, ((name, shape), p)) in grads.layout().zip(params).enumerate() {
         let (m, v) = opt.moments(i);
@@ -69,7 +85,7 @@ pub(crate) fn save_state(
     meta.insert("step".into(), step.to_string());
     meta.insert("adamw_steps".into(), opt.steps().to_string());
     let meta: Vec<(&str, &str)> = meta.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    write_atomic(path, &serialize(&views, &meta)?)
+    Ok(serialize(&views, &meta)?)
 }
 
 /// Where a resumed run starts.
