@@ -382,6 +382,13 @@ pub fn serialize(
         if seen.insert(*name, ()).is_some() {
             return Err(Error::InvalidInput(format!("tensor {name} given twice")));
         }
+        if *name == "__metadata__" {
+            // The header's key for the metadata map: a tensor of that name makes a file no
+            // reader can parse (found by fuzz/safetensors_roundtrip).
+            return Err(Error::InvalidInput(
+                "\"__metadata__\" is reserved in safetensors; it cannot name a tensor".into(),
+            ));
+        }
     }
     let views = tensors.iter().map(|(name, dtype, shape, data)| {
         (
@@ -448,6 +455,13 @@ mod tests {
             );
         }
         assert!(SafeTensors::parse(&file).is_ok());
+    }
+
+    #[test]
+    fn the_metadata_key_cannot_name_a_tensor() {
+        // Found by fuzz/safetensors_roundtrip: this was written, and the file did not parse.
+        let e = serialize(&[("__metadata__", Dtype::U8, &[1], &[0])], &[]).unwrap_err();
+        assert!(e.to_string().contains("reserved"), "{e}");
     }
 
     #[test]
