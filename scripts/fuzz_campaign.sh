@@ -44,7 +44,8 @@ run_one() {
   local t=$1
   mkdir -p "corpus/$t" "artifacts/$t"
   # shellcheck disable=SC2046
-  cargo +nightly fuzz run $(flags_for "$t") "$t" "corpus/$t" "seeds/$t" -- \
+  mkdir -p "regressions/$t"
+  cargo +nightly fuzz run $(flags_for "$t") "$t" "corpus/$t" "seeds/$t" "regressions/$t" -- \
     -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=30 -print_final_stats=1 \
     -artifact_prefix="artifacts/$t/" >"$out/$t.log" 2>&1 || true
 }
