@@ -76,6 +76,10 @@ pub struct Metrics {
     batch_inputs: Mutex<Histogram>,
     batch_tokens: Mutex<Histogram>,
     inference: Mutex<Histogram>,
+    /// Connections open now.
+    pub connections: AtomicU64,
+    /// Connections closed at once because `max_connections` were open.
+    pub connections_refused: AtomicU64,
     started: std::time::Instant,
 }
 
@@ -90,6 +94,8 @@ impl Default for Metrics {
             batch_inputs: Mutex::new(Histogram::new(SIZES)),
             batch_tokens: Mutex::new(Histogram::new(TOKENS)),
             inference: Mutex::new(Histogram::new(SECONDS)),
+            connections: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
             started: std::time::Instant::now(),
         }
     }
@@ -146,6 +152,20 @@ impl Metrics {
             out,
             "bert_queue_depth {}",
             self.queue_depth.load(Ordering::Relaxed)
+        );
+        out += "# HELP bert_connections Connections open.\n";
+        out += "# TYPE bert_connections gauge\n";
+        let _ = writeln!(
+            out,
+            "bert_connections {}",
+            self.connections.load(Ordering::Relaxed)
+        );
+        out += "# HELP bert_connections_refused_total Connections closed at once: too many open.\n";
+        out += "# TYPE bert_connections_refused_total counter\n";
+        let _ = writeln!(
+            out,
+            "bert_connections_refused_total {}",
+            self.connections_refused.load(Ordering::Relaxed)
         );
         let tokens = self.tokens.load(Ordering::Relaxed);
         out += "# TYPE bert_tokens_total counter\n";

@@ -21,6 +21,8 @@
 
 pub mod api;
 pub mod batcher;
+pub mod body;
+pub mod connections;
 pub mod metrics;
 pub mod routes;
 
@@ -82,6 +84,13 @@ pub struct ServerConfig {
     pub timeout: Duration,
     /// Bearer token that requests must carry (`Authorization: Bearer ...`).
     pub api_key: Option<String>,
+    /// Connections open at once; one more is closed at once.
+    pub max_connections: usize,
+    /// A connection that sends no request (or not its whole request head) for this long is
+    /// closed: idle keep-alive connections and clients that send a byte at a time.
+    pub idle_timeout: Duration,
+    /// Time a request body may take to arrive after its headers (408 after).
+    pub body_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -95,6 +104,9 @@ impl Default for ServerConfig {
             max_body_bytes: 2 * 1024 * 1024,
             timeout: Duration::from_secs(30),
             api_key: None,
+            max_connections: 4096,
+            idle_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -109,6 +121,7 @@ pub struct AppState {
     model_name: String,
     dtype: String,
     worker: std::thread::JoinHandle<()>,
+    body_budget: body::BodyBudget,
 }
 
 impl AppState {
@@ -146,12 +159,28 @@ async fn auth(State(state): State<Arc<AppState>>, request: Request, next: Next) 
                 "unauthorized",
                 "missing or wrong bearer token (Authorization: Bearer ...)",
             );
-            state.metrics.request(request.uri().path(), 401, 0.0);
+            state
+                .metrics
+                .request(body::route_label(request.uri().path()), 401, 0.0);
             return e.into_response();
         }
     }
     next.run(request).await
 }
+
+/// Every route's path.
+pub const ROUTES: &[&str] = &[
+    "/v1/embeddings",
+    "/embed",
+    "/predict",
+    "/rerank",
+    "/fill-mask",
+    "/ner",
+    "/qa",
+    "/health",
+    "/info",
+    "/metrics",
+];
 
 /// The routes over a started state.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -167,6 +196,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(routes::health))
         .route("/info", get(routes::info))
         .route("/metrics", get(routes::metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            body::read_body,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
@@ -202,9 +235,18 @@ pub fn app(
     model: Model,
     model_name: String,
 ) -> Result<(Router, Arc<AppState>)> {
-    if config.max_batch_tokens == 0 || config.max_client_batch_size == 0 {
+    if config.max_batch_tokens == 0
+        || config.max_client_batch_size == 0
+        || config.max_connections == 0
+    {
         return Err(Error::Input(
-            "--max-batch-tokens and --max-client-batch-size must be at least 1".into(),
+            "--max-batch-tokens, --max-client-batch-size and --max-connections must be at least 1"
+                .into(),
+        ));
+    }
+    if config.idle_timeout.is_zero() || config.body_timeout.is_zero() {
+        return Err(Error::Input(
+            "--idle-timeout and --body-timeout must be more than 0 seconds".into(),
         ));
     }
     let dtype = model_dtype(&model);
@@ -216,6 +258,7 @@ pub fn app(
         config.max_batch_tokens,
         metrics.clone(),
     );
+    let body_budget = body::BodyBudget::new(config.max_body_bytes);
     let state = Arc::new(AppState {
         model,
         queue,
@@ -224,6 +267,7 @@ pub fn app(
         model_name,
         dtype,
         worker,
+        body_budget,
     });
     Ok((router(state.clone()), state))
 }
@@ -237,11 +281,17 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    let (max_connections, idle_timeout) = (config.max_connections, config.idle_timeout);
     let (app, state) = app(config, model, model_name)?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::io("<server>", e))?;
+    connections::accept_loop(
+        listener,
+        app,
+        max_connections,
+        idle_timeout,
+        state.metrics.clone(),
+        shutdown,
+    )
+    .await;
     // Every connection is closed: drop the last queue handle so that the worker ends.
     if let Ok(state) = Arc::try_unwrap(state) {
         let AppState { queue, worker, .. } = state;

@@ -52,6 +52,16 @@ pub struct ServeArgs {
     /// Seconds a request may wait for its result (504 after).
     #[arg(long, default_value_t = 30.0)]
     pub timeout: f64,
+    /// Connections open at once; one more is closed at once.
+    #[arg(long, default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Seconds a connection may stay without sending a request (or its request headers)
+    /// before it is closed.
+    #[arg(long, default_value_t = 30.0)]
+    pub idle_timeout: f64,
+    /// Seconds a request body may take to arrive (408 after).
+    #[arg(long, default_value_t = 30.0)]
+    pub body_timeout: f64,
     /// Require `Authorization: Bearer KEY` on every route but /health.
     #[arg(long, env = "BERT_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
@@ -66,10 +76,14 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     };
     let what = format!("{:?}", args.task).to_lowercase();
     let path = model_path(args.model.as_deref(), default, &what)?;
-    if !(args.timeout > 0.0 && args.timeout <= 3600.0) {
-        return Err(Error::Input(
-            "--timeout must be in (0, 3600] seconds".into(),
-        ));
+    for (flag, secs) in [
+        ("--timeout", args.timeout),
+        ("--idle-timeout", args.idle_timeout),
+        ("--body-timeout", args.body_timeout),
+    ] {
+        if !(secs > 0.0 && secs <= 3600.0) {
+            return Err(Error::Input(format!("{flag} must be in (0, 3600] seconds")));
+        }
     }
     let options = bert_std::LoadOptions {
         threads: args.threads,
@@ -86,6 +100,9 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         max_body_bytes: args.max_body_bytes,
         timeout: Duration::from_secs_f64(args.timeout),
         api_key: args.api_key.filter(|k| !k.is_empty()),
+        max_connections: args.max_connections,
+        idle_timeout: Duration::from_secs_f64(args.idle_timeout),
+        body_timeout: Duration::from_secs_f64(args.body_timeout),
     };
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
