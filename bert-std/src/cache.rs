@@ -71,14 +71,9 @@ pub fn lock(root: &Path, name: &str) -> Result<EntryLock> {
 /// callers (threads or processes) wait for one another: `make` runs once.
 pub fn install(root: &Path, name: &str, make: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
     let dest = root.join(name);
-    if dest.is_dir() {
+    let Some(_lock) = claim(root, name)? else {
         return Ok(dest);
-    }
-    let _lock = lock(root, name)?;
-    if dest.is_dir() {
-        return Ok(dest);
-    }
-    remove_stale(root, name);
+    };
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let staging = root.join(format!(
         ".{name}.staging.{}.{}",
@@ -107,14 +102,9 @@ pub fn train_once(
     train: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<PathBuf> {
     let dest = root.join(name);
-    if dest.is_dir() {
+    let Some(_lock) = claim(root, name)? else {
         return Ok(dest);
-    }
-    let _lock = lock(root, name)?;
-    if dest.is_dir() {
-        return Ok(dest);
-    }
-    remove_stale(root, name);
+    };
     let partial = root.join(format!(".{name}.partial"));
     let recipe_file = root.join(format!(".{name}.partial.recipe"));
     let same_recipe = fs::read_to_string(&recipe_file).is_ok_and(|r| r == recipe);
@@ -134,6 +124,21 @@ pub fn train_once(
     publish(&partial, &dest)?;
     let _ = fs::remove_file(&recipe_file);
     Ok(dest)
+}
+
+/// The lock of entry `name`, with what killed runs left removed, when the entry is still to be
+/// made; `None` when it is there (looked for before and after waiting for the lock).
+fn claim(root: &Path, name: &str) -> Result<Option<EntryLock>> {
+    check_name(name)?;
+    if root.join(name).is_dir() {
+        return Ok(None);
+    }
+    let lock = lock(root, name)?;
+    if root.join(name).is_dir() {
+        return Ok(None);
+    }
+    remove_stale(root, name);
+    Ok(Some(lock))
 }
 
 /// Run one stage of a several-stage recipe into `dir`, unless an earlier run finished it

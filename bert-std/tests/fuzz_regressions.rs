@@ -61,16 +61,8 @@ fn tokenize() {
     }
 }
 
-/// The route and server each input picks, as `fuzz_targets/server_requests.rs` does.
-const ROUTES: [&str; 7] = [
-    "/v1/embeddings",
-    "/embed",
-    "/predict",
-    "/rerank",
-    "/fill-mask",
-    "/ner",
-    "/qa",
-];
+#[path = "../../fuzz/fuzz_targets/shared/servers.rs"]
+mod servers;
 
 /// A QA question that leaves no room for context made the `tokenizers` crate panic inside the
 /// batcher (its thread died, and the server with it); now the request gets a 4xx and the
@@ -78,18 +70,10 @@ const ROUTES: [&str; 7] = [
 #[test]
 fn server_requests() {
     let goldens = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/goldens/roundtrip");
-    let tasks = [
-        (Task::Embed, "base"),
-        (Task::FillMask, "pretrain"),
-        (Task::Classify, "classify"),
-        (Task::Rerank, "classify"),
-        (Task::Ner, "ner"),
-        (Task::Qa, "qa"),
-    ];
     for (_, bytes) in regressions("server_requests") {
         let (&pick, body) = bytes.split_first().unwrap();
-        let (task, dir) = tasks[usize::from(pick) % tasks.len()];
-        let route = ROUTES[usize::from(pick / 8) % ROUTES.len()];
+        let (server, route) = servers::pick(pick);
+        let (task, dir) = servers::SERVERS[server];
         let model = load_model(task, &goldens.join(dir), Default::default()).unwrap();
         let config = ServerConfig {
             task,

@@ -9,12 +9,13 @@ use std::sync::OnceLock;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use bert_std::server::{app, load_model, ServerConfig, Task};
+use bert_std::server::{app, load_model, ServerConfig};
 use http_body_util::BodyExt;
 use libfuzzer_sys::fuzz_target;
 use tower::ServiceExt;
 
-const ROUTES: [&str; 7] = ["/v1/embeddings", "/embed", "/predict", "/rerank", "/fill-mask", "/ner", "/qa"];
+#[path = "shared/servers.rs"]
+mod servers;
 
 struct Servers {
     runtime: tokio::runtime::Runtime,
@@ -25,16 +26,8 @@ fn servers() -> &'static Servers {
     static SERVERS: OnceLock<Servers> = OnceLock::new();
     SERVERS.get_or_init(|| {
         let goldens = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bert-std/tests/goldens/roundtrip");
-        let tasks = [
-            (Task::Embed, "base"),
-            (Task::FillMask, "pretrain"),
-            (Task::Classify, "classify"),
-            (Task::Rerank, "classify"),
-            (Task::Ner, "ner"),
-            (Task::Qa, "qa"),
-        ];
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let routers = tasks
+        let routers = servers::SERVERS
             .iter()
             .map(|&(task, dir)| {
                 let model = load_model(task, &goldens.join(dir), Default::default()).unwrap();
@@ -61,8 +54,8 @@ fn servers() -> &'static Servers {
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, body)) = data.split_first() else { return };
     let s = servers();
-    let router = s.routers[usize::from(pick) % s.routers.len()].clone();
-    let route = ROUTES[usize::from(pick / 8) % ROUTES.len()];
+    let (server, route) = servers::pick(pick);
+    let router = s.routers[server].clone();
     let request = Request::post(route)
         .header("content-type", "application/json")
         .body(Body::from(body.to_vec()))

@@ -44,8 +44,9 @@ impl BodyBudget {
 
 /// The route a path belongs to, for metrics (a client's made-up paths are not new labels).
 pub(crate) fn route_label(path: &str) -> &'static str {
-    super::ROUTES
+    super::POST_ROUTES
         .iter()
+        .chain(super::GET_ROUTES)
         .find(|r| **r == path)
         .copied()
         .unwrap_or("other")

@@ -168,8 +168,8 @@ async fn auth(State(state): State<Arc<AppState>>, request: Request, next: Next) 
     next.run(request).await
 }
 
-/// Every route's path.
-pub const ROUTES: &[&str] = &[
+/// The routes that take a JSON body.
+pub const POST_ROUTES: &[&str] = &[
     "/v1/embeddings",
     "/embed",
     "/predict",
@@ -177,10 +177,10 @@ pub const ROUTES: &[&str] = &[
     "/fill-mask",
     "/ner",
     "/qa",
-    "/health",
-    "/info",
-    "/metrics",
 ];
+
+/// The routes that only read.
+pub const GET_ROUTES: &[&str] = &["/health", "/info", "/metrics"];
 
 /// The routes over a started state.
 pub fn router(state: Arc<AppState>) -> Router {
