@@ -11,8 +11,9 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use bert_std::pipelines::classification::TextClassification;
-use bert_std::train::classify::{split, train_classifier, TrainOptions};
+use bert_std::train::classify::{split, train_classifier};
 use bert_std::train::data::read_classification;
+use bert_std::train::TrainOptions;
 use bert_std::{LoadOptions, Pipeline};
 use examples::exit_on_error;
 

@@ -10,8 +10,8 @@ use clap::Parser;
 use std::path::PathBuf;
 
 use bert_std::pipelines::ner::{Aggregation, NerOptions, TokenClassification};
-use bert_std::train::classify::TrainOptions;
 use bert_std::train::ner::{read_conll, train_ner};
+use bert_std::train::TrainOptions;
 use bert_std::{LoadOptions, Pipeline};
 use examples::exit_on_error;
 

@@ -14,9 +14,9 @@ use clap::Parser;
 use std::path::PathBuf;
 
 use bert_std::pipelines::nsp::NextSentencePrediction;
-use bert_std::train::classify::TrainOptions;
 use bert_std::train::nsp::train_nsp;
 use bert_std::train::pretrain::{pretrain, read_corpus};
+use bert_std::train::TrainOptions;
 use bert_std::{LoadOptions, Pipeline};
 use examples::exit_on_error;
 

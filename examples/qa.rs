@@ -12,9 +12,9 @@ use clap::Parser;
 use std::path::PathBuf;
 
 use bert_std::pipelines::qa::{QaOptions, QuestionAnswering};
-use bert_std::train::classify::TrainOptions;
 use bert_std::train::qa::{evaluate_qa, train_qa, QaWindows};
 use bert_std::train::qa_data::{read_qa, split_by_passage};
+use bert_std::train::TrainOptions;
 use bert_std::{LoadOptions, Pipeline};
 use examples::exit_on_error;
 

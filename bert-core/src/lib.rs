@@ -81,6 +81,7 @@ pub mod nn;
 pub mod parallel;
 pub mod pretraining;
 pub mod quantize;
+pub mod rng;
 pub mod safetensors;
 pub mod sparse;
 pub mod tensor;

@@ -15,8 +15,9 @@ use std::process::{Command, Output};
 
 use bert_std::cache::train_once;
 use bert_std::fetch::{ensure_model_in, SPLADE_TINY};
-use bert_std::train::classify::{train_classifier, TrainOptions};
+use bert_std::train::classify::train_classifier;
 use bert_std::train::data::read_classification;
+use bert_std::train::TrainOptions;
 use common::*;
 
 const ROOT_ENV: &str = "BERT_CACHE_TEST_ROOT";

@@ -4,8 +4,9 @@
 mod common;
 
 use bert_std::pipelines::classification::TextClassification;
-use bert_std::train::classify::{split, train_classifier, TrainOptions};
+use bert_std::train::classify::{split, train_classifier};
 use bert_std::train::data::read_classification;
+use bert_std::train::TrainOptions;
 use bert_std::{LoadOptions, Pipeline};
 use common::*;
 

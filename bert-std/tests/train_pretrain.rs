@@ -7,9 +7,9 @@ mod common;
 
 use bert_std::pipelines::fill_mask::FillMask;
 use bert_std::pipelines::nsp::NextSentencePrediction;
-use bert_std::train::classify::TrainOptions;
 use bert_std::train::nsp::train_nsp;
 use bert_std::train::pretrain::{pretrain, read_corpus, Corpus};
+use bert_std::train::TrainOptions;
 use bert_std::{LoadOptions, Pipeline};
 use common::*;
 

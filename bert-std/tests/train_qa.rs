@@ -4,9 +4,9 @@
 mod common;
 
 use bert_std::tokenizer::Tokenizer;
-use bert_std::train::classify::TrainOptions;
 use bert_std::train::qa::{labelled_windows, train_qa, QaWindows};
 use bert_std::train::qa_data::{read_qa, split_by_passage, QaExample, NO_SPAN};
+use bert_std::train::TrainOptions;
 use common::*;
 
 #[test]

@@ -15,7 +15,7 @@ use bert_core::train::params::Parameters;
 use bert_core::train::seqcls::SeqClsTrainer;
 use bert_core::train::Grads;
 use bert_core::{BertConfig, BertForSequenceClassification, Dtype, Weights};
-use bert_std::train::classify::TrainOptions;
+use bert_std::train::TrainOptions;
 use bert_std::train::state::{read_state, state_bytes};
 use libfuzzer_sys::fuzz_target;
 

@@ -6,75 +6,19 @@
 
 use std::path::{Path, PathBuf};
 
-use bert_core::pretraining::Rng;
+use bert_core::rng::Rng;
 use bert_core::train::seqcls::SeqClsTrainer;
-use bert_core::{BertForSequenceClassification, Weights};
+use bert_core::train::workspace::TrainWorkspace;
+use bert_core::train::Grads;
+use bert_core::{BertConfig, BertForSequenceClassification, Weights};
+use tokenizers::Encoding;
 
 use super::data::Example;
-use crate::batching::Padded;
-use crate::error::{Error, Result};
-use crate::model_dir::ModelDir;
+use super::fine_tune::{fine_tune, new_classifier, Batch, FineTune};
+use super::options::{Step, TrainOptions};
+use crate::batching::{Padded, RayonJoin};
+use crate::error::Result;
 use crate::tokenizer::Tokenizer;
-
-/// Training settings (the seed's defaults: lr 2e-5, weight decay 0.01, 10% warm-up).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TrainOptions {
-    /// Passes over the training set.
-    pub epochs: usize,
-    /// Peak learning rate.
-    pub lr: f32,
-    /// Examples per forward and backward pass.
-    pub batch_size: usize,
-    /// Batches whose gradients are averaged before each optimizer step (gradient
-    /// accumulation: an effective batch of `batch_size × grad_accum`).
-    pub grad_accum: usize,
-    /// Longest input in tokens (longer ones are truncated).
-    pub max_seq_len: usize,
-    /// Seed of the head's initialization and of the shuffling.
-    pub seed: u64,
-    /// Share of the steps spent warming up.
-    pub warmup_ratio: f32,
-    /// AdamW's decoupled weight decay.
-    pub weight_decay: f32,
-    /// Continue from the trainer state an interrupted run left in the output directory (if
-    /// any), with the same settings and data; the result equals an uninterrupted run's.
-    pub resume: bool,
-    /// Training-mode dropout as config.json sets it (`hidden_dropout_prob`, ...), as HF's
-    /// `model.train()`; off: every step in evaluation mode.
-    pub dropout: bool,
-}
-
-impl Default for TrainOptions {
-    fn default() -> Self {
-        TrainOptions {
-            epochs: 3,
-            lr: 2e-5,
-            batch_size: 16,
-            grad_accum: 1,
-            max_seq_len: 128,
-            seed: 42,
-            warmup_ratio: 0.1,
-            weight_decay: 0.01,
-            resume: false,
-            dropout: true,
-        }
-    }
-}
-
-/// One training step, for a progress display.
-#[derive(Debug, Clone, Copy)]
-pub struct Step {
-    /// 1-based step.
-    pub step: usize,
-    /// Steps in all.
-    pub total: usize,
-    /// The batch's loss.
-    pub loss: f32,
-    /// The learning rate used.
-    pub lr: f32,
-    /// Examples in the batch.
-    pub examples: usize,
-}
 
 /// What a training run gives.
 #[derive(Debug, Clone)]
@@ -104,13 +48,6 @@ pub fn train_classifier(
     out: &Path,
     mut progress: impl FnMut(&Step) + Send,
 ) -> Result<Report> {
-    if train.is_empty() || o.batch_size == 0 || o.epochs == 0 {
-        return Err(Error::Input(
-            "nothing to train: no examples, batches or epochs".into(),
-        ));
-    }
-    let dir = ModelDir::open(base)?;
-    let tokenizer = Tokenizer::from_dir(&dir.root)?;
     let labels: Vec<String> = train
         .iter()
         .chain(eval)
@@ -118,100 +55,153 @@ pub fn train_classifier(
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let class = |l: &str| {
-        labels
-            .iter()
-            .position(|x| x == l)
-            .map_or(-100, |i| i as i64)
-    };
-    let (raw, config) = super::head_config(&dir, "BertForSequenceClassification", &labels)?;
-    let (h, n) = (config.hidden_size, labels.len());
-    let mut rng = Rng::new(o.seed);
-    let head = super::new_classifier(&mut rng, n, h)?;
-    let files = super::open_weights(&dir)?;
-    let mut buffers: Vec<&[u8]> = files.iter().map(|f| &**f).collect();
-    buffers.push(&head);
-    let weights = Weights::from_buffers(&buffers)?;
-    let mut model = BertForSequenceClassification::load(&config, &weights)?;
-    let (mut grads, mut ws) = {
-        let trainer = SeqClsTrainer::new(&model)?;
-        (
-            trainer.grads(),
-            trainer.workspace(o.batch_size, o.max_seq_len)?,
-        )
-    };
-    ws.set_threads(rayon::current_num_threads(), &crate::batching::RayonJoin);
-    let encode =
-        |e: &Example| tokenizer.encode_truncated(&e.text, e.pair.as_deref(), o.max_seq_len);
-    let train_enc = train.iter().map(encode).collect::<Result<Vec<_>>>()?;
-    let pad = tokenizer.special.pad;
-    let run = super::Run {
-        options: o,
-        examples: train.len(),
-        base: &dir,
-        config: &raw,
-        out,
-    };
-    let losses = run.epochs(
-        &mut model,
-        &mut rng,
-        &mut grads,
-        |model, step, chunk, grads| {
-            ws.set_dropout(super::dropout_at(&raw, o, step));
-            let encs: Vec<_> = chunk.iter().map(|&i| &train_enc[i]).collect();
-            let padded = Padded::new(&encs, pad);
-            let y: Vec<i64> = chunk.iter().map(|&i| class(&train[i].label)).collect();
-            Ok(SeqClsTrainer::new(model)?.loss_and_grads(
-                &padded.core_batch(),
-                &y,
-                &mut ws,
-                grads,
-            )?)
-        },
-        &mut progress,
-    )?;
-    // Held-out accuracy with the inference path.
-    let mut correct = 0;
-    let mut counts = vec![0usize; n];
-    let mut predictions = Vec::with_capacity(eval.len());
-    let mut ws = model.workspace(o.batch_size, o.max_seq_len)?;
-    for chunk in eval.chunks(o.batch_size) {
-        let encs = chunk.iter().map(encode).collect::<Result<Vec<_>>>()?;
-        let refs: Vec<_> = encs.iter().collect();
-        let padded = Padded::new(&refs, pad);
-        let logits = model.forward(&padded.core_batch(), &mut ws)?;
-        for (i, e) in chunk.iter().enumerate() {
-            let row = logits.row(i);
-            let best = (0..n)
-                .max_by(|&a, &b| row[a].total_cmp(&row[b]))
-                .unwrap_or(0);
-            let want = class(&e.label);
-            predictions.push(labels[best].clone());
-            correct += usize::from(best as i64 == want);
-            if want >= 0 {
-                counts[want as usize] += 1;
-            }
-        }
-    }
-    let m = eval.len().max(1) as f32;
-    Ok(Report {
+    let mut task = Classifier {
+        train,
+        eval,
         labels,
+        items: Vec::new(),
+        held: Vec::new(),
+        pad: 0,
+        shape: (o.batch_size, o.max_seq_len),
+        predictions: Vec::new(),
+        accuracy: 0.0,
+        majority: 0.0,
+    };
+    let losses = fine_tune(&mut task, base, o, out, &mut progress)?;
+    Ok(Report {
+        labels: task.labels,
         losses,
-        accuracy: correct as f32 / m,
-        majority: counts.iter().copied().max().unwrap_or(0) as f32 / m,
+        accuracy: task.accuracy,
+        majority: task.majority,
         eval_examples: eval.len(),
-        predictions,
+        predictions: task.predictions,
         out: out.to_path_buf(),
     })
+}
+
+/// Sequence classification on the shared loop: a new `classifier` head; the class of each
+/// example; held-out accuracy with the inference path.
+struct Classifier<'d> {
+    train: &'d [Example],
+    eval: &'d [Example],
+    labels: Vec<String>,
+    /// Training items: encoding and class.
+    items: Vec<(Encoding, i64)>,
+    /// Held-out items, alike.
+    held: Vec<(Encoding, i64)>,
+    pad: u32,
+    /// (batch size, longest input) of the held-out forwards.
+    shape: (usize, usize),
+    predictions: Vec<String>,
+    accuracy: f32,
+    majority: f32,
+}
+
+impl Classifier<'_> {
+    fn class(&self, label: &str) -> i64 {
+        self.labels
+            .iter()
+            .position(|x| x == label)
+            .map_or(-100, |i| i as i64)
+    }
+}
+
+impl FineTune for Classifier<'_> {
+    type Model<'w> = BertForSequenceClassification<'w>;
+    type Workspace = TrainWorkspace;
+    const ARCHITECTURE: &'static str = "BertForSequenceClassification";
+
+    fn labels(&self) -> Vec<String> {
+        self.labels.clone()
+    }
+
+    fn new_heads(
+        &mut self,
+        _base: &Weights<'_>,
+        config: &BertConfig,
+        rng: &mut Rng,
+    ) -> Result<Vec<Vec<u8>>> {
+        Ok(vec![new_classifier(
+            rng,
+            self.labels.len(),
+            config.hidden_size,
+        )?])
+    }
+
+    fn load<'w>(config: &BertConfig, weights: &Weights<'w>) -> Result<Self::Model<'w>> {
+        Ok(BertForSequenceClassification::load(config, weights)?)
+    }
+
+    fn prepare(&mut self, tok: &Tokenizer, _: &BertConfig, o: &TrainOptions) -> Result<usize> {
+        let encode = |e: &Example| -> Result<(Encoding, i64)> {
+            let enc = tok.encode_truncated(&e.text, e.pair.as_deref(), o.max_seq_len)?;
+            Ok((enc, self.class(&e.label)))
+        };
+        let items = self.train.iter().map(encode).collect::<Result<Vec<_>>>()?;
+        let held = self.eval.iter().map(encode).collect::<Result<Vec<_>>>()?;
+        (self.items, self.held, self.pad) = (items, held, tok.special.pad);
+        Ok(self.items.len())
+    }
+
+    fn trainer(
+        &self,
+        model: &Self::Model<'_>,
+        o: &TrainOptions,
+    ) -> Result<(Grads, TrainWorkspace)> {
+        let trainer = SeqClsTrainer::new(model)?;
+        let mut ws = trainer.workspace(o.batch_size, o.max_seq_len)?;
+        ws.set_threads(rayon::current_num_threads(), &RayonJoin);
+        Ok((trainer.grads(), ws))
+    }
+
+    fn step(
+        &mut self,
+        model: &Self::Model<'_>,
+        ws: &mut TrainWorkspace,
+        batch: Batch<'_>,
+        grads: &mut Grads,
+    ) -> Result<f32> {
+        ws.set_dropout(batch.dropout);
+        let encs: Vec<_> = batch.chunk.iter().map(|&i| &self.items[i].0).collect();
+        let padded = Padded::new(&encs, self.pad);
+        let y: Vec<i64> = batch.chunk.iter().map(|&i| self.items[i].1).collect();
+        Ok(SeqClsTrainer::new(model)?.loss_and_grads(&padded.core_batch(), &y, ws, grads)?)
+    }
+
+    /// Held-out accuracy with the inference path.
+    fn after(&mut self, model: &Self::Model<'_>, _: &mut TrainWorkspace) -> Result<()> {
+        let n = self.labels.len();
+        let (batch, max_seq) = self.shape;
+        let (mut correct, mut counts) = (0, vec![0usize; n]);
+        let mut ws = model.workspace(batch, max_seq)?;
+        for chunk in self.held.chunks(batch) {
+            let refs: Vec<_> = chunk.iter().map(|(e, _)| e).collect();
+            let padded = Padded::new(&refs, self.pad);
+            let logits = model.forward(&padded.core_batch(), &mut ws)?;
+            for (i, &(_, want)) in chunk.iter().enumerate() {
+                let row = logits.row(i);
+                let best = (0..n)
+                    .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                    .unwrap_or(0);
+                self.predictions.push(self.labels[best].clone());
+                correct += usize::from(best as i64 == want);
+                if want >= 0 {
+                    counts[want as usize] += 1;
+                }
+            }
+        }
+        let m = self.held.len().max(1) as f32;
+        self.accuracy = correct as f32 / m;
+        self.majority = counts.iter().copied().max().unwrap_or(0) as f32 / m;
+        Ok(())
+    }
 }
 
 /// A seeded split into (train, held-out): `eval_share` of the examples go to the held-out set.
 pub fn split(examples: &[Example], eval_share: f32, seed: u64) -> (Vec<Example>, Vec<Example>) {
     let mut order: Vec<usize> = (0..examples.len()).collect();
     let mut rng = Rng::new(seed ^ 0x5eed);
-    for i in (1..order.len()).rev() {
-        order.swap(i, rng.below(i as u64 + 1) as usize);
-    }
+    rng.shuffle(&mut order);
     let k = ((examples.len() as f32) * eval_share).round() as usize;
     let (eval, train) = order.split_at(k.min(examples.len()));
     (

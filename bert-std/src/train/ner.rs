@@ -6,15 +6,18 @@
 
 use std::path::{Path, PathBuf};
 
-use bert_core::pretraining::{Rng, IGNORE_INDEX};
+use bert_core::pretraining::IGNORE_INDEX;
+use bert_core::rng::Rng;
 use bert_core::train::tokcls::TokClsTrainer;
-use bert_core::{BertForTokenClassification, Weights};
+use bert_core::train::workspace::TrainWorkspace;
+use bert_core::train::Grads;
+use bert_core::{BertConfig, BertForTokenClassification, Weights};
 use tokenizers::Encoding;
 
-use super::classify::{Step, TrainOptions};
-use crate::batching::Padded;
+use super::fine_tune::{fine_tune, new_classifier, Batch, FineTune};
+use super::options::{Step, TrainOptions};
+use crate::batching::{Padded, RayonJoin};
 use crate::error::{Error, Result};
-use crate::model_dir::ModelDir;
 use crate::tokenizer::Tokenizer;
 
 /// One sentence: its words and their tags.
@@ -166,8 +169,6 @@ pub fn train_ner(
     out: &Path,
     mut progress: impl FnMut(&Step) + Send,
 ) -> Result<NerReport> {
-    let dir = ModelDir::open(base)?;
-    let tok = Tokenizer::from_dir(&dir.root)?;
     let labels: Vec<String> = train
         .iter()
         .chain(eval)
@@ -175,102 +176,158 @@ pub fn train_ner(
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let class = |t: &str| {
-        labels
-            .iter()
-            .position(|l| l == t)
-            .map_or(IGNORE_INDEX, |i| i as i64)
-    };
-    let (raw, config) = super::head_config(&dir, "BertForTokenClassification", &labels)?;
-    let (h, n) = (config.hidden_size, labels.len());
-    let mut rng = Rng::new(o.seed);
-    let head = super::new_classifier(&mut rng, n, h)?;
-    let files = super::open_weights(&dir)?;
-    let mut buffers: Vec<&[u8]> = files.iter().map(|f| &**f).collect();
-    buffers.push(&head);
-    let weights = Weights::from_buffers(&buffers)?;
-    let mut model = BertForTokenClassification::load(&config, &weights)?;
-    let keep = |e: &(Encoding, Vec<i64>)| e.0.len() <= o.max_seq_len;
-    let all = train
-        .iter()
-        .map(|s| encode(&tok, s, &class))
-        .collect::<Result<Vec<_>>>()?;
-    let too_long = all.iter().filter(|e| !keep(e)).count();
-    let data: Vec<_> = all.into_iter().filter(keep).collect();
-    if data.is_empty() {
-        return Err(Error::Input(
-            "no training sentence fits --max-seq-len".into(),
-        ));
-    }
-    let (mut grads, mut ws) = {
-        let t = TokClsTrainer::new(&model)?;
-        (t.grads(), t.workspace(o.batch_size, o.max_seq_len)?)
-    };
-    ws.set_threads(rayon::current_num_threads(), &crate::batching::RayonJoin);
-    let pad = tok.special.pad;
-    let run = super::Run {
-        options: o,
-        examples: data.len(),
-        base: &dir,
-        config: &raw,
-        out,
-    };
-    let losses = run.epochs(
-        &mut model,
-        &mut rng,
-        &mut grads,
-        |model, step, chunk, grads| {
-            ws.set_dropout(super::dropout_at(&raw, o, step));
-            let encs: Vec<&Encoding> = chunk.iter().map(|&i| &data[i].0).collect();
-            let padded = Padded::new(&encs, pad);
-            let mut y = vec![IGNORE_INDEX; padded.rows * padded.seq];
-            for (r, &i) in chunk.iter().enumerate() {
-                let l = &data[i].1;
-                y[r * padded.seq..r * padded.seq + l.len()].copy_from_slice(l);
-            }
-            Ok(TokClsTrainer::new(model)?.loss_and_grads(
-                &padded.core_batch(),
-                &y,
-                &mut ws,
-                grads,
-            )?)
-        },
-        &mut progress,
-    )?;
-    // Entity F1 on the held-out sentences (first word piece decides each word's tag).
-    let mut ws = model.workspace(1, o.max_seq_len.max(8))?;
-    let (mut gold, mut pred) = (Vec::new(), Vec::new());
-    for s in eval {
-        let (enc, _) = encode(&tok, s, &class)?;
-        if enc.len() > o.max_seq_len {
-            continue;
-        }
-        let padded = Padded::new(&[&enc], pad);
-        let logits = model.forward(&padded.core_batch(), &mut ws)?;
-        let mut tags = vec!["O".to_string(); s.words.len()];
-        let mut last = None;
-        for (t, w) in enc.get_word_ids().iter().enumerate() {
-            if let Some(w) = w {
-                if Some(*w) != last {
-                    last = Some(*w);
-                    let row = logits.row(t);
-                    let best = (0..n)
-                        .max_by(|&a, &b| row[a].total_cmp(&row[b]))
-                        .unwrap_or(0);
-                    tags[*w as usize] = labels[best].clone();
-                }
-            }
-        }
-        gold.push(s.tags.clone());
-        pred.push(tags);
-    }
-    Ok(NerReport {
+    let mut task = Tagger {
+        train,
+        eval,
         labels,
+        items: Vec::new(),
+        held: Vec::new(),
+        too_long: 0,
+        pad: 0,
+        max_seq_len: o.max_seq_len,
+        f1: 0.0,
+    };
+    let losses = fine_tune(&mut task, base, o, out, &mut progress)?;
+    Ok(NerReport {
+        labels: task.labels,
         losses,
-        f1: entity_f1(&gold, &pred),
-        too_long,
+        f1: task.f1,
+        too_long: task.too_long,
         out: out.to_path_buf(),
     })
+}
+
+/// Token classification on the shared loop: a new `classifier` head; each word's tag on its
+/// first word piece; entity F1 on the held-out sentences with the inference path.
+struct Tagger<'d> {
+    train: &'d [Sentence],
+    eval: &'d [Sentence],
+    labels: Vec<String>,
+    /// Training sentences that fit: encoding and per-token class.
+    items: Vec<(Encoding, Vec<i64>)>,
+    /// Held-out sentences that fit, with their index in `eval`.
+    held: Vec<(usize, Encoding)>,
+    too_long: usize,
+    pad: u32,
+    max_seq_len: usize,
+    f1: f32,
+}
+
+impl FineTune for Tagger<'_> {
+    type Model<'w> = BertForTokenClassification<'w>;
+    type Workspace = TrainWorkspace;
+    const ARCHITECTURE: &'static str = "BertForTokenClassification";
+
+    fn labels(&self) -> Vec<String> {
+        self.labels.clone()
+    }
+
+    fn new_heads(
+        &mut self,
+        _base: &Weights<'_>,
+        config: &BertConfig,
+        rng: &mut Rng,
+    ) -> Result<Vec<Vec<u8>>> {
+        Ok(vec![new_classifier(
+            rng,
+            self.labels.len(),
+            config.hidden_size,
+        )?])
+    }
+
+    fn load<'w>(config: &BertConfig, weights: &Weights<'w>) -> Result<Self::Model<'w>> {
+        Ok(BertForTokenClassification::load(config, weights)?)
+    }
+
+    fn prepare(&mut self, tok: &Tokenizer, _: &BertConfig, o: &TrainOptions) -> Result<usize> {
+        let labels = &self.labels;
+        let class = |t: &str| {
+            labels
+                .iter()
+                .position(|l| l == t)
+                .map_or(IGNORE_INDEX, |i| i as i64)
+        };
+        let all = self
+            .train
+            .iter()
+            .map(|s| encode(tok, s, &class))
+            .collect::<Result<Vec<_>>>()?;
+        let fits = |e: &Encoding| e.len() <= o.max_seq_len;
+        self.too_long = all.iter().filter(|e| !fits(&e.0)).count();
+        self.items = all.into_iter().filter(|e| fits(&e.0)).collect();
+        if self.items.is_empty() {
+            return Err(Error::Input(
+                "no training sentence fits --max-seq-len".into(),
+            ));
+        }
+        for (i, s) in self.eval.iter().enumerate() {
+            let (enc, _) = encode(tok, s, &class)?;
+            if fits(&enc) {
+                self.held.push((i, enc));
+            }
+        }
+        self.pad = tok.special.pad;
+        Ok(self.items.len())
+    }
+
+    fn trainer(
+        &self,
+        model: &Self::Model<'_>,
+        o: &TrainOptions,
+    ) -> Result<(Grads, TrainWorkspace)> {
+        let trainer = TokClsTrainer::new(model)?;
+        let mut ws = trainer.workspace(o.batch_size, o.max_seq_len)?;
+        ws.set_threads(rayon::current_num_threads(), &RayonJoin);
+        Ok((trainer.grads(), ws))
+    }
+
+    fn step(
+        &mut self,
+        model: &Self::Model<'_>,
+        ws: &mut TrainWorkspace,
+        batch: Batch<'_>,
+        grads: &mut Grads,
+    ) -> Result<f32> {
+        ws.set_dropout(batch.dropout);
+        let encs: Vec<&Encoding> = batch.chunk.iter().map(|&i| &self.items[i].0).collect();
+        let padded = Padded::new(&encs, self.pad);
+        let mut y = vec![IGNORE_INDEX; padded.rows * padded.seq];
+        for (r, &i) in batch.chunk.iter().enumerate() {
+            let l = &self.items[i].1;
+            y[r * padded.seq..r * padded.seq + l.len()].copy_from_slice(l);
+        }
+        Ok(TokClsTrainer::new(model)?.loss_and_grads(&padded.core_batch(), &y, ws, grads)?)
+    }
+
+    /// Entity F1 on the held-out sentences (the first word piece decides each word's tag).
+    fn after(&mut self, model: &Self::Model<'_>, _: &mut TrainWorkspace) -> Result<()> {
+        let n = self.labels.len();
+        let mut ws = model.workspace(1, self.max_seq_len.max(8))?;
+        let (mut gold, mut pred) = (Vec::new(), Vec::new());
+        for (i, enc) in &self.held {
+            let s = &self.eval[*i];
+            let padded = Padded::new(&[enc], self.pad);
+            let logits = model.forward(&padded.core_batch(), &mut ws)?;
+            let mut tags = vec!["O".to_string(); s.words.len()];
+            let mut last = None;
+            for (t, w) in enc.get_word_ids().iter().enumerate() {
+                if let Some(w) = w {
+                    if Some(*w) != last {
+                        last = Some(*w);
+                        let row = logits.row(t);
+                        let best = (0..n)
+                            .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                            .unwrap_or(0);
+                        tags[*w as usize] = self.labels[best].clone();
+                    }
+                }
+            }
+            gold.push(s.tags.clone());
+            pred.push(tags);
+        }
+        self.f1 = entity_f1(&gold, &pred);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -11,16 +11,18 @@
 
 use std::path::{Path, PathBuf};
 
-use bert_core::pretraining::Rng;
+use bert_core::rng::Rng;
 use bert_core::safetensors::serialize;
 use bert_core::train::seqcls::SeqClsTrainer;
-use bert_core::{BertForSequenceClassification, Dtype, Weights};
+use bert_core::train::workspace::TrainWorkspace;
+use bert_core::train::Grads;
+use bert_core::{BertConfig, BertForSequenceClassification, Dtype, Weights};
 
-use super::classify::{Step, TrainOptions};
-use super::pretrain::{held_out_nsp, train_and_held_pairs, Corpus};
-use crate::batching::Padded;
-use crate::error::{Error, Result};
-use crate::model_dir::ModelDir;
+use super::fine_tune::{fine_tune, new_classifier, new_linear, Batch, FineTune};
+use super::options::{Step, TrainOptions};
+use super::pretrain::{held_out_nsp, train_and_held_pairs, Corpus, Pair};
+use crate::batching::{Padded, RayonJoin};
+use crate::error::Result;
 use crate::tokenizer::Tokenizer;
 
 /// What an NSP fine-tuning run did.
@@ -50,7 +52,7 @@ const HEAD: &str = "cls.seq_relationship";
 fn starting_head(weights: &Weights<'_>, hidden: usize, rng: &mut Rng) -> Result<Vec<u8>> {
     let (w, b) = (format!("{HEAD}.weight"), format!("{HEAD}.bias"));
     if !(weights.contains(&w) && weights.contains(&b)) {
-        return super::new_classifier(rng, 2, hidden);
+        return new_classifier(rng, 2, hidden);
     }
     // Shapes are checked by the lookups ([2, hidden] and [2]); any stored dtype is widened.
     let bytes = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
@@ -75,93 +77,116 @@ pub fn train_nsp(
     out: &Path,
     mut progress: impl FnMut(&Step) + Send,
 ) -> Result<NspReport> {
-    if o.batch_size == 0 || o.epochs == 0 {
-        return Err(Error::Input(
-            "NSP fine-tuning needs batches and epochs".into(),
-        ));
-    }
-    let dir = ModelDir::open(base)?;
-    let tok = Tokenizer::from_dir(&dir.root)?;
-    let labels = ["IsNext".to_string(), "NotNext".to_string()];
-    let (raw, config) = super::head_config(&dir, "BertForNextSentencePrediction", &labels)?;
-    let mut rng = Rng::new(o.seed);
-    let files = super::open_weights(&dir)?;
-    let mut buffers: Vec<&[u8]> = files.iter().map(|f| &**f).collect();
-    let base_weights = Weights::from_buffers(&buffers)?;
-    let had_head = base_weights.contains(&format!("{HEAD}.weight"));
-    let h = config.hidden_size;
-    let head = starting_head(&base_weights, h, &mut rng)?;
-    // A base without a pooler (a masked LM) gets one as HF initializes it.
-    let pooler = format!("{}pooler.dense", base_weights.encoder_prefix());
-    let new_pooler = if base_weights.contains(&format!("{pooler}.weight")) {
-        None
-    } else {
-        Some(super::new_linear(&mut rng, &pooler, h, h)?)
+    let mut task = NextSentence {
+        base,
+        corpora: (train, eval),
+        had_head: false,
+        items: Vec::new(),
+        held: Vec::new(),
+        pad: 0,
+        accuracy_before: None,
     };
-    buffers.push(&head);
-    buffers.extend(new_pooler.as_deref());
-    let weights = Weights::from_buffers(&buffers)?;
-    let mut model = BertForSequenceClassification::load(&config, &weights)?;
-
-    let mut pair_rng = Rng::new(o.seed ^ 0x9a1);
-    let (data, held) = train_and_held_pairs(&tok, (train, eval), o.max_seq_len, &mut pair_rng)?;
-    let accuracy_before = if had_head {
-        Some(held_out_nsp(base, &held)?.0)
-    } else {
-        None
-    };
-    let (mut grads, mut ws) = {
-        let trainer = SeqClsTrainer::new(&model)?;
-        (
-            trainer.grads(),
-            trainer.workspace(o.batch_size, o.max_seq_len)?,
-        )
-    };
-    // Saved (and decayed: a bias is still a bias) under NSP's names.
-    for part in ["weight", "bias"] {
-        grads.rename(&format!("classifier.{part}"), &format!("{HEAD}.{part}"));
-    }
-    ws.set_threads(rayon::current_num_threads(), &crate::batching::RayonJoin);
-    let pad = tok.special.pad;
-    let run = super::Run {
-        options: o,
-        examples: data.len(),
-        base: &dir,
-        config: &raw,
-        out,
-    };
-    let losses = run.epochs(
-        &mut model,
-        &mut rng,
-        &mut grads,
-        |model, step, chunk, grads| {
-            // HF's NSP head has no dropout of its own (the encoder's stays).
-            let dropout = super::dropout_at(&raw, o, step).map(|mut d| {
-                d.classifier = 0.0;
-                d
-            });
-            ws.set_dropout(dropout);
-            let encs: Vec<_> = chunk.iter().map(|&i| &data[i].enc).collect();
-            let padded = Padded::new(&encs, pad);
-            let y: Vec<i64> = chunk.iter().map(|&i| data[i].label).collect();
-            Ok(SeqClsTrainer::new(model)?.loss_and_grads(
-                &padded.core_batch(),
-                &y,
-                &mut ws,
-                grads,
-            )?)
-        },
-        &mut progress,
-    )?;
-    drop(model);
-    let (accuracy, majority) = held_out_nsp(out, &held)?;
+    let losses = fine_tune(&mut task, base, o, out, &mut progress)?;
+    let (accuracy, majority) = held_out_nsp(out, &task.held)?;
     Ok(NspReport {
         losses,
-        pairs: data.len(),
-        eval_pairs: held.len(),
-        accuracy_before,
+        pairs: task.items.len(),
+        eval_pairs: task.held.len(),
+        accuracy_before: task.accuracy_before,
         accuracy,
         majority,
         out: out.to_path_buf(),
     })
+}
+
+/// NSP on the shared loop: the sequence-classification step with two labels, the head started
+/// from the base's NSP head (and a pooler made where the base has none), saved as NSP's.
+struct NextSentence<'d> {
+    base: &'d Path,
+    corpora: (&'d Corpus, &'d Corpus),
+    had_head: bool,
+    items: Vec<Pair>,
+    held: Vec<Pair>,
+    pad: u32,
+    accuracy_before: Option<f32>,
+}
+
+impl FineTune for NextSentence<'_> {
+    type Model<'w> = BertForSequenceClassification<'w>;
+    type Workspace = TrainWorkspace;
+    const ARCHITECTURE: &'static str = "BertForNextSentencePrediction";
+
+    fn labels(&self) -> Vec<String> {
+        vec!["IsNext".to_string(), "NotNext".to_string()]
+    }
+
+    fn new_heads(
+        &mut self,
+        base: &Weights<'_>,
+        config: &BertConfig,
+        rng: &mut Rng,
+    ) -> Result<Vec<Vec<u8>>> {
+        self.had_head = base.contains(&format!("{HEAD}.weight"));
+        let h = config.hidden_size;
+        let mut heads = vec![starting_head(base, h, rng)?];
+        // A base without a pooler (a masked LM) gets one as HF initializes it.
+        let pooler = format!("{}pooler.dense", base.encoder_prefix());
+        if !base.contains(&format!("{pooler}.weight")) {
+            heads.push(new_linear(rng, &pooler, h, h)?);
+        }
+        Ok(heads)
+    }
+
+    fn load<'w>(config: &BertConfig, weights: &Weights<'w>) -> Result<Self::Model<'w>> {
+        Ok(BertForSequenceClassification::load(config, weights)?)
+    }
+
+    fn prepare(&mut self, tok: &Tokenizer, _: &BertConfig, o: &TrainOptions) -> Result<usize> {
+        let mut pair_rng = Rng::new(o.seed ^ 0x9a1);
+        (self.items, self.held) =
+            train_and_held_pairs(tok, self.corpora, o.max_seq_len, &mut pair_rng)?;
+        self.pad = tok.special.pad;
+        Ok(self.items.len())
+    }
+
+    fn trainer(
+        &self,
+        model: &Self::Model<'_>,
+        o: &TrainOptions,
+    ) -> Result<(Grads, TrainWorkspace)> {
+        let trainer = SeqClsTrainer::new(model)?;
+        let mut grads = trainer.grads();
+        // Saved (and decayed: a bias is still a bias) under NSP's names.
+        for part in ["weight", "bias"] {
+            grads.rename(&format!("classifier.{part}"), &format!("{HEAD}.{part}"));
+        }
+        let mut ws = trainer.workspace(o.batch_size, o.max_seq_len)?;
+        ws.set_threads(rayon::current_num_threads(), &RayonJoin);
+        Ok((grads, ws))
+    }
+
+    fn before(&mut self, _: &Self::Model<'_>, _: &mut TrainWorkspace) -> Result<()> {
+        if self.had_head {
+            self.accuracy_before = Some(held_out_nsp(self.base, &self.held)?.0);
+        }
+        Ok(())
+    }
+
+    fn step(
+        &mut self,
+        model: &Self::Model<'_>,
+        ws: &mut TrainWorkspace,
+        batch: Batch<'_>,
+        grads: &mut Grads,
+    ) -> Result<f32> {
+        // HF's NSP head has no dropout of its own (the encoder's stays).
+        ws.set_dropout(batch.dropout.map(|mut d| {
+            d.classifier = 0.0;
+            d
+        }));
+        let encs: Vec<_> = batch.chunk.iter().map(|&i| &self.items[i].enc).collect();
+        let padded = Padded::new(&encs, self.pad);
+        let y: Vec<i64> = batch.chunk.iter().map(|&i| self.items[i].label).collect();
+        Ok(SeqClsTrainer::new(model)?.loss_and_grads(&padded.core_batch(), &y, ws, grads)?)
+    }
 }

@@ -11,17 +11,19 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use bert_core::pretraining::{
-    create_nsp_examples_across_documents, mask_tokens, MaskingConfig, Rng, IGNORE_INDEX,
+    create_nsp_examples_across_documents, mask_tokens, MaskingConfig, IGNORE_INDEX,
 };
+use bert_core::rng::Rng;
 use bert_core::safetensors::serialize;
 use bert_core::train::pretrain::{PreTrainWorkspace, PreTrainer};
-use bert_core::{BertForPreTraining, Dtype, Weights};
+use bert_core::train::Grads;
+use bert_core::{BertConfig, BertForPreTraining, Dtype, Weights};
 use tokenizers::Encoding;
 
-use super::classify::{Step, TrainOptions};
-use crate::batching::Padded;
+use super::fine_tune::{fine_tune, normal_bytes, Batch, FineTune};
+use super::options::{Step, TrainOptions};
+use crate::batching::{Padded, RayonJoin};
 use crate::error::{Error, Result};
-use crate::model_dir::ModelDir;
 use crate::pipelines::nsp::NextSentencePrediction;
 use crate::runtime::LoadOptions;
 use crate::tokenizer::Tokenizer;
@@ -44,9 +46,7 @@ impl Corpus {
     pub fn split(&self, eval_share: f32, seed: u64) -> (Corpus, Corpus) {
         let mut order: Vec<usize> = (0..self.documents.len()).collect();
         let mut rng = Rng::new(seed ^ 0x5eed);
-        for i in (1..order.len()).rev() {
-            order.swap(i, rng.below(i as u64 + 1) as usize);
-        }
+        rng.shuffle(&mut order);
         let k = ((order.len() as f32) * eval_share).round() as usize;
         let pick = |ix: &[usize]| Corpus {
             documents: ix.iter().map(|&i| self.documents[i].clone()).collect(),
@@ -216,15 +216,7 @@ pub(super) fn train_and_held_pairs(
 /// The pre-training heads `weights` lacks, as HF initializes them (dense and NSP weights
 /// N(0, 0.02), biases 0, LayerNorm 1 and 0), as safetensors bytes.
 fn missing_heads(weights: &Weights<'_>, h: usize, vocab: usize, rng: &mut Rng) -> Result<Vec<u8>> {
-    let mut normal = |n: usize| -> Vec<u8> {
-        (0..n)
-            .flat_map(|_| {
-                let (u1, u2) = (rng.next_f64().max(1e-12), rng.next_f64());
-                let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
-                ((z * 0.02) as f32).to_le_bytes()
-            })
-            .collect()
-    };
+    let mut normal = |n: usize| normal_bytes(rng, n);
     let ones: Vec<u8> = (0..h).flat_map(|_| 1f32.to_le_bytes()).collect();
     let p = weights.encoder_prefix();
     let candidates: Vec<(String, Vec<usize>, Vec<u8>)> = vec![
@@ -280,52 +272,75 @@ pub fn pretrain(
     out: &Path,
     mut progress: impl FnMut(&Step) + Send,
 ) -> Result<PretrainReport> {
-    if o.batch_size == 0 || o.epochs == 0 || !(0.01..=0.5).contains(&mlm_probability) {
+    if !(0.01..=0.5).contains(&mlm_probability) {
         return Err(Error::Input(
-            "pre-training needs batches, epochs and an MLM probability in [0.01, 0.5]".into(),
+            "pre-training needs an MLM probability in [0.01, 0.5]".into(),
         ));
     }
-    let dir = ModelDir::open(base)?;
-    let tok = Tokenizer::from_dir(&dir.root)?;
-    let mask_id = tok
-        .special
-        .mask
-        .ok_or_else(|| Error::Input("the tokenizer has no [MASK] token".into()))?;
-    let labels = ["LABEL_0".to_string(), "LABEL_1".to_string()];
-    let (mut raw, config) = super::head_config(&dir, "BertForPreTraining", &labels)?;
-    raw.insert("tie_word_embeddings".into(), serde_json::json!(true));
-    let (h, vocab) = (config.hidden_size, config.vocab_size);
-    let mut rng = Rng::new(o.seed);
-    let files = super::open_weights(&dir)?;
-    let mut buffers: Vec<&[u8]> = files.iter().map(|f| &**f).collect();
-    let heads = missing_heads(&Weights::from_buffers(&buffers)?, h, vocab, &mut rng)?;
-    buffers.push(&heads);
-    let weights = Weights::from_buffers(&buffers)?;
-    let mut model = BertForPreTraining::load(&config, &weights)?;
-
-    let mut pair_rng = Rng::new(o.seed ^ 0x9a1);
-    let (data, held) = train_and_held_pairs(&tok, (train, eval), o.max_seq_len, &mut pair_rng)?;
-    let specials = [tok.special.cls, tok.special.sep, tok.special.pad];
-    let masking = MaskingConfig {
+    let mut task = PreTraining {
+        corpora: (train, eval),
         mlm_probability,
-        mask_token_id: mask_id,
-        vocab_size: vocab as u32,
-        special_token_ids: &specials,
+        items: Vec::new(),
+        held: Vec::new(),
+        tokens: Tokens::default(),
+        seed: o.seed,
+        batch_size: o.batch_size,
+        max_masked: ((o.batch_size * o.max_seq_len) as f64 * mlm_probability * 1.5) as usize + 64,
+        parts: Vec::new(),
+        eval_mlm: (0.0, 0.0),
     };
-    let max_masked = ((o.batch_size * o.max_seq_len) as f64 * mlm_probability * 1.5) as usize + 64;
-    let (mut grads, mut ws) = {
-        let t = PreTrainer::pretraining(&model)?;
-        (
-            t.grads(),
-            t.workspace(o.batch_size, o.max_seq_len, max_masked)?,
-        )
-    };
-    ws.set_threads(rayon::current_num_threads(), &crate::batching::RayonJoin);
-    let pad = tok.special.pad;
-    // A masked batch: fresh masks from `rng` (at least one token, at most `max_masked`).
-    let batch = |chunk: &[&Pair], rng: &mut Rng| -> Result<_> {
+    let losses = fine_tune(&mut task, base, o, out, &mut progress)?;
+    let (nsp_accuracy, nsp_majority) = held_out_nsp(out, &task.held)?;
+    Ok(PretrainReport {
+        losses,
+        parts: task.parts,
+        pairs: task.items.len(),
+        eval_pairs: task.held.len(),
+        nsp_accuracy,
+        nsp_majority,
+        eval_mlm: task.eval_mlm,
+        out: out.to_path_buf(),
+    })
+}
+
+/// The tokens masking needs.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tokens {
+    mask: u32,
+    pad: u32,
+    /// `[CLS]`, `[SEP]`, `[PAD]`: never masked.
+    specials: [u32; 3],
+    vocab: u32,
+}
+
+/// MLM + NSP on the shared loop: the heads the base lacks, fresh masks every step (from the
+/// step's own seed), the held-out MLM loss before and after on fixed masks.
+struct PreTraining<'d> {
+    corpora: (&'d Corpus, &'d Corpus),
+    mlm_probability: f64,
+    items: Vec<Pair>,
+    held: Vec<Pair>,
+    tokens: Tokens,
+    seed: u64,
+    batch_size: usize,
+    /// The most masked tokens a batch keeps (the workspace holds this many).
+    max_masked: usize,
+    parts: Vec<(f32, f32)>,
+    eval_mlm: (f32, f32),
+}
+
+impl PreTraining<'_> {
+    /// A masked batch: fresh masks from `rng` (at least one token, at most `max_masked`).
+    fn batch(&self, chunk: &[&Pair], rng: &mut Rng) -> Result<(Padded, Vec<i64>, Vec<i64>)> {
+        let t = self.tokens;
+        let masking = MaskingConfig {
+            mlm_probability: self.mlm_probability,
+            mask_token_id: t.mask,
+            vocab_size: t.vocab,
+            special_token_ids: &t.specials,
+        };
         let encs: Vec<&Encoding> = chunk.iter().map(|d| &d.enc).collect();
-        let mut padded = Padded::new(&encs, pad);
+        let mut padded = Padded::new(&encs, t.pad);
         let mut y = vec![IGNORE_INDEX; padded.rows * padded.seq];
         for (r, e) in encs.iter().enumerate() {
             let span = r * padded.seq..r * padded.seq + e.len();
@@ -336,26 +351,27 @@ pub fn pretrain(
         if masked.is_empty() {
             // Mask the first ordinary token so that the MLM loss is defined.
             if let Some(i) =
-                (0..y.len()).find(|&i| padded.mask[i] == 1 && !specials.contains(&padded.ids[i]))
+                (0..y.len()).find(|&i| padded.mask[i] == 1 && !t.specials.contains(&padded.ids[i]))
             {
                 y[i] = i64::from(padded.ids[i]);
-                padded.ids[i] = mask_id;
+                padded.ids[i] = t.mask;
             }
         }
-        for &i in masked.iter().skip(max_masked) {
+        for &i in masked.iter().skip(self.max_masked) {
             padded.ids[i] = y[i] as u32;
             y[i] = IGNORE_INDEX;
         }
         let nsp: Vec<i64> = chunk.iter().map(|d| d.label).collect();
         Ok((padded, y, nsp))
-    };
-    // Held-out MLM loss on fixed masks (up to 256 pairs).
-    let eval_mlm = |model: &BertForPreTraining<'_>, ws: &mut PreTrainWorkspace| -> Result<f32> {
-        let mut mask_rng = Rng::new(o.seed ^ 0xe7a1);
+    }
+
+    /// Held-out MLM loss on fixed masks (up to 256 pairs).
+    fn eval_mlm(&self, model: &BertForPreTraining<'_>, ws: &mut PreTrainWorkspace) -> Result<f32> {
+        let mut mask_rng = Rng::new(self.seed ^ 0xe7a1);
         let (mut sum, mut n) = (0.0f64, 0usize);
-        let refs: Vec<_> = held.iter().take(256).collect();
-        for chunk in refs.chunks(o.batch_size) {
-            let (padded, y, nsp) = batch(chunk, &mut mask_rng)?;
+        let refs: Vec<_> = self.held.iter().take(256).collect();
+        for chunk in refs.chunks(self.batch_size) {
+            let (padded, y, nsp) = self.batch(chunk, &mut mask_rng)?;
             let loss =
                 PreTrainer::pretraining(model)?.loss(&padded.core_batch(), &y, Some(&nsp), ws)?;
             let count = y.iter().filter(|&&l| l != IGNORE_INDEX).count();
@@ -363,54 +379,98 @@ pub fn pretrain(
             n += count;
         }
         Ok((sum / n.max(1) as f64) as f32)
-    };
-    let before = eval_mlm(&model, &mut ws)?;
-    let mut parts = Vec::new();
-    let run = super::Run {
-        options: o,
-        examples: data.len(),
-        base: &dir,
-        config: &raw,
-        out,
-    };
-    let losses = run.epochs(
-        &mut model,
-        &mut rng,
-        &mut grads,
-        |model, step, chunk, grads| {
-            let rows: Vec<_> = chunk.iter().map(|&i| &data[i]).collect();
-            // Each step's masks come from its own seed, so a resumed run draws them alike.
-            let mut mask_rng =
-                Rng::new(o.seed ^ (step as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-            let (padded, y, nsp) = batch(&rows, &mut mask_rng)?;
-            ws.set_dropout(super::dropout_at(&raw, o, step));
-            let loss = PreTrainer::pretraining(model)?.loss_and_grads(
-                &padded.core_batch(),
-                &y,
-                Some(&nsp),
-                &mut ws,
-                grads,
-            )?;
-            parts.push((loss.mlm, loss.nsp));
-            Ok(loss.total)
-        },
-        &mut progress,
-    )?;
-    ws.set_dropout(None);
-    let after = eval_mlm(&model, &mut ws)?;
-    drop(model);
+    }
+}
 
-    let (nsp_accuracy, nsp_majority) = held_out_nsp(out, &held)?;
-    Ok(PretrainReport {
-        losses,
-        parts,
-        pairs: data.len(),
-        eval_pairs: held.len(),
-        nsp_accuracy,
-        nsp_majority,
-        eval_mlm: (before, after),
-        out: out.to_path_buf(),
-    })
+impl FineTune for PreTraining<'_> {
+    type Model<'w> = BertForPreTraining<'w>;
+    type Workspace = PreTrainWorkspace;
+    const ARCHITECTURE: &'static str = "BertForPreTraining";
+
+    fn labels(&self) -> Vec<String> {
+        vec!["LABEL_0".to_string(), "LABEL_1".to_string()]
+    }
+
+    fn config(&self, raw: &mut serde_json::Map<String, serde_json::Value>) {
+        raw.insert("tie_word_embeddings".into(), serde_json::json!(true));
+    }
+
+    fn new_heads(
+        &mut self,
+        base: &Weights<'_>,
+        config: &BertConfig,
+        rng: &mut Rng,
+    ) -> Result<Vec<Vec<u8>>> {
+        let heads = missing_heads(base, config.hidden_size, config.vocab_size, rng)?;
+        Ok(vec![heads])
+    }
+
+    fn load<'w>(config: &BertConfig, weights: &Weights<'w>) -> Result<Self::Model<'w>> {
+        Ok(BertForPreTraining::load(config, weights)?)
+    }
+
+    fn prepare(&mut self, tok: &Tokenizer, config: &BertConfig, o: &TrainOptions) -> Result<usize> {
+        let s = &tok.special;
+        let mask = s
+            .mask
+            .ok_or_else(|| Error::Input("the tokenizer has no [MASK] token".into()))?;
+        self.tokens = Tokens {
+            mask,
+            pad: s.pad,
+            specials: [s.cls, s.sep, s.pad],
+            vocab: config.vocab_size as u32,
+        };
+        let mut pair_rng = Rng::new(o.seed ^ 0x9a1);
+        (self.items, self.held) =
+            train_and_held_pairs(tok, self.corpora, o.max_seq_len, &mut pair_rng)?;
+        Ok(self.items.len())
+    }
+
+    fn trainer(
+        &self,
+        model: &Self::Model<'_>,
+        o: &TrainOptions,
+    ) -> Result<(Grads, PreTrainWorkspace)> {
+        let trainer = PreTrainer::pretraining(model)?;
+        let mut ws = trainer.workspace(o.batch_size, o.max_seq_len, self.max_masked)?;
+        ws.set_threads(rayon::current_num_threads(), &RayonJoin);
+        Ok((trainer.grads(), ws))
+    }
+
+    fn before(&mut self, model: &Self::Model<'_>, ws: &mut PreTrainWorkspace) -> Result<()> {
+        self.eval_mlm.0 = self.eval_mlm(model, ws)?;
+        Ok(())
+    }
+
+    fn step(
+        &mut self,
+        model: &Self::Model<'_>,
+        ws: &mut PreTrainWorkspace,
+        batch: Batch<'_>,
+        grads: &mut Grads,
+    ) -> Result<f32> {
+        let rows: Vec<_> = batch.chunk.iter().map(|&i| &self.items[i]).collect();
+        // Each step's masks come from its own seed, so a resumed run draws them alike.
+        let mut mask_rng =
+            Rng::new(self.seed ^ (batch.index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let (padded, y, nsp) = self.batch(&rows, &mut mask_rng)?;
+        ws.set_dropout(batch.dropout);
+        let loss = PreTrainer::pretraining(model)?.loss_and_grads(
+            &padded.core_batch(),
+            &y,
+            Some(&nsp),
+            ws,
+            grads,
+        )?;
+        self.parts.push((loss.mlm, loss.nsp));
+        Ok(loss.total)
+    }
+
+    fn after(&mut self, model: &Self::Model<'_>, ws: &mut PreTrainWorkspace) -> Result<()> {
+        ws.set_dropout(None);
+        self.eval_mlm.1 = self.eval_mlm(model, ws)?;
+        Ok(())
+    }
 }
 
 /// NSP accuracy on `held` of the checkpoint in `dir` as written, through the NSP pipeline, and

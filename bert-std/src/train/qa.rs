@@ -8,16 +8,18 @@
 
 use std::path::{Path, PathBuf};
 
-use bert_core::pretraining::Rng;
+use bert_core::rng::Rng;
 use bert_core::train::qa::QaTrainer;
-use bert_core::{BertForQuestionAnswering, Weights};
+use bert_core::train::workspace::TrainWorkspace;
+use bert_core::train::Grads;
+use bert_core::{BertConfig, BertForQuestionAnswering, Weights};
 use tokenizers::Encoding;
 
-use super::classify::{Step, TrainOptions};
+use super::fine_tune::{fine_tune, new_linear, Batch, FineTune};
+use super::options::{Step, TrainOptions};
 use super::qa_data::{exact_match, overlap_baseline, token_f1, QaExample};
-use crate::batching::Padded;
-use crate::error::{Error, Result};
-use crate::model_dir::ModelDir;
+use crate::batching::{Padded, RayonJoin};
+use crate::error::Result;
 use crate::pipelines::qa::{QaOptions, QuestionAnswering};
 use crate::runtime::LoadOptions;
 use crate::tokenizer::Tokenizer;
@@ -107,8 +109,8 @@ pub fn labelled_windows(
         .collect())
 }
 
-/// Fine-tune `base` for extractive QA on `train`, score the saved model on `eval`, write it to
-/// `out` (an HF `BertForQuestionAnswering` directory).
+/// Fine-tune `base` for extractive QA on `train` (windows as [`QaWindows`] says), score it on
+/// `eval` through the QA pipeline, write the model to `out`.
 pub fn train_qa(
     base: &Path,
     train: &[QaExample],
@@ -118,84 +120,20 @@ pub fn train_qa(
     out: &Path,
     mut progress: impl FnMut(&Step) + Send,
 ) -> Result<QaReport> {
-    if train.is_empty() || o.batch_size == 0 || o.epochs == 0 {
-        return Err(Error::Input(
-            "nothing to train: no examples, batches or epochs".into(),
-        ));
-    }
-    let dir = ModelDir::open(base)?;
-    let tok = Tokenizer::from_dir(&dir.root)?;
-    let max_seq_len = o.max_seq_len.min(dir.config.max_position_embeddings);
-    let doc_stride = w.doc_stride.min(max_seq_len / 2);
-    let labels = ["LABEL_0".to_string(), "LABEL_1".to_string()];
-    let (raw, config) = super::head_config(&dir, "BertForQuestionAnswering", &labels)?;
-    let mut rng = Rng::new(o.seed);
-    let head = super::new_linear(&mut rng, "qa_outputs", 2, config.hidden_size)?;
-    let files = super::open_weights(&dir)?;
-    let mut buffers: Vec<&[u8]> = files.iter().map(|f| &**f).collect();
-    buffers.push(&head);
-    let weights = Weights::from_buffers(&buffers)?;
-    let mut model = BertForQuestionAnswering::load(&config, &weights)?;
-
-    let mut sample = Rng::new(o.seed ^ 0x0a11);
-    let mut data = Vec::new();
-    let mut answer_windows = 0;
-    for (i, ex) in train.iter().enumerate() {
-        let mut holding = 0;
-        for (enc, s, e) in
-            labelled_windows(&tok, ex, max_seq_len, doc_stride).map_err(|e| e.at(i))?
-        {
-            let keep = if s > 0 {
-                holding += 1;
-                holding <= w.answer_windows
-            } else {
-                (sample.next_f64() as f32) < w.negative_share
-            };
-            if keep {
-                answer_windows += usize::from(s > 0);
-                data.push((enc, s, e));
-            }
-        }
-    }
-    let (mut grads, mut ws) = {
-        let t = QaTrainer::new(&model)?;
-        (t.grads(), t.workspace(o.batch_size, max_seq_len)?)
+    let mut task = Reader {
+        train,
+        windows: *w,
+        items: Vec::new(),
+        answer_windows: 0,
+        pad: 0,
+        shape: (o.max_seq_len, w.doc_stride),
     };
-    ws.set_threads(rayon::current_num_threads(), &crate::batching::RayonJoin);
-    let pad = tok.special.pad;
-    let run = super::Run {
-        options: o,
-        examples: data.len(),
-        base: &dir,
-        config: &raw,
-        out,
-    };
-    let losses = run.epochs(
-        &mut model,
-        &mut rng,
-        &mut grads,
-        |model, step, chunk, grads| {
-            ws.set_dropout(super::dropout_at(&raw, o, step));
-            let encs: Vec<&Encoding> = chunk.iter().map(|&i| &data[i].0).collect();
-            let padded = Padded::new(&encs, pad);
-            let starts: Vec<usize> = chunk.iter().map(|&i| data[i].1).collect();
-            let ends: Vec<usize> = chunk.iter().map(|&i| data[i].2).collect();
-            Ok(QaTrainer::new(model)?.loss_and_grads(
-                &padded.core_batch(),
-                &starts,
-                &ends,
-                &mut ws,
-                grads,
-            )?)
-        },
-        &mut progress,
-    )?;
-    drop(model);
-
+    let losses = fine_tune(&mut task, base, o, out, &mut progress)?;
+    let (max_seq_len, doc_stride) = task.shape;
     let score = evaluate_qa(out, eval, max_seq_len, doc_stride)?;
     Ok(QaReport {
         losses,
-        windows: (data.len(), answer_windows),
+        windows: (task.items.len(), task.answer_windows),
         eval_questions: eval.len(),
         exact_match: score.exact_match,
         f1: score.f1,
@@ -203,6 +141,101 @@ pub fn train_qa(
         predictions: score.predictions,
         out: out.to_path_buf(),
     })
+}
+
+/// Extractive QA on the shared loop: a new `qa_outputs` head; windows cut as the pipeline cuts
+/// them, labelled with the answer's first and last token (or `[CLS]`).
+struct Reader<'d> {
+    train: &'d [QaExample],
+    windows: QaWindows,
+    /// Training windows: encoding, start, end.
+    items: Vec<(Encoding, usize, usize)>,
+    /// Windows that hold their answer.
+    answer_windows: usize,
+    pad: u32,
+    /// (window length, stride), cut to what the model holds.
+    shape: (usize, usize),
+}
+
+impl FineTune for Reader<'_> {
+    type Model<'w> = BertForQuestionAnswering<'w>;
+    type Workspace = TrainWorkspace;
+    const ARCHITECTURE: &'static str = "BertForQuestionAnswering";
+
+    fn labels(&self) -> Vec<String> {
+        vec!["LABEL_0".to_string(), "LABEL_1".to_string()]
+    }
+
+    fn new_heads(
+        &mut self,
+        _base: &Weights<'_>,
+        config: &BertConfig,
+        rng: &mut Rng,
+    ) -> Result<Vec<Vec<u8>>> {
+        Ok(vec![new_linear(rng, "qa_outputs", 2, config.hidden_size)?])
+    }
+
+    fn load<'w>(config: &BertConfig, weights: &Weights<'w>) -> Result<Self::Model<'w>> {
+        Ok(BertForQuestionAnswering::load(config, weights)?)
+    }
+
+    fn prepare(&mut self, tok: &Tokenizer, config: &BertConfig, o: &TrainOptions) -> Result<usize> {
+        let max_seq_len = o.max_seq_len.min(config.max_position_embeddings);
+        let doc_stride = self.windows.doc_stride.min(max_seq_len / 2);
+        self.shape = (max_seq_len, doc_stride);
+        let mut sample = Rng::new(o.seed ^ 0x0a11);
+        for (i, ex) in self.train.iter().enumerate() {
+            let mut holding = 0;
+            for (enc, s, e) in
+                labelled_windows(tok, ex, max_seq_len, doc_stride).map_err(|e| e.at(i))?
+            {
+                let keep = if s > 0 {
+                    holding += 1;
+                    holding <= self.windows.answer_windows
+                } else {
+                    (sample.next_f64() as f32) < self.windows.negative_share
+                };
+                if keep {
+                    self.answer_windows += usize::from(s > 0);
+                    self.items.push((enc, s, e));
+                }
+            }
+        }
+        self.pad = tok.special.pad;
+        Ok(self.items.len())
+    }
+
+    fn trainer(
+        &self,
+        model: &Self::Model<'_>,
+        o: &TrainOptions,
+    ) -> Result<(Grads, TrainWorkspace)> {
+        let trainer = QaTrainer::new(model)?;
+        let mut ws = trainer.workspace(o.batch_size, self.shape.0)?;
+        ws.set_threads(rayon::current_num_threads(), &RayonJoin);
+        Ok((trainer.grads(), ws))
+    }
+
+    fn step(
+        &mut self,
+        model: &Self::Model<'_>,
+        ws: &mut TrainWorkspace,
+        batch: Batch<'_>,
+        grads: &mut Grads,
+    ) -> Result<f32> {
+        ws.set_dropout(batch.dropout);
+        let encs: Vec<&Encoding> = batch.chunk.iter().map(|&i| &self.items[i].0).collect();
+        let padded = Padded::new(&encs, self.pad);
+        let starts: Vec<usize> = batch.chunk.iter().map(|&i| self.items[i].1).collect();
+        let ends: Vec<usize> = batch.chunk.iter().map(|&i| self.items[i].2).collect();
+        Ok(QaTrainer::new(model)?.loss_and_grads(
+            &padded.core_batch(),
+            &starts,
+            &ends,
+            ws,
+            grads,
+        )?)
+    }
 }
 
 /// A QA model's held-out score.

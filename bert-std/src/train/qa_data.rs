@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-use bert_core::pretraining::Rng;
+use bert_core::rng::Rng;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -157,9 +157,7 @@ pub fn split_by_passage(
         }
     }
     let mut rng = Rng::new(seed ^ 0x5eed);
-    for i in (1..passages.len()).rev() {
-        passages.swap(i, rng.below(i as u64 + 1) as usize);
-    }
+    rng.shuffle(&mut passages);
     let k = ((passages.len() as f32) * eval_share).round() as usize;
     let held: HashSet<&str> = passages[..k.min(passages.len())].iter().copied().collect();
     examples

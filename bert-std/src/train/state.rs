@@ -11,7 +11,7 @@ use bert_core::train::optim::AdamW;
 use bert_core::train::Grads;
 use bert_core::Dtype;
 
-use super::classify::TrainOptions;
+use super::options::TrainOptions;
 use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
 

@@ -9,8 +9,9 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use bert_std::fetch::MINILM;
-use bert_std::train::classify::{split, train_classifier, Step, TrainOptions};
+use bert_std::train::classify::{split, train_classifier};
 use bert_std::train::data::read_classification;
+use bert_std::train::{Step, TrainOptions};
 use bert_std::{Error, Result};
 
 use crate::commands::model_path;
@@ -363,10 +364,8 @@ fn train_ner(a: NerArgs) -> Result<ExitCode> {
         None => {
             let cut = sentences.len() - sentences.len() / 5;
             let mut order: Vec<usize> = (0..sentences.len()).collect();
-            let mut rng = bert_core::pretraining::Rng::new(c.seed ^ 0x5eed);
-            for i in (1..order.len()).rev() {
-                order.swap(i, rng.below(i as u64 + 1) as usize);
-            }
+            let mut rng = bert_core::rng::Rng::new(c.seed ^ 0x5eed);
+            rng.shuffle(&mut order);
             let pick = |r: &[usize]| r.iter().map(|&i| sentences[i].clone()).collect::<Vec<_>>();
             (pick(&order[..cut]), pick(&order[cut..]))
         }
