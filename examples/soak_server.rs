@@ -47,6 +47,21 @@ fn rss_mb(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// The server's count of model workspaces built (grown) so far, from `/metrics`.
+fn workspaces_built(agent: &ureq::Agent, url: &str) -> u64 {
+    agent
+        .get(&format!("{url}/metrics"))
+        .call()
+        .ok()
+        .and_then(|r| r.into_string().ok())
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("bert_workspaces_built_total "))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -156,11 +171,12 @@ fn main() {
             std::thread::sleep(every);
             let t = start.elapsed().as_secs_f64();
             let (rss, n) = (rss_mb(server.id()), done.load(Ordering::Relaxed));
+            let workspaces = workspaces_built(&agent, &url);
             if post(&agent, probe).as_deref() != Ok(expected.as_str()) {
                 failed.fetch_add(1, Ordering::Relaxed);
                 eprintln!("the probe's answer changed at {t:.0} s");
             }
-            eprintln!("{t:7.0} s  RSS {rss:7.1} MB  {n} requests");
+            eprintln!("{t:7.0} s  RSS {rss:7.1} MB  {n} requests  {workspaces} workspaces built");
             samples.push((t, rss, n));
         }
         stop.store(true, Ordering::Relaxed);

@@ -86,12 +86,19 @@ fn clear_one_line_errors_and_nonzero_exit() {
     let half = bert(&["qa", "--question", "q"]);
     assert_eq!(half.0, 2);
     assert!(half.2.contains("--context"), "{}", half.2);
-    let no_model = bert(&["qa", "--question", "q", "--context", "c"]);
-    assert_eq!(no_model.0, 1);
+    // No --model, and the project's own QA model not trained in this (empty) model cache.
+    let empty = Scratch::new("cli-empty-cache");
+    let no_model = std::process::Command::new(env!("CARGO_BIN_EXE_bert"))
+        .args(["qa", "--question", "q", "--context", "c"])
+        .env("BERT_MODELS_DIR", empty.path())
+        .env_remove("BERT_MODEL")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&no_model.stderr);
+    assert_eq!(no_model.status.code(), Some(1), "{err}");
     assert!(
-        no_model.2.contains("needs a question-answering model"),
-        "{}",
-        no_model.2
+        err.contains("minilm-qa") && err.contains("--yes") && err.contains("--model DIR"),
+        "{err}"
     );
     let no_input = bert(&["embed"]);
     assert_eq!(no_input.0, 1);

@@ -29,18 +29,3 @@ pub fn exit_on_error<T>(r: bert_std::Result<T>) -> T {
         std::process::exit(1)
     })
 }
-
-/// A model the project trains itself: `name` in the model cache if it is there, else trained
-/// once by `train` (see [`bert_std::cache::train_once`]): into a staging folder that is moved
-/// into place when complete, under a lock so that two first runs do not train twice; a run
-/// killed part-way is resumed from its last epoch by the next one (`train` must set
-/// `TrainOptions::resume`). `recipe` is everything that decides the model (settings, data,
-/// base): a staging folder left by another recipe is started over.
-pub fn cached_or_trained(
-    name: &str,
-    recipe: &impl std::fmt::Debug,
-    train: impl FnOnce(&std::path::Path) -> bert_std::Result<()>,
-) -> bert_std::Result<PathBuf> {
-    let recipe = format!("{recipe:?}");
-    bert_std::cache::train_once(&bert_std::fetch::models_root(), name, &recipe, train)
-}

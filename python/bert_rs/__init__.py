@@ -9,6 +9,11 @@ name), ``threads`` (0: all cores), ``dtype`` ("f32", "f16", "bf16", "int8") and 
 Batch methods take a list of ``str`` or a pyarrow string array (read without a copy); the GIL is
 released while the model runs. Errors raise :class:`BertError` with the CLI's messages.
 
+With no ``model``, :class:`Classifier`, :class:`TokenClassifier` and :class:`QuestionAnswerer`
+use the project's own task models (the same as the ``bert`` CLI's and the examples'), which are
+trained once into the model cache: ``bert_rs.prepare_default_model("classify")`` (or ``"ner"``,
+``"qa"``, ``"nsp"``) trains one, in minutes, and returns its folder.
+
 For cluster engines, :class:`EmbedBatch` is a stateful callable for Ray Data's ``map_batches``
 (``batch_format="pyarrow"``), and works the same on any table of pyarrow batches.
 """
@@ -22,9 +27,10 @@ from ._bert_rs import Embedder as _Embedder
 from ._bert_rs import FillMasker as _FillMasker
 from ._bert_rs import QuestionAnswerer as _QuestionAnswerer
 from ._bert_rs import TokenClassifier as _TokenClassifier
+from ._bert_rs import prepare_default_model
 
 __all__ = ["BertError", "Embedder", "FillMask", "Classifier", "TokenClassifier",
-           "QuestionAnswerer", "EmbedBatch"]
+           "QuestionAnswerer", "EmbedBatch", "prepare_default_model"]
 
 
 def _texts(texts):

@@ -18,6 +18,7 @@ use bert_std::pipelines::embeddings::SentenceEmbeddings;
 use bert_std::pipelines::fill_mask::{FillMask, FillMaskOptions};
 use bert_std::pipelines::ner::{Aggregation, NerOptions, TokenClassification};
 use bert_std::pipelines::qa::{QaOptions, QuestionAnswering};
+use bert_std::task_models::{DefaultTask, StderrProgress};
 use bert_std::{LoadOptions, Pipeline};
 
 create_exception!(
@@ -51,6 +52,54 @@ fn resolve(model: Option<&str>, default: Option<&str>) -> PyResult<PathBuf> {
         return Ok(cached);
     }
     bert_std::fetch::ensure_model(name).map_err(err)
+}
+
+/// The model directory of a task the project trains its own model for: `model` if given, else
+/// that model from the model cache (trained there by `prepare_default_model`, the `bert` CLI
+/// with `--yes`, or the examples).
+fn resolve_task(model: Option<&str>, task: DefaultTask) -> PyResult<PathBuf> {
+    if model.is_some() {
+        return resolve(model, None);
+    }
+    task.cached().ok_or_else(|| {
+        BertError::new_err(format!(
+            "no model given, and the project's own model for this task ({}: {}) is not trained \
+             yet: call bert_rs.prepare_default_model(\"{}\") once (it trains it into the model \
+             cache), or pass model=DIR",
+            task.name(),
+            task.about(),
+            task_key(task)
+        ))
+    })
+}
+
+/// The name `prepare_default_model` takes for `task`.
+fn task_key(task: DefaultTask) -> &'static str {
+    match task {
+        DefaultTask::Classify => "classify",
+        DefaultTask::Ner => "ner",
+        DefaultTask::Qa => "qa",
+        DefaultTask::Nsp => "nsp",
+    }
+}
+
+/// Train the project's own model for `task` ("classify", "ner", "qa" or "nsp") into the model
+/// cache if it is not there yet (the examples' and the CLI's recipe; minutes, progress on
+/// stderr), and return its folder. The GIL is released while it trains.
+#[pyfunction]
+fn prepare_default_model(py: Python<'_>, task: &str) -> PyResult<String> {
+    let task = DefaultTask::ALL
+        .into_iter()
+        .find(|t| task_key(*t) == task)
+        .ok_or_else(|| {
+            BertError::new_err(format!(
+                "task {task:?}: expected \"classify\", \"ner\", \"qa\" or \"nsp\""
+            ))
+        })?;
+    let dir = py
+        .allow_threads(|| task.ensure(&mut StderrProgress))
+        .map_err(err)?;
+    Ok(dir.to_string_lossy().into_owned())
 }
 
 /// Load options from the Python arguments.
@@ -89,9 +138,19 @@ fn load<T: Send>(
     (threads, dtype, device): (usize, &str, &str),
     load: fn(&Path, LoadOptions) -> bert_std::Result<T>,
 ) -> PyResult<T> {
-    let o = options(threads, dtype, device)?;
     let dir = resolve(model, default)?;
-    py.allow_threads(|| load(&dir, o)).map_err(err)
+    load_dir(py, &dir, (threads, dtype, device), load)
+}
+
+/// Load a pipeline from the model directory `dir`, with the GIL released while it loads.
+fn load_dir<T: Send>(
+    py: Python<'_>,
+    dir: &Path,
+    (threads, dtype, device): (usize, &str, &str),
+    load: fn(&Path, LoadOptions) -> bert_std::Result<T>,
+) -> PyResult<T> {
+    let o = options(threads, dtype, device)?;
+    py.allow_threads(|| load(dir, o)).map_err(err)
 }
 
 fn json<T: serde::Serialize>(value: &T) -> PyResult<String> {
@@ -220,7 +279,8 @@ impl Classifier {
         dtype: &str,
         device: &str,
     ) -> PyResult<Self> {
-        let inner = load(py, (model, None), (threads, dtype, device), |dir, o| {
+        let dir = resolve_task(model, DefaultTask::Classify)?;
+        let inner = load_dir(py, &dir, (threads, dtype, device), |dir, o| {
             TextClassification::load(dir, o)
         })?;
         Ok(Classifier { inner })
@@ -268,7 +328,8 @@ impl TokenClassifier {
         dtype: &str,
         device: &str,
     ) -> PyResult<Self> {
-        let inner = load(py, (model, None), (threads, dtype, device), |dir, o| {
+        let dir = resolve_task(model, DefaultTask::Ner)?;
+        let inner = load_dir(py, &dir, (threads, dtype, device), |dir, o| {
             TokenClassification::load(dir, o)
         })?;
         Ok(TokenClassifier { inner })
@@ -316,7 +377,8 @@ impl QuestionAnswerer {
         dtype: &str,
         device: &str,
     ) -> PyResult<Self> {
-        let inner = load(py, (model, None), (threads, dtype, device), |dir, o| {
+        let dir = resolve_task(model, DefaultTask::Qa)?;
+        let inner = load_dir(py, &dir, (threads, dtype, device), |dir, o| {
             QuestionAnswering::load(dir, o)
         })?;
         Ok(QuestionAnswerer { inner })
@@ -360,5 +422,6 @@ fn _bert_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Classifier>()?;
     m.add_class::<TokenClassifier>()?;
     m.add_class::<QuestionAnswerer>()?;
+    m.add_function(wrap_pyfunction!(prepare_default_model, m)?)?;
     Ok(())
 }

@@ -81,3 +81,13 @@ def test_the_gil_is_released_while_embedding(embedder, passages):
     elapsed = time.perf_counter() - start
     # A held GIL would stop this loop for the whole call (seconds); released, it spins on.
     assert elapsed > 0.2 and ticks[0] > 10_000, (elapsed, ticks[0])
+
+
+def test_task_classes_without_a_model_point_to_the_default_to_prepare(tmp_path, monkeypatch):
+    # An empty model cache: the project's own task models are not trained there.
+    monkeypatch.setenv("BERT_MODELS_DIR", str(tmp_path))
+    for cls in (bert_rs.Classifier, bert_rs.TokenClassifier, bert_rs.QuestionAnswerer):
+        with pytest.raises(bert_rs.BertError, match="prepare_default_model"):
+            cls()
+    with pytest.raises(bert_rs.BertError, match="expected"):
+        bert_rs.prepare_default_model("no-such-task")

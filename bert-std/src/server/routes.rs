@@ -481,9 +481,10 @@ pub(crate) async fn info(State(state): State<Arc<AppState>>) -> Response {
 }
 
 pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
+    let mut text = state.metrics.render();
+    let built = state.model.bert().workspaces_built();
+    text += "# HELP bert_workspaces_built_total Model workspaces built (grown) since start.\n";
+    text += "# TYPE bert_workspaces_built_total counter\n";
+    text += &format!("bert_workspaces_built_total {built}\n");
+    ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }

@@ -116,10 +116,10 @@ pub(crate) fn load_state(
     read_state(&data, path, o, examples, grads, params, opt).map(Some)
 }
 
-/// Read the bytes of a state file into `params` and `opt` (see [`load_state`]), after checking
-/// they belong to this run (settings, data size) and hold every tensor whole; `path` names the
-/// file in errors. On an error, `params` and `opt` may hold part of the state: the caller
-/// stops.
+/// Read the bytes of a trainer state (what `--resume` reads) into `params` and `opt`, after
+/// checking they belong to this run (settings, data size) and hold every tensor whole; `path`
+/// names the file in errors. On an error, `params` and `opt` may hold part of the state: the
+/// caller stops.
 pub fn read_state(
     data: &[u8],
     path: &Path,

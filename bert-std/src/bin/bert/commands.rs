@@ -16,6 +16,7 @@ use bert_std::pipelines::nsp::NextSentencePrediction;
 use bert_std::pipelines::qa::{QaOptions, QuestionAnswering};
 use bert_std::pipelines::rerank::Reranker;
 use bert_std::pipelines::sparse::{SparseEmbeddings, SparseOptions};
+use bert_std::task_models::{DefaultTask, StderrProgress};
 use bert_std::{Error, LoadOptions, ModelDir, Pipeline, Result, Task};
 
 use crate::jobs::{process, Item, Output, Run};
@@ -32,6 +33,42 @@ pub fn model_path(given: Option<&Path>, default: Option<&str>, what: &str) -> Re
             "this command needs a {what} model: pass --model DIR or set BERT_MODEL"
         ))),
     }
+}
+
+/// The model directory of a task the project trains its own model for: `--model`, else that
+/// model from the model cache, else trained there now when `yes` (or when the user says so at a
+/// prompt on a terminal), else an error that says how to get it.
+pub fn task_model_path(given: Option<&Path>, task: DefaultTask, yes: bool) -> Result<PathBuf> {
+    if let Some(p) = given {
+        return bert_std::runtime::model_path(p);
+    }
+    if let Some(dir) = task.cached() {
+        return Ok(dir);
+    }
+    let ask = || {
+        use std::io::{IsTerminal, Write};
+        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+            return false;
+        }
+        eprint!(
+            "the project's own {} model is not trained yet: {}. Train it now? [y/N] ",
+            task.name(),
+            task.about()
+        );
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer).is_ok()
+            && matches!(answer.trim(), "y" | "Y" | "yes")
+    };
+    if yes || ask() {
+        return task.ensure(&mut StderrProgress);
+    }
+    Err(Error::Input(format!(
+        "no --model given, and the project's own model for this task ({}: {}) is not trained \
+         yet; run again with --yes to train it once into the model cache, or pass --model DIR",
+        task.name(),
+        task.about()
+    )))
 }
 
 /// The weights' storage at run time.
@@ -258,7 +295,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
                 args,
                 "give sentences A and B as arguments",
                 |o| {
-                    let p = model_path(run.model.as_deref(), None, "next-sentence-prediction")?;
+                    let p = task_model_path(run.model.as_deref(), DefaultTask::Nsp, run.yes)?;
                     NextSentencePrediction::load(p, o)
                 },
                 |nsp, group| {
@@ -280,7 +317,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
             texts_to_values(&t),
             "give texts as arguments",
             |o| {
-                let p = model_path(run.model.as_deref(), None, "sequence-classification")?;
+                let p = task_model_path(run.model.as_deref(), DefaultTask::Classify, run.yes)?;
                 TextClassification::load(p, o)
             },
             |clf, group| {
@@ -301,7 +338,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
             texts_to_values(&t),
             "give texts as arguments",
             |o| {
-                let p = model_path(run.model.as_deref(), None, "token-classification")?;
+                let p = task_model_path(run.model.as_deref(), DefaultTask::Ner, run.yes)?;
                 TokenClassification::load(p, o)
             },
             |ner, group| ner.run(&texts(group)?, &NerOptions { aggregation }),
@@ -333,7 +370,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
                 args,
                 "give --question and --context",
                 |o| {
-                    let p = model_path(run.model.as_deref(), None, "question-answering")?;
+                    let p = task_model_path(run.model.as_deref(), DefaultTask::Qa, run.yes)?;
                     let qa = QuestionAnswering::load(p, o)?;
                     qa.window(&opts)?; // a bad window setting fails before any input runs
                     Ok(qa)

@@ -71,6 +71,10 @@ pub struct RunArgs {
     /// Weights as stored, or converted at load to f16 or int8 (per-channel scales).
     #[arg(long, value_enum, default_value_t = commands::WeightDtype::F32)]
     pub dtype: commands::WeightDtype,
+    /// With no --model, train the project's own task model (classify, ner, qa, nsp) into the
+    /// model cache if it is not there yet, without asking (the examples' recipe; minutes).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Subcommand)]

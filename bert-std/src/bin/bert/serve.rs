@@ -11,7 +11,9 @@ use bert_std::fetch::{MINILM, SPLADE_TINY};
 use bert_std::server::{ServerConfig, Task};
 use bert_std::{Error, Result};
 
-use crate::commands::{model_path, WeightDtype};
+use bert_std::task_models::DefaultTask;
+
+use crate::commands::{model_path, task_model_path, WeightDtype};
 
 /// `bert serve`.
 #[derive(Args)]
@@ -62,6 +64,10 @@ pub struct ServeArgs {
     /// Seconds a request body may take to arrive (408 after).
     #[arg(long, default_value_t = 30.0)]
     pub body_timeout: f64,
+    /// With no --model for classify, ner or qa, train the project's own model into the model
+    /// cache if it is not there yet, without asking.
+    #[arg(long)]
+    pub yes: bool,
     /// Require `Authorization: Bearer KEY` on every route but /health.
     #[arg(long, env = "BERT_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
@@ -75,7 +81,16 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         _ => None,
     };
     let what = format!("{:?}", args.task).to_lowercase();
-    let path = model_path(args.model.as_deref(), default, &what)?;
+    let own = match args.task {
+        Task::Classify => Some(DefaultTask::Classify),
+        Task::Ner => Some(DefaultTask::Ner),
+        Task::Qa => Some(DefaultTask::Qa),
+        _ => None,
+    };
+    let path = match own {
+        Some(task) => task_model_path(args.model.as_deref(), task, args.yes)?,
+        None => model_path(args.model.as_deref(), default, &what)?,
+    };
     for (flag, secs) in [
         ("--timeout", args.timeout),
         ("--idle-timeout", args.idle_timeout),
