@@ -8,6 +8,11 @@
 // The doc comments below are the command's `--help` text (clap), where `[MASK]` is literal.
 #![allow(rustdoc::broken_intra_doc_links)]
 
+/// mimalloc: a long-running `bert serve` keeps a flat memory footprint (see the README's soak).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod commands;
 mod jobs;
 mod render;
