@@ -34,6 +34,9 @@ pub struct Pooling {
     pub normalize: bool,
     /// `max_seq_length` of `sentence_bert_config.json`, if any: longer texts are truncated.
     pub max_seq_length: Option<usize>,
+    /// Whether a prompt's tokens are pooled with the text's (`include_prompt` of the pooling
+    /// config; sentence-transformers' default, true).
+    pub include_prompt: bool,
 }
 
 impl Default for Pooling {
@@ -43,7 +46,42 @@ impl Default for Pooling {
             mode: PoolingMode::Mean,
             normalize: false,
             max_seq_length: None,
+            include_prompt: true,
         }
+    }
+}
+
+/// The prompts of a sentence-transformers model (`config_sentence_transformers.json`): texts
+/// put before the input, by name, and the one used when none is named.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prompts {
+    /// Prompt text by name (`{"query": "query: ", ...}`).
+    pub prompts: std::collections::BTreeMap<String, String>,
+    /// The prompt used when a request names none (`default_prompt_name`).
+    pub default_prompt_name: Option<String>,
+}
+
+impl Prompts {
+    /// The prompt text for `name`, else the default one, else none; a name the model does not
+    /// have is an error that lists those it has.
+    pub fn resolve(&self, name: Option<&str>) -> Result<Option<&str>> {
+        let Some(name) = name.or(self.default_prompt_name.as_deref()) else {
+            return Ok(None);
+        };
+        self.prompts
+            .get(name)
+            .map(|p| Some(p.as_str()))
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.prompts.keys().map(String::as_str).collect();
+                Error::Input(format!(
+                    "prompt {name:?} is not one of this model's prompts ({})",
+                    if known.is_empty() {
+                        "it has none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ))
+            })
     }
 }
 
@@ -56,6 +94,7 @@ pub const SIDE_FILES: &[&str] = &[
     "special_tokens_map.json",
     "modules.json",
     "sentence_bert_config.json",
+    "config_sentence_transformers.json",
     "1_Pooling/config.json",
 ];
 
@@ -75,6 +114,8 @@ pub struct ModelDir {
     pub weight_files: Vec<PathBuf>,
     /// Sentence-embedding settings (sentence-transformers directories), else the default.
     pub pooling: Pooling,
+    /// Prompts (sentence-transformers directories), else none.
+    pub prompts: Prompts,
 }
 
 impl ModelDir {
@@ -99,11 +140,13 @@ impl ModelDir {
             BertConfig::from_json(&text).map_err(|e| Error::file(&config_path, e.to_string()))?;
         let weight_files = Self::find_weights(&root)?;
         let pooling = Self::read_pooling(&root)?;
+        let prompts = Self::read_prompts(&root)?;
         Ok(ModelDir {
             root,
             config,
             weight_files,
             pooling,
+            prompts,
         })
     }
 
@@ -142,6 +185,36 @@ impl ModelDir {
         Err(Error::file(root, hint))
     }
 
+    fn read_prompts(root: &Path) -> Result<Prompts> {
+        let path = root.join("config_sentence_transformers.json");
+        if !path.is_file() {
+            return Ok(Prompts::default());
+        }
+        let json = read_json(&path)?;
+        let mut prompts = Prompts::default();
+        if let Some(map) = json.get("prompts").and_then(Value::as_object) {
+            for (name, text) in map {
+                let text = text.as_str().ok_or_else(|| {
+                    Error::file(&path, format!("prompt {name:?} is not a string"))
+                })?;
+                prompts.prompts.insert(name.clone(), text.to_string());
+            }
+        }
+        prompts.default_prompt_name = json
+            .get("default_prompt_name")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if let Some(name) = &prompts.default_prompt_name {
+            if !prompts.prompts.contains_key(name) {
+                return Err(Error::file(
+                    &path,
+                    format!("default_prompt_name {name:?} is not one of its prompts"),
+                ));
+            }
+        }
+        Ok(prompts)
+    }
+
     fn read_pooling(root: &Path) -> Result<Pooling> {
         let mut pooling = Pooling::default();
         let modules_path = root.join("modules.json");
@@ -171,6 +244,10 @@ impl ModelDir {
                 let cfg_path = root.join(path).join("config.json");
                 let cfg = read_json(&cfg_path)?;
                 let on = |k: &str| cfg.get(k).and_then(Value::as_bool).unwrap_or(false);
+                pooling.include_prompt = cfg
+                    .get("include_prompt")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true);
                 pooling.mode = match () {
                     _ if on("pooling_mode_cls_token") => PoolingMode::Cls,
                     _ if on("pooling_mode_max_tokens") => PoolingMode::Max,

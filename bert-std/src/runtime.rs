@@ -13,7 +13,7 @@ use crate::fetch;
 use crate::hub;
 use crate::loaded::{Head, LoadedModel, Task, TaskModel};
 use crate::model_dir::ModelDir;
-use crate::tokenizer::Tokenizer;
+use crate::tokenizer::{Side, Tokenizer};
 
 /// The most threads a model may use: four per core of this machine (at least 4). More only
 /// costs memory (every thread gets its own matmul scratch) and hand-off time.
@@ -177,11 +177,22 @@ impl Bert {
     /// Encode a text (or a pair) for a single forward pass: empty text is an error; text longer
     /// than `max_len` tokens is truncated (longest sequence first), as HF's `truncation=True`.
     pub fn encode(&self, text: &str, pair: Option<&str>, max_len: usize) -> Result<Encoding> {
+        self.encode_from(text, pair, max_len, Side::Right)
+    }
+
+    /// [`encode`](Self::encode), cutting long text at `side`.
+    pub fn encode_from(
+        &self,
+        text: &str,
+        pair: Option<&str>,
+        max_len: usize,
+        side: Side,
+    ) -> Result<Encoding> {
         if text.trim().is_empty() || pair.is_some_and(|p| p.trim().is_empty()) {
             return Err(Error::Input("empty text".into()));
         }
         self.tokenizer
-            .encode_truncated(text, pair, max_len.min(self.max_len()))
+            .encode_truncated_from(text, pair, max_len.min(self.max_len()), side)
     }
 
     /// Encode every input with `encode`, tagging a failure with the input's position

@@ -196,6 +196,12 @@ impl Tokenizer {
         encode_with(&self.inner, text, pair)
     }
 
+    /// Encode a text with or without special tokens, with byte offsets into it, no
+    /// truncation (text-embeddings-inference's `/tokenize`).
+    pub fn encode_bytes(&self, text: &str, add_special_tokens: bool) -> Result<Encoding> {
+        guarded(|| self.inner.encode(text, add_special_tokens))
+    }
+
     /// The copy of the tokenizer that truncates to `max_len` tokens (special tokens included),
     /// keeping `stride` tokens of overlap in the overflowing windows; longest sequence first, or
     /// only the second sequence (QA contexts).
@@ -248,6 +254,18 @@ impl Tokenizer {
         pair: Option<&str>,
         max_len: usize,
     ) -> Result<Encoding> {
+        self.encode_truncated_from(text, pair, max_len, Side::Right)
+    }
+
+    /// [`encode_truncated`](Self::encode_truncated), cutting each text at its `side`: the end
+    /// (HF's default), or the start (`truncation_side="left"`, which keeps the end of a text).
+    pub fn encode_truncated_from(
+        &self,
+        text: &str,
+        pair: Option<&str>,
+        max_len: usize,
+        side: Side,
+    ) -> Result<Encoding> {
         let specials = self.added_tokens(pair.is_some());
         if max_len < specials {
             return Err(Error::Input(format!(
@@ -269,11 +287,42 @@ impl Tokenizer {
             None => None,
         };
         let (n1, n2) = longest_first(first.len(), second.as_ref().map(Encoding::len), budget);
-        cut(&mut first, n1);
+        cut(&mut first, n1, side);
         if let (Some(second), Some(n2)) = (second.as_mut(), n2) {
-            cut(second, n2);
+            cut(second, n2, side);
         }
         guarded(|| self.inner.post_process(first, second, true))
+    }
+
+    /// An encoding of token ids given as they are (TEI's `inputs` as ids): no special tokens
+    /// added, cut to `max_len` at `side`; an id outside the vocabulary is an error.
+    pub fn encode_ids(&self, ids: &[u32], max_len: usize, side: Side) -> Result<Encoding> {
+        let vocab = self.inner.get_vocab_size(true);
+        if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(Error::Input(format!(
+                "token id {bad} is outside the vocabulary ({vocab} tokens)"
+            )));
+        }
+        let ids = match side {
+            Side::Right => &ids[..ids.len().min(max_len)],
+            Side::Left => &ids[ids.len().saturating_sub(max_len)..],
+        };
+        let n = ids.len();
+        let tokens = ids
+            .iter()
+            .map(|&id| self.inner.id_to_token(id).unwrap_or_default())
+            .collect();
+        Ok(Encoding::new(
+            ids.to_vec(),
+            vec![0; n],
+            tokens,
+            vec![None; n],
+            vec![(0, 0); n],
+            vec![0; n],
+            vec![1; n],
+            Vec::new(),
+            Default::default(),
+        ))
     }
 
     /// Encode a (question, context) pair into windows of `max_len` tokens: the context is cut
@@ -359,12 +408,29 @@ fn longest_first(n1: usize, n2: Option<usize>, budget: usize) -> (usize, Option<
     }
 }
 
-/// Keep the first `n` tokens of `e`, dropping the rest (and no overflowing windows).
-fn cut(e: &mut Encoding, n: usize) {
+/// Keep `n` tokens of `e`, the first ones or (from the left) the last ones, dropping the rest
+/// (and no overflowing windows).
+fn cut(e: &mut Encoding, n: usize, side: Side) {
     if e.len() > n {
-        e.truncate(n, 0, TruncationDirection::Right);
+        let direction = match side {
+            Side::Right => TruncationDirection::Right,
+            Side::Left => TruncationDirection::Left,
+        };
+        e.truncate(n, 0, direction);
         drop(e.take_overflowing());
     }
+}
+
+/// Which end of a text truncation cuts (text-embeddings-inference's `truncation_direction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+pub enum Side {
+    /// Cut the end (keep the start): HF's default.
+    #[default]
+    #[serde(rename = "right", alias = "Right")]
+    Right,
+    /// Cut the start (keep the end).
+    #[serde(rename = "left", alias = "Left")]
+    Left,
 }
 
 /// Truncating copies of a tokenizer kept at once (see `Tokenizer::truncating`).

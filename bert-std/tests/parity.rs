@@ -110,7 +110,13 @@ fn text_classification_matches_hf_pipeline() {
             close("classification score", g.score, f(&w["score"]));
         }
         let top = clf
-            .run_one((text, None), &ClassifyOptions { top_k: Some(1) })
+            .run_one(
+                (text, None),
+                &ClassifyOptions {
+                    top_k: Some(1),
+                    ..Default::default()
+                },
+            )
             .unwrap();
         assert_eq!(top.len(), 1);
     }

@@ -303,7 +303,10 @@ impl Classifier {
             .enumerate()
             .map(|(i, t)| (t.as_str(), pairs.as_ref().map(|p| p[i].as_str())))
             .collect();
-        let o = ClassifyOptions { top_k };
+        let o = ClassifyOptions {
+            top_k,
+            ..Default::default()
+        };
         let out = py
             .allow_threads(|| self.inner.run(&inputs, &o))
             .map_err(err)?;

@@ -13,6 +13,7 @@ use crate::error::Result;
 use crate::loaded::Task;
 use crate::pipelines::{sigmoid, softmax, Pipeline};
 use crate::runtime::{Bert, LoadOptions};
+use crate::tokenizer::Side;
 
 /// One label and its score.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -38,9 +39,10 @@ impl TextClassification {
         })
     }
 
-    fn scores(&self, logits: &[f32]) -> Vec<f32> {
+    fn scores(&self, logits: &[f32], raw: bool) -> Vec<f32> {
         let config = &self.bert.dir.config;
         match config.problem_type.as_deref() {
+            _ if raw => logits.to_vec(),
             Some("regression") => logits.to_vec(),
             Some("multi_label_classification") => logits.iter().map(|&x| sigmoid(x)).collect(),
             _ if config.num_labels() == 1 => logits.iter().map(|&x| sigmoid(x)).collect(),
@@ -54,6 +56,11 @@ impl TextClassification {
 pub struct ClassifyOptions {
     /// Labels to return, best first (`None`: all).
     pub top_k: Option<usize>,
+    /// The logits as they are, without softmax or sigmoid (HF's `function_to_apply="none"`,
+    /// TEI's `raw_scores`).
+    pub raw_scores: bool,
+    /// Which end of a too-long input is cut.
+    pub truncation: Side,
 }
 
 impl Pipeline for TextClassification {
@@ -67,9 +74,9 @@ impl Pipeline for TextClassification {
         inputs: &[(&str, Option<&str>)],
         options: &ClassifyOptions,
     ) -> Result<Vec<Vec<LabelScore>>> {
-        let encodings = self
-            .bert
-            .encode_all(inputs, |(t, p)| self.bert.encode(t, *p, usize::MAX))?;
+        let encodings = self.bert.encode_all(inputs, |(t, p)| {
+            self.bert.encode_from(t, *p, usize::MAX, options.truncation)
+        })?;
         let labels = &self.bert.dir.config.id2label;
         self.bert.forward_batches(
             &encodings,
@@ -80,7 +87,7 @@ impl Pipeline for TextClassification {
                     .map(|i| {
                         finite(logits.row(i), "logits")?;
                         let mut out: Vec<LabelScore> = self
-                            .scores(logits.row(i))
+                            .scores(logits.row(i), options.raw_scores)
                             .into_iter()
                             .zip(labels)
                             .map(|(score, label)| LabelScore {

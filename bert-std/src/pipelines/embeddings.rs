@@ -5,12 +5,15 @@ use std::path::Path;
 
 use bert_core::BertModel;
 
+use tokenizers::Encoding;
+
 use crate::check::finite;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::loaded::Task;
 use crate::model_dir::{Pooling, PoolingMode};
 use crate::pipelines::Pipeline;
 use crate::runtime::{Bert, LoadOptions};
+use crate::tokenizer::Side;
 
 /// The sentence-embedding pipeline.
 #[derive(Debug)]
@@ -113,19 +116,62 @@ impl SentenceEmbeddings {
         let texts: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
         self.run(&texts, &())
     }
-}
 
-impl Pipeline for SentenceEmbeddings {
-    type Input<'a> = &'a str;
-    type Output = Vec<f32>;
-    type Options = ();
+    /// The longest input in tokens: the model's `max_seq_length` (sentence-transformers) or
+    /// position limit, whichever is smaller.
+    pub fn max_input_length(&self) -> usize {
+        let max = self.bert.max_len();
+        self.bert
+            .dir
+            .pooling
+            .max_seq_length
+            .map_or(max, |m| m.min(max))
+    }
 
-    fn run(&self, texts: &[&str], _: &()) -> Result<Vec<Vec<f32>>> {
-        let pooling = &self.bert.dir.pooling;
-        let max_len = pooling.max_seq_length.unwrap_or(usize::MAX);
-        let encodings = self
+    /// The encodings of `inputs` under `options`, and how many leading tokens of each the
+    /// pooling leaves out (a prompt's, when the model's pooling excludes it).
+    fn encodings(
+        &self,
+        inputs: &[EmbedInput<'_>],
+        options: &EmbedOptions,
+    ) -> Result<(Vec<Encoding>, usize)> {
+        let prompt = self
             .bert
-            .encode_all(texts, |t| self.bert.encode(t, None, max_len))?;
+            .dir
+            .prompts
+            .resolve(options.prompt_name.as_deref())?;
+        let max_len = self.max_input_length();
+        let tok = &self.bert.tokenizer;
+        let encode = |input: &EmbedInput<'_>| match input {
+            EmbedInput::Text(t) if t.trim().is_empty() => Err(Error::Input("empty text".into())),
+            EmbedInput::Text(t) => {
+                let text = prompt.map_or_else(|| t.to_string(), |p| format!("{p}{t}"));
+                tok.encode_truncated_from(&text, None, max_len, options.truncation)
+            }
+            EmbedInput::Ids([]) => Err(Error::Input("empty list of token ids".into())),
+            EmbedInput::Ids(ids) => tok.encode_ids(ids, max_len, options.truncation),
+        };
+        let encodings = self.bert.encode_all(inputs, encode)?;
+        // sentence-transformers leaves `[CLS]` and the prompt's tokens out of the pooling when
+        // `include_prompt` is false (its `prompt_length`: the prompt's tokens with `[CLS]`).
+        let skip = match prompt {
+            Some(p) if !self.bert.dir.pooling.include_prompt => {
+                tok.encode(p, None)?.len().saturating_sub(1)
+            }
+            _ => 0,
+        };
+        Ok((encodings, skip))
+    }
+
+    /// Embed texts or token ids with a prompt and a truncation side: one pooled vector each
+    /// (normalized when the model's pipeline normalizes).
+    pub fn embed_inputs(
+        &self,
+        inputs: &[EmbedInput<'_>],
+        options: &EmbedOptions,
+    ) -> Result<Vec<Vec<f32>>> {
+        let (encodings, skip) = self.encodings(inputs, options)?;
+        let pooling = &self.bert.dir.pooling;
         let h = self.dim();
         self.bert.forward_batches(
             &encodings,
@@ -135,9 +181,11 @@ impl Pipeline for SentenceEmbeddings {
                 let s = padded.seq;
                 (0..padded.rows)
                     .map(|b| {
+                        let mut mask = padded.mask[b * s..(b + 1) * s].to_vec();
+                        mask.iter_mut().take(skip).for_each(|m| *m = 0);
                         let v = pool(
                             &out.last_hidden_state[b * s * h..(b + 1) * s * h],
-                            &padded.mask[b * s..(b + 1) * s],
+                            &mask,
                             h,
                             pooling,
                         );
@@ -147,6 +195,68 @@ impl Pipeline for SentenceEmbeddings {
                     .collect()
             },
         )
+    }
+
+    /// Every token's vector (the last hidden state, special tokens included) of each input, as
+    /// text-embeddings-inference's `/embed_all` gives them.
+    pub fn embed_tokens(
+        &self,
+        inputs: &[EmbedInput<'_>],
+        options: &EmbedOptions,
+    ) -> Result<Vec<Vec<Vec<f32>>>> {
+        let (encodings, _) = self.encodings(inputs, options)?;
+        let h = self.dim();
+        self.bert.forward_batches(
+            &encodings,
+            |_| 0,
+            |model: &BertModel<'_>, padded, ws, _| {
+                let out = model.forward(&padded.core_batch(), ws)?;
+                let s = padded.seq;
+                (0..padded.rows)
+                    .map(|b| {
+                        let rows = &out.last_hidden_state[b * s * h..(b + 1) * s * h];
+                        finite(rows, "token embedding")?;
+                        let mask = &padded.mask[b * s..(b + 1) * s];
+                        Ok(rows
+                            .chunks_exact(h)
+                            .zip(mask)
+                            .filter(|(_, &m)| m != 0)
+                            .map(|(r, _)| r.to_vec())
+                            .collect())
+                    })
+                    .collect()
+            },
+        )
+    }
+}
+
+/// One input to embed: a text, or token ids taken as they are (no special tokens added).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbedInput<'a> {
+    /// A text.
+    Text(&'a str),
+    /// Token ids.
+    Ids(&'a [u32]),
+}
+
+/// How inputs become embeddings (text-embeddings-inference's request options).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EmbedOptions {
+    /// The prompt put before every text: one of the model's prompts by name
+    /// (`config_sentence_transformers.json`), else its default prompt, if any.
+    pub prompt_name: Option<String>,
+    /// Which end of a too-long input is cut.
+    pub truncation: Side,
+}
+
+impl Pipeline for SentenceEmbeddings {
+    type Input<'a> = &'a str;
+    type Output = Vec<f32>;
+    type Options = ();
+
+    fn run(&self, texts: &[&str], _: &()) -> Result<Vec<Vec<f32>>> {
+        let inputs: Vec<EmbedInput<'_>> = texts.iter().map(|t| EmbedInput::Text(t)).collect();
+        self.embed_inputs(&inputs, &EmbedOptions::default())
     }
 }
 
@@ -168,6 +278,7 @@ mod tests {
                     mode,
                     normalize,
                     max_seq_length: None,
+                    include_prompt: true,
                 },
             )
         };

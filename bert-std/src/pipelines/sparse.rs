@@ -8,9 +8,12 @@ use std::path::Path;
 use bert_core::BertForMaskedLM;
 use serde::Serialize;
 
+use tokenizers::Encoding;
+
 use crate::check::finite;
 use crate::error::{Error, Result};
 use crate::loaded::Task;
+use crate::pipelines::embeddings::EmbedOptions;
 use crate::pipelines::{top_k, Pipeline};
 use crate::runtime::{Bert, LoadOptions};
 
@@ -68,10 +71,40 @@ impl Pipeline for SparseEmbeddings {
         let encodings = self
             .bert
             .encode_all(texts, |t| self.bert.encode(t, None, usize::MAX))?;
+        self.sparse(&encodings, options.top_k)
+    }
+}
+
+impl SparseEmbeddings {
+    /// Every non-zero term of each text, heaviest first, with a prompt (one of the model's, by
+    /// name) put before the text and long texts cut at `options.truncation`, as
+    /// text-embeddings-inference's `/embed_sparse` does.
+    pub fn embed_sparse(
+        &self,
+        texts: &[&str],
+        options: &EmbedOptions,
+    ) -> Result<Vec<SparseVector>> {
+        let prompt = self
+            .bert
+            .dir
+            .prompts
+            .resolve(options.prompt_name.as_deref())?;
+        let encodings = self.bert.encode_all(texts, |t| {
+            if t.trim().is_empty() {
+                return Err(Error::Input("empty text".into()));
+            }
+            let text = prompt.map_or_else(|| t.to_string(), |p| format!("{p}{t}"));
+            self.bert
+                .encode_from(&text, None, usize::MAX, options.truncation)
+        })?;
+        self.sparse(&encodings, None)
+    }
+
+    fn sparse(&self, encodings: &[Encoding], top: Option<usize>) -> Result<Vec<SparseVector>> {
         let v = self.bert.dir.config.vocab_size;
         let tok = &self.bert.tokenizer;
         let weights: Vec<Vec<f32>> = self.bert.forward_batches(
-            &encodings,
+            encodings,
             |_| bert_core::sparse::SPARSE_ROWS,
             |model: &BertForMaskedLM<'_>, padded, ws, _| {
                 let mut out = vec![0.0f32; padded.rows * v];
@@ -84,7 +117,7 @@ impl Pipeline for SparseEmbeddings {
             .into_iter()
             .map(|w| {
                 let nonzero = w.iter().filter(|&&x| x > 0.0).count();
-                let k = options.top_k.unwrap_or(nonzero).min(nonzero);
+                let k = top.unwrap_or(nonzero).min(nonzero);
                 let indices: Vec<u32> = top_k(&w, k).into_iter().map(|i| i as u32).collect();
                 Ok(SparseVector {
                     values: indices.iter().map(|&i| w[i as usize]).collect(),

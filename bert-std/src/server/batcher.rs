@@ -13,10 +13,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
 use crate::pipelines::classification::{ClassifyOptions, LabelScore, TextClassification};
-use crate::pipelines::embeddings::SentenceEmbeddings;
+use crate::pipelines::embeddings::{EmbedInput, EmbedOptions, SentenceEmbeddings};
 use crate::pipelines::fill_mask::{FillMask, FillMaskOptions, FillMaskOutput};
 use crate::pipelines::ner::{Aggregation, Entity, NerOptions, TokenClassification};
 use crate::pipelines::qa::{Answer, QaOptions, QuestionAnswering};
+use crate::pipelines::sparse::{SparseEmbeddings, SparseVector};
 use crate::pipelines::Pipeline;
 use crate::runtime::Bert;
 use crate::server::metrics::Metrics;
@@ -24,8 +25,10 @@ use crate::server::metrics::Metrics;
 /// The model a server runs, loaded for its task.
 #[derive(Debug)]
 pub enum Model {
-    /// Sentence embeddings (`/embed`, `/v1/embeddings`).
+    /// Sentence embeddings (`/embed`, `/v1/embeddings`, `/embed_all`, `/similarity`).
     Embed(SentenceEmbeddings),
+    /// SPLADE sparse embeddings (`/embed_sparse`).
+    Sparse(SparseEmbeddings),
     /// Sequence classification (`/predict`, `/rerank`).
     Classify(TextClassification),
     /// Fill-mask (`/fill-mask`).
@@ -41,6 +44,7 @@ impl Model {
     pub fn bert(&self) -> &Bert {
         match self {
             Model::Embed(p) => &p.bert,
+            Model::Sparse(p) => &p.bert,
             Model::Classify(p) => &p.bert,
             Model::FillMask(p) => &p.bert,
             Model::Ner(p) => &p.bert,
@@ -51,14 +55,9 @@ impl Model {
     /// The longest input in tokens: the position limit, or a sentence-transformers model's
     /// `max_seq_length` when smaller (longer inputs are cut there).
     pub fn max_input_length(&self) -> usize {
-        let bert = self.bert();
         match self {
-            Model::Embed(_) => bert
-                .dir
-                .pooling
-                .max_seq_length
-                .map_or(bert.max_len(), |m| m.min(bert.max_len())),
-            _ => bert.max_len(),
+            Model::Embed(p) => p.max_input_length(),
+            _ => self.bert().max_len(),
         }
     }
 
@@ -66,6 +65,7 @@ impl Model {
     pub fn task(&self) -> &'static str {
         match self {
             Model::Embed(_) => "embed",
+            Model::Sparse(_) => "sparse-embed",
             Model::Classify(_) => "classify",
             Model::FillMask(_) => "fill-mask",
             Model::Ner(_) => "ner",
@@ -76,13 +76,31 @@ impl Model {
     /// Run one piece of work (several requests' inputs, merged).
     pub fn run(&self, work: &Work) -> Result<Done> {
         Ok(match (self, work) {
-            (Model::Embed(p), Work::Embed { texts }) => Done::Embed(p.embed(texts)?),
-            (Model::Classify(p), Work::Classify { inputs, top_k }) => {
+            (
+                Model::Embed(p),
+                Work::Embed {
+                    inputs,
+                    options,
+                    tokens,
+                },
+            ) => {
+                let refs: Vec<EmbedInput<'_>> = inputs.iter().map(EmbedItem::as_input).collect();
+                if *tokens {
+                    Done::EmbedAll(p.embed_tokens(&refs, options)?)
+                } else {
+                    Done::Embed(p.embed_inputs(&refs, options)?)
+                }
+            }
+            (Model::Sparse(p), Work::Sparse { texts, options }) => {
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                Done::Sparse(p.embed_sparse(&refs, options)?)
+            }
+            (Model::Classify(p), Work::Classify { inputs, options }) => {
                 let refs: Vec<(&str, Option<&str>)> = inputs
                     .iter()
                     .map(|(a, b)| (a.as_str(), b.as_deref()))
                     .collect();
-                Done::Classify(p.run(&refs, &ClassifyOptions { top_k: *top_k })?)
+                Done::Classify(p.run(&refs, options)?)
             }
             (Model::FillMask(p), Work::FillMask { texts, top_k }) => {
                 let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -112,20 +130,51 @@ impl Model {
     }
 }
 
+/// One input to embed, as a request gives it: a text, or token ids.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(untagged)]
+pub enum EmbedItem {
+    /// A text.
+    Text(String),
+    /// Token ids, taken as they are.
+    Ids(Vec<u32>),
+}
+
+impl EmbedItem {
+    /// The pipeline's view of it.
+    pub fn as_input(&self) -> EmbedInput<'_> {
+        match self {
+            EmbedItem::Text(t) => EmbedInput::Text(t),
+            EmbedItem::Ids(ids) => EmbedInput::Ids(ids),
+        }
+    }
+}
+
 /// The inputs of one request (or of several merged), with their options.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Work {
-    /// Texts to embed.
+    /// Inputs to embed.
     Embed {
+        /// The texts or token ids.
+        inputs: Vec<EmbedItem>,
+        /// Prompt and truncation side.
+        options: EmbedOptions,
+        /// Every token's vector (`/embed_all`) instead of one pooled vector.
+        tokens: bool,
+    },
+    /// Texts to embed as sparse vectors.
+    Sparse {
         /// The texts.
         texts: Vec<String>,
+        /// Prompt and truncation side.
+        options: EmbedOptions,
     },
     /// Texts (or pairs) to classify.
     Classify {
         /// (text, pair) inputs.
         inputs: Vec<(String, Option<String>)>,
-        /// Labels per input (`None`: all).
-        top_k: Option<usize>,
+        /// Labels per input, raw scores, truncation side.
+        options: ClassifyOptions,
     },
     /// Texts with `[MASK]`.
     FillMask {
@@ -154,7 +203,8 @@ impl Work {
     /// Number of inputs.
     pub fn len(&self) -> usize {
         match self {
-            Work::Embed { texts } | Work::FillMask { texts, .. } | Work::Ner { texts, .. } => {
+            Work::Embed { inputs, .. } => inputs.len(),
+            Work::Sparse { texts, .. } | Work::FillMask { texts, .. } | Work::Ner { texts, .. } => {
                 texts.len()
             }
             Work::Classify { inputs, .. } => inputs.len(),
@@ -170,8 +220,20 @@ impl Work {
     /// Whether `other` can share a forward pass with this (same task, same options).
     fn fits_with(&self, other: &Work) -> bool {
         match (self, other) {
-            (Work::Embed { .. }, Work::Embed { .. }) => true,
-            (Work::Classify { top_k: a, .. }, Work::Classify { top_k: b, .. }) => a == b,
+            (
+                Work::Embed {
+                    options: a,
+                    tokens: x,
+                    ..
+                },
+                Work::Embed {
+                    options: b,
+                    tokens: y,
+                    ..
+                },
+            ) => a == b && x == y,
+            (Work::Sparse { options: a, .. }, Work::Sparse { options: b, .. }) => a == b,
+            (Work::Classify { options: a, .. }, Work::Classify { options: b, .. }) => a == b,
             (Work::FillMask { top_k: a, .. }, Work::FillMask { top_k: b, .. }) => a == b,
             (Work::Ner { aggregation: a, .. }, Work::Ner { aggregation: b, .. }) => a == b,
             (Work::Qa { options: a, .. }, Work::Qa { options: b, .. }) => a == b,
@@ -179,49 +241,32 @@ impl Work {
         }
     }
 
-    /// Append `other`'s inputs if it has the same task and options; give it back otherwise.
-    fn absorb(&mut self, other: Work) -> std::result::Result<(), Work> {
+    /// Append `other`'s inputs (same task and options: checked by [`fits_with`](Self::fits_with)
+    /// when the batch was formed).
+    fn absorb(&mut self, other: Work) {
         match (self, other) {
-            (Work::Embed { texts }, Work::Embed { texts: more }) => texts.extend(more),
-            (
-                Work::Classify { inputs, top_k },
-                Work::Classify {
-                    inputs: more,
-                    top_k: k,
-                },
-            ) if *top_k == k => inputs.extend(more),
-            (
-                Work::FillMask { texts, top_k },
-                Work::FillMask {
-                    texts: more,
-                    top_k: k,
-                },
-            ) if *top_k == k => texts.extend(more),
-            (
-                Work::Ner { texts, aggregation },
-                Work::Ner {
-                    texts: more,
-                    aggregation: a,
-                },
-            ) if *aggregation == a => texts.extend(more),
-            (
-                Work::Qa { inputs, options },
-                Work::Qa {
-                    inputs: more,
-                    options: o,
-                },
-            ) if *options == o => inputs.extend(more),
-            (_, other) => return Err(other),
+            (Work::Embed { inputs, .. }, Work::Embed { inputs: more, .. }) => inputs.extend(more),
+            (Work::Sparse { texts, .. }, Work::Sparse { texts: more, .. })
+            | (Work::FillMask { texts, .. }, Work::FillMask { texts: more, .. })
+            | (Work::Ner { texts, .. }, Work::Ner { texts: more, .. }) => texts.extend(more),
+            (Work::Classify { inputs, .. }, Work::Classify { inputs: more, .. }) => {
+                inputs.extend(more)
+            }
+            (Work::Qa { inputs, .. }, Work::Qa { inputs: more, .. }) => inputs.extend(more),
+            _ => {}
         }
-        Ok(())
     }
 }
 
 /// Results, in the order of the work's inputs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Done {
-    /// One vector per text.
+    /// One vector per input.
     Embed(Vec<Vec<f32>>),
+    /// Every token's vector, per input.
+    EmbedAll(Vec<Vec<Vec<f32>>>),
+    /// One sparse vector per text.
+    Sparse(Vec<SparseVector>),
     /// Labels per input.
     Classify(Vec<Vec<LabelScore>>),
     /// Masks per text.
@@ -246,6 +291,8 @@ impl Done {
         }
         match self {
             Done::Embed(v) => cut(v, counts, Done::Embed),
+            Done::EmbedAll(v) => cut(v, counts, Done::EmbedAll),
+            Done::Sparse(v) => cut(v, counts, Done::Sparse),
             Done::Classify(v) => cut(v, counts, Done::Classify),
             Done::FillMask(v) => cut(v, counts, Done::FillMask),
             Done::Ner(v) => cut(v, counts, Done::Ner),
@@ -254,11 +301,24 @@ impl Done {
     }
 }
 
+/// Where a request's time went in the worker.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timing {
+    /// From queueing to the start of its batch.
+    pub queue: std::time::Duration,
+    /// Its batch's time in the model.
+    pub inference: std::time::Duration,
+}
+
+/// What a request gets back: its results and where the time went.
+pub type Reply = Result<(Done, Timing)>;
+
 /// One request waiting for the model.
 struct Job {
     work: Work,
     tokens: usize,
-    reply: oneshot::Sender<Result<Done>>,
+    enqueued: Instant,
+    reply: oneshot::Sender<Reply>,
 }
 
 /// The queue in front of the model.
@@ -299,11 +359,12 @@ impl Queue {
         &self,
         work: Work,
         tokens: usize,
-    ) -> std::result::Result<oneshot::Receiver<Result<Done>>, Refused> {
+    ) -> std::result::Result<oneshot::Receiver<Reply>, Refused> {
         let (reply, rx) = oneshot::channel();
         match self.tx.try_send(Job {
             work,
             tokens,
+            enqueued: Instant::now(),
             reply,
         }) {
             Ok(()) => {
@@ -364,16 +425,21 @@ fn run_jobs(model: &Model, jobs: Vec<Job>, tokens: usize, metrics: &Metrics) {
     let counts: Vec<usize> = jobs.iter().map(|j| j.work.len()).collect();
     let mut merged = jobs[0].work.clone();
     for j in &jobs[1..] {
-        // Same task and options: checked when the batch was formed.
-        let _ = merged.absorb(j.work.clone());
+        merged.absorb(j.work.clone());
     }
     let started = Instant::now();
     let result = run_guarded(model, &merged);
-    metrics.batch(merged.len(), tokens, started.elapsed().as_secs_f64());
+    let inference = started.elapsed();
+    metrics.batch(merged.len(), tokens, inference.as_secs_f64());
+    let timing = |job: &Job| Timing {
+        queue: started.saturating_duration_since(job.enqueued),
+        inference,
+    };
     match result {
         Ok(done) => {
             for (job, part) in jobs.into_iter().zip(done.split(&counts)) {
-                let _ = job.reply.send(Ok(part));
+                let t = timing(&job);
+                let _ = job.reply.send(Ok((part, t)));
             }
         }
         Err(e) if jobs.len() == 1 => {
@@ -381,11 +447,15 @@ fn run_jobs(model: &Model, jobs: Vec<Job>, tokens: usize, metrics: &Metrics) {
         }
         Err(_) => {
             for job in jobs {
-                let t = job.tokens;
                 let started = Instant::now();
                 let r = run_guarded(model, &job.work);
-                metrics.batch(job.work.len(), t, started.elapsed().as_secs_f64());
-                let _ = job.reply.send(r);
+                let inference = started.elapsed();
+                metrics.batch(job.work.len(), job.tokens, inference.as_secs_f64());
+                let t = Timing {
+                    queue: started.saturating_duration_since(job.enqueued),
+                    inference,
+                };
+                let _ = job.reply.send(r.map(|done| (done, t)));
             }
         }
     }

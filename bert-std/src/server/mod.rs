@@ -23,8 +23,10 @@ pub mod api;
 pub mod batcher;
 pub mod body;
 pub mod connections;
+pub mod embedding;
 pub mod metrics;
 pub mod routes;
+pub mod tokens;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -43,6 +45,7 @@ use crate::pipelines::embeddings::SentenceEmbeddings;
 use crate::pipelines::fill_mask::FillMask;
 use crate::pipelines::ner::TokenClassification;
 use crate::pipelines::qa::QuestionAnswering;
+use crate::pipelines::sparse::SparseEmbeddings;
 use crate::runtime::LoadOptions;
 use batcher::{Model, Queue};
 use metrics::Metrics;
@@ -50,8 +53,10 @@ use metrics::Metrics;
 /// What a server does with its model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Task {
-    /// Sentence embeddings: `/embed`, `/v1/embeddings`.
+    /// Sentence embeddings: `/embed`, `/v1/embeddings`, `/embed_all`, `/similarity`.
     Embed,
+    /// SPLADE sparse embeddings from a masked-LM model: `/embed_sparse`.
+    SparseEmbed,
     /// Fill-mask: `/fill-mask`.
     FillMask,
     /// Sequence classification: `/predict`.
@@ -139,6 +144,7 @@ pub fn load_model(task: Task, path: &Path, options: LoadOptions) -> Result<Model
             st.bert.dir.pooling.normalize = false;
             Model::Embed(st)
         }
+        Task::SparseEmbed => Model::Sparse(SparseEmbeddings::load(path, options)?),
         Task::FillMask => Model::FillMask(FillMask::load(path, options)?),
         Task::Classify | Task::Rerank => Model::Classify(TextClassification::load(path, options)?),
         Task::Ner => Model::Ner(TokenClassification::load(path, options)?),
@@ -177,6 +183,11 @@ pub const POST_ROUTES: &[&str] = &[
     "/fill-mask",
     "/ner",
     "/qa",
+    "/embed_all",
+    "/embed_sparse",
+    "/similarity",
+    "/tokenize",
+    "/decode",
 ];
 
 /// The routes that only read.
@@ -186,8 +197,13 @@ pub const GET_ROUTES: &[&str] = &["/health", "/info", "/metrics"];
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.max_body_bytes;
     Router::new()
-        .route("/v1/embeddings", post(routes::openai_embeddings))
-        .route("/embed", post(routes::embed))
+        .route("/v1/embeddings", post(embedding::openai_embeddings))
+        .route("/embed", post(embedding::embed))
+        .route("/embed_all", post(embedding::embed_all))
+        .route("/embed_sparse", post(embedding::embed_sparse))
+        .route("/similarity", post(embedding::similarity))
+        .route("/tokenize", post(tokens::tokenize))
+        .route("/decode", post(tokens::decode))
         .route("/predict", post(routes::predict))
         .route("/rerank", post(routes::rerank))
         .route("/fill-mask", post(routes::fill_mask))

@@ -1,6 +1,8 @@
-//! The HTTP routes: OpenAI's `/v1/embeddings`, text-embeddings-inference's `/embed`, `/predict`
-//! and `/rerank`, the CLI-shaped `/fill-mask`, `/ner` and `/qa`, and `/health`, `/info`,
-//! `/metrics`. Every error is JSON: `{"error": "...", "error_type": "..."}` (see [`super::api`]).
+//! The HTTP routes but the embedding and tokenizer ones ([`super::embedding`],
+//! [`super::tokens`]): text-embeddings-inference's `/predict` and `/rerank` (with
+//! `raw_scores`, `return_text`, `truncation_direction`), the CLI-shaped `/fill-mask`, `/ner` and
+//! `/qa`, and `/health`, `/info` (TEI's fields), `/metrics`. Every error is JSON:
+//! `{"error": "...", "error_type": "..."}` (see [`super::api`]).
 
 use std::sync::Arc;
 
@@ -12,98 +14,17 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::pipelines::classification::LabelScore;
-use crate::pipelines::embeddings::l2_normalize;
+use crate::pipelines::classification::{ClassifyOptions, LabelScore};
 use crate::pipelines::ner::Aggregation;
 use crate::pipelines::qa::QaOptions;
 use crate::server::batcher::{Done, Work};
 use crate::server::AppState;
+use crate::tokenizer::Side;
 
-use super::api::{timed, ApiError, ApiResult, OneOrMany};
+use super::api::{answer, timed, ApiError, ApiResult, OneOrMany, Usage};
 
 fn pairs(texts: &[String]) -> Vec<(&str, Option<&str>)> {
     texts.iter().map(|t| (t.as_str(), None)).collect()
-}
-
-async fn embed_texts(
-    state: &AppState,
-    texts: Vec<String>,
-    truncate: bool,
-) -> ApiResult<(Vec<Vec<f32>>, usize)> {
-    state.require("embed")?;
-    let tokens = state.admit(&pairs(&texts), truncate)?;
-    match state.infer(Work::Embed { texts }, tokens).await? {
-        Done::Embed(v) => Ok((v, tokens)),
-        _ => Err(ApiError::validation("internal: wrong result kind")),
-    }
-}
-
-/// text-embeddings-inference's `POST /embed`.
-#[derive(Debug, Deserialize)]
-pub struct EmbedRequest {
-    inputs: OneOrMany,
-    #[serde(default = "yes")]
-    normalize: bool,
-    #[serde(default)]
-    truncate: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-pub(crate) async fn embed(
-    State(state): State<Arc<AppState>>,
-    body: std::result::Result<Json<EmbedRequest>, JsonRejection>,
-) -> Response {
-    timed(&state, "/embed", async {
-        let Json(req) = body?;
-        let (texts, _) = req.inputs.into_vec();
-        let (mut vectors, _) = embed_texts(&state, texts, req.truncate).await?;
-        if req.normalize {
-            vectors.iter_mut().for_each(|v| l2_normalize(v));
-        }
-        Ok(Json(vectors))
-    })
-    .await
-}
-
-/// OpenAI's `POST /v1/embeddings`.
-#[derive(Debug, Deserialize)]
-pub struct OpenAiEmbeddingRequest {
-    input: OneOrMany,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    encoding_format: Option<String>,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum EmbeddingData {
-    Float(Vec<f32>),
-    Base64(String),
-}
-
-#[derive(Serialize)]
-struct OpenAiEmbedding {
-    object: &'static str,
-    embedding: EmbeddingData,
-    index: usize,
-}
-
-#[derive(Serialize)]
-struct OpenAiUsage {
-    prompt_tokens: usize,
-    total_tokens: usize,
-}
-
-#[derive(Serialize)]
-struct OpenAiResponse {
-    object: &'static str,
-    data: Vec<OpenAiEmbedding>,
-    model: String,
-    usage: OpenAiUsage,
 }
 
 /// One result, or one per input, as the request had it (f32 values stay f32 in the JSON).
@@ -124,63 +45,14 @@ impl<T> OneOrAll<T> {
     }
 }
 
-fn base64_f32(v: &[f32]) -> String {
-    use base64::Engine;
-    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-pub(crate) async fn openai_embeddings(
-    State(state): State<Arc<AppState>>,
-    body: std::result::Result<Json<OpenAiEmbeddingRequest>, JsonRejection>,
-) -> Response {
-    timed(&state, "/v1/embeddings", async {
-        let Json(req) = body?;
-        let base64 = match req.encoding_format.as_deref() {
-            None | Some("float") => false,
-            Some("base64") => true,
-            Some(other) => {
-                return Err(ApiError::validation(format!(
-                    "encoding_format {other:?}: use \"float\" or \"base64\""
-                )))
-            }
-        };
-        let (texts, _) = req.input.into_vec();
-        // OpenAI's embeddings are unit vectors; long inputs are cut to the model's limit.
-        let (mut vectors, tokens) = embed_texts(&state, texts, true).await?;
-        vectors.iter_mut().for_each(|v| l2_normalize(v));
-        let data: Vec<OpenAiEmbedding> = vectors
-            .into_iter()
-            .enumerate()
-            .map(|(index, v)| OpenAiEmbedding {
-                object: "embedding",
-                embedding: if base64 {
-                    EmbeddingData::Base64(base64_f32(&v))
-                } else {
-                    EmbeddingData::Float(v)
-                },
-                index,
-            })
-            .collect();
-        Ok(Json(OpenAiResponse {
-            object: "list",
-            data,
-            model: req.model.unwrap_or_else(|| state.model_name.clone()),
-            usage: OpenAiUsage {
-                prompt_tokens: tokens,
-                total_tokens: tokens,
-            },
-        }))
-    })
-    .await
-}
-
 /// One `/predict` input: a text, or a pair of texts.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum Sequence {
     /// One text.
     Text(String),
+    /// One text, as a one-element array (TEI's batch form).
+    One([String; 1]),
     /// A pair.
     Pair([String; 2]),
 }
@@ -192,6 +64,8 @@ pub enum Sequence {
 pub enum PredictInput {
     /// One text.
     One(String),
+    /// One text as a one-element array.
+    OneInArray([String; 1]),
     /// One pair (a two-element array of strings).
     Pair([String; 2]),
     /// Several.
@@ -205,26 +79,30 @@ pub struct PredictRequest {
     #[serde(default)]
     top_k: Option<usize>,
     #[serde(default)]
-    truncate: bool,
+    truncate: Option<bool>,
+    #[serde(default)]
+    truncation_direction: Side,
+    #[serde(default)]
+    raw_scores: bool,
 }
 
 async fn classify(
     state: &AppState,
     inputs: Vec<(String, Option<String>)>,
-    top_k: Option<usize>,
+    options: ClassifyOptions,
     truncate: bool,
-) -> ApiResult<Vec<Vec<LabelScore>>> {
+) -> ApiResult<(Vec<Vec<LabelScore>>, Usage)> {
     state.require("classify")?;
     let refs: Vec<(&str, Option<&str>)> = inputs
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_deref()))
         .collect();
-    let tokens = state.admit(&refs, truncate)?;
+    let usage = state.admit(&refs, truncate)?;
     match state
-        .infer(Work::Classify { inputs, top_k }, tokens)
+        .infer(Work::Classify { inputs, options }, usage)
         .await?
     {
-        Done::Classify(v) => Ok(v),
+        (Done::Classify(v), usage) => Ok((v, usage)),
         _ => Err(ApiError::validation("internal: wrong result kind")),
     }
 }
@@ -236,20 +114,26 @@ pub(crate) async fn predict(
     timed(&state, "/predict", async {
         let Json(req) = body?;
         let (inputs, single) = match req.inputs {
-            PredictInput::One(t) => (vec![(t, None)], true),
+            PredictInput::One(t) | PredictInput::OneInArray([t]) => (vec![(t, None)], true),
             PredictInput::Pair([a, b]) => (vec![(a, Some(b))], true),
             PredictInput::Many(v) => (
                 v.into_iter()
                     .map(|s| match s {
-                        Sequence::Text(t) => (t, None),
+                        Sequence::Text(t) | Sequence::One([t]) => (t, None),
                         Sequence::Pair([a, b]) => (a, Some(b)),
                     })
                     .collect(),
                 false,
             ),
         };
-        let out = classify(&state, inputs, req.top_k, req.truncate).await?;
-        Ok(Json(OneOrAll::new(out, single)))
+        let options = ClassifyOptions {
+            top_k: req.top_k,
+            raw_scores: req.raw_scores,
+            truncation: req.truncation_direction,
+        };
+        let truncate = req.truncate.unwrap_or(false);
+        let (out, usage) = classify(&state, inputs, options, truncate).await?;
+        Ok(answer(usage, OneOrAll::new(out, single)))
     })
     .await
 }
@@ -262,7 +146,11 @@ pub struct RerankRequest {
     #[serde(default)]
     return_text: bool,
     #[serde(default)]
-    truncate: bool,
+    truncate: Option<bool>,
+    #[serde(default)]
+    truncation_direction: Side,
+    #[serde(default)]
+    raw_scores: bool,
 }
 
 pub(crate) async fn rerank(
@@ -286,7 +174,13 @@ pub(crate) async fn rerank(
             .last()
             .cloned()
             .unwrap_or_default();
-        let labels = classify(&state, inputs, None, req.truncate).await?;
+        let options = ClassifyOptions {
+            top_k: None,
+            raw_scores: req.raw_scores,
+            truncation: req.truncation_direction,
+        };
+        let truncate = req.truncate.unwrap_or(false);
+        let (labels, usage) = classify(&state, inputs, options, truncate).await?;
         let mut ranked: Vec<Ranked> = labels
             .iter()
             .enumerate()
@@ -300,7 +194,7 @@ pub(crate) async fn rerank(
             })
             .collect();
         ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.index.cmp(&b.index)));
-        Ok(Json(ranked))
+        Ok(answer(usage, ranked))
     })
     .await
 }
@@ -336,13 +230,13 @@ pub(crate) async fn fill_mask(
             return Err(ApiError::validation("top_k must be in 1..=1000"));
         }
         let (texts, _) = req.inputs.into_vec();
-        let tokens = state.admit(&pairs(&texts), true)?;
+        let usage = state.admit(&pairs(&texts), true)?;
         let work = Work::FillMask {
             texts,
             top_k: req.top_k,
         };
-        match state.infer(work, tokens).await? {
-            Done::FillMask(v) => Ok(Json(v)),
+        match state.infer(work, usage).await? {
+            (Done::FillMask(v), usage) => Ok(answer(usage, v)),
             _ => Err(ApiError::validation("internal: wrong result kind")),
         }
     })
@@ -371,12 +265,9 @@ pub(crate) async fn ner(
                 .map_err(|e: crate::Error| ApiError::validation(e.to_string()))?,
         };
         let (texts, _) = req.inputs.into_vec();
-        let tokens = state.admit(&pairs(&texts), true)?;
-        match state
-            .infer(Work::Ner { texts, aggregation }, tokens)
-            .await?
-        {
-            Done::Ner(v) => Ok(Json(v)),
+        let usage = state.admit(&pairs(&texts), true)?;
+        match state.infer(Work::Ner { texts, aggregation }, usage).await? {
+            (Done::Ner(v), usage) => Ok(answer(usage, v)),
             _ => Err(ApiError::validation("internal: wrong result kind")),
         }
     })
@@ -436,9 +327,9 @@ pub(crate) async fn qa(
             .map(|(q, c)| (q.as_str(), Some(c.as_str())))
             .collect();
         // Long contexts are split into windows, so count them whole.
-        let tokens = state.admit(&refs, true)?;
-        match state.infer(Work::Qa { inputs, options }, tokens).await? {
-            Done::Qa(v) => Ok(Json(OneOrAll::new(v, single))),
+        let usage = state.admit(&refs, true)?;
+        match state.infer(Work::Qa { inputs, options }, usage).await? {
+            (Done::Qa(v), usage) => Ok(answer(usage, OneOrAll::new(v, single))),
             _ => Err(ApiError::validation("internal: wrong result kind")),
         }
     })
@@ -461,21 +352,62 @@ pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Response {
 pub(crate) async fn info(State(state): State<Arc<AppState>>) -> Response {
     let c = &state.config;
     let bert = state.model.bert();
+    let config = &bert.dir.config;
+    let pooling = match bert.dir.pooling.mode {
+        crate::PoolingMode::Cls => "cls",
+        crate::PoolingMode::Mean => "mean",
+        crate::PoolingMode::Max => "max",
+        crate::PoolingMode::MeanSqrtLen => "mean_sqrt_len",
+        crate::PoolingMode::LastToken => "last_token",
+    };
+    let labels = || {
+        let id2label: serde_json::Map<String, serde_json::Value> = config
+            .id2label
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i.to_string(), json!(l)))
+            .collect();
+        let label2id: serde_json::Map<String, serde_json::Value> = config
+            .id2label
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.clone(), json!(i)))
+            .collect();
+        json!({"id2label": id2label, "label2id": label2id})
+    };
+    // text-embeddings-inference's `model_type`.
+    let model_type = match (state.model.task(), c.task) {
+        ("embed", _) => json!({"embedding": {"pooling": pooling}}),
+        ("sparse-embed", _) => json!({"embedding": {"pooling": "splade"}}),
+        (_, super::Task::Rerank) => json!({"reranker": labels()}),
+        ("classify", _) => json!({"classifier": labels()}),
+        (task, _) => json!({ task: labels() }),
+    };
     Json(json!({
+        // text-embeddings-inference's fields.
         "model_id": state.model_name,
-        "architectures": bert.dir.config.architectures,
-        "task": state.model.task(),
-        "dtype": state.dtype,
+        "model_sha": null,
+        "model_dtype": state.dtype,
+        "model_type": model_type,
+        "max_concurrent_requests": c.max_concurrent_requests,
         "max_input_length": state.model.max_input_length(),
         "max_batch_tokens": c.max_batch_tokens,
-        "max_concurrent_requests": c.max_concurrent_requests,
+        "max_batch_requests": null,
         "max_client_batch_size": c.max_client_batch_size,
+        "auto_truncate": false,
+        "tokenization_workers": bert.threads(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "sha": null,
+        "docker_label": null,
+        // This server's own.
+        "architectures": config.architectures,
+        "task": state.model.task(),
+        "dtype": state.dtype,
         "max_input_chars": c.max_input_chars,
         "max_body_bytes": c.max_body_bytes,
         "timeout_seconds": c.timeout.as_secs_f64(),
         "threads": bert.threads(),
         "auth": c.api_key.is_some(),
-        "version": env!("CARGO_PKG_VERSION"),
     }))
     .into_response()
 }

@@ -6,13 +6,14 @@ use bert_std::server::{Task, POST_ROUTES};
 
 /// One server per task, over the round-trip goldens' tiny models (folder names under
 /// `bert-std/tests/goldens/roundtrip`).
-pub const SERVERS: [(Task, &str); 6] = [
+pub const SERVERS: [(Task, &str); 7] = [
     (Task::Embed, "base"),
     (Task::FillMask, "pretrain"),
     (Task::Classify, "classify"),
     (Task::Rerank, "classify"),
     (Task::Ner, "ner"),
     (Task::Qa, "qa"),
+    (Task::SparseEmbed, "pretrain"),
 ];
 
 /// The server (an index into [`SERVERS`]) and the route an input's first byte picks.

@@ -325,7 +325,13 @@ pub fn run(command: Command) -> Result<ExitCode> {
                     .iter()
                     .map(|i| Ok((i.field("text")?, i.optional("pair"))))
                     .collect::<Result<Vec<_>>>()?;
-                clf.run(&inputs, &ClassifyOptions { top_k })
+                clf.run(
+                    &inputs,
+                    &ClassifyOptions {
+                        top_k,
+                        ..Default::default()
+                    },
+                )
             },
         ),
         Command::Ner {
