@@ -82,9 +82,10 @@ class FillMask:
 
 
 class Classifier:
-    """Text or text-pair classification (a ``...ForSequenceClassification`` model)."""
+    """Text or text-pair classification (a ``...ForSequenceClassification`` model; default: the
+    project's own IMDB sentiment model, see :func:`prepare_default_model`)."""
 
-    def __init__(self, model, *, threads=0, dtype="f32", device="cpu"):
+    def __init__(self, model=None, *, threads=0, dtype="f32", device="cpu"):
         self._inner = _Classifier(model, threads, dtype, device)
 
     def run(self, texts, pairs=None, top_k=None):
@@ -94,9 +95,10 @@ class Classifier:
 
 
 class TokenClassifier:
-    """Token classification (NER) with HF's aggregation strategies."""
+    """Token classification (NER) with HF's aggregation strategies (default model: the project's
+    own CoNLL-2003 one, see :func:`prepare_default_model`)."""
 
-    def __init__(self, model, *, threads=0, dtype="f32", device="cpu"):
+    def __init__(self, model=None, *, threads=0, dtype="f32", device="cpu"):
         self._inner = _TokenClassifier(model, threads, dtype, device)
 
     def run(self, texts, aggregation="simple"):
@@ -105,9 +107,10 @@ class TokenClassifier:
 
 
 class QuestionAnswerer:
-    """Extractive question answering (a ``...ForQuestionAnswering`` model)."""
+    """Extractive question answering (a ``...ForQuestionAnswering`` model; default: the project's
+    own DisflQA/NarrativeQA one, see :func:`prepare_default_model`)."""
 
-    def __init__(self, model, *, threads=0, dtype="f32", device="cpu"):
+    def __init__(self, model=None, *, threads=0, dtype="f32", device="cpu"):
         self._inner = _QuestionAnswerer(model, threads, dtype, device)
 
     def run(self, questions, contexts, top_k=1):
