@@ -190,13 +190,15 @@ fn main() {
 
 fn report(args: &Args, samples: &[(f64, f64, u64)], failed: u64) {
     std::fs::create_dir_all(&args.out).expect("report folder");
-    let warm = samples.len() / 6;
-    let base = samples.get(warm).map_or(0.0, |s| s.1);
-    let last = samples.last().map_or(0.0, |s| s.1);
-    let peak = samples[warm.min(samples.len())..]
-        .iter()
-        .map(|s| s.1)
-        .fold(0.0, f64::max);
+    // Levels, not single samples (the allocator returns memory in steps): the mean RSS over
+    // the sixth of the run after the warm-up (the first sixth), and over the last sixth.
+    let sixth = (samples.len() / 6).max(1);
+    let mean =
+        |part: &[(f64, f64, u64)]| part.iter().map(|s| s.1).sum::<f64>() / part.len().max(1) as f64;
+    let warm = sixth.min(samples.len());
+    let base = mean(&samples[warm..(2 * sixth).min(samples.len())]);
+    let last = mean(&samples[samples.len().saturating_sub(sixth)..]);
+    let peak = samples[warm..].iter().map(|s| s.1).fold(0.0, f64::max);
     let growth = if base > 0.0 {
         (last - base) / base
     } else {
@@ -253,8 +255,9 @@ fn report(args: &Args, samples: &[(f64, f64, u64)], failed: u64) {
     std::fs::write(args.out.join("soak.svg"), svg).expect("svg");
     let mut md = format!(
         "{} clients, {:.0} s, {requests} requests ({:.1}/s), {failed} failed.\n\n\
-         RSS after the warm-up ({:.0} s): {base:.1} MB; at the end {last:.1} MB ({:+.2}%); \
-         peak {peak:.1} MB ({:+.2}%).\n\n| minute | RSS (MB) | requests |\n|---|---|---|\n",
+         Mean RSS over the sixth of the run after the warm-up (from {:.0} s): {base:.1} MB; \
+         over the last sixth {last:.1} MB ({:+.2}%); highest sample {peak:.1} MB ({:+.2}%).\n\n\
+         | minute | RSS (MB) | requests |\n|---|---|---|\n",
         args.clients,
         seconds,
         requests as f64 / seconds.max(1e-9),
@@ -268,7 +271,7 @@ fn report(args: &Args, samples: &[(f64, f64, u64)], failed: u64) {
     }
     std::fs::write(args.out.join("soak.md"), &md).expect("md");
     println!("{md}");
-    if failed > 0 || growth > 0.05 || peak_growth > 0.05 {
+    if failed > 0 || growth > 0.05 {
         eprintln!(
             "FAILED: {failed} failed requests, RSS growth {:+.2}% (peak {:+.2}%)",
             growth * 100.0,
