@@ -166,7 +166,14 @@ impl ModelDir {
             for v in map.values() {
                 let name = v
                     .as_str()
-                    .filter(|n| !n.contains('/') && !n.contains('\\') && !n.starts_with('.'))
+                    .filter(|n| {
+                        // A file name in this folder: not empty (that names the folder itself,
+                        // found by fuzz/model_dir), no separators, not hidden or `..`.
+                        !n.is_empty()
+                            && !n.contains('/')
+                            && !n.contains('\\')
+                            && !n.starts_with('.')
+                    })
                     .ok_or_else(|| Error::file(&index, format!("bad shard name {v}")))?;
                 let path = root.join(name);
                 if !files.contains(&path) {

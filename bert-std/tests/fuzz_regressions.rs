@@ -61,6 +61,46 @@ fn tokenize() {
     }
 }
 
+/// A shard map naming a weight file "" (the folder itself) passed the name check; it is a
+/// clear error now. The target's layout: a byte whose bits say which optional files exist, then
+/// config.json and those files, separated by 0xFF.
+#[test]
+fn model_dir() {
+    const FILES: [&str; 4] = [
+        "model.safetensors.index.json",
+        "modules.json",
+        "1_Pooling/config.json",
+        "sentence_bert_config.json",
+    ];
+    for (path, bytes) in regressions("model_dir") {
+        let scratch = Scratch::new("fuzz-regression-model-dir");
+        std::fs::create_dir_all(scratch.join("1_Pooling")).unwrap();
+        let (&present, rest) = bytes.split_first().unwrap();
+        let mut parts = rest.split(|&b| b == 0xFF);
+        std::fs::write(
+            scratch.join("config.json"),
+            parts.next().unwrap_or_default(),
+        )
+        .unwrap();
+        for (i, name) in FILES.iter().enumerate() {
+            if let Some(b) = parts.next().filter(|_| present & (1 << i) != 0) {
+                std::fs::write(scratch.join(name), b).unwrap();
+            }
+        }
+        match bert_std::ModelDir::open(scratch.path()) {
+            Ok(dir) => assert!(
+                dir.weight_files
+                    .iter()
+                    .all(|f| f.parent() == Some(scratch.path())),
+                "{}: {:?}",
+                path.display(),
+                dir.weight_files
+            ),
+            Err(e) => assert!(e.to_string().contains("bad shard name"), "{e}"),
+        }
+    }
+}
+
 #[path = "../../fuzz/fuzz_targets/shared/servers.rs"]
 mod servers;
 
