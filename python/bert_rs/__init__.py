@@ -18,6 +18,7 @@ For cluster engines, :class:`EmbedBatch` is a stateful callable for Ray Data's `
 (``batch_format="pyarrow"``), and works the same on any table of pyarrow batches.
 """
 import json
+import sys
 
 import numpy as np
 
@@ -62,6 +63,47 @@ class Embedder:
         else:
             raw, rows, dim = self._inner.embed_list(_texts(texts))
         return np.frombuffer(raw, dtype=np.float32).reshape(rows, dim)
+
+    def encode(self, sentences, batch_size=32, show_progress_bar=False, convert_to_numpy=True,
+               normalize_embeddings=False, prompt_name=None, truncate_dim=None):
+        """sentence-transformers' ``SentenceTransformer.encode``, with the same results on the same
+        model: one str gives one vector, a list a ``[n, dim]`` float32 array (or, with
+        ``convert_to_numpy=False``, a list of 1-D arrays). ``prompt_name`` is one of the model's
+        prompts (``config_sentence_transformers.json``; ``None``: its default prompt, if any);
+        ``truncate_dim`` keeps the first values (Matryoshka); ``normalize_embeddings`` scales
+        to unit length after that. ``batch_size`` texts go to the model at a time;
+        ``show_progress_bar`` reports the batches on stderr (with tqdm when it is installed)."""
+        single = isinstance(sentences, str)
+        texts = [sentences] if single else _texts(sentences)
+        if batch_size < 1:
+            raise BertError("batch_size must be at least 1")
+        if truncate_dim is not None and not 1 <= truncate_dim <= self.dim:
+            raise BertError(f"truncate_dim must be in 1..={self.dim}")
+        starts = range(0, len(texts), batch_size)
+        if show_progress_bar:
+            try:
+                from tqdm.auto import tqdm
+                starts = tqdm(starts, desc="Batches")
+            except ImportError:
+                pass
+        parts = []
+        for i, start in enumerate(starts):
+            raw, rows, dim = self._inner.embed_prompted(texts[start:start + batch_size],
+                                                        prompt_name)
+            parts.append(np.frombuffer(raw, dtype=np.float32).reshape(rows, dim))
+            if show_progress_bar and isinstance(starts, range):
+                print(f"\rBatches {i + 1}/{len(starts)}", end="", file=sys.stderr)
+        if show_progress_bar and isinstance(starts, range):
+            print(file=sys.stderr)
+        out = np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
+        if truncate_dim is not None:
+            out = np.ascontiguousarray(out[:, :truncate_dim])
+        if normalize_embeddings:
+            norms = np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+            out = (out / norms).astype(np.float32)
+        if single:
+            return out[0]
+        return out if convert_to_numpy else list(out)
 
     def embed_arrow(self, texts):
         """The same as a pyarrow ``FixedSizeListArray`` of float32 (one list per text)."""

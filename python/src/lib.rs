@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCapsule};
 
 use bert_std::pipelines::classification::{ClassifyOptions, TextClassification};
-use bert_std::pipelines::embeddings::SentenceEmbeddings;
+use bert_std::pipelines::embeddings::{EmbedInput, EmbedOptions, SentenceEmbeddings};
 use bert_std::pipelines::fill_mask::{FillMask, FillMaskOptions};
 use bert_std::pipelines::ner::{Aggregation, NerOptions, TokenClassification};
 use bert_std::pipelines::qa::{QaOptions, QuestionAnswering};
@@ -165,7 +165,19 @@ struct Embedder {
 
 impl Embedder {
     fn run(&self, py: Python<'_>, texts: &[&str]) -> PyResult<(Py<PyBytes>, usize, usize)> {
-        let rows = py.allow_threads(|| self.inner.embed(texts)).map_err(err)?;
+        self.run_with(py, texts, &EmbedOptions::default())
+    }
+
+    fn run_with(
+        &self,
+        py: Python<'_>,
+        texts: &[&str],
+        options: &EmbedOptions,
+    ) -> PyResult<(Py<PyBytes>, usize, usize)> {
+        let inputs: Vec<EmbedInput<'_>> = texts.iter().map(|t| EmbedInput::Text(t)).collect();
+        let rows = py
+            .allow_threads(|| self.inner.embed_inputs(&inputs, options))
+            .map_err(err)?;
         let dim = rows.first().map_or(self.dim(), Vec::len);
         let mut bytes = Vec::with_capacity(rows.len() * dim * 4);
         for r in &rows {
@@ -209,6 +221,23 @@ impl Embedder {
     ) -> PyResult<(Py<PyBytes>, usize, usize)> {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         self.run(py, &refs)
+    }
+
+    /// Embed a list of texts with one of the model's prompts (by name; `None`: its default
+    /// prompt, if any), as sentence-transformers' `encode(prompt_name=...)`.
+    #[pyo3(signature = (texts, prompt_name=None))]
+    fn embed_prompted(
+        &self,
+        py: Python<'_>,
+        texts: Vec<String>,
+        prompt_name: Option<String>,
+    ) -> PyResult<(Py<PyBytes>, usize, usize)> {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let options = EmbedOptions {
+            prompt_name,
+            ..EmbedOptions::default()
+        };
+        self.run_with(py, &refs, &options)
     }
 
     /// Embed an Arrow string array given as the C data interface's capsules (from

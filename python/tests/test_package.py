@@ -1,5 +1,6 @@
 """The Python package: results equal to the reference, Arrow input without a copy, errors as
 BertError, and the GIL released while the model runs."""
+import json
 import threading
 import time
 
@@ -91,3 +92,35 @@ def test_task_classes_without_a_model_point_to_the_default_to_prepare(tmp_path, 
             cls()
     with pytest.raises(bert_rs.BertError, match="expected"):
         bert_rs.prepare_default_model("no-such-task")
+
+
+def test_encode_matches_sentence_transformers(tmp_path):
+    """encode(prompt_name=, truncate_dim=, normalize_embeddings=) against sentence-transformers'
+    own on all-MiniLM-L6-v2 with two prompts (bert-std/tests/goldens/tei.json)."""
+    import os
+    import shutil
+    from conftest import MODELS, ROOT
+    with open(os.path.join(ROOT, "bert-std", "tests", "goldens", "tei.json")) as f:
+        golden = json.load(f)
+    model = tmp_path / "model"
+    shutil.copytree(os.path.join(MODELS, "all-minilm-l6-v2"), model)
+    (model / "config_sentence_transformers.json").write_text(
+        json.dumps(golden["config_sentence_transformers"]))
+    e = bert_rs.Embedder(str(model), threads=2)
+    texts = golden["texts"]
+
+    def close(got, want):
+        return np.abs(np.asarray(got) - np.asarray(want, dtype=np.float32)).max() <= 1e-4
+
+    assert close(e.encode(texts, normalize_embeddings=True), golden["plain"])
+    assert close(e.encode(texts, prompt_name="query", normalize_embeddings=True), golden["query"])
+    dims = golden["dimensions"]
+    cut = e.encode(texts, truncate_dim=dims, normalize_embeddings=True, batch_size=2,
+                   show_progress_bar=True)
+    assert cut.shape == (len(texts), dims) and close(cut, golden["truncated"])
+    one = e.encode(texts[0])
+    assert one.shape == (384,) and close(one, golden["plain"][0])
+    listed = e.encode(texts, convert_to_numpy=False)
+    assert isinstance(listed, list) and len(listed) == len(texts)
+    with pytest.raises(bert_rs.BertError, match="prompt"):
+        e.encode(texts, prompt_name="nope")
