@@ -1,7 +1,9 @@
 //! Request bodies are read whole, before any route sees them, within three bounds:
 //!
-//! - size: a declared `Content-Length` over `max_body_bytes` is answered 413 without reading a
-//!   byte; a body that grows past it while arriving, 413 as soon as it does;
+//! - size: a body over `max_body_bytes` (declared by `Content-Length`, or growing past it while
+//!   arriving) is answered 413; up to [`DRAIN_BYTES`] past the limit are read and dropped first,
+//!   so a client still writing reads the 413 rather than a reset connection, and a larger
+//!   declared body is refused without reading a byte;
 //! - time: a body that has not fully arrived `body_timeout` after its headers is answered 408
 //!   (a client sending a byte a second holds nothing for long);
 //! - memory: the bytes of the bodies being read and served at once are capped at
@@ -16,10 +18,16 @@ use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
 use tokio::sync::Semaphore;
 
 use super::api::ApiError;
 use super::AppState;
+
+/// Bytes past the limit that are read and dropped before a 413 (so that a client still
+/// writing its body reads the answer rather than a reset connection); beyond this, the
+/// connection is answered and closed without reading further.
+pub const DRAIN_BYTES: u64 = 1024 * 1024;
 
 /// How many bodies of the largest size may be held at once (the memory bound's multiple).
 pub const BODIES_IN_FLIGHT: usize = 16;
@@ -80,7 +88,13 @@ pub(crate) async fn read_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if let Some(n) = declared.filter(|&n| n > limit as u64) {
+        // A modest excess is read and dropped first, so that the client, still writing, reads
+        // the 413 instead of a reset connection; a large one is refused without reading.
+        if n <= limit as u64 + DRAIN_BYTES {
+            let (_, body) = request.into_parts();
+            let _ = tokio::time::timeout(deadline, drain(body, DRAIN_BYTES)).await;
+        }
         return refuse(
             &state,
             &path,
@@ -113,28 +127,27 @@ pub(crate) async fn read_body(
     };
     let (parts, body) = request.into_parts();
     let left = deadline.saturating_sub(started.elapsed());
-    let bytes = match tokio::time::timeout(left, axum::body::to_bytes(body, limit)).await {
-        Ok(Ok(bytes)) => bytes,
+    let bytes = match tokio::time::timeout(left, collect(body, limit)).await {
+        Ok(Ok(Collected::Whole(bytes))) => bytes,
+        Ok(Ok(Collected::TooLarge(rest))) => {
+            let left = deadline.saturating_sub(started.elapsed());
+            let _ = tokio::time::timeout(left, drain(rest, DRAIN_BYTES)).await;
+            return refuse(
+                &state,
+                &path,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "validation",
+                format!("the request body is larger than the limit of {limit} bytes"),
+            );
+        }
         Ok(Err(e)) => {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            return if too_large {
-                refuse(
-                    &state,
-                    &path,
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "validation",
-                    format!("the request body is larger than the limit of {limit} bytes"),
-                )
-            } else {
-                refuse(
-                    &state,
-                    &path,
-                    StatusCode::BAD_REQUEST,
-                    "validation",
-                    format!("the request body could not be read: {e}"),
-                )
-            };
+            return refuse(
+                &state,
+                &path,
+                StatusCode::BAD_REQUEST,
+                "validation",
+                format!("the request body could not be read: {e}"),
+            )
         }
         Err(_) => {
             return refuse(
@@ -151,4 +164,41 @@ pub(crate) async fn read_body(
     };
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// A body read within the size limit, or what is left of one that went over it.
+enum Collected {
+    Whole(Vec<u8>),
+    TooLarge(Body),
+}
+
+/// Read a body whole, keeping at most `limit` bytes.
+async fn collect(mut body: Body, limit: usize) -> Result<Collected, axum::Error> {
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        if bytes.len() + data.len() > limit {
+            return Ok(Collected::TooLarge(body));
+        }
+        bytes.extend_from_slice(&data);
+    }
+    Ok(Collected::Whole(bytes))
+}
+
+/// Read and drop up to `at_most` bytes of a body (or to its end).
+async fn drain(mut body: Body, at_most: u64) -> Result<(), axum::Error> {
+    let mut read = 0u64;
+    while read <= at_most {
+        match body.frame().await {
+            Some(frame) => {
+                if let Ok(data) = frame?.into_data() {
+                    read += data.len() as u64;
+                }
+            }
+            None => break,
+        }
+    }
+    Ok(())
 }
