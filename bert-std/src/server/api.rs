@@ -10,7 +10,8 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::server::batcher::{Done, EmbedItem, Refused, Work};
+use crate::server::batcher::{Done, EmbedItem, Work};
+use crate::server::scheduler::Refused;
 use crate::server::AppState;
 
 /// A JSON error with its HTTP status.

@@ -1,15 +1,7 @@
-//! Dynamic batching by token count, as text-embeddings-inference does: requests wait in one
-//! bounded queue (full → the caller answers 429); one worker thread takes the oldest request and
-//! every queued request that can share its forward pass (same task and options) while the tokens
-//! stay within `max_batch_tokens`, runs them as one padding-free batch, and hands each request its
-//! own results. A request whose client went away is dropped before it runs. If a merged batch
-//! fails (one bad input), its requests are run one by one so that only the bad one fails.
-
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Instant;
-
-use tokio::sync::{mpsc, oneshot};
+//! What the server's models do: the [`Model`] a server runs, the [`Work`] of one request (or of
+//! several merged into one batch: same task and options) and what it gives back ([`Done`], cut
+//! back per request). The queue and the worker that batches requests are in
+//! [`super::scheduler`].
 
 use crate::error::{Error, Result};
 use crate::pipelines::classification::{ClassifyOptions, LabelScore, TextClassification};
@@ -20,7 +12,6 @@ use crate::pipelines::qa::{Answer, QaOptions, QuestionAnswering};
 use crate::pipelines::sparse::{SparseEmbeddings, SparseVector};
 use crate::pipelines::Pipeline;
 use crate::runtime::Bert;
-use crate::server::metrics::Metrics;
 
 /// The model a server runs, loaded for its task.
 #[derive(Debug)]
@@ -218,7 +209,7 @@ impl Work {
     }
 
     /// Whether `other` can share a forward pass with this (same task, same options).
-    fn fits_with(&self, other: &Work) -> bool {
+    pub(crate) fn fits_with(&self, other: &Work) -> bool {
         match (self, other) {
             (
                 Work::Embed {
@@ -243,7 +234,7 @@ impl Work {
 
     /// Append `other`'s inputs (same task and options: checked by [`fits_with`](Self::fits_with)
     /// when the batch was formed).
-    fn absorb(&mut self, other: Work) {
+    pub(crate) fn absorb(&mut self, other: Work) {
         match (self, other) {
             (Work::Embed { inputs, .. }, Work::Embed { inputs: more, .. }) => inputs.extend(more),
             (Work::Sparse { texts, .. }, Work::Sparse { texts: more, .. })
@@ -279,7 +270,7 @@ pub enum Done {
 
 impl Done {
     /// Cut merged results back into one `Done` per request (`counts`: inputs per request).
-    fn split(self, counts: &[usize]) -> Vec<Done> {
+    pub(crate) fn split(self, counts: &[usize]) -> Vec<Done> {
         fn cut<T>(mut v: Vec<T>, counts: &[usize], wrap: fn(Vec<T>) -> Done) -> Vec<Done> {
             let mut out = Vec::with_capacity(counts.len());
             for &n in counts {
@@ -297,166 +288,6 @@ impl Done {
             Done::FillMask(v) => cut(v, counts, Done::FillMask),
             Done::Ner(v) => cut(v, counts, Done::Ner),
             Done::Qa(v) => cut(v, counts, Done::Qa),
-        }
-    }
-}
-
-/// Where a request's time went in the worker.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Timing {
-    /// From queueing to the start of its batch.
-    pub queue: std::time::Duration,
-    /// Its batch's time in the model.
-    pub inference: std::time::Duration,
-}
-
-/// What a request gets back: its results and where the time went.
-pub type Reply = Result<(Done, Timing)>;
-
-/// One request waiting for the model.
-struct Job {
-    work: Work,
-    tokens: usize,
-    enqueued: Instant,
-    reply: oneshot::Sender<Reply>,
-}
-
-/// The queue in front of the model.
-#[derive(Debug, Clone)]
-pub struct Queue {
-    tx: mpsc::Sender<Job>,
-    metrics: Arc<Metrics>,
-}
-
-/// Why a request was not queued.
-#[derive(Debug)]
-pub enum Refused {
-    /// The queue is full: answer 429.
-    Full,
-    /// The worker has stopped (shutting down): answer 503.
-    Closed,
-}
-
-impl Queue {
-    /// Start the worker thread for `model`; it stops when every `Queue` clone is dropped.
-    pub fn start(
-        model: Arc<Model>,
-        capacity: usize,
-        max_batch_tokens: usize,
-        metrics: Arc<Metrics>,
-    ) -> (Queue, std::thread::JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
-        let m = metrics.clone();
-        let worker = std::thread::Builder::new()
-            .name("bert-batcher".into())
-            .spawn(move || work_loop(&model, rx, max_batch_tokens, &m))
-            .expect("a thread for the batcher");
-        (Queue { tx, metrics }, worker)
-    }
-
-    /// Queue `work` (`tokens` long); the receiver gets its results.
-    pub fn submit(
-        &self,
-        work: Work,
-        tokens: usize,
-    ) -> std::result::Result<oneshot::Receiver<Reply>, Refused> {
-        let (reply, rx) = oneshot::channel();
-        match self.tx.try_send(Job {
-            work,
-            tokens,
-            enqueued: Instant::now(),
-            reply,
-        }) {
-            Ok(()) => {
-                self.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
-                Ok(rx)
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => Err(Refused::Full),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(Refused::Closed),
-        }
-    }
-}
-
-fn work_loop(model: &Model, mut rx: mpsc::Receiver<Job>, max_tokens: usize, metrics: &Metrics) {
-    let mut carry: Option<Job> = None;
-    loop {
-        let Some(first) = carry.take().or_else(|| rx.blocking_recv()) else {
-            return;
-        };
-        metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
-        let mut tokens = first.tokens;
-        let mut jobs = vec![first];
-        while let Ok(job) = rx.try_recv() {
-            metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
-            if jobs[0].work.fits_with(&job.work) && tokens + job.tokens <= max_tokens {
-                tokens += job.tokens;
-                jobs.push(job);
-            } else {
-                metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
-                carry = Some(job);
-                break;
-            }
-        }
-        // Clients that went away are not worth a forward pass.
-        jobs.retain(|j| !j.reply.is_closed());
-        if jobs.is_empty() {
-            continue;
-        }
-        run_jobs(model, jobs, tokens, metrics);
-    }
-}
-
-/// `model.run(work)`, with a panic (a bug, in this crate or a dependency) turned into an error
-/// for these requests alone: the worker goes on serving the others.
-fn run_guarded(model: &Model, work: &Work) -> Result<Done> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.run(work))).unwrap_or_else(
-        |panic| {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            Err(Error::Model(format!("internal error: {what}")))
-        },
-    )
-}
-
-fn run_jobs(model: &Model, jobs: Vec<Job>, tokens: usize, metrics: &Metrics) {
-    let counts: Vec<usize> = jobs.iter().map(|j| j.work.len()).collect();
-    let mut merged = jobs[0].work.clone();
-    for j in &jobs[1..] {
-        merged.absorb(j.work.clone());
-    }
-    let started = Instant::now();
-    let result = run_guarded(model, &merged);
-    let inference = started.elapsed();
-    metrics.batch(merged.len(), tokens, inference.as_secs_f64());
-    let timing = |job: &Job| Timing {
-        queue: started.saturating_duration_since(job.enqueued),
-        inference,
-    };
-    match result {
-        Ok(done) => {
-            for (job, part) in jobs.into_iter().zip(done.split(&counts)) {
-                let t = timing(&job);
-                let _ = job.reply.send(Ok((part, t)));
-            }
-        }
-        Err(e) if jobs.len() == 1 => {
-            let _ = jobs.into_iter().next().map(|j| j.reply.send(Err(e)));
-        }
-        Err(_) => {
-            for job in jobs {
-                let started = Instant::now();
-                let r = run_guarded(model, &job.work);
-                let inference = started.elapsed();
-                metrics.batch(job.work.len(), job.tokens, inference.as_secs_f64());
-                let t = Timing {
-                    queue: started.saturating_duration_since(job.enqueued),
-                    inference,
-                };
-                let _ = job.reply.send(r.map(|done| (done, t)));
-            }
         }
     }
 }

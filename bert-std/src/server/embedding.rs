@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -201,6 +202,23 @@ pub(crate) async fn openai_embeddings(
                     "encoding_format {other:?}: use \"float\" or \"base64\""
                 )))
             }
+        };
+        // With several models served, `model` picks one (a single model answers any name).
+        let names = state.model_names();
+        let state = match req.model.as_deref() {
+            Some(name) if names.len() > 1 && name != state.model_name => {
+                state.peer(name).ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "model_not_found",
+                        format!(
+                            "model {name:?} is not served here; the models are {}",
+                            names.join(", ")
+                        ),
+                    )
+                })?
+            }
+            _ => state.clone(),
         };
         let inputs = req.input.into_vec();
         // OpenAI's embeddings are unit vectors; long inputs are cut to the model's limit.

@@ -26,6 +26,7 @@ pub mod connections;
 pub mod embedding;
 pub mod metrics;
 pub mod routes;
+pub mod scheduler;
 pub mod tokens;
 
 use std::path::Path;
@@ -47,8 +48,9 @@ use crate::pipelines::ner::TokenClassification;
 use crate::pipelines::qa::QuestionAnswering;
 use crate::pipelines::sparse::SparseEmbeddings;
 use crate::runtime::LoadOptions;
-use batcher::{Model, Queue};
+use batcher::Model;
 use metrics::Metrics;
+use scheduler::Queue;
 
 /// What a server does with its model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -116,7 +118,7 @@ impl Default for ServerConfig {
     }
 }
 
-/// What every handler sees.
+/// What every handler sees: its model and queue, and what the server's models share.
 #[derive(Debug)]
 pub struct AppState {
     model: Arc<Model>,
@@ -125,13 +127,40 @@ pub struct AppState {
     config: ServerConfig,
     model_name: String,
     dtype: String,
-    worker: std::thread::JoinHandle<()>,
-    body_budget: body::BodyBudget,
+    worker: Arc<Worker>,
+    body_budget: Arc<body::BodyBudget>,
+    /// Every model of the server, by name (the first is the default one).
+    peers: Arc<std::sync::OnceLock<Peers>>,
 }
+
+/// Every model of a server, by name (held weakly: the states own their queues).
+type Peers = Vec<(String, std::sync::Weak<AppState>)>;
+
+/// The one worker thread every model's queue feeds.
+#[derive(Debug)]
+struct Worker(std::sync::Mutex<Option<std::thread::JoinHandle<()>>>);
 
 impl AppState {
     fn worker_alive(&self) -> bool {
-        !self.worker.is_finished()
+        let handle = self.worker.0.lock().unwrap_or_else(|p| p.into_inner());
+        handle.as_ref().is_some_and(|h| !h.is_finished())
+    }
+
+    /// The served model named `name` (OpenAI's `model` field), if the server has several.
+    pub(crate) fn peer(&self, name: &str) -> Option<Arc<AppState>> {
+        self.peers
+            .get()?
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, s)| s.upgrade())
+    }
+
+    /// The names of the server's models.
+    pub(crate) fn model_names(&self) -> Vec<String> {
+        self.peers
+            .get()
+            .map(|p| p.iter().map(|(n, _)| n.clone()).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -251,6 +280,88 @@ pub fn app(
     model: Model,
     model_name: String,
 ) -> Result<(Router, Arc<AppState>)> {
+    let (router, mut states) = app_many(config, vec![(model_name, model)])?;
+    Ok((router, states.remove(0)))
+}
+
+/// [`app`] for several models in one server, sharing one worker (models take turns, a batch
+/// each) and the limits: the first model answers the routes at `/`, every model those at
+/// `/NAME/...`, and OpenAI's `/v1/embeddings` picks one by its `model` field.
+pub fn app_many(
+    config: ServerConfig,
+    models: Vec<(String, Model)>,
+) -> Result<(Router, Vec<Arc<AppState>>)> {
+    check(&config)?;
+    if models.is_empty() {
+        return Err(Error::Input("no model to serve".into()));
+    }
+    // Names become path prefixes only when there are several models.
+    let prefixed = models.len() > 1;
+    for (i, (name, _)) in models.iter().enumerate().filter(|_| prefixed) {
+        let plain = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && !name.starts_with('.');
+        let taken = models[..i].iter().any(|(n, _)| n == name)
+            || POST_ROUTES
+                .iter()
+                .chain(GET_ROUTES)
+                .any(|r| r.trim_start_matches('/').split('/').next() == Some(name.as_str()));
+        if !plain || taken {
+            return Err(Error::Input(format!(
+                "model name {name:?}: use letters, digits, '-', '_' and '.', each name once, \
+                 and none that is a route (embed, info, ...)"
+            )));
+        }
+    }
+    let metrics = Arc::new(Metrics::default());
+    let dtypes: Vec<String> = models.iter().map(|(_, m)| model_dtype(m)).collect();
+    let (names, models): (Vec<String>, Vec<Arc<Model>>) =
+        models.into_iter().map(|(n, m)| (n, Arc::new(m))).unzip();
+    let (queues, worker) = scheduler::start(
+        models.clone(),
+        config.max_concurrent_requests,
+        config.max_batch_tokens,
+        metrics.clone(),
+    );
+    let worker = Arc::new(Worker(std::sync::Mutex::new(Some(worker))));
+    let body_budget = Arc::new(body::BodyBudget::new(config.max_body_bytes));
+    let peers = Arc::new(std::sync::OnceLock::new());
+    let states: Vec<Arc<AppState>> = models
+        .into_iter()
+        .zip(queues)
+        .zip(names.iter().cloned().zip(dtypes))
+        .map(|((model, queue), (model_name, dtype))| {
+            Arc::new(AppState {
+                model,
+                queue,
+                metrics: metrics.clone(),
+                config: config.clone(),
+                model_name,
+                dtype,
+                worker: worker.clone(),
+                body_budget: body_budget.clone(),
+                peers: peers.clone(),
+            })
+        })
+        .collect();
+    let _ = peers.set(
+        names
+            .into_iter()
+            .zip(states.iter().map(Arc::downgrade))
+            .collect(),
+    );
+    let mut app = router(states[0].clone());
+    if prefixed {
+        for s in &states {
+            app = app.nest(&format!("/{}", s.model_name), router(s.clone()));
+        }
+    }
+    Ok((app, states))
+}
+
+fn check(config: &ServerConfig) -> Result<()> {
     if config.max_batch_tokens == 0
         || config.max_client_batch_size == 0
         || config.max_connections == 0
@@ -265,27 +376,7 @@ pub fn app(
             "--idle-timeout and --body-timeout must be more than 0 seconds".into(),
         ));
     }
-    let dtype = model_dtype(&model);
-    let model = Arc::new(model);
-    let metrics = Arc::new(Metrics::default());
-    let (queue, worker) = Queue::start(
-        model.clone(),
-        config.max_concurrent_requests,
-        config.max_batch_tokens,
-        metrics.clone(),
-    );
-    let body_budget = body::BodyBudget::new(config.max_body_bytes);
-    let state = Arc::new(AppState {
-        model,
-        queue,
-        metrics,
-        config,
-        model_name,
-        dtype,
-        worker,
-        body_budget,
-    });
-    Ok((router(state.clone()), state))
+    Ok(())
 }
 
 /// Serve `model` on `listener` until `shutdown` resolves; then stop accepting, finish the
@@ -297,22 +388,34 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    serve_many(config, vec![(model_name, model)], listener, shutdown).await
+}
+
+/// [`serve`] several models (see [`app_many`]).
+pub async fn serve_many(
+    config: ServerConfig,
+    models: Vec<(String, Model)>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let (max_connections, idle_timeout) = (config.max_connections, config.idle_timeout);
-    let (app, state) = app(config, model, model_name)?;
+    let (app, states) = app_many(config, models)?;
+    let metrics = states[0].metrics.clone();
+    let worker = states[0].worker.clone();
     connections::accept_loop(
         listener,
         app,
         max_connections,
         idle_timeout,
-        state.metrics.clone(),
+        metrics,
         shutdown,
     )
     .await;
-    // Every connection is closed: drop the last queue handle so that the worker ends.
-    if let Ok(state) = Arc::try_unwrap(state) {
-        let AppState { queue, worker, .. } = state;
-        drop(queue);
-        let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+    // Every connection is closed: drop the queues so that the worker ends, and wait for it.
+    drop(states);
+    let handle = worker.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(handle) = handle {
+        let _ = tokio::task::spawn_blocking(move || handle.join()).await;
     }
     Ok(())
 }
@@ -341,6 +444,11 @@ pub struct Background {
 impl Background {
     /// Serve `model` on 127.0.0.1 at a free port.
     pub fn start(config: ServerConfig, model: Model, name: String) -> Result<Background> {
+        Self::start_many(config, vec![(name, model)])
+    }
+
+    /// Serve several models (see [`app_many`]) on 127.0.0.1 at a free port.
+    pub fn start_many(config: ServerConfig, models: Vec<(String, Model)>) -> Result<Background> {
         let (port_tx, port_rx) = std::sync::mpsc::channel();
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -363,7 +471,7 @@ impl Background {
                     let shutdown = async move {
                         let _ = stop_rx.await;
                     };
-                    serve(config, model, name, listener, shutdown).await
+                    serve_many(config, models, listener, shutdown).await
                 })
             })
             .map_err(|e| Error::io("<server thread>", e))?;

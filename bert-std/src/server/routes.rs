@@ -400,6 +400,7 @@ pub(crate) async fn info(State(state): State<Arc<AppState>>) -> Response {
         "sha": null,
         "docker_label": null,
         // This server's own.
+        "models": state.model_names(),
         "architectures": config.architectures,
         "task": state.model.task(),
         "dtype": state.dtype,

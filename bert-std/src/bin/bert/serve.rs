@@ -18,9 +18,12 @@ use crate::commands::{model_path, task_model_path, WeightDtype};
 /// `bert serve`.
 #[derive(Args)]
 pub struct ServeArgs {
-    /// The model directory (default for embed: all-MiniLM-L6-v2; for fill-mask: SPLADE-tiny).
+    /// The model directory (default for embed: all-MiniLM-L6-v2; for fill-mask: SPLADE-tiny;
+    /// for classify, ner and qa the project's own models). Repeat it as NAME=DIR to serve
+    /// several models: the first answers at /, each at /NAME/..., and OpenAI's `model` field
+    /// picks one; they share the cores (a batch each in turn) and the limits.
     #[arg(long, env = "BERT_MODEL")]
-    pub model: Option<PathBuf>,
+    pub model: Vec<String>,
     /// What to serve.
     #[arg(long, value_enum, default_value_t = Task::Embed)]
     pub task: Task,
@@ -87,10 +90,25 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         Task::Qa => Some(DefaultTask::Qa),
         _ => None,
     };
-    let path = match own {
-        Some(task) => task_model_path(args.model.as_deref(), task, args.yes)?,
-        None => model_path(args.model.as_deref(), default, &what)?,
+    let specs: Vec<(Option<String>, Option<PathBuf>)> = if args.model.is_empty() {
+        vec![(None, None)]
+    } else {
+        args.model.iter().map(|m| model_spec(m)).collect()
     };
+    let mut paths = Vec::with_capacity(specs.len());
+    for (name, given) in specs {
+        let path = match own {
+            Some(task) => task_model_path(given.as_deref(), task, args.yes)?,
+            None => model_path(given.as_deref(), default, &what)?,
+        };
+        let name = name.unwrap_or_else(|| {
+            path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        });
+        paths.push((name, path));
+    }
     for (flag, secs) in [
         ("--timeout", args.timeout),
         ("--idle-timeout", args.idle_timeout),
@@ -105,7 +123,13 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         dtype: args.dtype.convert(),
         ..Default::default()
     };
-    let model = bert_std::server::load_model(args.task, &path, options)?;
+    let mut models = Vec::with_capacity(paths.len());
+    for (name, path) in &paths {
+        models.push((
+            name.clone(),
+            bert_std::server::load_model(args.task, path, options)?,
+        ));
+    }
     let config = ServerConfig {
         task: args.task,
         max_batch_tokens: args.max_batch_tokens,
@@ -131,18 +155,18 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| Error::io(addr.to_string(), e))?;
-        eprintln!(
-            "serving {} ({what}) on http://{addr}  (Ctrl-C or SIGTERM to stop)",
-            path.display()
-        );
-        let name = path.file_name().map_or_else(
-            || path.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        bert_std::server::serve(
+        for (i, (name, path)) in paths.iter().enumerate() {
+            let at = match (i, paths.len()) {
+                (_, 1) => "/".to_string(),
+                (0, _) => format!("/ and /{name}/"),
+                _ => format!("/{name}/"),
+            };
+            eprintln!("model {name} ({what}): {}, at {at}", path.display());
+        }
+        eprintln!("serving on http://{addr}  (Ctrl-C or SIGTERM to stop)");
+        bert_std::server::serve_many(
             config,
-            model,
-            name,
+            models,
             listener,
             bert_std::server::shutdown_signal(),
         )
@@ -150,4 +174,20 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     })?;
     eprintln!("stopped: every request in flight was answered");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `NAME=DIR`, or a plain `DIR` (a path that exists is never split at a `=`).
+fn model_spec(spec: &str) -> (Option<String>, Option<PathBuf>) {
+    match spec.split_once('=') {
+        Some((name, dir))
+            if !std::path::Path::new(spec).exists()
+                && !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+        {
+            (Some(name.to_string()), Some(PathBuf::from(dir)))
+        }
+        _ => (None, Some(PathBuf::from(spec))),
+    }
 }
