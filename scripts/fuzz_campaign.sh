@@ -42,7 +42,7 @@ done
 
 run_one() {
   local t=$1
-  mkdir -p "corpus/$t" "artifacts/$t"
+  mkdir -p "corpus/$t" "artifacts/$t" "seeds/$t"
   # shellcheck disable=SC2046
   mkdir -p "regressions/$t"
   cargo +nightly fuzz run $(flags_for "$t") "$t" "corpus/$t" "seeds/$t" "regressions/$t" -- \
