@@ -423,6 +423,7 @@ fn cut(e: &mut Encoding, n: usize, side: Side) {
 
 /// Which end of a text truncation cuts (text-embeddings-inference's `truncation_direction`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 pub enum Side {
     /// Cut the end (keep the start): HF's default.
     #[default]

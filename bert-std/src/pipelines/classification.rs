@@ -17,6 +17,7 @@ use crate::tokenizer::Side;
 
 /// One label and its score.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 pub struct LabelScore {
     /// The label (from `id2label`).
     pub label: String,

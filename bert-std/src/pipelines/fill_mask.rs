@@ -16,6 +16,7 @@ use crate::runtime::{Bert, LoadOptions};
 
 /// One candidate for one `[MASK]`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 pub struct FillMaskPrediction {
     /// Probability.
     pub score: f32,
@@ -29,6 +30,7 @@ pub struct FillMaskPrediction {
 
 /// The candidates for one `[MASK]`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 pub struct MaskCandidates {
     /// Index of the `[MASK]` among the text's tokens (with `[CLS]` at 0).
     pub token_index: usize,
@@ -38,6 +40,7 @@ pub struct MaskCandidates {
 
 /// The fill-mask result for one text: every `[MASK]`, in order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 pub struct FillMaskOutput {
     /// One entry per `[MASK]`.
     pub masks: Vec<MaskCandidates>,

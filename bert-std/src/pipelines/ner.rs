@@ -90,6 +90,40 @@ impl Serialize for Entity {
     }
 }
 
+/// Its schema for `bert serve`'s `/openapi.json`: a token (`entity`, `index`) or a grouped
+/// entity (`entity_group`), as [`Serialize`] writes it.
+#[cfg(feature = "server")]
+impl schemars::JsonSchema for Entity {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Entity".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let common = serde_json::json!({
+            "score": {"type": "number", "format": "float"},
+            "word": {"type": "string"},
+            "start": {"type": "integer", "minimum": 0},
+            "end": {"type": "integer", "minimum": 0},
+        });
+        let with = |extra: serde_json::Value, required: &[&str]| {
+            let mut props = common.clone();
+            if let (Some(p), Some(e)) = (props.as_object_mut(), extra.as_object()) {
+                p.extend(e.clone());
+            }
+            serde_json::json!({"type": "object", "properties": props, "required": required})
+        };
+        schemars::json_schema!({
+            "description": "A token (no aggregation) or a grouped entity.",
+            "oneOf": [
+                with(serde_json::json!({"entity": {"type": "string"}, "index": {"type": "integer", "minimum": 0}}),
+                     &["entity", "score", "index", "word", "start", "end"]),
+                with(serde_json::json!({"entity_group": {"type": "string"}}),
+                     &["entity_group", "score", "word", "start", "end"]),
+            ]
+        })
+    }
+}
+
 /// The token-classification pipeline.
 #[derive(Debug)]
 pub struct TokenClassification {

@@ -48,6 +48,7 @@ impl Default for QaOptions {
 
 /// One answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "server", derive(schemars::JsonSchema))]
 pub struct Answer {
     /// p(start) · p(end), summed over windows that give the same text.
     pub score: f32,

@@ -8,7 +8,6 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::server::batcher::{Done, EmbedItem, Work};
 use crate::server::scheduler::Refused;
@@ -40,9 +39,22 @@ impl ApiError {
     }
 }
 
+/// The JSON of every error: text-embeddings-inference's shape.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct ErrorBody {
+    /// What went wrong, for a person.
+    error: String,
+    /// Its kind: `validation`, `invalid_json`, `overloaded`, `unhealthy`, `timeout`,
+    /// `unauthorized`, `model_not_found`, ...
+    error_type: &'static str,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": self.message, "error_type": self.kind});
+        let body = ErrorBody {
+            error: self.message,
+            error_type: self.kind,
+        };
         (self.status, Json(body)).into_response()
     }
 }
@@ -67,7 +79,7 @@ impl From<JsonRejection> for ApiError {
 pub(crate) type ApiResult<T> = std::result::Result<T, ApiError>;
 
 /// A string or a list of strings.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum OneOrMany {
     /// One text.

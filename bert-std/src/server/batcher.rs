@@ -122,7 +122,7 @@ impl Model {
 }
 
 /// One input to embed, as a request gives it: a text, or token ids.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum EmbedItem {
     /// A text.

@@ -22,7 +22,7 @@ use crate::tokenizer::Side;
 use super::api::{answer, timed, ApiError, ApiResult, Usage};
 
 /// One input or several (each a text or a list of token ids).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Inputs {
     /// One input.
@@ -43,7 +43,7 @@ impl Inputs {
 }
 
 /// The options every embedding route shares.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 pub struct Encoding {
     #[serde(default)]
     truncate: Option<bool>,
@@ -105,7 +105,7 @@ fn cut(vectors: &mut [Vec<f32>], dimensions: Option<usize>) -> ApiResult<()> {
 }
 
 /// text-embeddings-inference's `POST /embed`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct EmbedRequest {
     inputs: Inputs,
     #[serde(flatten)]
@@ -141,7 +141,7 @@ pub(crate) async fn embed(
 }
 
 /// OpenAI's `POST /v1/embeddings`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct OpenAiEmbeddingRequest {
     input: Inputs,
     #[serde(default)]
@@ -154,28 +154,28 @@ pub struct OpenAiEmbeddingRequest {
     encoding: Encoding,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
-enum EmbeddingData {
+pub(crate) enum EmbeddingData {
     Float(Vec<f32>),
     Base64(String),
 }
 
-#[derive(Serialize)]
-struct OpenAiEmbedding {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct OpenAiEmbedding {
     object: &'static str,
     embedding: EmbeddingData,
     index: usize,
 }
 
-#[derive(Serialize)]
-struct OpenAiUsage {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct OpenAiUsage {
     prompt_tokens: usize,
     total_tokens: usize,
 }
 
-#[derive(Serialize)]
-struct OpenAiResponse {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct OpenAiResponse {
     object: &'static str,
     data: Vec<OpenAiEmbedding>,
     model: String,
@@ -257,7 +257,7 @@ pub(crate) async fn openai_embeddings(
 
 /// text-embeddings-inference's `POST /embed_all`: every token's vector, special tokens
 /// included, not normalized.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct EmbedAllRequest {
     inputs: Inputs,
     #[serde(flatten)]
@@ -282,15 +282,15 @@ pub(crate) async fn embed_all(
 
 /// text-embeddings-inference's `POST /embed_sparse` (a SPLADE model, `--task sparse-embed`):
 /// the non-zero terms of each text, by vocabulary index.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct EmbedSparseRequest {
     inputs: super::api::OneOrMany,
     #[serde(flatten)]
     encoding: Encoding,
 }
 
-#[derive(Serialize)]
-struct SparseValue {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct SparseValue {
     index: u32,
     value: f32,
 }
@@ -338,7 +338,7 @@ pub(crate) async fn embed_sparse(
 
 /// text-embeddings-inference's `POST /similarity`: the cosine of a source sentence with each
 /// of several sentences.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct SimilarityRequest {
     inputs: SimilarityInput,
     #[serde(default)]
@@ -346,7 +346,7 @@ pub struct SimilarityRequest {
 }
 
 /// What `/similarity` compares.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct SimilarityInput {
     source_sentence: String,
     sentences: Vec<String>,

@@ -25,6 +25,7 @@ pub mod body;
 pub mod connections;
 pub mod embedding;
 pub mod metrics;
+pub mod openapi;
 pub mod routes;
 pub mod scheduler;
 pub mod tokens;
@@ -37,7 +38,6 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::Router;
 
 use crate::error::{Error, Result};
@@ -220,34 +220,22 @@ pub const POST_ROUTES: &[&str] = &[
 ];
 
 /// The routes that only read.
-pub const GET_ROUTES: &[&str] = &["/health", "/info", "/metrics"];
+pub const GET_ROUTES: &[&str] = &["/health", "/info", "/metrics", "/openapi.json"];
 
 /// The routes over a started state.
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.max_body_bytes;
-    Router::new()
-        .route("/v1/embeddings", post(embedding::openai_embeddings))
-        .route("/embed", post(embedding::embed))
-        .route("/embed_all", post(embedding::embed_all))
-        .route("/embed_sparse", post(embedding::embed_sparse))
-        .route("/similarity", post(embedding::similarity))
-        .route("/tokenize", post(tokens::tokenize))
-        .route("/decode", post(tokens::decode))
-        .route("/predict", post(routes::predict))
-        .route("/rerank", post(routes::rerank))
-        .route("/fill-mask", post(routes::fill_mask))
-        .route("/ner", post(routes::ner))
-        .route("/qa", post(routes::qa))
-        .route("/health", get(routes::health))
-        .route("/info", get(routes::info))
-        .route("/metrics", get(routes::metrics))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            body::read_body,
-        ))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
-        .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
+    let mut app = Router::new();
+    for spec in openapi::route_specs() {
+        app = app.route(spec.path, (spec.handler)());
+    }
+    app.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        body::read_body,
+    ))
+    .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
+    .layer(DefaultBodyLimit::max(limit))
+    .with_state(state)
 }
 
 /// Resolves on SIGINT or SIGTERM.

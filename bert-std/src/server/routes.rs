@@ -28,9 +28,9 @@ fn pairs(texts: &[String]) -> Vec<(&str, Option<&str>)> {
 }
 
 /// One result, or one per input, as the request had it (f32 values stay f32 in the JSON).
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
-enum OneOrAll<T> {
+pub(crate) enum OneOrAll<T> {
     One(T),
     All(Vec<T>),
 }
@@ -46,7 +46,7 @@ impl<T> OneOrAll<T> {
 }
 
 /// One `/predict` input: a text, or a pair of texts.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Sequence {
     /// One text.
@@ -59,7 +59,7 @@ pub enum Sequence {
 
 /// text-embeddings-inference's `POST /predict` input: one sequence (a text, or a
 /// two-element array read as a pair), or a list of sequences.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum PredictInput {
     /// One text.
@@ -73,7 +73,7 @@ pub enum PredictInput {
 }
 
 /// `POST /predict`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct PredictRequest {
     inputs: PredictInput,
     #[serde(default)]
@@ -139,7 +139,7 @@ pub(crate) async fn predict(
 }
 
 /// text-embeddings-inference's `POST /rerank`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct RerankRequest {
     query: String,
     texts: Vec<String>,
@@ -199,8 +199,8 @@ pub(crate) async fn rerank(
     .await
 }
 
-#[derive(Serialize)]
-struct Ranked {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct Ranked {
     index: usize,
     score: f32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -208,7 +208,7 @@ struct Ranked {
 }
 
 /// `POST /fill-mask`: the CLI's JSON, one entry per input.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct FillMaskRequest {
     inputs: OneOrMany,
     #[serde(default = "five")]
@@ -244,7 +244,7 @@ pub(crate) async fn fill_mask(
 }
 
 /// `POST /ner`: the CLI's JSON, one list of entities per input.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct NerRequest {
     inputs: OneOrMany,
     #[serde(default)]
@@ -275,14 +275,14 @@ pub(crate) async fn ner(
 }
 
 /// One question and its passage.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct QaInput {
     question: String,
     context: String,
 }
 
 /// `POST /qa`: `{"question", "context"}` or `{"inputs": [{"question", "context"}, ...]}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct QaRequest {
     #[serde(default)]
     question: Option<String>,
@@ -383,34 +383,63 @@ pub(crate) async fn info(State(state): State<Arc<AppState>>) -> Response {
         ("classify", _) => json!({"classifier": labels()}),
         (task, _) => json!({ task: labels() }),
     };
-    Json(json!({
-        // text-embeddings-inference's fields.
-        "model_id": state.model_name,
-        "model_sha": null,
-        "model_dtype": state.dtype,
-        "model_type": model_type,
-        "max_concurrent_requests": c.max_concurrent_requests,
-        "max_input_length": state.model.max_input_length(),
-        "max_batch_tokens": c.max_batch_tokens,
-        "max_batch_requests": null,
-        "max_client_batch_size": c.max_client_batch_size,
-        "auto_truncate": false,
-        "tokenization_workers": bert.threads(),
-        "version": env!("CARGO_PKG_VERSION"),
-        "sha": null,
-        "docker_label": null,
-        // This server's own.
-        "models": state.model_names(),
-        "architectures": config.architectures,
-        "task": state.model.task(),
-        "dtype": state.dtype,
-        "max_input_chars": c.max_input_chars,
-        "max_body_bytes": c.max_body_bytes,
-        "timeout_seconds": c.timeout.as_secs_f64(),
-        "threads": bert.threads(),
-        "auth": c.api_key.is_some(),
-    }))
+    Json(Info {
+        model_id: state.model_name.clone(),
+        model_sha: None,
+        model_dtype: state.dtype.clone(),
+        model_type,
+        max_concurrent_requests: c.max_concurrent_requests,
+        max_input_length: state.model.max_input_length(),
+        max_batch_tokens: c.max_batch_tokens,
+        max_batch_requests: None,
+        max_client_batch_size: c.max_client_batch_size,
+        auto_truncate: false,
+        tokenization_workers: bert.threads(),
+        version: env!("CARGO_PKG_VERSION"),
+        sha: None,
+        docker_label: None,
+        models: state.model_names(),
+        architectures: config.architectures.clone(),
+        task: state.model.task(),
+        dtype: state.dtype.clone(),
+        max_input_chars: c.max_input_chars,
+        max_body_bytes: c.max_body_bytes,
+        timeout_seconds: c.timeout.as_secs_f64(),
+        threads: bert.threads(),
+        auth: c.api_key.is_some(),
+    })
     .into_response()
+}
+
+/// `GET /info`: text-embeddings-inference's fields, then this server's own.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct Info {
+    model_id: String,
+    model_sha: Option<String>,
+    model_dtype: String,
+    /// `{"embedding": {"pooling": ...}}`, `{"classifier": {"id2label", "label2id"}}`,
+    /// `{"reranker": ...}`, or the task's name with its labels.
+    model_type: serde_json::Value,
+    max_concurrent_requests: usize,
+    max_input_length: usize,
+    max_batch_tokens: usize,
+    max_batch_requests: Option<usize>,
+    max_client_batch_size: usize,
+    auto_truncate: bool,
+    tokenization_workers: usize,
+    version: &'static str,
+    sha: Option<String>,
+    docker_label: Option<String>,
+    /// The names of the models this server serves (`/NAME/...` when there are several).
+    models: Vec<String>,
+    architectures: Vec<String>,
+    task: &'static str,
+    dtype: String,
+    max_input_chars: usize,
+    max_body_bytes: usize,
+    timeout_seconds: f64,
+    threads: usize,
+    auth: bool,
 }
 
 pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {

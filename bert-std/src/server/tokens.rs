@@ -15,7 +15,7 @@ use crate::server::AppState;
 use super::api::{answer, timed, ApiError, OneOrMany, Usage};
 
 /// `POST /tokenize`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct TokenizeRequest {
     inputs: OneOrMany,
     #[serde(default = "yes")]
@@ -29,7 +29,7 @@ fn yes() -> bool {
 }
 
 /// One token of `/tokenize`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct SimpleToken {
     id: u32,
     text: String,
@@ -111,7 +111,7 @@ pub(crate) async fn tokenize(
 }
 
 /// `POST /decode`: `ids` is one list of ids or several.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct DecodeRequest {
     ids: Ids,
     #[serde(default = "yes")]
@@ -119,7 +119,7 @@ pub struct DecodeRequest {
 }
 
 /// One list of ids, or several.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Ids {
     /// One.
