@@ -61,6 +61,39 @@ fn tokenize() {
     }
 }
 
+/// A JSON Lines classification example with an empty label (`"label": ""`) was kept, and a
+/// model would have been trained with a nameless class; it is skipped (with its line) now. The
+/// target's layout: the first byte picks the reader (0: CSV, 1: JSON Lines).
+#[test]
+fn training_data() {
+    for (path, bytes) in regressions("training_data") {
+        let (&which, rest) = bytes.split_first().unwrap();
+        assert!(
+            which % 7 < 2,
+            "{}: not a classification input",
+            path.display()
+        );
+        let loaded =
+            bert_std::train::data::parse_classification(rest, which % 7 == 0, Path::new("data"))
+                .unwrap();
+        assert!(!loaded.examples.is_empty());
+        assert!(
+            loaded
+                .examples
+                .iter()
+                .all(|e| !e.text.trim().is_empty() && !e.label.trim().is_empty()),
+            "{}: {:?}",
+            path.display(),
+            loaded.examples
+        );
+        assert!(
+            loaded.skipped.iter().any(|(line, _)| *line == 2),
+            "the empty label's line is reported: {:?}",
+            loaded.skipped
+        );
+    }
+}
+
 /// A shard map naming a weight file "" (the folder itself) passed the name check; it is a
 /// clear error now. The target's layout: a byte whose bits say which optional files exist, then
 /// config.json and those files, separated by 0xFF.

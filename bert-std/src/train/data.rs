@@ -1,5 +1,6 @@
 //! Labelled examples for sequence classification, from CSV (`text,label` with a header, as the
-//! IMDB sample) or JSON Lines (`{"text", "label"}`, an optional `"pair"`; BoolQ's
+//! IMDB sample), GLUE's TSV (SST-2 `sentence\tlabel`, MRPC, QNLI, RTE, QQP, MNLI pairs: see
+//! [`parse_glue_tsv`]) or JSON Lines (`{"text", "label"}`, an optional `"pair"`; BoolQ's
 //! `{"question", "passage", "answer"}` too). Bad lines are counted and named, never dropped
 //! silently.
 
@@ -51,11 +52,98 @@ fn label_of(v: &Value) -> Option<String> {
     }
 }
 
-/// Read a classification data file (`.csv` or JSON Lines).
+/// Read a classification data file (`.csv`, GLUE's `.tsv`, or JSON Lines).
 pub fn read_classification(path: &Path) -> Result<Loaded> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if path.extension().is_some_and(|e| e == "tsv") {
+        return parse_glue_tsv(&bytes, path);
+    }
     let csv = path.extension().is_some_and(|e| e == "csv");
     parse_classification(&bytes, csv, path)
+}
+
+/// GLUE's header names: the text, its pair, the label (first found wins).
+const GLUE_TEXT: [&str; 6] = [
+    "question",
+    "sentence1",
+    "question1",
+    "#1 String",
+    "sentence",
+    "text",
+];
+const GLUE_PAIR: [&str; 5] = ["sentence2", "question2", "#2 String", "sentence", "pair"];
+const GLUE_LABEL: [&str; 4] = ["label", "gold_label", "is_duplicate", "Quality"];
+
+/// Read a GLUE task's TSV (a header row, then one example per line, tab-separated, no
+/// quoting): SST-2 (`sentence`, `label`), MRPC (`Quality`, `#1 String`, `#2 String`), QNLI
+/// (`question`, `sentence`, `label`), RTE/WNLI (`sentence1`, `sentence2`, `label`), QQP
+/// (`question1`, `question2`, `is_duplicate`), MNLI (`sentence1`, `sentence2`, `gold_label`).
+/// Lines with too few fields or an empty text or label are skipped with their line number.
+pub fn parse_glue_tsv(bytes: &[u8], path: &Path) -> Result<Loaded> {
+    let text = utf8(bytes, path)?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or("")
+        .split('\t')
+        .map(str::trim)
+        .collect();
+    let col = |names: &[&str], not: Option<usize>| {
+        names.iter().find_map(|n| {
+            header
+                .iter()
+                .position(|h| h == n)
+                .filter(|&i| Some(i) != not)
+        })
+    };
+    let (Some(t), Some(l)) = (col(&GLUE_TEXT, None), col(&GLUE_LABEL, None)) else {
+        return Err(Error::file(
+            path,
+            format!(
+                "line 1: a GLUE TSV header needs a text column ({}) and a label column ({}); \
+                 found {header:?} (a GLUE test split has no labels)",
+                GLUE_TEXT.join(", "),
+                GLUE_LABEL.join(", ")
+            ),
+        ));
+    };
+    let p = col(&GLUE_PAIR, Some(t));
+    let mut out = Loaded::default();
+    for (i, line) in lines.enumerate() {
+        let n = i + 2;
+        if line.trim().is_empty() {
+            out.skipped.push((n, "blank line".into()));
+            continue;
+        }
+        let fields: Vec<&str> = line.split('\t').collect();
+        let field = |c: usize| fields.get(c).map(|f| f.trim().to_string());
+        match (field(t), field(l), p.map(field)) {
+            (Some(text), Some(label), pair) if !text.is_empty() && !label.is_empty() => {
+                match pair {
+                    Some(None) => out.skipped.push((n, "no pair field".into())),
+                    pair => out.examples.push(Example {
+                        text,
+                        pair: pair.flatten(),
+                        label,
+                    }),
+                }
+            }
+            _ => out.skipped.push((
+                n,
+                format!(
+                    "{} tab-separated fields, or an empty text or label",
+                    fields.len()
+                ),
+            )),
+        }
+    }
+    if out.examples.is_empty() {
+        return Err(Error::file(
+            path,
+            format!("no example ({} lines skipped)", out.skipped.len()),
+        ));
+    }
+    Ok(out)
 }
 
 /// Parse the bytes of a classification data file: CSV when `csv`, else JSON Lines. `path`
@@ -122,7 +210,9 @@ pub fn parse_classification(bytes: &[u8], csv: bool, path: &Path) -> Result<Load
                 _ => None,
             };
             match example {
-                Some(e) if !e.text.trim().is_empty() => out.examples.push(e),
+                Some(e) if !e.text.trim().is_empty() && !e.label.trim().is_empty() => {
+                    out.examples.push(e)
+                }
                 _ => out.skipped.push((
                     n,
                     "needs \"text\" and \"label\" (or BoolQ's \"question\", \"passage\", \"answer\")"

@@ -20,6 +20,7 @@ pub mod options;
 pub mod pretrain;
 pub mod qa;
 pub mod qa_data;
+pub mod squad;
 pub mod state;
 
 pub use options::{Step, TrainOptions};

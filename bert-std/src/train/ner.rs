@@ -1,5 +1,6 @@
 //! Fine-tuning a token classifier (NER) on CoNLL-style data: one `word … TAG` line per token,
-//! blank lines between sentences, `-DOCSTART-` lines skipped. Labels go to the first word piece
+//! blank lines between sentences, `-DOCSTART-` lines skipped, IOB1 tags read as IOB2
+//! ([`to_iob2`]), any other tag a clear error naming its line. Labels go to the first word piece
 //! of each word (`-100` on the others and on special tokens, as HF aligns them); the score is
 //! entity-level F1 (seqeval's definition: a predicted entity counts when its type, first and
 //! last word all match).
@@ -63,16 +64,52 @@ pub fn parse_conll(bytes: &[u8], path: &Path) -> Result<Vec<Sentence>> {
                 format!("line {}: expected `word ... TAG`, found {line:?}", i + 1),
             ));
         }
+        let tag = cols[cols.len() - 1];
+        let typed = tag
+            .split_once('-')
+            .is_some_and(|(p, t)| matches!(p, "B" | "I" | "E" | "S") && !t.is_empty());
+        if tag != "O" && !typed {
+            return Err(Error::file(
+                path,
+                format!(
+                    "line {}: the tag {tag:?} is not O, B-TYPE or I-TYPE (IOB1/IOB2; E-/S- of \
+                     BIOES too)",
+                    i + 1
+                ),
+            ));
+        }
         current.words.push(cols[0].to_string());
-        current.tags.push(cols[cols.len() - 1].to_string());
+        current.tags.push(tag.to_string());
     }
     if !current.words.is_empty() {
         out.push(current);
+    }
+    for sentence in &mut out {
+        to_iob2(&mut sentence.tags);
     }
     if out.is_empty() {
         return Err(Error::file(path, "no sentence"));
     }
     Ok(out)
+}
+
+/// IOB1 (the original CoNLL-2003 files: an entity starts with `I-`, and `B-` only separates two
+/// adjacent entities of one type) to IOB2 (every entity starts with `B-`, as HF's datasets and
+/// models have it): an `I-X` that does not continue an `X` becomes `B-X`. IOB2 tags are left as
+/// they are, so a file of either scheme reads the same.
+pub fn to_iob2(tags: &mut [String]) {
+    for k in 0..tags.len() {
+        let Some(kind) = tags[k].strip_prefix("I-") else {
+            continue;
+        };
+        let continues = k > 0
+            && tags[k - 1]
+                .split_once('-')
+                .is_some_and(|(p, t)| matches!(p, "B" | "I") && t == kind);
+        if !continues {
+            tags[k] = format!("B-{kind}");
+        }
+    }
 }
 
 /// The entities of a tag sequence (IOB2, read as seqeval does by default): (type, first word,

@@ -70,7 +70,8 @@ pub struct QaReport {
 }
 
 /// The windows of one question (as the QA pipeline cuts them) with the answer's first and last
-/// token in each, or `(0, 0)` (`[CLS]`) where the window does not hold the whole answer.
+/// token in each, or `(0, 0)` (`[CLS]`) where the window does not hold the whole answer (every
+/// window of an unanswerable question).
 pub fn labelled_windows(
     tok: &Tokenizer,
     ex: &QaExample,
@@ -78,6 +79,9 @@ pub fn labelled_windows(
     doc_stride: usize,
 ) -> Result<Vec<(Encoding, usize, usize)>> {
     let windows = tok.encode_windows(&ex.question, &ex.passage, max_seq_len, doc_stride)?;
+    if ex.is_impossible() {
+        return Ok(windows.into_iter().map(|enc| (enc, 0, 0)).collect());
+    }
     Ok(windows
         .into_iter()
         .map(|enc| {
@@ -189,7 +193,9 @@ impl FineTune for Reader<'_> {
             for (enc, s, e) in
                 labelled_windows(tok, ex, max_seq_len, doc_stride).map_err(|e| e.at(i))?
             {
-                let keep = if s > 0 {
+                // An unanswerable question's windows are kept as answer windows are (its
+                // answer is `[CLS]`), as HF trains SQuAD v2.
+                let keep = if s > 0 || ex.is_impossible() {
                     holding += 1;
                     holding <= self.windows.answer_windows
                 } else {
@@ -263,6 +269,8 @@ pub fn evaluate_qa(
     let options = QaOptions {
         max_seq_len: Some(max_seq_len),
         doc_stride: Some(doc_stride),
+        // SQuAD v2: "" is an answer when the data has unanswerable questions.
+        handle_impossible_answer: eval.iter().any(QaExample::is_impossible),
         ..QaOptions::default()
     };
     let inputs: Vec<(&str, &str)> = eval

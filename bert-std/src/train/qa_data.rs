@@ -8,6 +8,7 @@ use std::path::Path;
 use bert_core::rng::Rng;
 use serde_json::Value;
 
+use super::squad;
 use crate::error::{Error, Result};
 
 /// One question with an answer span in its passage.
@@ -23,6 +24,13 @@ pub struct QaExample {
     pub start: usize,
     /// One past its last character.
     pub end: usize,
+}
+
+impl QaExample {
+    /// An unanswerable question (SQuAD v2): its span is empty and its reference answer "".
+    pub fn is_impossible(&self) -> bool {
+        self.start >= self.end
+    }
 }
 
 /// What reading a QA file gave.
@@ -77,9 +85,11 @@ fn answers_of(v: &Value) -> Option<Vec<String>> {
     (!out.iter().all(|a| trimmed(a).is_empty())).then_some(out)
 }
 
-/// Read QA JSON Lines: `"question"`, the passage as `"passage"` or `"context"`, and
-/// `"answer"` or `"answers"` (a string, a list, or SQuAD's `{"text": [...]}`). Questions whose
-/// answer does not occur in the passage are skipped and counted ([`NO_SPAN`]).
+/// Read QA data: a SQuAD v1.1/v2.0 JSON file, or JSON Lines. A line has `"question"`, the
+/// passage as `"passage"` or `"context"`, and `"answer"` or `"answers"`: a string or a list
+/// (spans found by matching; questions whose answer does not occur in the passage are skipped
+/// and counted, [`NO_SPAN`]), or a `datasets` export's `{"text": [...], "answer_start":
+/// [...]}` (the span where `answer_start` says; see [`super::squad`]).
 pub fn read_qa(path: &Path) -> Result<QaLoaded> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     parse_qa(&bytes, path)
@@ -88,6 +98,13 @@ pub fn read_qa(path: &Path) -> Result<QaLoaded> {
 /// Parse QA JSON Lines (see [`read_qa`]); `path` names the file in errors.
 pub fn parse_qa(bytes: &[u8], path: &Path) -> Result<QaLoaded> {
     let text = super::data::utf8(bytes, path)?;
+    if text.trim_start().starts_with('{') {
+        if let Ok(v) = serde_json::from_str::<Value>(text) {
+            if squad::is_squad(&v) {
+                return squad::parse_squad(&v, path);
+            }
+        }
+    }
     let mut out = QaLoaded::default();
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
@@ -102,6 +119,16 @@ pub fn parse_qa(bytes: &[u8], path: &Path) -> Result<QaLoaded> {
                 continue;
             }
         };
+        if let Some(made) = squad::datasets_line(&v) {
+            match made {
+                Ok(e) => {
+                    out.questions += 1;
+                    out.examples.push(e);
+                }
+                Err(why) => out.skipped.push((n, why)),
+            }
+            continue;
+        }
         let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
         let answers = v.get("answer").or_else(|| v.get("answers"));
         let (Some(question), Some(passage), Some(answers)) = (
