@@ -144,7 +144,7 @@ fn run_once(
 fn main() {
     let args = Args::parse();
     if args.fma_peak {
-        let (single, all) = bert_std::peak::fma_peak_gflops(args.threads);
+        let (single, all) = examples::peak::fma_peak_gflops(args.threads);
         println!(
             "{}",
             serde_json::json!({"fma_peak_gflops_1_thread": single, "fma_peak_gflops": all, "threads": args.threads, "isa": bert_core::kernels::isa_name()})

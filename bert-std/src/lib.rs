@@ -30,7 +30,6 @@ pub mod hub;
 pub mod index;
 pub mod loaded;
 pub mod model_dir;
-pub mod peak;
 pub mod pipelines;
 pub mod quantize;
 pub mod runtime;

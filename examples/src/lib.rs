@@ -1,4 +1,7 @@
-//! Helpers shared by the examples: where the model comes from, and a tidy exit on errors.
+//! Helpers shared by the examples: where the model comes from, a tidy exit on errors, and the
+//! machine's measured FMA peak (`peak`, for the benchmarks).
+
+pub mod peak;
 
 use std::path::PathBuf;
 
