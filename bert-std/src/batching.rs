@@ -8,6 +8,24 @@ use tokenizers::Encoding;
 
 use crate::error::{Error, Result};
 
+/// Run `run` over all `items` at once; if that fails and there is more than one, run each
+/// alone, so that a bad item costs only itself (the CLI's chunks of inputs, the server's merged
+/// requests). One result per item, in order.
+pub fn all_or_each<I, T>(items: &[I], run: impl Fn(&[I]) -> Result<Vec<T>>) -> Vec<Result<T>> {
+    match run(items) {
+        Ok(all) => all.into_iter().map(Ok).collect(),
+        Err(_) if items.len() > 1 => items
+            .iter()
+            .map(|one| {
+                run(std::slice::from_ref(one))?
+                    .pop()
+                    .ok_or_else(|| Error::Model("internal: no result for an item".into()))
+            })
+            .collect(),
+        Err(e) => vec![Err(e)],
+    }
+}
+
 /// How to batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchOptions {

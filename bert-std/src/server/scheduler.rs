@@ -126,7 +126,7 @@ fn work_loop(
         while let Ok((m, job)) = rx.try_recv() {
             waiting[m].push_back(job);
         }
-        let Some((m, mut jobs, tokens)) = next_batch(&mut waiting, &mut turn, max_tokens) else {
+        let Some((m, mut jobs, _)) = next_batch(&mut waiting, &mut turn, max_tokens) else {
             continue;
         };
         metrics
@@ -135,7 +135,7 @@ fn work_loop(
         // Clients that went away are not worth a forward pass.
         jobs.retain(|j| !j.reply.is_closed());
         if !jobs.is_empty() {
-            run_jobs(&models[m], jobs, tokens, metrics);
+            run_jobs(&models[m], jobs, metrics);
         }
     }
 }
@@ -185,43 +185,31 @@ fn run_guarded(model: &Model, work: &Work) -> Result<Done> {
     )
 }
 
-fn run_jobs(model: &Model, jobs: Vec<Job>, tokens: usize, metrics: &Metrics) {
-    let counts: Vec<usize> = jobs.iter().map(|j| j.work.len()).collect();
-    let mut merged = jobs[0].work.clone();
-    for j in &jobs[1..] {
-        merged.absorb(j.work.clone());
-    }
-    let started = Instant::now();
-    let result = run_guarded(model, &merged);
-    let inference = started.elapsed();
-    metrics.batch(merged.len(), tokens, inference.as_secs_f64());
-    let timing = |job: &Job| Timing {
-        queue: started.saturating_duration_since(job.enqueued),
-        inference,
-    };
-    match result {
-        Ok(done) => {
-            for (job, part) in jobs.into_iter().zip(done.split(&counts)) {
-                let t = timing(&job);
-                let _ = job.reply.send(Ok((part, t)));
-            }
+fn run_jobs(model: &Model, jobs: Vec<Job>, metrics: &Metrics) {
+    // The jobs merged into one batch; if it fails, each alone (only the bad one fails).
+    let results = crate::batching::all_or_each(&jobs, |some: &[Job]| {
+        let counts: Vec<usize> = some.iter().map(|j| j.work.len()).collect();
+        let mut merged = some[0].work.clone();
+        for j in &some[1..] {
+            merged.absorb(j.work.clone());
         }
-        Err(e) if jobs.len() == 1 => {
-            let _ = jobs.into_iter().next().map(|j| j.reply.send(Err(e)));
-        }
-        Err(_) => {
-            for job in jobs {
-                let started = Instant::now();
-                let r = run_guarded(model, &job.work);
-                let inference = started.elapsed();
-                metrics.batch(job.work.len(), job.tokens, inference.as_secs_f64());
-                let t = Timing {
-                    queue: started.saturating_duration_since(job.enqueued),
-                    inference,
-                };
-                let _ = job.reply.send(r.map(|done| (done, t)));
-            }
-        }
+        let started = Instant::now();
+        let done = run_guarded(model, &merged)?;
+        let inference = started.elapsed();
+        let tokens = some.iter().map(|j| j.tokens).sum();
+        metrics.batch(merged.len(), tokens, inference.as_secs_f64());
+        Ok(done
+            .split(&counts)
+            .into_iter()
+            .zip(some)
+            .map(|(part, job)| {
+                let queue = started.saturating_duration_since(job.enqueued);
+                (part, Timing { queue, inference })
+            })
+            .collect())
+    });
+    for (job, result) in jobs.into_iter().zip(results) {
+        let _ = job.reply.send(result);
     }
 }
 

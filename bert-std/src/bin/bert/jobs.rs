@@ -337,14 +337,7 @@ pub fn process<T: Serialize + Render>(
             break;
         }
         let refs: Vec<&Item> = group.iter().collect();
-        let results: Vec<Result<T>> = match f(&refs) {
-            Ok(vals) => vals.into_iter().map(Ok).collect(),
-            Err(_) if refs.len() > 1 => refs
-                .iter()
-                .map(|it| f(&[*it]).map(|mut v| v.remove(0)))
-                .collect(),
-            Err(e) => vec![Err(e)],
-        };
+        let results: Vec<Result<T>> = bert_std::batching::all_or_each(&refs, &f);
         for (item, r) in group.iter().zip(results) {
             match r {
                 Ok(v) => {
