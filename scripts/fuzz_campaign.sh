@@ -5,6 +5,10 @@
 # and which every later run (CI's too) starts from. Crashes are left in fuzz/artifacts/TARGET.
 #
 # Usage: scripts/fuzz_campaign.sh [SECONDS=3600] [JOBS=2] [TARGET ...]   (default: all)
+# SPEED_SECONDS (default 15; 0 skips it): before the campaigns, each target runs alone for that
+# long, so the table's "exec/s alone" is the target's speed on one uncontended core, apart from
+# how many campaigns shared the machine. The table also gives each campaign's CPU seconds
+# (user + system, from /usr/bin/time), which is what a campaign got when JOBS > cores.
 # Needs: rustup's nightly toolchain and cargo-fuzz 0.13 (`cargo install cargo-fuzz`).
 #
 # Builds: targets that reach unsafe code (the kernels, the safetensors parser's aligned views)
@@ -40,12 +44,29 @@ for t in $fast_targets; do
   cargo +nightly fuzz build -O -s none --no-trace-compares --target-dir target/fast "$t"
 done
 
+speed_seconds=${SPEED_SECONDS:-15}
+declare -A alone
+if [ "$speed_seconds" -gt 0 ]; then
+  for t in "${targets[@]}"; do
+    mkdir -p "seeds/$t" "regressions/$t"
+    scratch=$(mktemp -d)
+    # shellcheck disable=SC2046
+    cargo +nightly fuzz run $(flags_for "$t") "$t" "$scratch" "seeds/$t" "regressions/$t" -- \
+      -max_total_time="$speed_seconds" -rss_limit_mb=4096 -print_final_stats=1 \
+      -artifact_prefix="$scratch/" >"$out/$t.alone.log" 2>&1 || true
+    rm -rf "$scratch"
+    alone[$t]=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$out/$t.alone.log" | grep -o '[0-9]*$' || echo 0)
+    echo "alone: $t ${alone[$t]} exec/s"
+  done
+fi
+
 run_one() {
   local t=$1
   mkdir -p "corpus/$t" "artifacts/$t" "seeds/$t"
   # shellcheck disable=SC2046
   mkdir -p "regressions/$t"
-  cargo +nightly fuzz run $(flags_for "$t") "$t" "corpus/$t" "seeds/$t" "regressions/$t" -- \
+  /usr/bin/time -f "cpu_seconds %U %S" -o "$out/$t.time" \
+    cargo +nightly fuzz run $(flags_for "$t") "$t" "corpus/$t" "seeds/$t" "regressions/$t" -- \
     -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=30 -print_final_stats=1 \
     -artifact_prefix="artifacts/$t/" >"$out/$t.log" 2>&1 || true
 }
@@ -67,10 +88,10 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 {
   echo "Machine: $cpu, $(nproc) cores, $jobs campaigns at a time; $seconds s per target."
   echo
-  echo "| target | build | seconds | executions | exec/s | coverage (edges) | features | corpus | crashes |"
-  echo "|---|---|---|---|---|---|---|---|---|"
+  echo "| target | build | seconds (wall) | CPU seconds | executions | exec/s | exec/s alone | coverage (edges) | features | corpus | crashes |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
 } >"$out/results.md"
-echo "target,build,seconds,executions,exec_per_s,edges,features,corpus,crashes" >"$out/results.csv"
+echo "target,build,seconds,cpu_seconds,executions,exec_per_s,exec_per_s_alone,edges,features,corpus,crashes" >"$out/results.csv"
 for t in "${targets[@]}"; do
   log="$out/$t.log"
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
@@ -84,8 +105,9 @@ for t in "${targets[@]}"; do
   find "corpus/$t" -type f -exec cp -n {} "seeds/$t/" \;
   # shellcheck disable=SC2046
   cargo +nightly fuzz cmin $(flags_for "$t") "$t" "seeds/$t" >"$out/$t.cmin.log" 2>&1 || true
+  cpu_s=$(awk '/^cpu_seconds/ {printf "%d", $2 + $3}' "$out/$t.time" 2>/dev/null || echo "?")
   corpus="$(find "seeds/$t" -type f | wc -l) files, $(du -sk "seeds/$t" | cut -f1) KB"
-  echo "| \`$t\` | $(build_of "$t") | $seconds | $execs | $rate | $edges | $feats | $corpus | $crashes |" >>"$out/results.md"
-  echo "$t,$(build_of "$t"),$seconds,$execs,$rate,$edges,$feats,$corpus,$crashes" >>"$out/results.csv"
+  echo "| \`$t\` | $(build_of "$t") | $seconds | $cpu_s | $execs | $rate | ${alone[$t]:-} | $edges | $feats | $corpus | $crashes |" >>"$out/results.md"
+  echo "$t,$(build_of "$t"),$seconds,$cpu_s,$execs,$rate,${alone[$t]:-},$edges,$feats,$corpus,$crashes" >>"$out/results.csv"
 done
 cat "$out/results.md"
