@@ -14,7 +14,7 @@
 # Builds: targets that reach unsafe code (the kernels, the safetensors parser's aligned views)
 # run with AddressSanitizer. Targets that spend their time in safe code of the `tokenizers`
 # crate, hyper, tokio and serde_json (tokenize, tokenizer_json, wordpiece_diff, server_requests, trainer_state)
-# run without a sanitizer
+# or in the core's safe WordPiece code (wordpiece_vocab) run without a sanitizer
 # and without comparison tracing, which is what it takes them to pass 10,000 runs a second;
 # their bugs are panics and wrong answers, which that build still catches.
 set -euo pipefail
@@ -26,7 +26,7 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(cargo +nightly fuzz list)
 fi
-fast_targets=" tokenize tokenizer_json wordpiece_diff server_requests trainer_state "
+fast_targets=" tokenize tokenizer_json wordpiece_diff wordpiece_vocab server_requests trainer_state "
 flags_for() {
   if [[ "$fast_targets" == *" $1 "* ]]; then
     echo "-O -s none --no-trace-compares --target-dir target/fast"
