@@ -86,6 +86,7 @@ pub mod safetensors;
 pub mod sparse;
 pub mod tensor;
 pub mod train;
+pub mod vocab_prune;
 pub mod weights;
 pub mod wordpiece;
 

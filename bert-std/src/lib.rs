@@ -38,6 +38,7 @@ pub mod server;
 pub mod task_models;
 pub mod tokenizer;
 pub mod train;
+pub mod vocab_prune;
 
 pub use error::{Error, Result};
 pub use loaded::{LoadedModel, Task, TaskModel};

@@ -156,6 +156,29 @@ pub fn run(command: Command) -> Result<ExitCode> {
             info(&model_path(model.as_deref(), Some(MINILM), "")?, check)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::PruneVocab {
+            src,
+            dst,
+            corpus,
+            max_vocab,
+        } => {
+            let texts = bert_std::vocab_prune::read_corpus(&corpus)?;
+            let r = bert_std::vocab_prune::prune_vocab_dir(&src, &dst, &texts, max_vocab)?;
+            eprintln!(
+                "wrote {}: vocabulary {} -> {} tokens, weights {:.1} MB -> {:.1} MB; the corpus \
+                 ({} texts, {} tokens) used {} distinct tokens, {} of them kept",
+                dst.display(),
+                r.vocab.0,
+                r.vocab.1,
+                r.weight_bytes.0 as f64 / 1e6,
+                r.weight_bytes.1 as f64 / 1e6,
+                r.corpus.0,
+                r.corpus.1,
+                r.used.0,
+                r.used.1
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Quantize { src, dst, dtype } => {
             let (before, after) = bert_std::quantize::quantize_dir(&src, &dst, dtype.into())?;
             eprintln!(

@@ -93,6 +93,21 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Write a copy of a WordPiece model directory whose vocabulary holds only the tokens a
+    /// corpus uses (at most --max-vocab, always the special tokens and single characters),
+    /// its embedding table cut with it.
+    PruneVocab {
+        /// The model directory to read.
+        src: PathBuf,
+        /// The directory to write (created; files in it are replaced atomically).
+        dst: PathBuf,
+        /// Text files: one text per line; in .jsonl files every string value of each line.
+        #[arg(long, required = true)]
+        corpus: Vec<PathBuf>,
+        /// The most tokens the pruned vocabulary may hold.
+        #[arg(long, default_value_t = 8000)]
+        max_vocab: usize,
+    },
     /// Write a copy of a model directory with int8 or f16 weights.
     Quantize {
         /// The model directory to read.
