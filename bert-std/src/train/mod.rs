@@ -20,6 +20,7 @@ pub mod options;
 pub mod pretrain;
 pub mod qa;
 pub mod qa_data;
+pub mod qa_example;
 pub mod squad;
 pub mod state;
 

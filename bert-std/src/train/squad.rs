@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::qa_data::{QaExample, QaLoaded};
+use super::qa_example::{QaExample, QaLoaded};
 use crate::error::{Error, Result};
 
 /// Whether `v` is a SQuAD file (an object with a `data` list).

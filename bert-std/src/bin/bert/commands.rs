@@ -1,12 +1,11 @@
 //! What each subcommand does. Order of work in every batch command: load the model, read the
 //! input, open the output (a temporary beside it), run, and only then replace the output file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use serde_json::{json, Value};
 
-use bert_std::batching::BatchOptions;
 use bert_std::fetch::{MINILM, SPLADE_TINY};
 use bert_std::pipelines::classification::{ClassifyOptions, TextClassification};
 use bert_std::pipelines::embeddings::SentenceEmbeddings;
@@ -16,100 +15,13 @@ use bert_std::pipelines::nsp::NextSentencePrediction;
 use bert_std::pipelines::qa::{QaOptions, QuestionAnswering};
 use bert_std::pipelines::rerank::Reranker;
 use bert_std::pipelines::sparse::{SparseEmbeddings, SparseOptions};
-use bert_std::task_models::{DefaultTask, StderrProgress};
+use bert_std::task_models::DefaultTask;
 use bert_std::{Error, LoadOptions, ModelDir, Pipeline, Result, Task};
 
 use crate::jobs::{process, Item, Output, Run};
+use crate::model_args::{model_path, options, task_model_path};
 use crate::render::{EmbeddingLine, Render, SparseLine};
 use crate::{Command, RunArgs};
-
-/// The model directory: `--model`, else the default model (fetched on first use), else an
-/// error that says what kind of model the command needs.
-pub fn model_path(given: Option<&Path>, default: Option<&str>, what: &str) -> Result<PathBuf> {
-    match (given, default) {
-        (Some(p), _) => bert_std::runtime::model_path(p),
-        (None, Some(name)) => bert_std::fetch::ensure_model(name),
-        (None, None) => Err(Error::Input(format!(
-            "this command needs a {what} model: pass --model DIR or set BERT_MODEL"
-        ))),
-    }
-}
-
-/// The model directory of a task the project trains its own model for: `--model`, else that
-/// model from the model cache, else trained there now when `yes` (or when the user says so at a
-/// prompt on a terminal), else an error that says how to get it.
-pub fn task_model_path(given: Option<&Path>, task: DefaultTask, yes: bool) -> Result<PathBuf> {
-    if let Some(p) = given {
-        return bert_std::runtime::model_path(p);
-    }
-    if let Some(dir) = task.cached() {
-        return Ok(dir);
-    }
-    let ask = || {
-        use std::io::{IsTerminal, Write};
-        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-            return false;
-        }
-        eprint!(
-            "the project's own {} model is not trained yet: {}. Train it now? [y/N] ",
-            task.name(),
-            task.about()
-        );
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer).is_ok()
-            && matches!(answer.trim(), "y" | "Y" | "yes")
-    };
-    if yes || ask() {
-        return task.ensure(&mut StderrProgress);
-    }
-    Err(Error::Input(format!(
-        "no --model given, and the project's own model for this task ({}: {}) is not trained \
-         yet; run again with --yes to train it once into the model cache, or pass --model DIR",
-        task.name(),
-        task.about()
-    )))
-}
-
-/// The weights' storage at run time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum WeightDtype {
-    /// As stored in the file.
-    F32,
-    /// Converted to f16 at load.
-    F16,
-    /// Converted to int8 (per-output-channel scales) at load.
-    Int8,
-    /// Converted to bf16 at load, and products in bf16 with f32 sums (`vdpbf16ps` on CPUs
-    /// with AVX512-BF16).
-    Bf16,
-}
-
-impl WeightDtype {
-    /// The conversion to do at load, if any.
-    pub fn convert(self) -> Option<bert_core::quantize::QuantDtype> {
-        match self {
-            WeightDtype::F32 => None,
-            WeightDtype::F16 => Some(bert_core::quantize::QuantDtype::F16),
-            WeightDtype::Int8 => Some(bert_core::quantize::QuantDtype::Int8),
-            WeightDtype::Bf16 => Some(bert_core::quantize::QuantDtype::BF16),
-        }
-    }
-}
-
-/// Load options from the command line.
-pub fn options(run: &RunArgs) -> LoadOptions {
-    LoadOptions {
-        dtype: run.dtype.convert(),
-        threads: run.threads,
-        batch: BatchOptions {
-            batch_size: run.batch_size,
-            ..BatchOptions::default()
-        },
-        check_weights: run.check,
-        ..LoadOptions::default()
-    }
-}
 
 fn texts_to_values(texts: &[String]) -> Vec<Value> {
     texts.iter().map(|t| json!({ "text": t })).collect()

@@ -15,6 +15,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod commands;
 mod jobs;
+mod model_args;
 mod render;
 mod search;
 #[cfg(feature = "server")]
@@ -74,8 +75,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub check: bool,
     /// Weights as stored, or converted at load to f16 or int8 (per-channel scales).
-    #[arg(long, value_enum, default_value_t = commands::WeightDtype::F32)]
-    pub dtype: commands::WeightDtype,
+    #[arg(long, value_enum, default_value_t = model_args::WeightDtype::F32)]
+    pub dtype: model_args::WeightDtype,
     /// With no --model, train the project's own task model (classify, ner, qa, nsp) into the
     /// model cache if it is not there yet, without asking (the examples' recipe; minutes).
     #[arg(long)]

@@ -14,8 +14,8 @@ use bert_std::index::{read_corpus, Hnsw, Index, Partial};
 use bert_std::pipelines::embeddings::SentenceEmbeddings;
 use bert_std::{Error, Pipeline, Result};
 
-use crate::commands::{model_path, options};
 use crate::jobs::{Format, INTERRUPTED};
+use crate::model_args::{model_path, options};
 use crate::render::clip;
 use crate::RunArgs;
 

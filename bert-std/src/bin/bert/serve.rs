@@ -13,7 +13,7 @@ use bert_std::{Error, Result};
 
 use bert_std::task_models::DefaultTask;
 
-use crate::commands::{model_path, task_model_path, WeightDtype};
+use crate::model_args::{model_path, task_model_path, WeightDtype};
 
 /// `bert serve`.
 #[derive(Args)]

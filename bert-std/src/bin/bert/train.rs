@@ -14,7 +14,7 @@ use bert_std::train::data::read_classification;
 use bert_std::train::{Step, TrainOptions};
 use bert_std::{Error, Result};
 
-use crate::commands::model_path;
+use crate::model_args::model_path;
 
 /// What to train.
 #[derive(Subcommand)]
