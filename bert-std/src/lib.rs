@@ -22,6 +22,7 @@
 
 pub mod atomic;
 pub mod batching;
+pub mod budget;
 pub mod cache;
 pub mod check;
 pub mod error;

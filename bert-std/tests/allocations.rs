@@ -46,3 +46,40 @@ fn pipelines_reuse_their_workspaces() {
     fm.run(&masked[..1], &Default::default()).unwrap();
     assert_eq!(fm.bert.workspaces_built(), built);
 }
+
+/// `bert info --budget`'s figures are what is allocated: a workspace's `size_in_bytes` is the
+/// bytes its construction allocates (to within the thread list's own few bytes), and the
+/// packed weight copies are no more than what packing allocates (which also holds the
+/// temporaries of packing). MiniLM at 64 tokens and SPLADE-tiny (a masked LM) at 32.
+#[test]
+fn budget_figures_are_the_allocated_bytes() {
+    use bert_std::budget::Budget;
+    use bert_std::{LoadedModel, ModelDir, Task};
+    for (dir, task, tokens) in [(minilm(), Task::Base, 64), (splade(), Task::MaskedLm, 32)] {
+        let model_dir = ModelDir::open(&dir).unwrap();
+        let mut loaded = LoadedModel::load(&model_dir, task, true).unwrap();
+        let (allocated, ws) = bytes_during(|| loaded.model().workspace(1, tokens, 0).unwrap());
+        let size = ws.size_in_bytes();
+        assert!(
+            size <= allocated && allocated <= size + 256,
+            "workspace: {size} B counted, {allocated} B allocated"
+        );
+        let (allocated, ()) = bytes_during(|| loaded.prepack());
+        let packed = loaded.model().bert().packed_bytes();
+        assert!(
+            packed > 0 && packed <= allocated,
+            "{packed} B packed, {allocated} B allocated"
+        );
+        let budget = Budget::of_dir(&dir, tokens).unwrap();
+        assert_eq!((budget.workspace, budget.packed), (size, packed));
+        eprintln!("{}: {budget}", dir.display());
+    }
+    let longest = ModelDir::open(minilm())
+        .unwrap()
+        .config
+        .max_sequence_length();
+    for bad in [0, longest + 1] {
+        let e = Budget::of_dir(&minilm(), bad).unwrap_err().to_string();
+        assert!(e.contains("--max-tokens"), "{e}");
+    }
+}

@@ -264,6 +264,32 @@ impl<'a> BertModel<'a> {
         Workspace::new(self, max_batch, max_seq, HeadBuffers::default())
     }
 
+    /// Bytes of the weight copies packed for the kernels ([`prepack`](Self::prepack)), held in
+    /// RAM beside the stored weights (which a memory-mapped or in-place load leaves where they
+    /// are); 0 before packing.
+    pub fn packed_bytes(&self) -> usize {
+        let size = |l: &Linear<'_>| {
+            l.packed
+                .as_ref()
+                .map_or(0, crate::kernels::PackedWeight::size_in_bytes)
+        };
+        let mut n = 0;
+        for layer in &self.encoder.layer {
+            n += layer.linears().iter().map(|l| size(l)).sum::<usize>();
+            n += layer
+                .attention
+                .self_attention
+                .fused_qkv
+                .as_ref()
+                .map_or(0, size);
+        }
+        for layer in &self.encoder.pre_norm {
+            n += layer.linears().iter().map(|l| size(l)).sum::<usize>();
+        }
+        n + self.pooler.as_ref().map_or(0, |p| size(&p.dense))
+            + self.embeddings.project.as_ref().map_or(0, size)
+    }
+
     /// Bytes of weights this model holds (whatever their dtype).
     pub fn weight_bytes(&self) -> usize {
         let e = &self.embeddings;

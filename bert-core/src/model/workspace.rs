@@ -19,6 +19,13 @@ pub struct ThreadScratch {
     pub(crate) columns: Vec<f32>,
 }
 
+impl ThreadScratch {
+    /// Bytes of its buffers.
+    pub fn size_in_bytes(&self) -> usize {
+        self.gemm.size_in_bytes() + 4 * (self.scores.len() + self.columns.len())
+    }
+}
+
 /// Every buffer a forward pass needs, allocated once for a maximum (batch, seq) shape and reused.
 #[derive(Clone)]
 pub struct Workspace {
@@ -125,6 +132,29 @@ impl Workspace {
             head_output: vec![0.0; sized(&[head.output])?],
             head_work: vec![0.0; sized(&[head.work])?],
         })
+    }
+
+    /// Bytes of every buffer this workspace holds (each thread's scratch included): the RAM a
+    /// forward of up to its (batch, seq) shape needs beyond the weights.
+    pub fn size_in_bytes(&self) -> usize {
+        let f32s = self.hidden.len()
+            + self.qkv.len()
+            + self.context.len()
+            + self.attention_output.len()
+            + self.intermediate.len()
+            + self.mask_bias.len()
+            + self.row.len()
+            + self.pooled.len()
+            + self.head_output.len()
+            + self.head_work.len();
+        4 * f32s
+            + 4 * self.packed_tokens.len()
+            + core::mem::size_of::<usize>() * self.offsets.len()
+            + self
+                .threads
+                .iter()
+                .map(ThreadScratch::size_in_bytes)
+                .sum::<usize>()
     }
 
     /// The largest (batch, seq) this workspace holds.

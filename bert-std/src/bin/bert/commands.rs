@@ -64,8 +64,17 @@ fn texts<'a>(group: &[&'a Item]) -> Result<Vec<&'a str>> {
 /// Run one subcommand.
 pub fn run(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Info { model, check } => {
-            info(&model_path(model.as_deref(), Some(MINILM), "")?, check)?;
+        Command::Info {
+            model,
+            check,
+            budget,
+            max_tokens,
+        } => {
+            let path = model_path(model.as_deref(), Some(MINILM), "")?;
+            info(&path, check)?;
+            if budget {
+                println!("{}", bert_std::budget::Budget::of_dir(&path, max_tokens)?);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::PruneVocab {

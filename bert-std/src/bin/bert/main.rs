@@ -93,6 +93,13 @@ enum Command {
         /// Also read every weight and report NaN or infinite values.
         #[arg(long)]
         check: bool,
+        /// Also print what one sequence of --max-tokens needs: bytes stored (weights,
+        /// vocabulary), the RAM of its forward's workspace, and the packed weight copies.
+        #[arg(long)]
+        budget: bool,
+        /// The sequence length --budget is for.
+        #[arg(long, default_value_t = 128, requires = "budget")]
+        max_tokens: usize,
     },
     /// Write a copy of a WordPiece model directory whose vocabulary holds only the tokens a
     /// corpus uses (at most --max-vocab, always the special tokens and single characters),

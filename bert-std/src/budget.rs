@@ -1,0 +1,105 @@
+//! `bert info --budget --max-tokens N`: what a model directory needs to run one sequence of up
+//! to N tokens, as it is today: the bytes stored (weights as stored, the vocabulary), the RAM
+//! of one forward's workspace (the task head's buffers included), and the weight copies the
+//! runtime packs for the kernels by default, which an in-place (memory-mapped, or flash) run
+//! does without. Measured from the loaded model, not estimated.
+
+use std::fmt;
+use std::fs;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::loaded::{LoadedModel, Task};
+use crate::model_dir::ModelDir;
+
+/// What one sequence of up to `max_tokens` tokens needs (bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// The sequence length it is for.
+    pub max_tokens: usize,
+    /// The weight files, as stored (int8, f16 or f32).
+    pub weights_stored: u64,
+    /// `vocab.txt` if there is one, else `tokenizer.json`.
+    pub vocabulary: u64,
+    /// Every buffer of one forward of one sequence (a [`bert_core::Workspace`]).
+    pub workspace: usize,
+    /// The encoder's weights as packed for the kernels (the runtime's default; `prepack`).
+    pub packed: usize,
+}
+
+impl Budget {
+    /// Load the model in `dir` (memory-mapped) and measure what one sequence of up to
+    /// `max_tokens` tokens needs. An error if `max_tokens` is 0 or past the model's positions.
+    pub fn of_dir(dir: &Path, max_tokens: usize) -> Result<Budget> {
+        let dir = ModelDir::open(dir)?;
+        let longest = dir.config.max_sequence_length();
+        if !(1..=longest).contains(&max_tokens) {
+            return Err(Error::Input(format!(
+                "--max-tokens must be between 1 and {longest} (this model's positions), not \
+                 {max_tokens}"
+            )));
+        }
+        let task = Task::of_config(&dir.config)?;
+        let mut loaded = LoadedModel::load(&dir, task, true)?;
+        let workspace = loaded
+            .model()
+            .workspace(1, max_tokens, 0)
+            .map_err(|e| Error::Input(e.to_string()))?
+            .size_in_bytes();
+        let weights_stored = dir
+            .weight_files
+            .iter()
+            .map(|p| {
+                fs::metadata(p)
+                    .map(|m| m.len())
+                    .map_err(|e| Error::io(p, e))
+            })
+            .sum::<Result<u64>>()?;
+        let vocabulary = ["vocab.txt", "tokenizer.json"]
+            .iter()
+            .map(|n| dir.root.join(n))
+            .find(|p| p.is_file())
+            .map_or(Ok(0), |p| {
+                fs::metadata(&p)
+                    .map(|m| m.len())
+                    .map_err(|e| Error::io(&p, e))
+            })?;
+        loaded.prepack();
+        let packed = loaded.model().bert().packed_bytes();
+        Ok(Budget {
+            max_tokens,
+            weights_stored,
+            vocabulary,
+            workspace,
+            packed,
+        })
+    }
+}
+
+impl fmt::Display for Budget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kb = |b: f64| b / 1024.0;
+        writeln!(
+            f,
+            "budget for one sequence of up to {} tokens:",
+            self.max_tokens
+        )?;
+        writeln!(
+            f,
+            "  stored (flash): weights {:.1} KB, vocabulary {:.1} KB, total {:.1} KB",
+            kb(self.weights_stored as f64),
+            kb(self.vocabulary as f64),
+            kb((self.weights_stored + self.vocabulary) as f64)
+        )?;
+        writeln!(
+            f,
+            "  RAM, weights read in place: workspace {:.1} KB",
+            kb(self.workspace as f64)
+        )?;
+        write!(
+            f,
+            "  RAM, the runtime's default (weights packed for the kernels): {:.1} KB more",
+            kb(self.packed as f64)
+        )
+    }
+}
