@@ -11,8 +11,13 @@ use bert_std::{LoadOptions, Pipeline};
 use common::*;
 use counting::bytes_during;
 
+/// The allocation counter is global: the tests of this binary take turns, so that one test's
+/// allocations are never counted in another's figures.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn pipelines_reuse_their_workspaces() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let options = LoadOptions {
         threads: 1,
         ..LoadOptions::default()
@@ -53,6 +58,7 @@ fn pipelines_reuse_their_workspaces() {
 /// temporaries of packing). MiniLM at 64 tokens and SPLADE-tiny (a masked LM) at 32.
 #[test]
 fn budget_figures_are_the_allocated_bytes() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     use bert_std::budget::Budget;
     use bert_std::{LoadedModel, ModelDir, Task};
     for (dir, task, tokens) in [(minilm(), Task::Base, 64), (splade(), Task::MaskedLm, 32)] {
