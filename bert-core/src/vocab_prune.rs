@@ -31,11 +31,10 @@ use alloc::format;
 use alloc::vec::Vec;
 
 use crate::error::{Error, Result};
+use crate::wordpiece::SPECIAL_TOKENS;
 
-/// The special tokens of BERT's WordPiece, kept whatever their counts.
-pub const SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
-
-/// Whether a token must stay in every pruned vocabulary: a special token, or one character
+/// Whether a token must stay in every pruned vocabulary: a special token ([`SPECIAL_TOKENS`],
+/// kept whatever their counts), or one character
 /// alone or after `##`.
 pub fn always_kept(token: &str) -> bool {
     let piece = token.strip_prefix("##").unwrap_or(token);

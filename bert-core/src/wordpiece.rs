@@ -22,8 +22,9 @@ use crate::error::{Error, Result};
 /// Words longer than this many characters become `[UNK]` (HF's `max_input_chars_per_word`).
 pub const MAX_INPUT_CHARS_PER_WORD: usize = 100;
 
-/// The special tokens matched whole in the input, as the fast tokenizer's added tokens.
-const SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
+/// The special tokens of BERT's WordPiece, matched whole in the input (as the fast tokenizer's
+/// added tokens).
+pub const SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
 
 /// Options of the basic tokenizer (from `tokenizer_config.json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

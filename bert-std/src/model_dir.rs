@@ -98,6 +98,41 @@ pub const SIDE_FILES: &[&str] = &[
     "1_Pooling/config.json",
 ];
 
+/// Refuse to derive a model directory (a quantized or pruned copy) into its own input.
+pub(crate) fn refuse_output_in_place(input: &Path, output: &Path) -> Result<()> {
+    if output.exists() && fs::canonicalize(output).ok() == fs::canonicalize(input).ok() {
+        return Err(Error::Input(
+            "the output directory must differ from the input".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Start writing a derived model directory: create `output` and stage into `files` a copy of
+/// `config.json` and of every [`SIDE_FILES`] entry `input` has, except those named in
+/// `rewritten` (the ones the caller writes itself). Nothing in `output` is replaced before
+/// `files` is committed.
+pub(crate) fn stage_derived_dir(
+    input: &Path,
+    output: &Path,
+    rewritten: &[&str],
+    files: &mut crate::atomic::AtomicFiles,
+) -> Result<()> {
+    fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
+    for name in std::iter::once(&"config.json").chain(SIDE_FILES) {
+        let src = input.join(name);
+        if !src.is_file() || rewritten.contains(name) {
+            continue;
+        }
+        let dst = output.join(name);
+        if let Some(parent) = dst.parent() {
+            fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        files.copy(&src, &dst)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn read_json(path: &Path) -> Result<Value> {
     let text = fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     serde_json::from_str(&text).map_err(|e| Error::file(path, format!("invalid JSON: {e}")))

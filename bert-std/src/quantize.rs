@@ -2,7 +2,6 @@
 //! stored as int8 (per-output-channel scales), f16 or bf16, loadable zero-copy like any other
 //! (layout: `bert_core::quantize`). Config, tokenizer and pooling files are copied.
 
-use std::fs;
 use std::path::Path;
 
 use bert_core::quantize::{quantize, QuantDtype};
@@ -10,7 +9,7 @@ use bert_core::quantize::{quantize, QuantDtype};
 use crate::atomic::AtomicFiles;
 use crate::error::{Error, Result};
 use crate::loaded::WeightBytes;
-use crate::model_dir::{ModelDir, SIDE_FILES};
+use crate::model_dir::{refuse_output_in_place, stage_derived_dir, ModelDir};
 
 /// The storage `bert quantize` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -49,11 +48,7 @@ pub fn parse_dtype(s: &str) -> Result<QuantDtype> {
 /// the input). Returns (bytes of weights before, after).
 pub fn quantize_dir(input: &Path, output: &Path, dtype: QuantDtype) -> Result<(u64, u64)> {
     let dir = ModelDir::open(input)?;
-    if output.exists() && fs::canonicalize(output).ok() == fs::canonicalize(input).ok() {
-        return Err(Error::Input(
-            "the output directory must differ from the input".into(),
-        ));
-    }
+    refuse_output_in_place(input, output)?;
     let bytes = dir
         .weight_files
         .iter()
@@ -64,18 +59,8 @@ pub fn quantize_dir(input: &Path, output: &Path, dtype: QuantDtype) -> Result<(u
     let quantized = quantize(&buffers, dtype).map_err(|e| Error::file(input, e.to_string()))?;
     // The files are written as one set: every one in full before any replaces its target, so
     // a failed (full disk, read-only folder) or killed run leaves what was there.
-    fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
     let mut files = AtomicFiles::default();
-    for name in std::iter::once(&"config.json").chain(SIDE_FILES) {
-        let src = input.join(name);
-        if src.is_file() {
-            let dst = output.join(name);
-            if let Some(parent) = dst.parent() {
-                fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-            }
-            files.copy(&src, &dst)?;
-        }
-    }
+    stage_derived_dir(input, output, &[], &mut files)?;
     files.write(output.join("model.safetensors"), &quantized)?;
     files.commit()?;
     Ok((before, quantized.len() as u64))

@@ -145,7 +145,7 @@ impl Tokenizer {
         )));
         inner.with_decoder(Some(WordPieceDecoder::default()));
         // As BertTokenizerFast: the special tokens are matched whole in the input text.
-        let specials: Vec<AddedToken> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        let specials: Vec<AddedToken> = bert_core::wordpiece::SPECIAL_TOKENS
             .into_iter()
             .filter(|t| inner.token_to_id(t).is_some())
             .map(|t| AddedToken::from(t, true))

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use crate::atomic::AtomicFiles;
 use crate::error::{Error, Result};
 use crate::loaded::WeightBytes;
-use crate::model_dir::{read_json, ModelDir, SIDE_FILES};
+use crate::model_dir::{read_json, refuse_output_in_place, stage_derived_dir, ModelDir};
 use crate::tokenizer::Tokenizer;
 
 /// The largest vocabulary a pruned model may ask for (the full ones have 30,522 or 119,547).
@@ -124,11 +124,7 @@ pub fn prune_vocab_dir<S: AsRef<str>>(
         )));
     }
     let dir = ModelDir::open(input)?;
-    if output.exists() && fs::canonicalize(output).ok() == fs::canonicalize(input).ok() {
-        return Err(Error::Input(
-            "the output directory must differ from the input".into(),
-        ));
-    }
+    refuse_output_in_place(input, output)?;
     let vocab_path = input.join("vocab.txt");
     let vocab_text = fs::read_to_string(&vocab_path).map_err(|e| {
         Error::file(
@@ -185,19 +181,13 @@ pub fn prune_vocab_dir<S: AsRef<str>>(
         vocab_out.push('\n');
     }
 
-    fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
     let mut files = AtomicFiles::default();
-    for name in SIDE_FILES {
-        let src = input.join(name);
-        if !src.is_file() || *name == "vocab.txt" || *name == "tokenizer.json" {
-            continue;
-        }
-        let dst = output.join(name);
-        if let Some(parent) = dst.parent() {
-            fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        }
-        files.copy(&src, &dst)?;
-    }
+    stage_derived_dir(
+        input,
+        output,
+        &["config.json", "vocab.txt", "tokenizer.json"],
+        &mut files,
+    )?;
     let tokenizer_json = input.join("tokenizer.json");
     if tokenizer_json.is_file() {
         let mut json = read_json(&tokenizer_json)?;
