@@ -28,10 +28,17 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// Load the model in `dir` (memory-mapped) and measure what one sequence of up to
-    /// `max_tokens` tokens needs. An error if `max_tokens` is 0 or past the model's positions.
+    /// Load the model in `dir` (memory-mapped) and [`measure`](Self::measure) it.
     pub fn of_dir(dir: &Path, max_tokens: usize) -> Result<Budget> {
         let dir = ModelDir::open(dir)?;
+        let mut loaded = LoadedModel::load(&dir, Task::of_config(&dir.config)?, true)?;
+        Self::measure(&dir, &mut loaded, max_tokens)
+    }
+
+    /// What one sequence of up to `max_tokens` tokens of `loaded` (the model of `dir`, as
+    /// loaded: not packed yet) needs; packs `loaded`'s weights to count them. An error if
+    /// `max_tokens` is 0 or past the model's positions.
+    pub fn measure(dir: &ModelDir, loaded: &mut LoadedModel, max_tokens: usize) -> Result<Budget> {
         let longest = dir.config.max_sequence_length();
         if !(1..=longest).contains(&max_tokens) {
             return Err(Error::Input(format!(
@@ -39,8 +46,6 @@ impl Budget {
                  {max_tokens}"
             )));
         }
-        let task = Task::of_config(&dir.config)?;
-        let mut loaded = LoadedModel::load(&dir, task, true)?;
         let workspace = loaded
             .model()
             .workspace(1, max_tokens, 0)

@@ -71,10 +71,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
             max_tokens,
         } => {
             let path = model_path(model.as_deref(), Some(MINILM), "")?;
-            info(&path, check)?;
-            if budget {
-                println!("{}", bert_std::budget::Budget::of_dir(&path, max_tokens)?);
-            }
+            info(&path, check, budget.then_some(max_tokens))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::PruneVocab {
@@ -342,10 +339,12 @@ pub fn run(command: Command) -> Result<ExitCode> {
     }
 }
 
-fn info(path: &Path, check: bool) -> Result<()> {
+/// `bert info`; with `budget_tokens`, also the budget of one sequence of that many tokens,
+/// measured on the same loaded model.
+fn info(path: &Path, check: bool, budget_tokens: Option<usize>) -> Result<()> {
     let dir = ModelDir::open(path)?;
     let task = Task::of_config(&dir.config)?;
-    let model = bert_std::LoadedModel::load(&dir, task, true)?;
+    let mut model = bert_std::LoadedModel::load(&dir, task, true)?;
     let bert = model.model().bert();
     println!("model directory: {}", dir.root.display());
     println!("task: {task:?}");
@@ -359,6 +358,10 @@ fn info(path: &Path, check: bool) -> Result<()> {
     if check {
         let n = bert_std::check::check_weights(&dir)?;
         println!("check: all {n} weight values are finite");
+    }
+    if let Some(tokens) = budget_tokens {
+        let budget = bert_std::budget::Budget::measure(&dir, &mut model, tokens)?;
+        println!("{budget}");
     }
     Ok(())
 }
