@@ -19,57 +19,6 @@ fn minilm_with_head(task: &str) -> (Vec<u8>, BertConfig, Vec<u8>) {
     (encoder, config, head)
 }
 
-/// Compare every gradient of `grads` with the golden's norm, sum and sampled values under
-/// `prefix`; returns the worst max abs diff and where.
-fn compare_grads(
-    golden: &Golden,
-    prefix: &str,
-    grads: &bert_core::train::Grads,
-    hidden: usize,
-) -> (f32, String, usize) {
-    let mut worst = (0.0f32, String::new());
-    let mut checked = 0;
-    for (name, g) in grads.iter() {
-        let norm: f64 = g
-            .iter()
-            .map(|&x| (x as f64) * (x as f64))
-            .sum::<f64>()
-            .sqrt();
-        let sum: f64 = g.iter().map(|&x| x as f64).sum();
-        let want_norm = golden.f32(&format!("{prefix}norm.{name}")).0[0] as f64;
-        let want_sum = golden.f32(&format!("{prefix}sum.{name}")).0[0] as f64;
-        let rel = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-3);
-        assert!(
-            rel(norm, want_norm) < 1e-4,
-            "{name}: norm {norm} vs {want_norm}"
-        );
-        assert!(
-            (sum - want_sum).abs() < 1e-4 + 1e-4 * want_sum.abs(),
-            "{name}: sum {sum} vs {want_sum}"
-        );
-        let (vals, _) = golden.f32(&format!("{prefix}val.{name}"));
-        let got: Vec<f32> = if name.ends_with("word_embeddings.weight") {
-            let (rows, _) = golden.i64(&format!("{prefix}rows.{name}"));
-            rows.iter()
-                .flat_map(|&r| {
-                    g[r as usize * hidden..(r as usize + 1) * hidden]
-                        .iter()
-                        .copied()
-                })
-                .collect()
-        } else {
-            let (idx, _) = golden.i64(&format!("{prefix}idx.{name}"));
-            idx.iter().map(|&i| g[i as usize]).collect()
-        };
-        let d = max_abs_diff(&got, &vals);
-        if d > worst.0 {
-            worst = (d, name.to_string());
-        }
-        checked += got.len();
-    }
-    (worst.0, worst.1, checked)
-}
-
 /// Token classification (MiniLM + the seeded NER head), per-token labels with -100 on special
 /// tokens and padding: loss and every gradient as torch.autograd.
 #[test]

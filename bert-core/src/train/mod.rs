@@ -10,6 +10,7 @@
 //! linear warm-up/decay schedule and gradient clipping ([`optim`]) matching PyTorch over 20
 //! steps. Dropout and threads in the backward are the next steps.
 
+pub mod distill;
 pub mod dropout;
 mod encoder;
 pub mod ops;
@@ -106,6 +107,16 @@ impl Grads {
         self.values.push(vec![0.0; shape.iter().product()]);
         self.shapes.push(shape.to_vec());
         self.values.len() - 1
+    }
+
+    /// Drop `prefix` from every name that has it (a bare encoder's checkpoint, as
+    /// sentence-transformers saves one, has no `bert.`).
+    pub(crate) fn strip_prefix(&mut self, prefix: &str) {
+        for n in self.names.iter_mut() {
+            if let Some(rest) = n.strip_prefix(prefix) {
+                *n = String::from(rest);
+            }
+        }
     }
 
     /// Every (name, shape), in order: what a checkpoint of the parameters holds.

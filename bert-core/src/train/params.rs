@@ -16,7 +16,7 @@ use crate::heads::{
 use crate::nn::{LayerNorm, Linear};
 
 /// What receives each parameter in turn.
-type Visit<'v, 's> = &'v mut dyn FnMut(&'s mut [f32]);
+pub(crate) type Visit<'v, 's> = &'v mut dyn FnMut(&'s mut [f32]);
 
 /// A model whose parameters a trainer updates.
 pub trait Parameters {
@@ -142,7 +142,7 @@ fn prediction_params<'s>(p: &'s mut BertLMPredictionHead<'_>, out: Visit<'_, 's>
 
 /// The encoder's parameters (embeddings, then every layer), then the pooler's when
 /// `with_pooler` (a sentence-level head follows it), as the trainers order them.
-fn bert_params<'s>(
+pub(crate) fn bert_params<'s>(
     bert: &'s mut crate::model::BertModel<'_>,
     with_pooler: bool,
     out: Visit<'_, 's>,
@@ -207,7 +207,7 @@ fn matrix<'s>(m: &'s mut crate::tensor::Matrix<'_>) -> Result<&'s mut [f32]> {
         }),
     }
 }
-fn linear<'s>(l: &'s mut Linear<'_>, out: Visit<'_, 's>) -> Result<()> {
+pub(crate) fn linear<'s>(l: &'s mut Linear<'_>, out: Visit<'_, 's>) -> Result<()> {
     l.packed = None;
     let Linear { weight, bias, .. } = l;
     out(matrix(weight)?);
