@@ -36,6 +36,7 @@ pub mod quantize;
 pub mod runtime;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod st_dense;
 pub mod task_models;
 pub mod tokenizer;
 pub mod train;

@@ -37,6 +37,8 @@ pub struct Pooling {
     /// Whether a prompt's tokens are pooled with the text's (`include_prompt` of the pooling
     /// config; sentence-transformers' default, true).
     pub include_prompt: bool,
+    /// `Dense` modules after the pooling, in order (before `Normalize`).
+    pub dense: Vec<std::sync::Arc<crate::st_dense::Dense>>,
 }
 
 impl Default for Pooling {
@@ -47,6 +49,7 @@ impl Default for Pooling {
             normalize: false,
             max_seq_length: None,
             include_prompt: true,
+            dense: Vec::new(),
         }
     }
 }
@@ -96,6 +99,8 @@ pub const SIDE_FILES: &[&str] = &[
     "sentence_bert_config.json",
     "config_sentence_transformers.json",
     "1_Pooling/config.json",
+    "2_Dense/config.json",
+    "2_Dense/model.safetensors",
 ];
 
 /// Refuse to derive a model directory (a quantized or pruned copy) into its own input.
@@ -270,19 +275,22 @@ impl ModelDir {
         for m in modules {
             let kind = m.get("type").and_then(Value::as_str).unwrap_or("");
             let path = m.get("path").and_then(Value::as_str).unwrap_or("");
+            // A module folder inside the model directory, never a path out of it.
+            let inside = Path::new(path)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !inside && (kind.ends_with(".Pooling") || kind.ends_with(".Dense")) {
+                return Err(Error::file(
+                    &modules_path,
+                    format!("module path {path:?} is not a folder inside the model directory"),
+                ));
+            }
             if kind.ends_with(".Normalize") {
                 pooling.normalize = true;
+            } else if kind.ends_with(".Dense") {
+                let dense = crate::st_dense::Dense::load(&root.join(path))?;
+                pooling.dense.push(std::sync::Arc::new(dense));
             } else if kind.ends_with(".Pooling") {
-                // A module folder inside the model directory, never a path out of it.
-                let inside = Path::new(path)
-                    .components()
-                    .all(|c| matches!(c, std::path::Component::Normal(_)));
-                if !inside {
-                    return Err(Error::file(
-                        &modules_path,
-                        format!("module path {path:?} is not a folder inside the model directory"),
-                    ));
-                }
                 let cfg_path = root.join(path).join("config.json");
                 let cfg = read_json(&cfg_path)?;
                 let on = |k: &str| cfg.get(k).and_then(Value::as_bool).unwrap_or(false);

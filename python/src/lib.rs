@@ -210,7 +210,7 @@ impl Embedder {
     /// The embedding width.
     #[getter]
     fn dim(&self) -> usize {
-        self.inner.bert.dir.config.hidden_size
+        self.inner.dim()
     }
 
     /// Embed a list of `str`: (little-endian f32 bytes, rows, dim).

@@ -22,8 +22,9 @@ pub struct SentenceEmbeddings {
     pub bert: Bert,
 }
 
-/// Pool `[seq, hidden]` token vectors whose `mask` is 1 into one vector.
-pub fn pool(hidden: &[f32], mask: &[u32], h: usize, pooling: &Pooling) -> Vec<f32> {
+/// Pool `[seq, hidden]` token vectors whose `mask` is 1 into one vector, then the `Dense`
+/// modules and the normalization, if any.
+pub fn pool(hidden: &[f32], mask: &[u32], h: usize, pooling: &Pooling) -> Result<Vec<f32>> {
     let mut out = vec![0.0f32; h];
     let rows = || {
         hidden
@@ -58,10 +59,13 @@ pub fn pool(hidden: &[f32], mask: &[u32], h: usize, pooling: &Pooling) -> Vec<f3
             out.iter_mut().for_each(|o| *o /= div);
         }
     }
+    for dense in &pooling.dense {
+        out = dense.forward(&out)?;
+    }
     if pooling.normalize {
         l2_normalize(&mut out);
     }
-    out
+    Ok(out)
 }
 
 /// Scale to unit length, as sentence-transformers' `Normalize` (`x / max(‖x‖, 1e-12)`).
@@ -104,9 +108,13 @@ impl SentenceEmbeddings {
         )
     }
 
-    /// Width of the embeddings.
+    /// Width of the embeddings (the last `Dense` module's, if any, else the hidden size).
     pub fn dim(&self) -> usize {
-        self.bert.dir.config.hidden_size
+        let pooling = &self.bert.dir.pooling;
+        pooling
+            .dense
+            .last()
+            .map_or(self.bert.dir.config.hidden_size, |d| d.out_features)
     }
 
     /// Embed texts (`&[&str]`, `&[String]`, ...): batched, threaded, in input order. Texts
@@ -172,7 +180,7 @@ impl SentenceEmbeddings {
     ) -> Result<Vec<Vec<f32>>> {
         let (encodings, skip) = self.encodings(inputs, options)?;
         let pooling = &self.bert.dir.pooling;
-        let h = self.dim();
+        let h = self.bert.dir.config.hidden_size;
         self.bert.forward_batches(
             &encodings,
             |_| 0,
@@ -188,7 +196,7 @@ impl SentenceEmbeddings {
                             &mask,
                             h,
                             pooling,
-                        );
+                        )?;
                         finite(&v, "embedding")?;
                         Ok(v)
                     })
@@ -205,7 +213,7 @@ impl SentenceEmbeddings {
         options: &EmbedOptions,
     ) -> Result<Vec<Vec<Vec<f32>>>> {
         let (encodings, _) = self.encodings(inputs, options)?;
-        let h = self.dim();
+        let h = self.bert.dir.config.hidden_size;
         self.bert.forward_batches(
             &encodings,
             |_| 0,
@@ -279,8 +287,10 @@ mod tests {
                     normalize,
                     max_seq_length: None,
                     include_prompt: true,
+                    dense: Vec::new(),
                 },
             )
+            .unwrap()
         };
         assert_eq!(pooled(PoolingMode::Cls, false), [1.0, 2.0]);
         assert_eq!(pooled(PoolingMode::LastToken, false), [3.0, -4.0]);

@@ -14,33 +14,26 @@ use crate::error::{Error, Result};
 use crate::model_dir::ModelDir;
 
 /// The tokenizer files a checkpoint carries over from its base model.
-const TOKENIZER_FILES: &[&str] = &[
+pub(crate) const TOKENIZER_FILES: &[&str] = &[
     "tokenizer.json",
     "vocab.txt",
     "tokenizer_config.json",
     "special_tokens_map.json",
 ];
 
+/// One parameter as a checkpoint holds it: (name, shape), values.
+pub type Param<'p> = ((&'p str, &'p [usize]), &'p [f32]);
+
 /// Write `params` ((name, shape), values) as an HF directory at `out`.
 pub fn save_checkpoint<'p>(
     out: &Path,
     base: &ModelDir,
     config: &serde_json::Map<String, serde_json::Value>,
-    params: impl Iterator<Item = ((&'p str, &'p [usize]), &'p [f32])>,
+    params: impl Iterator<Item = Param<'p>>,
     losses: &[f32],
 ) -> Result<()> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let owned: Vec<(String, Vec<usize>, Vec<u8>)> = params
-        .map(|((name, shape), values)| {
-            let bytes = values.iter().flat_map(|x| x.to_le_bytes()).collect();
-            (name.to_string(), shape.to_vec(), bytes)
-        })
-        .collect();
-    let views: Vec<(&str, Dtype, &[usize], &[u8])> = owned
-        .iter()
-        .map(|(n, s, b)| (n.as_str(), Dtype::F32, &s[..], &b[..]))
-        .collect();
-    let bytes = serialize(&views, &[("format", "pt")])?;
+    let bytes = f32_safetensors(params)?;
     let mut files = AtomicFiles::default();
     for name in TOKENIZER_FILES {
         let src = base.root.join(name);
@@ -54,6 +47,21 @@ pub fn save_checkpoint<'p>(
     files.write(out.join("loss_curve.svg"), loss_svg(losses).as_bytes())?;
     files.write(out.join("model.safetensors"), &bytes)?;
     files.commit()
+}
+
+/// `params` as one safetensors file of f32 tensors (`format: pt`, as transformers writes).
+pub fn f32_safetensors<'p>(params: impl Iterator<Item = Param<'p>>) -> Result<Vec<u8>> {
+    let owned: Vec<(String, Vec<usize>, Vec<u8>)> = params
+        .map(|((name, shape), values)| {
+            let bytes = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+            (name.to_string(), shape.to_vec(), bytes)
+        })
+        .collect();
+    let views: Vec<(&str, Dtype, &[usize], &[u8])> = owned
+        .iter()
+        .map(|(n, s, b)| (n.as_str(), Dtype::F32, &s[..], &b[..]))
+        .collect();
+    Ok(serialize(&views, &[("format", "pt")])?)
 }
 
 /// The loss of every step as an SVG line chart.

@@ -9,7 +9,7 @@ use bert_core::train::optim::{linear_schedule, AdamW};
 use bert_core::train::params::Parameters;
 use bert_core::train::Grads;
 
-use super::checkpoint::save_checkpoint;
+use super::checkpoint::{save_checkpoint, Param};
 use super::options::{Step, TrainOptions};
 use super::state;
 use crate::batching::RayonJoin;
@@ -29,7 +29,16 @@ pub(crate) struct Run<'a> {
     pub config: &'a serde_json::Map<String, serde_json::Value>,
     /// The checkpoint directory.
     pub out: &'a Path,
+    /// How a checkpoint is written (default: [`save_checkpoint`], an HF directory with the
+    /// base's tokenizer files and `config`).
+    pub save: Option<&'a SaveFn<'a>>,
+    /// Also save the trainer's state every this many steps within an epoch (0: only after
+    /// each epoch), so that a killed run loses at most these steps.
+    pub state_every: usize,
 }
+
+/// A checkpoint writer: every parameter in the trainer's order, and the loss of every step.
+pub(crate) type SaveFn<'a> = dyn Fn(&[Param<'_>], &[f32]) -> Result<()> + Sync + 'a;
 
 impl Run<'_> {
     /// The fine-tuning loop every task shares: per epoch a seeded Fisher-Yates shuffle of
@@ -81,6 +90,7 @@ impl Run<'_> {
                 (first_epoch, step, losses) = (r.epochs_done, r.step, r.losses);
             }
         }
+        let per_epoch = self.examples.div_ceil(o.batch_size).div_ceil(accum);
         for epoch in 0..o.epochs {
             // Every epoch's shuffle is drawn, resumed ones too, so the order stays the same.
             rng.shuffle(&mut order);
@@ -88,7 +98,9 @@ impl Run<'_> {
                 continue;
             }
             let threads = rayon::current_num_threads();
-            for group in order.chunks(o.batch_size * accum) {
+            // A state saved within this epoch: its first steps are done.
+            let done_here = step.saturating_sub(epoch * per_epoch);
+            for group in order.chunks(o.batch_size * accum).skip(done_here) {
                 grads.zero_on(&RayonJoin, threads);
                 // Gradient accumulation: the batches' gradients add up, then are averaged.
                 let mut loss = 0.0;
@@ -111,15 +123,33 @@ impl Run<'_> {
                     lr,
                     examples: group.len(),
                 });
+                let within = step - epoch * per_epoch;
+                if self.state_every > 0
+                    && within.is_multiple_of(self.state_every)
+                    && within < per_epoch
+                {
+                    let params = model.param_list()?;
+                    let done = (epoch, step);
+                    state::save_state(
+                        &state,
+                        o,
+                        self.examples,
+                        done,
+                        grads,
+                        &params,
+                        &opt,
+                        &losses,
+                    )?;
+                }
             }
             let params = model.param_list()?;
-            save_checkpoint(
-                self.out,
-                self.base,
-                self.config,
-                grads.layout().zip(params.iter().map(|p| &**p)),
-                &losses,
-            )?;
+            let list: Vec<Param<'_>> = grads.layout().zip(params.iter().map(|p| &**p)).collect();
+            match self.save {
+                Some(save) => save(&list, &losses)?,
+                None => {
+                    save_checkpoint(self.out, self.base, self.config, list.into_iter(), &losses)?
+                }
+            }
             if epoch + 1 < o.epochs {
                 state::save_state(
                     &state,

@@ -126,6 +126,8 @@ pub(crate) fn fine_tune<T: FineTune>(
         base: &dir,
         config: &raw,
         out,
+        save: None,
+        state_every: 0,
     };
     let losses = run.epochs(
         &mut model,

@@ -12,6 +12,7 @@
 pub mod checkpoint;
 pub mod classify;
 pub mod data;
+pub mod distill;
 mod epochs;
 mod fine_tune;
 pub mod ner;

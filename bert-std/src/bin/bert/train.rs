@@ -39,6 +39,11 @@ pub enum TrainKind {
     /// model's NSP head when it has one (e.g. a `pretrain` checkpoint); scored by held-out NSP
     /// accuracy.
     Nsp(NspArgs),
+    /// A small sentence encoder distilled from a teacher (all-MiniLM-L6-v2 by default): its
+    /// vocabulary pruned on the corpus, its weights started from the teacher's, trained to give
+    /// the teacher's embeddings (MSE through a projection to the teacher's width); written as a
+    /// sentence-transformers directory and scored on held-out BoolQ dev retrieval.
+    Distill(crate::distill::DistillArgs),
 }
 
 /// What every `bert train` command takes.
@@ -211,7 +216,7 @@ pub struct NspArgs {
 /// The training steps' pace: examples per second over the steps after the first (the first
 /// pays for warm-up; loading, evaluation and checkpoints are not steps).
 #[derive(Default)]
-struct Pace {
+pub(crate) struct Pace {
     first_done: Option<Instant>,
     last_done: Option<Instant>,
     examples: usize,
@@ -227,7 +232,7 @@ impl Pace {
 
 /// A progress bar fed by the training steps: step, loss, learning rate, examples/s, ETA; and
 /// the steps' pace.
-fn progress_bar() -> (ProgressBar, Arc<Mutex<Pace>>, impl FnMut(&Step) + Send) {
+pub(crate) fn progress_bar() -> (ProgressBar, Arc<Mutex<Pace>>, impl FnMut(&Step) + Send) {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} step {pos}/{len} {msg} eta {eta}")
@@ -284,6 +289,7 @@ pub fn train(kind: TrainKind) -> Result<ExitCode> {
         TrainKind::Qa(a) => train_qa(a),
         TrainKind::Pretrain(a) => train_pretrain(a),
         TrainKind::Nsp(a) => train_nsp(a),
+        TrainKind::Distill(a) => crate::distill::train_distill(a),
     }
 }
 
