@@ -60,8 +60,18 @@ pub fn quantize_dir(input: &Path, output: &Path, dtype: QuantDtype) -> Result<(u
     // The files are written as one set: every one in full before any replaces its target, so
     // a failed (full disk, read-only folder) or killed run leaves what was there.
     let mut files = AtomicFiles::default();
-    stage_derived_dir(input, output, &[], &mut files)?;
+    const DENSE: &str = "2_Dense/model.safetensors";
+    stage_derived_dir(input, output, &[DENSE], &mut files)?;
     files.write(output.join("model.safetensors"), &quantized)?;
+    let (mut before, mut after) = (before, quantized.len() as u64);
+    // A sentence-transformers `Dense` module's weights, quantized the same way.
+    let dense = input.join(DENSE);
+    if dense.is_file() {
+        let bytes = std::fs::read(&dense).map_err(|e| Error::io(&dense, e))?;
+        let q = quantize(&[&bytes], dtype).map_err(|e| Error::file(&dense, e.to_string()))?;
+        files.write(output.join(DENSE), &q)?;
+        (before, after) = (before + bytes.len() as u64, after + q.len() as u64);
+    }
     files.commit()?;
-    Ok((before, quantized.len() as u64))
+    Ok((before, after))
 }

@@ -76,6 +76,20 @@ pub fn resolve_model(explicit: Option<&Path>, default_name: &str) -> Result<Path
 /// A user's `--model` value as a directory: `hf:ORG/NAME` is downloaded from the hub (feature
 /// `hub`) into the models cache; anything else is a path.
 pub fn model_path(given: &Path) -> Result<PathBuf> {
+    if crate::task_models::student::is_named(given) {
+        use crate::task_models::student;
+        return student::cached().ok_or_else(|| {
+            Error::Input(format!(
+                "{} is not distilled yet ({}): run `bert embed --model {} --yes TEXT` (or, in \
+                 Python, bert_rs.prepare_default_model(\"{}\")) once to make it in the model \
+                 cache",
+                student::NAME,
+                student::ABOUT,
+                student::NAME,
+                student::NAME
+            ))
+        });
+    }
     match given.to_str() {
         Some(s) if s.starts_with(hub::PREFIX) => hub::download(s, &fetch::models_root()),
         _ => Ok(given.to_path_buf()),

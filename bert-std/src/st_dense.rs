@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use bert_core::{Dtype, SafeTensors};
+use bert_core::Weights;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -76,19 +76,17 @@ impl Dense {
             ));
         }
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let st = SafeTensors::parse(&bytes).map_err(|e| Error::file(&path, e.to_string()))?;
+        // Through the core's loader: f32, or f16 / bf16 / int8 as `bert quantize` writes them,
+        // widened to f32 here.
+        let weights =
+            Weights::from_buffers(&[&bytes]).map_err(|e| Error::file(&path, e.to_string()))?;
         let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
-            match st.tensor_data(name) {
-                Some((Dtype::F32, s, data)) if s == shape => Ok(data
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect()),
-                Some((dtype, s, _)) => Err(Error::file(
-                    &path,
-                    format!("{name} is {dtype} {s:?}, expected F32 {shape:?}"),
-                )),
-                None => Err(Error::file(&path, format!("no tensor {name}"))),
-            }
+            let storage = weights
+                .tensor(name, shape)
+                .map_err(|e| Error::file(&path, e.to_string()))?;
+            let mut out = vec![0.0f32; shape.iter().product()];
+            storage.read_f32(0, &mut out);
+            Ok(out)
         };
         Ok(Dense {
             weight: read("linear.weight", &[n_out, n_in])?,

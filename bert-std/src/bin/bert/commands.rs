@@ -70,7 +70,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
             budget,
             max_tokens,
         } => {
-            let path = model_path(model.as_deref(), Some(MINILM), "")?;
+            let path = model_path(model.as_deref(), Some(MINILM), "", false)?;
             info(&path, check, budget.then_some(max_tokens))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -119,7 +119,12 @@ pub fn run(command: Command) -> Result<ExitCode> {
             texts_to_values(&t),
             "give texts as arguments",
             |o| {
-                let p = model_path(run.model.as_deref(), Some(SPLADE_TINY), "masked-LM")?;
+                let p = model_path(
+                    run.model.as_deref(),
+                    Some(SPLADE_TINY),
+                    "masked-LM",
+                    run.yes,
+                )?;
                 SparseEmbeddings::load(p, o)
             },
             |sp, group| {
@@ -160,6 +165,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
                         run.model.as_deref(),
                         None,
                         "cross-encoder (sequence-classification)",
+                        run.yes,
                     )?;
                     Reranker::load(p, o)
                 },
@@ -189,7 +195,12 @@ pub fn run(command: Command) -> Result<ExitCode> {
             texts_to_values(&t),
             "give texts as arguments",
             |o| {
-                let p = model_path(run.model.as_deref(), Some(MINILM), "sentence-embedding")?;
+                let p = model_path(
+                    run.model.as_deref(),
+                    Some(MINILM),
+                    "sentence-embedding",
+                    run.yes,
+                )?;
                 SentenceEmbeddings::load(p, o)
             },
             |st, group| {
@@ -216,7 +227,12 @@ pub fn run(command: Command) -> Result<ExitCode> {
             "give texts with [MASK] as arguments",
             |o| {
                 FillMask::load(
-                    model_path(run.model.as_deref(), Some(SPLADE_TINY), "masked-LM")?,
+                    model_path(
+                        run.model.as_deref(),
+                        Some(SPLADE_TINY),
+                        "masked-LM",
+                        run.yes,
+                    )?,
                     o,
                 )
             },

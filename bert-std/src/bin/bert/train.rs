@@ -132,7 +132,7 @@ impl Common {
         if self.resume && state.is_file() {
             eprintln!("resuming from {}", state.display());
         }
-        model_path(self.model.as_deref(), Some(MINILM), "base")
+        model_path(self.model.as_deref(), Some(MINILM), "base", false)
     }
 }
 

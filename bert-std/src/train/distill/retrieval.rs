@@ -65,6 +65,44 @@ pub fn score(model: &SentenceEmbeddings, set: &Retrieval) -> Result<RetrievalSco
     Ok(from_ranks(&ranks(&similarities(model, set)?, &set.answers)))
 }
 
+/// Okapi BM25 (`k1` 1.2, `b` 0.75, Lucene's idf `ln(1 + (N - df + 0.5) / (df + 0.5))`) scores of
+/// every question's terms against every passage's: the word-overlap baseline.
+pub fn bm25_scores(questions: &[Vec<String>], passages: &[Vec<String>]) -> Vec<Vec<f32>> {
+    use std::collections::HashMap;
+    let (k1, b) = (1.2f64, 0.75f64);
+    let n = passages.len() as f64;
+    let avg = passages.iter().map(Vec::len).sum::<usize>() as f64 / n.max(1.0);
+    let mut postings: HashMap<&str, Vec<(usize, f64)>> = HashMap::new();
+    for (i, p) in passages.iter().enumerate() {
+        let mut tf: HashMap<&str, f64> = HashMap::new();
+        p.iter().for_each(|t| *tf.entry(t).or_default() += 1.0);
+        for (t, f) in tf {
+            postings.entry(t).or_default().push((i, f));
+        }
+    }
+    questions
+        .iter()
+        .map(|q| {
+            let mut row = vec![0.0f64; passages.len()];
+            let mut terms: Vec<&str> = q.iter().map(String::as_str).collect();
+            terms.sort_unstable();
+            terms.dedup();
+            for t in terms {
+                let Some(list) = postings.get(t) else {
+                    continue;
+                };
+                let df = list.len() as f64;
+                let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+                for &(i, f) in list {
+                    let len = passages[i].len() as f64;
+                    row[i] += idf * f * (k1 + 1.0) / (f + k1 * (1.0 - b + b * len / avg));
+                }
+            }
+            row.into_iter().map(|x| x as f32).collect()
+        })
+        .collect()
+}
+
 /// Spearman's rank correlation of `a` and `b` (average ranks for ties).
 pub fn spearman(a: &[f32], b: &[f32]) -> f64 {
     fn ranked(v: &[f32]) -> Vec<f64> {
@@ -109,6 +147,22 @@ mod tests {
         assert_eq!(s.recall_at_1, 1.0 / 3.0);
         assert_eq!(s.recall_at_10, 1.0);
         assert!((s.mrr_at_10 - (1.0 + 0.5 + 1.0 / 3.0) / 3.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn bm25_prefers_rare_shared_terms() {
+        let words = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        let passages = [
+            words("the cat sat"),
+            words("the dog ran"),
+            words("the the the"),
+        ];
+        let s = bm25_scores(&[words("the cat")], &passages);
+        assert!(
+            s[0][0] > s[0][2] && s[0][2] > s[0][1] && s[0][1] > 0.0,
+            "{s:?}"
+        );
+        assert_eq!(bm25_scores(&[words("unknown")], &passages)[0], [0.0; 3]);
     }
 
     #[test]
