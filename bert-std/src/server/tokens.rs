@@ -146,7 +146,7 @@ pub(crate) async fn decode(
             )));
         }
         let tok = &state.model.bert().tokenizer;
-        let vocab = tok.inner().get_vocab_size(true);
+        let vocab = tok.vocab_size();
         let mut usage = Usage::default();
         let started = std::time::Instant::now();
         let mut out = Vec::with_capacity(lists.len());

@@ -30,8 +30,8 @@ CACHE = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~")
 MODELS = os.environ.get("BERT_MODELS_DIR", os.path.join(CACHE, "bert-rs", "models"))
 
 ARGS = ["--layers", "2", "--hidden", "16", "--heads", "2", "--intermediate", "32",
-        "--max-positions", "32", "--vocab-size", "2048", "--max-seq-len", "32", "--epochs", "3",
-        "--batch-size", "8", "--lr", "5e-3", "--seed", "7"]
+        "--max-positions", "32", "--vocab-size", "2048", "--max-seq-len", "32", "--epochs", "6",
+        "--batch-size", "8", "--lr", "1e-2", "--seed", "7"]
 TEXTS = ["Germany beat Japan in the final.", "The minister visited Paris on Monday.",
          "Shares fell sharply in early trading.", "unseen wörds like zyzzyva tokenize too"]
 

@@ -10,7 +10,9 @@ use clap::{Args, ValueEnum};
 use bert_std::fetch::{ensure_model, MINILM};
 use bert_std::task_models::Progress;
 use bert_std::train::distill::corpus::default_corpus;
-use bert_std::train::distill::{corpus_from_files, distill, DistillOptions, Init, StudentShape};
+use bert_std::train::distill::{
+    corpus_from_files, distill, DistillOptions, Init, Projection, StudentShape,
+};
 use bert_std::train::Step;
 use bert_std::{Error, Result};
 
@@ -24,6 +26,20 @@ pub enum InitArg {
     Teacher,
     /// Drawn as transformers draws a new BERT.
     Random,
+    /// Drawn layers over static token vectors: each token's row is the teacher's embedding of
+    /// the token alone, in the teacher's top principal directions.
+    Static,
+}
+
+/// How the student meets the teacher.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ProjectionArg {
+    /// A Dense layer to the teacher's width, trained with the student.
+    Learned,
+    /// The teacher's top principal directions, a fixed Dense layer.
+    Pca,
+    /// None.
+    None,
 }
 
 /// `bert train distill`.
@@ -62,10 +78,12 @@ pub struct DistillArgs {
     /// How the student's weights start.
     #[arg(long, value_enum, default_value = "teacher")]
     pub init: InitArg,
-    /// No projection to the teacher's width (the student must then be as wide as the
-    /// teacher's embeddings).
-    #[arg(long)]
-    pub no_projection: bool,
+    /// How the student's pooled vector meets the teacher's embedding: learned (a Dense layer
+    /// to the teacher's width, trained too), pca (the teacher's embedding in its top principal
+    /// directions, as many as the student is wide; the basis kept as a fixed Dense layer) or
+    /// none (the student as wide as the teacher's embeddings).
+    #[arg(long, value_enum, default_value = "learned")]
+    pub projection: ProjectionArg,
     /// Passes over the corpus (1..=1000).
     #[arg(long, default_value_t = DistillOptions::default().train.epochs)]
     pub epochs: usize,
@@ -133,8 +151,13 @@ impl DistillArgs {
             init: match self.init {
                 InitArg::Teacher => Init::Teacher,
                 InitArg::Random => Init::Random,
+                InitArg::Static => Init::Static,
             },
-            projection: !self.no_projection,
+            projection: match self.projection {
+                ProjectionArg::Learned => Projection::Learned,
+                ProjectionArg::Pca => Projection::Pca,
+                ProjectionArg::None => Projection::None,
+            },
             train: bert_std::train::TrainOptions {
                 epochs: self.epochs,
                 lr: self.lr,

@@ -25,30 +25,24 @@ pub mod corpus;
 mod layout;
 mod linalg;
 pub mod retrieval;
+mod setup;
+mod steps;
 pub mod student;
 mod teacher;
 
 use std::path::Path;
 
 use bert_core::rng::Rng;
-use bert_core::train::distill::{DistillTrainer, SentenceEncoder};
-use bert_core::{Batch, BertConfig, Weights};
-use rayon::prelude::*;
 
 pub use self::corpus::{DistillCorpus, Retrieval};
 pub use self::layout::PROJECTION;
 pub use self::retrieval::RetrievalScores;
 pub use self::student::{Init, StudentShape};
-use super::epochs::Run;
-use super::fine_tune::dropout_at;
 use super::options::TrainOptions;
-use crate::batching::RayonJoin;
 use crate::error::{Error, Result};
-use crate::model_dir::ModelDir;
 use crate::pipelines::embeddings::SentenceEmbeddings;
 use crate::runtime::LoadOptions;
 use crate::task_models::Progress;
-use crate::tokenizer::Tokenizer;
 
 /// How a student is made.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,9 +51,8 @@ pub struct DistillOptions {
     pub shape: StudentShape,
     /// Its first weights.
     pub init: Init,
-    /// A `Dense` projection from the student's width to the teacher's (needed when they
-    /// differ); kept in the model.
-    pub projection: bool,
+    /// How the student's pooled vector meets the teacher's embedding.
+    pub projection: Projection,
     /// The training settings (`max_seq_len` is also the student's `max_seq_length`).
     pub train: TrainOptions,
     /// A trainer state every this many steps (0: after each epoch only).
@@ -77,7 +70,7 @@ impl Default for DistillOptions {
         DistillOptions {
             shape: StudentShape::DEFAULT,
             init: Init::Teacher,
-            projection: true,
+            projection: Projection::Learned,
             train: TrainOptions {
                 epochs: 4,
                 lr: 1e-3,
@@ -95,6 +88,21 @@ impl Default for DistillOptions {
             teacher_cache: None,
         }
     }
+}
+
+/// How the student's pooled vector (its hidden width) meets the teacher's embedding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Projection {
+    /// A `Dense` layer to the teacher's width, trained with the student and kept in the model
+    /// (sentence-transformers' recipe for a narrower student).
+    Learned,
+    /// The student is trained to give the teacher's embedding in its top principal directions
+    /// (as many as the student is wide; fitted on the teacher's embeddings of the corpus), and
+    /// the model keeps that fixed basis as its `Dense` layer: the student's cosines are the
+    /// same with or without it, so a device can leave it out.
+    Pca,
+    /// None: the student must be as wide as the teacher's embeddings.
+    None,
 }
 
 /// What a distillation did.
@@ -138,155 +146,52 @@ pub fn distill(
     }
     let work = out.join(".distill");
     std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
-    let vocab_dir = work.join("vocab");
-    if vocab_dir.exists() {
-        std::fs::remove_dir_all(&vocab_dir).map_err(|e| Error::io(&vocab_dir, e))?;
-    }
-    let pruned =
-        crate::vocab_prune::prune_vocab_dir(teacher, &vocab_dir, &texts, o.shape.vocab_size)?;
+    let data = setup::prepare(teacher, texts, o, &work, progress)?;
+    let student = setup::student(teacher, o, &data)?;
     progress.line(&format!(
-        "vocabulary: {} of the teacher's {} tokens kept ({} texts, {} tokens)",
-        pruned.vocab.1, pruned.vocab.0, pruned.corpus.0, pruned.corpus.1
+        "student: {} layers, hidden {}, {} heads, FFN {}, {} positions, {} tokens: {} \
+         parameters ({:?} init, {:?} projection); {} texts",
+        o.shape.layers,
+        o.shape.hidden,
+        o.shape.heads,
+        o.shape.intermediate,
+        o.shape.max_positions,
+        data.vocab,
+        student.parameters(),
+        o.init,
+        o.projection,
+        data.texts.len()
     ));
-    let cache = o
-        .teacher_cache
-        .clone()
-        .unwrap_or_else(|| work.join("teacher.safetensors"));
-    let targets = teacher::teacher_embeddings(teacher, &texts, &cache, &mut |l| progress.line(l))?;
-    let max_len = t.max_seq_len.min(o.shape.max_positions);
-    let tok = Tokenizer::from_dir(&vocab_dir)?;
-    let ids: Vec<Vec<u32>> = texts
-        .par_iter()
-        .map(|text| {
-            Ok(tok
-                .encode_truncated(text, None, max_len)?
-                .get_ids()
-                .to_vec())
-        })
-        .collect::<Result<_>>()?;
-
-    // The student: config, first weights, model.
-    let teacher_dir = ModelDir::open(teacher)?;
-    let vocab = pruned.vocab.1;
-    let mut raw = o.shape.config(&teacher_dir.config.raw, vocab);
-    raw.insert("type_vocab_size".into(), 2.into());
-    let config = BertConfig::from_map(raw.clone())?;
-    let width = targets.width;
-    if !o.projection && width != o.shape.hidden {
-        return Err(Error::Input(format!(
-            "the student is {} wide and the teacher's embeddings {width}: keep the projection",
-            o.shape.hidden
-        )));
-    }
-    let projection = if o.projection { width } else { 0 };
-    let pruned_bytes =
-        std::fs::read(vocab_dir.join("model.safetensors")).map_err(|e| Error::io(&vocab_dir, e))?;
-    let mut rng = Rng::new(t.seed);
-    let tensors = {
-        let pruned_weights = Weights::from_buffers(&[&pruned_bytes])?;
-        let pruned_config = BertConfig::from_json(
-            &std::fs::read_to_string(vocab_dir.join("config.json"))
-                .map_err(|e| Error::io(&vocab_dir, e))?,
-        )?;
-        student::init_tensors(
-            &o.shape,
-            o.init,
-            &pruned_weights,
-            &pruned_config,
-            projection,
-            &mut rng,
-        )?
-    };
-    let parameters: usize = tensors.iter().map(|(_, _, v)| v.len()).sum();
-    progress.line(&format!(
-        "student: {} layers, hidden {}, {} heads, FFN {}, {} positions, {vocab} tokens: {parameters} parameters ({:?} init); {} texts",
-        o.shape.layers, o.shape.hidden, o.shape.heads, o.shape.intermediate, o.shape.max_positions, o.init, texts.len()
-    ));
-    let bytes = serialize_f32(&tensors)?;
-    let weights = Weights::from_buffers(&[&bytes])?;
-    let mut model = SentenceEncoder::load(
-        &config,
-        &weights,
-        (projection > 0).then_some((PROJECTION, projection)),
-    )?;
-    let (mut grads, mut ws) = {
-        let trainer = DistillTrainer::new(&model)?;
-        let mut ws = trainer.workspace(t.batch_size, max_len)?;
-        ws.set_threads(rayon::current_num_threads(), &RayonJoin);
-        (trainer.grads_named(PROJECTION), ws)
-    };
-
-    let base = ModelDir::open(&vocab_dir)?;
-    let layout = layout::Layout {
-        tokenizer: &vocab_dir,
-        config: &raw,
-        max_seq_length: max_len,
-    };
-    let save = |params: &[super::checkpoint::Param<'_>], losses: &[f32]| {
-        layout::save_student(out, &layout, params, losses)
-    };
-    let run = Run {
-        options: t,
-        examples: texts.len(),
-        base: &base,
-        config: &raw,
-        out,
-        save: Some(&save),
-        state_every: o.state_every,
-    };
-    let pad = tok.special.pad;
-    let mut batch_ids = Vec::new();
-    let mut batch_mask = Vec::new();
-    let mut batch_targets = Vec::new();
-    let mut step = |model: &SentenceEncoder<'_>,
-                    index: usize,
-                    chunk: &[usize],
-                    grads: &mut bert_core::train::Grads| {
-        ws.set_dropout(dropout_at(&raw, t, index));
-        let seq = chunk.iter().map(|&i| ids[i].len()).max().unwrap_or(1);
-        batch_ids.clear();
-        batch_mask.clear();
-        batch_targets.clear();
-        for &i in chunk {
-            let row = &ids[i];
-            batch_ids.extend_from_slice(row);
-            batch_ids.extend(std::iter::repeat_n(pad, seq - row.len()));
-            batch_mask.extend(std::iter::repeat_n(1u32, row.len()));
-            batch_mask.extend(std::iter::repeat_n(0u32, seq - row.len()));
-            batch_targets.extend_from_slice(targets.row(i));
-        }
-        let batch = Batch {
-            input_ids: &batch_ids,
-            attention_mask: Some(&batch_mask),
-            token_type_ids: None,
-            batch_size: chunk.len(),
-            seq_len: seq,
-        };
-        Ok(DistillTrainer::new(model)?.loss_and_grads(&batch, &batch_targets, &mut ws, grads)?)
-    };
-    let losses = run.epochs(&mut model, &mut rng, &mut grads, &mut step, &mut |s| {
-        progress.step(s)
-    })?;
-    drop(model);
-
+    let losses = steps::train(o, &data, &student, out, progress)?;
     let (held_out, teacher_held_out) = if corpus.held_out.questions.is_empty() {
         (None, None)
     } else {
-        let student = SentenceEmbeddings::load(out, LoadOptions::default())?;
-        let teacher = SentenceEmbeddings::load(teacher, LoadOptions::default())?;
-        let s = retrieval::score(&student, &corpus.held_out)?;
-        let te = retrieval::score(&teacher, &corpus.held_out)?;
+        let s = retrieval::score(
+            &SentenceEmbeddings::load(out, LoadOptions::default())?,
+            &corpus.held_out,
+        )?;
+        let te = retrieval::score(
+            &SentenceEmbeddings::load(teacher, LoadOptions::default())?,
+            &corpus.held_out,
+        )?;
         progress.line(&format!(
-            "held-out BoolQ dev ({} questions): recall@1 {:.3} (teacher {:.3}), recall@10 {:.3} ({:.3}), MRR@10 {:.3} ({:.3})",
-            s.questions, s.recall_at_1, te.recall_at_1, s.recall_at_10, te.recall_at_10, s.mrr_at_10, te.mrr_at_10
+            "held-out BoolQ dev ({} questions): recall@1 {:.3} (teacher {:.3}), recall@10 {:.3} \
+             ({:.3}), MRR@10 {:.3} ({:.3})",
+            s.questions,
+            s.recall_at_1,
+            te.recall_at_1,
+            s.recall_at_10,
+            te.recall_at_10,
+            s.mrr_at_10,
+            te.mrr_at_10
         ));
         (Some(s), Some(te))
     };
     std::fs::remove_dir_all(&work).map_err(|e| Error::io(&work, e))?;
     Ok(DistillReport {
-        texts: texts.len(),
-        vocab,
-        parameters,
+        texts: data.texts.len(),
+        vocab: data.vocab,
+        parameters: student.parameters(),
         losses,
         held_out,
         teacher_held_out,
@@ -305,7 +210,7 @@ fn sample(texts: &[String], n: usize, seed: u64) -> Vec<String> {
     keep.into_iter().map(|i| texts[i].clone()).collect()
 }
 
-fn serialize_f32(tensors: &[student::Tensor]) -> Result<Vec<u8>> {
+pub(crate) fn serialize_f32(tensors: &[student::Tensor]) -> Result<Vec<u8>> {
     let list: Vec<super::checkpoint::Param<'_>> = tensors
         .iter()
         .map(|(n, s, v)| ((n.as_str(), s.as_slice()), v.as_slice()))

@@ -109,6 +109,21 @@ pub enum Init {
     Teacher,
     /// As transformers initializes a new BERT: N(0, 0.02), biases 0, LayerNorms 1 and 0.
     Random,
+    /// [`Random`](Init::Random) layers over static token vectors (Model2Vec's idea): each
+    /// token's row is the teacher's embedding of that token alone, in the teacher's top
+    /// principal directions; the layers start close to the identity, so the untrained student
+    /// is already a bag of the teacher's token meanings, and a learned projection starts as
+    /// the way back to the teacher's space.
+    Static,
+}
+
+/// What [`Init::Static`] starts from.
+#[derive(Debug, Clone)]
+pub struct StaticStart {
+    /// `[vocab, hidden]`: each token's vector.
+    pub rows: Mat,
+    /// `[teacher width, hidden]`: the first weights of a learned projection.
+    pub projection: Mat,
 }
 
 /// One named f32 tensor.
@@ -156,15 +171,35 @@ pub fn init_tensors(
     teacher: &Weights<'_>,
     teacher_config: &bert_core::BertConfig,
     projection: usize,
+    start: Option<&StaticStart>,
     rng: &mut Rng,
 ) -> Result<Vec<Tensor>> {
     let prefix = teacher.encoder_prefix();
     let t = Teacher { weights: teacher };
     let word = t.get(&format!("{prefix}embeddings.word_embeddings.weight"))?;
     let vocab = word.rows;
-    match init {
-        Init::Random => Ok(random(shape, vocab, projection, rng)),
-        Init::Teacher => from_teacher(shape, &t, prefix, teacher_config, word, projection),
+    match (init, start) {
+        (Init::Random, _) => Ok(random(shape, vocab, projection, rng)),
+        (Init::Teacher, _) => from_teacher(shape, &t, prefix, teacher_config, word, projection),
+        (Init::Static, None) => Err(Error::Input("static init needs its token vectors".into())),
+        (Init::Static, Some(start)) => {
+            let mut tensors = random(shape, vocab, projection, rng);
+            for (name, shape, values) in tensors.iter_mut() {
+                let from = match name.as_str() {
+                    "embeddings.word_embeddings.weight" => &start.rows,
+                    "projection.weight" => &start.projection,
+                    _ => continue,
+                };
+                if [from.rows, from.cols] != shape[..] {
+                    return Err(Error::Input(format!(
+                        "static init: {name} is {shape:?}, the start is {}x{}",
+                        from.rows, from.cols
+                    )));
+                }
+                *values = from.data.iter().map(|&x| x as f32).collect();
+            }
+            Ok(tensors)
+        }
     }
 }
 

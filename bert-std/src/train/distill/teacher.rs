@@ -32,6 +32,69 @@ impl TeacherEmbeddings {
     }
 }
 
+/// The embeddings in the coordinates of `basis`'s rows (`[k, width]`, orthonormal).
+pub fn in_basis(e: &TeacherEmbeddings, basis: &super::linalg::Mat) -> TeacherEmbeddings {
+    let k = basis.rows;
+    let mut data = Vec::with_capacity(e.data.len() / e.width * k);
+    for row in e.data.chunks_exact(e.width) {
+        for b in basis.data.chunks_exact(basis.cols) {
+            data.push(b.iter().zip(row).map(|(b, &x)| b * x as f64).sum::<f64>() as f32);
+        }
+    }
+    TeacherEmbeddings { data, width: k }
+}
+
+/// The embeddings times one factor that makes their root mean square 1.
+pub fn unit_rms(mut e: TeacherEmbeddings) -> TeacherEmbeddings {
+    let n = e.data.len().max(1) as f64;
+    let rms = (e.data.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / n).sqrt();
+    if rms > 0.0 {
+        let f = (1.0 / rms) as f32;
+        e.data.iter_mut().for_each(|x| *x *= f);
+    }
+    e
+}
+
+/// Each token of the vocabulary in `vocab_dir` (the pruned `vocab.txt`, in id order) embedded
+/// alone by the teacher (`[CLS] token [SEP]`, its pooling and normalization), in the
+/// coordinates of `basis`'s rows, scaled to a root mean square of 1: `[vocab, basis rows]`.
+pub fn token_rows(
+    teacher: &Path,
+    vocab_dir: &Path,
+    basis: &super::linalg::Mat,
+) -> Result<super::linalg::Mat> {
+    use crate::pipelines::embeddings::{EmbedInput, EmbedOptions};
+    let model = SentenceEmbeddings::load(teacher, LoadOptions::default())?;
+    let tok = &model.bert.tokenizer;
+    let path = vocab_dir.join("vocab.txt");
+    let vocab = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let ids: Vec<[u32; 3]> = vocab
+        .lines()
+        .map(|t| {
+            let id = tok.inner().token_to_id(t).ok_or_else(|| {
+                Error::file(
+                    &path,
+                    format!("token {t:?} is not in the teacher's vocabulary"),
+                )
+            })?;
+            Ok([tok.special.cls, id, tok.special.sep])
+        })
+        .collect::<Result<_>>()?;
+    let inputs: Vec<EmbedInput<'_>> = ids.iter().map(|v| EmbedInput::Ids(v)).collect();
+    let rows = model.embed_inputs(&inputs, &EmbedOptions::default())?;
+    let width = model.dim();
+    let e = TeacherEmbeddings {
+        data: rows.concat(),
+        width,
+    };
+    let projected = unit_rms(in_basis(&e, basis));
+    Ok(super::linalg::Mat {
+        rows: ids.len(),
+        cols: projected.width,
+        data: projected.data.iter().map(|&x| x as f64).collect(),
+    })
+}
+
 /// FNV-1a over the teacher's config and weight sizes and every text: what the cache is keyed
 /// by.
 fn key(teacher: &Path, texts: &[String]) -> Result<String> {
