@@ -53,6 +53,10 @@ impl<'a> Epilogue<'a> {
 /// Fewest rows worth handing to another thread.
 pub(crate) const MIN_ROWS_PER_THREAD: usize = 16;
 
+/// Fewest multiply-adds of a product worth splitting over threads: below it (a small model's
+/// layers at a few tokens) handing half to another thread costs more than it saves.
+pub(crate) const MIN_MACS_TO_SPLIT: usize = 1 << 20;
+
 /// `x` through query, key and value as three products (no epilogue) into the thirds of
 /// `out`, which it returns in that order.
 pub(crate) fn separate_qkv<'o>(
@@ -83,6 +87,11 @@ pub(crate) fn linear_rows(
     threads: &mut [ThreadScratch],
 ) {
     let (k, n) = (linear.in_features(), linear.out_features());
+    if rows * k * n < MIN_MACS_TO_SPLIT {
+        linear.forward(x, rows, out, &mut threads[0].gemm);
+        epilogue.apply(&mut out[..rows * n]);
+        return;
+    }
     let half = (n / 2).next_multiple_of(kernels::COLUMN_ALIGN);
     let by_columns = rows * (n - half.min(n)) <= threads.get(1).map_or(0, |t| t.columns.len());
     if threads.len() >= 2 && rows < 2 * MIN_ROWS_PER_THREAD && half < n && by_columns {
