@@ -82,6 +82,89 @@ impl Parameters for SentenceEncoder<'_> {
     }
 }
 
+/// An in-batch ranking loss over pairs of the batch's sequences (sentence-transformers'
+/// `MultipleNegativesRankingLoss`): for each pair (anchor, positive), the cross-entropy of
+/// `scale × cosine(anchor, positive of every pair)` with its own positive as the answer, mean
+/// over pairs, times `weight`, added to the mean squared error.
+#[derive(Debug, Clone, Copy)]
+pub struct InBatchPairs<'p> {
+    /// (anchor row, positive row) of the batch.
+    pub pairs: &'p [(usize, usize)],
+    /// The cosines' scale (sentence-transformers' default: 20).
+    pub scale: f32,
+    /// The loss's weight beside the mean squared error.
+    pub weight: f32,
+}
+
+/// The loss of [`InBatchPairs`] on the embeddings `y` (`[rows, width]`); adds its gradient to
+/// `dy`. `scratch` is grown to `pairs² + rows` floats once.
+pub fn in_batch_pairs_loss(
+    y: &[f32],
+    width: usize,
+    p: &InBatchPairs<'_>,
+    dy: &mut [f32],
+    scratch: &mut Vec<f32>,
+) -> Result<f32> {
+    let rows = y.len() / width.max(1);
+    let n = p.pairs.len();
+    if n == 0 {
+        return Ok(0.0);
+    }
+    if let Some(&(a, b)) = p.pairs.iter().find(|&&(a, b)| a >= rows || b >= rows) {
+        return Err(Error::InvalidInput(format!(
+            "pair ({a}, {b}) in a batch of {rows} sequences"
+        )));
+    }
+    if scratch.len() < n * n + rows {
+        scratch.resize(n * n + rows, 0.0);
+    }
+    let (sims, norms) = scratch.split_at_mut(n * n);
+    let row = |i: usize| &y[i * width..(i + 1) * width];
+    for (i, norm) in norms[..rows].iter_mut().enumerate() {
+        *norm = libm::sqrtf(row(i).iter().map(|v| v * v).sum::<f32>()).max(1e-12);
+    }
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    for (i, &(a, _)) in p.pairs.iter().enumerate() {
+        for (j, &(_, b)) in p.pairs.iter().enumerate() {
+            sims[i * n + j] = p.scale * dot(row(a), row(b)) / (norms[a] * norms[b]);
+        }
+    }
+    // Softmax over each anchor's row, then dL/dsim = (softmax - onehot) * weight / n.
+    let mut loss = 0.0f64;
+    for i in 0..n {
+        let r = &mut sims[i * n..(i + 1) * n];
+        let max = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f64 = r.iter().map(|&v| libm::exp((v - max) as f64)).sum();
+        loss += max as f64 + libm::log(sum) - r[i] as f64;
+        for (j, v) in r.iter_mut().enumerate() {
+            let soft = (libm::exp((*v - max) as f64) / sum) as f32;
+            *v = (soft - if i == j { 1.0 } else { 0.0 }) * p.weight / n as f32;
+        }
+    }
+    // sim_ij = scale · âᵢ·b̂ⱼ; d/dx of x̂ = (g − x̂ (x̂·g)) / ‖x‖.
+    let add = |target: usize, other: usize, g: f32, dy: &mut [f32]| {
+        let (x, o) = (row(target), row(other));
+        let (nx, no) = (norms[target], norms[other]);
+        let c = dot(x, o) / (nx * no);
+        let k = g * p.scale / nx;
+        for ((d, &xv), &ov) in dy[target * width..(target + 1) * width]
+            .iter_mut()
+            .zip(x)
+            .zip(o)
+        {
+            *d += k * (ov / no - c * xv / nx);
+        }
+    };
+    for (i, &(a, _)) in p.pairs.iter().enumerate() {
+        for (j, &(_, b)) in p.pairs.iter().enumerate() {
+            let g = sims[i * n + j];
+            add(a, b, g, dy);
+            add(b, a, g, dy);
+        }
+    }
+    Ok((loss / n as f64) as f32 * p.weight)
+}
+
 /// Training for [`SentenceEncoder`] against a teacher's embeddings.
 #[derive(Debug)]
 pub struct DistillTrainer<'m, 'a> {
@@ -156,6 +239,21 @@ impl<'m, 'a> DistillTrainer<'m, 'a> {
         Ok(loss)
     }
 
+    /// [`loss_and_grads`](Self::loss_and_grads) plus the loss of `pairs`: returns (mean
+    /// squared error, pair loss), the gradient of their sum added to `grads`.
+    pub fn loss_and_grads_with_pairs(
+        &self,
+        batch: &Batch<'_>,
+        targets: &[f32],
+        pairs: &InBatchPairs<'_>,
+        ws: &mut TrainWorkspace,
+        grads: &mut Grads,
+    ) -> Result<(f32, f32)> {
+        let mse = self.forward(batch, targets, ws)?;
+        let pair_loss = self.backward_with(batch, targets, Some(pairs), ws, grads)?;
+        Ok((mse, pair_loss))
+    }
+
     /// The forward pass, saving activations: mean pooling, the projection; returns the mean
     /// squared error against `targets`.
     pub fn forward(
@@ -219,6 +317,19 @@ impl<'m, 'a> DistillTrainer<'m, 'a> {
         ws: &mut TrainWorkspace,
         grads: &mut Grads,
     ) -> Result<()> {
+        self.backward_with(batch, targets, None, ws, grads)
+            .map(|_| ())
+    }
+
+    /// The backward of the mean squared error and, if given, the pair loss (returned).
+    fn backward_with(
+        &self,
+        batch: &Batch<'_>,
+        targets: &[f32],
+        pairs: Option<&InBatchPairs<'_>>,
+        ws: &mut TrainWorkspace,
+        grads: &mut Grads,
+    ) -> Result<f32> {
         let m = self.model;
         let (h, width, bsz) = (m.bert.config.hidden_size, m.width(), batch.batch_size);
         let scale = 2.0 / (bsz * width) as f32;
@@ -230,6 +341,12 @@ impl<'m, 'a> DistillTrainer<'m, 'a> {
         for ((d, &y), &t) in ws.dlogits[..n].iter_mut().zip(out).zip(targets) {
             *d = scale * (y - t);
         }
+        let pair_loss = match pairs {
+            Some(p) => {
+                in_batch_pairs_loss(out, width, p, &mut ws.dlogits[..n], &mut ws.pair_scratch)?
+            }
+            None => 0.0,
+        };
         let dy = &ws.dlogits[..n];
         match &m.projection {
             Some(p) => {
@@ -258,7 +375,8 @@ impl<'m, 'a> DistillTrainer<'m, 'a> {
                 row.iter_mut().zip(g).for_each(|(d, &g)| *d = g * inv);
             }
         }
-        encoder_backward(&m.bert, batch, ws, grads)
+        encoder_backward(&m.bert, batch, ws, grads)?;
+        Ok(pair_loss)
     }
 }
 
@@ -324,6 +442,7 @@ pub fn doc_model() -> (String, Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
 
     /// The analytic gradient of a few parameters against central differences of the loss.
     #[test]
@@ -380,6 +499,42 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn pair_loss_gradient_matches_finite_differences() {
+        let y: Vec<f32> = (0..5 * 4)
+            .map(|i| ((i * 7 % 11) as f32 - 5.0) / 3.0)
+            .collect();
+        let pairs = [(0, 1), (2, 3), (4, 0)];
+        let p = InBatchPairs {
+            pairs: &pairs,
+            scale: 5.0,
+            weight: 0.7,
+        };
+        let mut scratch = Vec::new();
+        let mut dy = vec![0.0f32; y.len()];
+        let loss = in_batch_pairs_loss(&y, 4, &p, &mut dy, &mut scratch).unwrap();
+        assert!(loss > 0.0);
+        for k in 0..y.len() {
+            let at = |delta: f32| {
+                let mut y2 = y.clone();
+                y2[k] += delta;
+                let mut d = vec![0.0f32; y.len()];
+                in_batch_pairs_loss(&y2, 4, &p, &mut d, &mut Vec::new()).unwrap() as f64
+            };
+            let numeric = (at(1e-2) - at(-1e-2)) / 2e-2;
+            assert!(
+                (numeric - dy[k] as f64).abs() < 2e-3,
+                "{k}: {} vs {numeric}",
+                dy[k]
+            );
+        }
+        let bad = InBatchPairs {
+            pairs: &[(0, 9)],
+            ..p
+        };
+        assert!(in_batch_pairs_loss(&y, 4, &bad, &mut dy, &mut scratch).is_err());
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub struct TrainWorkspace {
     pub(crate) masks: Masks,
     /// The classifier's input after dropout.
     pub(crate) head_in: Vec<f32>,
+    /// Scratch of a loss over pairs of sequences (similarities, norms), grown on first use.
+    pub(crate) pair_scratch: Vec<f32>,
     /// (layers, rows × hidden, attention probabilities) at capacity, for the masks.
     sizes: (usize, usize, usize),
 }
@@ -144,6 +146,7 @@ impl TrainWorkspace {
             dropout: None,
             masks: Masks::default(),
             head_in: Vec::new(),
+            pair_scratch: Vec::new(),
             sizes: (c.num_hidden_layers, t * h, probs),
         })
     }

@@ -108,6 +108,14 @@ pub struct DistillArgs {
     /// A trainer state every this many steps, for --resume (0: after each epoch only).
     #[arg(long, default_value_t = DistillOptions::default().state_every)]
     pub state_every: usize,
+    /// Weight of an in-batch ranking loss over the corpus's (question, passage) pairs beside
+    /// the distillation loss (0: off; the default corpus's pairs are BoolQ's and DisflQA's
+    /// training rows).
+    #[arg(long, default_value_t = DistillOptions::default().pairs.weight)]
+    pub pair_weight: f32,
+    /// The ranking loss's scale of cosines.
+    #[arg(long, default_value_t = DistillOptions::default().pairs.scale)]
+    pub pair_scale: f32,
     /// Keep the teacher's embeddings of the corpus in this file (reused by later runs on the
     /// same teacher and texts); by default they live in --out while training.
     #[arg(long)]
@@ -171,6 +179,10 @@ impl DistillArgs {
             },
             state_every: self.state_every,
             max_texts: self.max_texts,
+            pairs: bert_std::train::distill::PairLoss {
+                weight: self.pair_weight,
+                scale: self.pair_scale,
+            },
             teacher_cache: self.teacher_cache.clone(),
         })
     }

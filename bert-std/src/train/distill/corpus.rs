@@ -53,6 +53,9 @@ impl Retrieval {
 pub struct DistillCorpus {
     /// The training texts, unique, in the order they were read.
     pub texts: Vec<String>,
+    /// (question, passage) pairs of the training data, as indices into `texts` (BoolQ's and
+    /// DisflQA's rows), for an in-batch ranking loss.
+    pub pairs: Vec<(usize, usize)>,
     /// The held-out BoolQ dev slice (empty for a corpus of the user's files).
     pub held_out: Retrieval,
 }
@@ -83,21 +86,31 @@ pub fn default_corpus(qa: &Path, data: &Path) -> Result<DistillCorpus> {
         if banned.contains(q) || banned.contains(p) {
             continue;
         }
-        texts.add(q);
-        texts.document(p);
+        texts.pair(q, p);
     }
-    for row in read("NarrativeQA/test.jsonl")?
+    let narrative = read("NarrativeQA/test.jsonl")?;
+    let disfl = read("DisflQA/test.jsonl")?;
+    for (row, pair) in narrative
         .iter()
-        .chain(&read("DisflQA/test.jsonl")?)
+        .map(|r| (r, false))
+        .chain(disfl.iter().map(|r| (r, true)))
     {
-        texts.add(field(row, "question"));
-        texts.document(field(row, "passage"));
+        let (q, p) = (field(row, "question"), field(row, "passage"));
+        if pair {
+            // DisflQA's passages are Wikipedia paragraphs a question is about; NarrativeQA's
+            // are whole story summaries, too long to pair with one question.
+            texts.pair(q, p);
+        } else {
+            texts.add(q);
+            texts.document(p);
+        }
         match row.get("answer") {
-            Some(Value::String(a)) => texts.add(a),
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(Value::as_str)
-                .for_each(|a| texts.add(a)),
+            Some(Value::String(a)) => {
+                texts.add(a);
+            }
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).for_each(|a| {
+                texts.add(a);
+            }),
             _ => {}
         }
     }
@@ -110,22 +123,44 @@ pub fn default_corpus(qa: &Path, data: &Path) -> Result<DistillCorpus> {
     }
     Ok(DistillCorpus {
         texts: texts.list,
+        pairs: texts.pairs,
         held_out,
     })
 }
 
-/// Unique texts in first-seen order.
+/// Unique texts in first-seen order, and pairs of them.
 #[derive(Default)]
 struct Texts {
-    seen: HashSet<String>,
+    seen: std::collections::HashMap<String, usize>,
     list: Vec<String>,
+    pairs: Vec<(usize, usize)>,
+    pair_seen: HashSet<(usize, usize)>,
 }
 
 impl Texts {
-    fn add(&mut self, text: &str) {
+    /// The text's index (added if new), or `None` for a text under 3 characters.
+    fn add(&mut self, text: &str) -> Option<usize> {
         let t = text.trim();
-        if t.chars().count() >= 3 && self.seen.insert(t.to_string()) {
-            self.list.push(t.to_string());
+        if t.chars().count() < 3 {
+            return None;
+        }
+        if let Some(&i) = self.seen.get(t) {
+            return Some(i);
+        }
+        self.seen.insert(t.to_string(), self.list.len());
+        self.list.push(t.to_string());
+        Some(self.list.len() - 1)
+    }
+
+    /// A question and its passage (the passage as a document), and the pair.
+    fn pair(&mut self, question: &str, passage: &str) {
+        let q = self.add(question);
+        let p = self.add(passage);
+        self.document(passage);
+        if let (Some(q), Some(p)) = (q, p) {
+            if q != p && self.pair_seen.insert((q, p)) {
+                self.pairs.push((q, p));
+            }
         }
     }
 

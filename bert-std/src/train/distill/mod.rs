@@ -59,6 +59,9 @@ pub struct DistillOptions {
     pub state_every: usize,
     /// Train on at most this many texts of the corpus, a seeded sample (0: all).
     pub max_texts: usize,
+    /// The in-batch ranking loss over the corpus's (question, passage) pairs, beside the
+    /// distillation loss (weight 0: off).
+    pub pairs: PairLoss,
     /// Keep the teacher's embeddings in this file (read back when it holds those of the same
     /// teacher and texts), instead of the run's work folder, which is removed at the end.
     pub teacher_cache: Option<std::path::PathBuf>,
@@ -85,9 +88,24 @@ impl Default for DistillOptions {
             },
             state_every: 200,
             max_texts: 0,
+            pairs: PairLoss {
+                weight: 0.0,
+                scale: 20.0,
+            },
             teacher_cache: None,
         }
     }
+}
+
+/// The in-batch ranking loss over (question, passage) pairs: each step's items are texts
+/// and pairs of texts, and every pair in the batch ranks its passage above the others'
+/// (sentence-transformers' `MultipleNegativesRankingLoss`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PairLoss {
+    /// Its weight beside the distillation loss (0: off, and pairs are not trained on).
+    pub weight: f32,
+    /// The cosines' scale.
+    pub scale: f32,
 }
 
 /// How the student's pooled vector (its hidden width) meets the teacher's embedding.
@@ -138,7 +156,7 @@ pub fn distill(
             "nothing to train: no batches or epochs".into(),
         ));
     }
-    let texts = sample(&corpus.texts, o.max_texts, t.seed);
+    let (texts, pairs) = sample(corpus, o.max_texts, t.seed);
     if texts.is_empty() {
         return Err(Error::Input(
             "nothing to train: the corpus has no texts".into(),
@@ -146,7 +164,10 @@ pub fn distill(
     }
     let work = out.join(".distill");
     std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
-    let data = setup::prepare(teacher, texts, o, &work, progress)?;
+    let mut data = setup::prepare(teacher, texts, o, &work, progress)?;
+    if o.pairs.weight > 0.0 {
+        data.pairs = pairs;
+    }
     let student = setup::student(teacher, o, &data)?;
     progress.line(&format!(
         "student: {} layers, hidden {}, {} heads, FFN {}, {} positions, {} tokens: {} \
@@ -199,15 +220,27 @@ pub fn distill(
 }
 
 /// At most `n` of `texts` (0: all), a seeded sample in corpus order.
-fn sample(texts: &[String], n: usize, seed: u64) -> Vec<String> {
+fn sample(corpus: &DistillCorpus, n: usize, seed: u64) -> (Vec<String>, Vec<(usize, usize)>) {
+    let texts = &corpus.texts;
     if n == 0 || n >= texts.len() {
-        return texts.to_vec();
+        return (texts.to_vec(), corpus.pairs.clone());
     }
     let mut order: Vec<usize> = (0..texts.len()).collect();
     Rng::new(seed ^ 0x7e47).shuffle(&mut order);
     let mut keep = order[..n].to_vec();
     keep.sort_unstable();
-    keep.into_iter().map(|i| texts[i].clone()).collect()
+    // The pairs whose texts are both kept, renumbered.
+    let mut new_index = vec![usize::MAX; texts.len()];
+    keep.iter()
+        .enumerate()
+        .for_each(|(new, &old)| new_index[old] = new);
+    let pairs = corpus
+        .pairs
+        .iter()
+        .map(|&(a, b)| (new_index[a], new_index[b]))
+        .filter(|&(a, b)| a != usize::MAX && b != usize::MAX)
+        .collect();
+    (keep.into_iter().map(|i| texts[i].clone()).collect(), pairs)
 }
 
 pub(crate) fn serialize_f32(tensors: &[student::Tensor]) -> Result<Vec<u8>> {
@@ -229,6 +262,7 @@ pub fn corpus_from_files(paths: &[impl AsRef<Path>]) -> Result<DistillCorpus> {
         .collect();
     Ok(DistillCorpus {
         texts,
+        pairs: Vec::new(),
         held_out: Retrieval::default(),
     })
 }

@@ -33,6 +33,15 @@ pub(super) struct Prepared {
     pub max_len: usize,
     /// The teacher's embeddings of the texts.
     pub targets: TeacherEmbeddings,
+    /// (question, passage) pairs trained on, as indices into `texts` (empty: none).
+    pub pairs: Vec<(usize, usize)>,
+}
+
+impl Prepared {
+    /// Training items: every text alone, then every pair.
+    pub fn items(&self) -> usize {
+        self.texts.len() + self.pairs.len()
+    }
 }
 
 /// Prune the teacher's vocabulary on `texts` into `work/vocab`, embed them with the teacher
@@ -78,6 +87,7 @@ pub(super) fn prepare(
         pad: tok.special.pad,
         max_len,
         targets,
+        pairs: Vec::new(),
     })
 }
 

@@ -4,11 +4,12 @@
 
 use std::path::Path;
 
-use bert_core::train::distill::{DistillTrainer, SentenceEncoder};
+use bert_core::train::distill::{DistillTrainer, InBatchPairs, SentenceEncoder};
 use bert_core::train::Grads;
 use bert_core::{Batch, Weights};
 
 use super::setup::{Prepared, Student};
+use super::teacher::TeacherEmbeddings;
 use super::{layout, serialize_f32, DistillOptions, PROJECTION};
 use crate::batching::RayonJoin;
 use crate::error::Result;
@@ -33,7 +34,13 @@ pub(super) fn train(
     let mut model = SentenceEncoder::load(&student.config, &weights, projection)?;
     let (mut grads, mut ws) = {
         let trainer = DistillTrainer::new(&model)?;
-        let mut ws = trainer.workspace(t.batch_size, data.max_len)?;
+        // A pair is two texts: a batch of pairs holds twice as many sequences.
+        let rows = if data.pairs.is_empty() {
+            t.batch_size
+        } else {
+            2 * t.batch_size
+        };
+        let mut ws = trainer.workspace(rows, data.max_len)?;
         ws.set_threads(rayon::current_num_threads(), &RayonJoin);
         (trainer.grads_named(PROJECTION), ws)
     };
@@ -55,7 +62,7 @@ pub(super) fn train(
     let base = ModelDir::open(&data.vocab_dir)?;
     let run = Run {
         options: t,
-        examples: data.texts.len(),
+        examples: data.items(),
         base: &base,
         config: &student.raw,
         out,
@@ -67,8 +74,19 @@ pub(super) fn train(
         |model: &SentenceEncoder<'_>, index: usize, chunk: &[usize], grads: &mut Grads| {
             ws.set_dropout(dropout_at(&student.raw, t, index));
             batch.fill(data, &student.targets, chunk);
-            let b = batch.batch(chunk.len());
-            Ok(DistillTrainer::new(model)?.loss_and_grads(&b, &batch.targets, &mut ws, grads)?)
+            let b = batch.batch();
+            let trainer = DistillTrainer::new(model)?;
+            if batch.pairs.is_empty() {
+                return Ok(trainer.loss_and_grads(&b, &batch.targets, &mut ws, grads)?);
+            }
+            let pairs = InBatchPairs {
+                pairs: &batch.pairs,
+                scale: o.pairs.scale,
+                weight: o.pairs.weight,
+            };
+            let (mse, ranking) =
+                trainer.loss_and_grads_with_pairs(&b, &batch.targets, &pairs, &mut ws, grads)?;
+            Ok(mse + ranking)
         };
     let mut rng = student.rng.clone();
     run.epochs(&mut model, &mut rng, &mut grads, &mut step, &mut |s| {
@@ -83,21 +101,38 @@ struct Padding {
     mask: Vec<u32>,
     targets: Vec<f32>,
     seq: usize,
+    /// The texts of the batch, in row order.
+    texts: Vec<usize>,
+    /// The batch's pairs, as rows.
+    pairs: Vec<(usize, usize)>,
 }
 
 impl Padding {
-    /// The texts `chunk`, right-padded to the longest, and their targets.
-    fn fill(
-        &mut self,
-        data: &Prepared,
-        targets: &super::teacher::TeacherEmbeddings,
-        chunk: &[usize],
-    ) {
-        self.seq = chunk.iter().map(|&i| data.ids[i].len()).max().unwrap_or(1);
+    /// The items `chunk` (a text, or a pair of texts: see [`Prepared::items`]) as rows,
+    /// right-padded to the longest, with their targets.
+    fn fill(&mut self, data: &Prepared, targets: &TeacherEmbeddings, chunk: &[usize]) {
+        self.texts.clear();
+        self.pairs.clear();
+        let n = data.texts.len();
+        for &item in chunk {
+            if item < n {
+                self.texts.push(item);
+            } else {
+                let (a, b) = data.pairs[item - n];
+                self.pairs.push((self.texts.len(), self.texts.len() + 1));
+                self.texts.extend([a, b]);
+            }
+        }
+        self.seq = self
+            .texts
+            .iter()
+            .map(|&i| data.ids[i].len())
+            .max()
+            .unwrap_or(1);
         self.ids.clear();
         self.mask.clear();
         self.targets.clear();
-        for &i in chunk {
+        for &i in &self.texts {
             let row = &data.ids[i];
             let pad = self.seq - row.len();
             self.ids.extend_from_slice(row);
@@ -109,12 +144,12 @@ impl Padding {
     }
 
     /// The core's view of it.
-    fn batch(&self, rows: usize) -> Batch<'_> {
+    fn batch(&self) -> Batch<'_> {
         Batch {
             input_ids: &self.ids,
             attention_mask: Some(&self.mask),
             token_type_ids: None,
-            batch_size: rows,
+            batch_size: self.texts.len(),
             seq_len: self.seq,
         }
     }
