@@ -71,17 +71,6 @@ fn rows(v: &Value) -> Vec<Vec<f32>> {
     v.as_array().unwrap().iter().map(floats).collect()
 }
 
-fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .flat_map(|(x, y)| {
-            assert_eq!(x.len(), y.len());
-            x.iter().zip(y).map(|(p, q)| (p - q).abs())
-        })
-        .fold(0.0, f32::max)
-}
-
 /// MiniLM with the prompts of the golden (hard links, and the golden's own config files).
 fn minilm_with_prompts(name: &str, pooling: Option<&Value>) -> (Scratch, PathBuf) {
     let golden = golden("tei.json");

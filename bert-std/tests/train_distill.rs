@@ -5,10 +5,8 @@
 //! take the student; a run killed in the middle of an epoch resumes to the same bits.
 mod common;
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bert_core::SafeTensors;
 use common::*;
@@ -71,17 +69,6 @@ fn embed(dir: &Path) -> Vec<Vec<f32>> {
             v["embedding"].as_array().unwrap().iter().map(f).collect()
         })
         .collect()
-}
-
-fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .flat_map(|(x, y)| {
-            assert_eq!(x.len(), y.len());
-            x.iter().zip(y).map(|(p, q)| (p - q).abs())
-        })
-        .fold(0.0, f32::max)
 }
 
 fn sentence_transformers() -> Vec<Vec<f32>> {
@@ -203,37 +190,10 @@ fn a_killed_distillation_resumes_to_the_same_bits() {
     run(&distill_args(&a, &extra));
     let args = distill_args(&b, &extra);
     let state = b.join("trainer_state.safetensors");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bert"))
-        .args(&args)
-        .env("BERT_MODELS_DIR", models_root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while !state.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no state written"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "finished before a state was written"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let child = start_until_file(&args, &state);
     // Let it go on a little, so the kill lands anywhere in the run.
     std::thread::sleep(Duration::from_millis(150));
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the run ended before the kill"
-    );
-    let sent = Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    assert_eq!(child.wait().unwrap().signal(), Some(9));
+    kill_9(child);
     assert!(state.exists(), "the killed run left its state");
     let mut resumed = args.clone();
     resumed.push("--resume".into());

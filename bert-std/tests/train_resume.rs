@@ -2,10 +2,7 @@
 //! for byte, as a run that was never interrupted; the checkpoint left by the killed run is whole.
 mod common;
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -92,30 +89,5 @@ fn resume_after_kill_9_gives_the_uninterrupted_weights() {
 
 /// Start `bert args`, wait for the trainer state, then `kill -9` the run.
 fn kill_after_first_epoch(args: &[&str], state: &Path) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bert"))
-        .args(args)
-        .env("BERT_MODELS_DIR", models_root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while !state.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no state written"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "finished before epoch 1 ended"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let sent = Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let status = child.wait().unwrap();
-    assert_eq!(status.signal(), Some(9), "the run was killed mid-way");
+    kill_9(start_until_file(args, state));
 }

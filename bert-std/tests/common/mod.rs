@@ -165,3 +165,63 @@ pub fn bert(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The largest difference between two lists of rows (of the same shapes).
+pub fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .flat_map(|(x, y)| {
+            assert_eq!(x.len(), y.len());
+            x.iter().zip(y).map(|(p, q)| (p - q).abs())
+        })
+        .fold(0.0, f32::max)
+}
+
+/// Start `bert args` (the test model cache, output discarded) and return it once `file`
+/// exists, still running; panics if it ends first or nothing comes within 300 s.
+pub fn start_until_file<S: AsRef<std::ffi::OsStr>>(args: &[S], file: &Path) -> std::process::Child {
+    use std::time::{Duration, Instant};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bert"))
+        .args(args)
+        .env("BERT_MODELS_DIR", models_root())
+        .env_remove("BERT_MODEL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !file.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no {} written",
+            file.display()
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before {} was written",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child
+}
+
+/// `kill -9` a running child and check it died of it.
+pub fn kill_9(mut child: std::process::Child) {
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run ended before the kill"
+    );
+    let sent = std::process::Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    assert_eq!(
+        child.wait().unwrap().signal(),
+        Some(9),
+        "the run was killed mid-way"
+    );
+}

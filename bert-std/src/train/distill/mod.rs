@@ -22,6 +22,7 @@
 //! ```
 
 pub mod corpus;
+mod cut;
 mod layout;
 mod linalg;
 pub mod retrieval;

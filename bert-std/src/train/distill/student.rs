@@ -8,7 +8,8 @@ use bert_core::rng::Rng;
 use bert_core::Weights;
 use serde_json::{Map, Value};
 
-use super::linalg::{principal_directions, Mat};
+use super::cut::{from_teacher, Teacher};
+use super::linalg::Mat;
 use crate::error::{Error, Result};
 use crate::train::fine_tune::normal_bytes;
 
@@ -129,39 +130,6 @@ pub struct StaticStart {
 /// One named f32 tensor.
 pub type Tensor = (String, Vec<usize>, Vec<f32>);
 
-/// The teacher's weights as f32 matrices, by name.
-struct Teacher<'t, 'w> {
-    weights: &'t Weights<'w>,
-}
-
-impl Teacher<'_, '_> {
-    fn get(&self, name: &str) -> Result<Mat> {
-        let (dtype, shape, bytes) = self
-            .weights
-            .raw_tensor(name)
-            .ok_or_else(|| Error::Input(format!("the teacher has no tensor {name}")))?;
-        if dtype != bert_core::Dtype::F32 {
-            return Err(Error::Input(format!(
-                "the teacher's {name} is {dtype}; distilling from it needs f32 weights"
-            )));
-        }
-        let (rows, cols) = match shape {
-            [n] => (1, *n),
-            [r, c] => (*r, *c),
-            _ => {
-                return Err(Error::Input(format!(
-                    "the teacher's {name} is not 1-D or 2-D"
-                )))
-            }
-        };
-        let data = bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-            .collect();
-        Ok(Mat { rows, cols, data })
-    }
-}
-
 /// The student's first tensors (bare BERT names, then `projection.weight` / `.bias` when
 /// `projection` > 0), for `vocab` tokens whose teacher rows are `teacher`'s word embeddings
 /// (already cut to the student's vocabulary).
@@ -174,13 +142,12 @@ pub fn init_tensors(
     start: Option<&StaticStart>,
     rng: &mut Rng,
 ) -> Result<Vec<Tensor>> {
-    let prefix = teacher.encoder_prefix();
-    let t = Teacher { weights: teacher };
-    let word = t.get(&format!("{prefix}embeddings.word_embeddings.weight"))?;
+    let t = Teacher::new(teacher);
+    let word = t.get("embeddings.word_embeddings.weight")?;
     let vocab = word.rows;
     match (init, start) {
         (Init::Random, _) => Ok(random(shape, vocab, projection, rng)),
-        (Init::Teacher, _) => from_teacher(shape, &t, prefix, teacher_config, word, projection),
+        (Init::Teacher, _) => from_teacher(shape, &t, teacher_config, word, projection),
         (Init::Static, None) => Err(Error::Input("static init needs its token vectors".into())),
         (Init::Static, Some(start)) => {
             let mut tensors = random(shape, vocab, projection, rng);
@@ -280,221 +247,9 @@ fn random(s: &StudentShape, vocab: usize, projection: usize, rng: &mut Rng) -> V
         .collect()
 }
 
-/// Evenly spaced teacher layers for `student` layers out of `teacher`: the first and the last
-/// always (`[0, 2, 3, 5]` for 4 of 6).
-pub fn layer_choice(student: usize, teacher: usize) -> Vec<usize> {
-    if student == 1 {
-        return vec![teacher - 1];
-    }
-    (0..student)
-        .map(|i| ((i * (teacher - 1)) as f64 / (student - 1) as f64).round() as usize)
-        .collect()
-}
-
-/// The `k` indices of the largest `scores`, ascending.
-fn strongest(scores: &[f64], k: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-    order.truncate(k);
-    order.sort_unstable();
-    order
-}
-
-fn from_teacher(
-    s: &StudentShape,
-    t: &Teacher<'_, '_>,
-    prefix: &str,
-    tc: &bert_core::BertConfig,
-    word: Mat,
-    projection: usize,
-) -> Result<Vec<Tensor>> {
-    let (th, h) = (tc.hidden_size, s.hidden);
-    if h > th
-        || s.intermediate > tc.intermediate_size
-        || s.max_positions > tc.max_position_embeddings
-    {
-        return Err(Error::Input(format!(
-            "the student ({h} wide, FFN {}, {} positions) must not be wider or longer than the \
-             teacher ({th}, {}, {}) to start from it; use --init random",
-            s.intermediate, s.max_positions, tc.intermediate_size, tc.max_position_embeddings
-        )));
-    }
-    // The basis of the student's residual stream: rows of `p` [h, th].
-    let p = principal_directions(&word, h);
-    let down = |m: &Mat| m.matmul_t(&p); // [n, th] -> [n, h]
-    let up = |m: &Mat| p.matmul(m); // [th, k] -> [h, k]
-    let norm = |name: &str| -> Result<(Vec<f64>, Vec<f64>)> {
-        let (g, b) = (
-            t.get(&format!("{name}.weight"))?,
-            t.get(&format!("{name}.bias"))?,
-        );
-        Ok((p.diag_conj(&g.data), p.matvec(&b.data)))
-    };
-    let mut out: Vec<Tensor> = Vec::new();
-    let mut put = |name: String, shape: Vec<usize>, v: &[f64]| {
-        out.push((name, shape, v.iter().map(|&x| x as f32).collect()));
-    };
-    let e = format!("{prefix}embeddings");
-    put(
-        "embeddings.word_embeddings.weight".into(),
-        vec![word.rows, h],
-        &down(&word).data,
-    );
-    let pos = t
-        .get(&format!("{e}.position_embeddings.weight"))?
-        .top_rows(s.max_positions);
-    put(
-        "embeddings.position_embeddings.weight".into(),
-        vec![s.max_positions, h],
-        &down(&pos).data,
-    );
-    let types = t
-        .get(&format!("{e}.token_type_embeddings.weight"))?
-        .top_rows(2);
-    put(
-        "embeddings.token_type_embeddings.weight".into(),
-        vec![2, h],
-        &down(&types).data,
-    );
-    let (g, b) = norm(&format!("{e}.LayerNorm"))?;
-    put("embeddings.LayerNorm.weight".into(), vec![h], &g);
-    put("embeddings.LayerNorm.bias".into(), vec![h], &b);
-    let (td, d) = (tc.head_dim(), h / s.heads);
-    for (l, &tl) in layer_choice(s.layers, tc.num_hidden_layers)
-        .iter()
-        .enumerate()
-    {
-        let src = format!("{prefix}encoder.layer.{tl}");
-        let dst = format!("encoder.layer.{l}");
-        let lin = |n: &str| -> Result<(Mat, Mat)> {
-            Ok((
-                t.get(&format!("{src}.{n}.weight"))?,
-                t.get(&format!("{src}.{n}.bias"))?,
-            ))
-        };
-        let (q, k, v, o) = (
-            lin("attention.self.query")?,
-            lin("attention.self.key")?,
-            lin("attention.self.value")?,
-            lin("attention.output.dense")?,
-        );
-        // The heads whose query-key and value-output products are largest (the first `h`
-        // rows when the head widths differ).
-        let rows: Vec<usize> = if td == d {
-            let score = |hd: usize| {
-                let r = hd * d..(hd + 1) * d;
-                q.0.rows_norm(r.clone()) * k.0.rows_norm(r.clone())
-                    + v.0.rows_norm(r.clone()) * o.0.cols_norm(r)
-            };
-            let scores: Vec<f64> = (0..tc.num_attention_heads).map(score).collect();
-            strongest(&scores, s.heads)
-                .into_iter()
-                .flat_map(|hd| hd * d..(hd + 1) * d)
-                .collect()
-        } else {
-            (0..h).collect()
-        };
-        for (name, (w, b)) in [
-            ("attention.self.query", &q),
-            ("attention.self.key", &k),
-            ("attention.self.value", &v),
-        ] {
-            put(
-                format!("{dst}.{name}.weight"),
-                vec![h, h],
-                &down(&w.select_rows(&rows)).data,
-            );
-            put(
-                format!("{dst}.{name}.bias"),
-                vec![h],
-                &b.select_cols(&rows).data,
-            );
-        }
-        put(
-            format!("{dst}.attention.output.dense.weight"),
-            vec![h, h],
-            &up(&o.0.select_cols(&rows)).data,
-        );
-        put(
-            format!("{dst}.attention.output.dense.bias"),
-            vec![h],
-            &p.matvec(&o.1.data),
-        );
-        let (g, b) = norm(&format!("{src}.attention.output.LayerNorm"))?;
-        put(
-            format!("{dst}.attention.output.LayerNorm.weight"),
-            vec![h],
-            &g,
-        );
-        put(
-            format!("{dst}.attention.output.LayerNorm.bias"),
-            vec![h],
-            &b,
-        );
-        let (w1, b1) = lin("intermediate.dense")?;
-        let (w2, b2) = lin("output.dense")?;
-        let scores: Vec<f64> = (0..w1.rows)
-            .map(|n| w1.rows_norm(n..n + 1) * w2.cols_norm(n..n + 1))
-            .collect();
-        let neurons = strongest(&scores, s.intermediate);
-        let i = s.intermediate;
-        put(
-            format!("{dst}.intermediate.dense.weight"),
-            vec![i, h],
-            &down(&w1.select_rows(&neurons)).data,
-        );
-        put(
-            format!("{dst}.intermediate.dense.bias"),
-            vec![i],
-            &b1.select_cols(&neurons).data,
-        );
-        put(
-            format!("{dst}.output.dense.weight"),
-            vec![h, i],
-            &up(&w2.select_cols(&neurons)).data,
-        );
-        put(
-            format!("{dst}.output.dense.bias"),
-            vec![h],
-            &p.matvec(&b2.data),
-        );
-        let (g, b) = norm(&format!("{src}.output.LayerNorm"))?;
-        put(format!("{dst}.output.LayerNorm.weight"), vec![h], &g);
-        put(format!("{dst}.output.LayerNorm.bias"), vec![h], &b);
-    }
-    if projection > 0 {
-        // Back to the teacher's space: the basis transposed (projection = teacher width), else
-        // its first `projection` coordinates.
-        let back = p.transpose().top_rows(projection.min(th));
-        let mut w = vec![0.0; projection * h];
-        w[..back.data.len()].copy_from_slice(&back.data);
-        put("projection.weight".into(), vec![projection, h], &w);
-        put(
-            "projection.bias".into(),
-            vec![projection],
-            &vec![0.0; projection],
-        );
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn layers_are_spread_from_first_to_last() {
-        assert_eq!(layer_choice(4, 6), [0, 2, 3, 5]);
-        assert_eq!(layer_choice(3, 6), [0, 3, 5]);
-        assert_eq!(layer_choice(2, 6), [0, 5]);
-        assert_eq!(layer_choice(1, 6), [5]);
-        assert_eq!(layer_choice(6, 6), [0, 1, 2, 3, 4, 5]);
-    }
-
-    #[test]
-    fn strongest_keeps_order() {
-        assert_eq!(strongest(&[0.1, 5.0, 0.3, 4.0], 2), [1, 3]);
-    }
 
     #[test]
     fn parameter_count_matches_the_layout() {
