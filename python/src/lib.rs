@@ -44,8 +44,7 @@ fn resolve(model: Option<&str>, default: Option<&str>) -> PyResult<PathBuf> {
             )),
         };
     let path = Path::new(name);
-    if path.exists() || name.starts_with("hf:") || bert_std::task_models::student::is_named(path)
-    {
+    if path.exists() || name.starts_with("hf:") || bert_std::task_models::student::is_named(path) {
         return bert_std::runtime::model_path(path).map_err(err);
     }
     let cached = bert_std::fetch::models_root().join(name);
