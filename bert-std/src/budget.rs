@@ -21,6 +21,8 @@ pub struct Budget {
     pub weights_stored: u64,
     /// `vocab.txt` if there is one, else `tokenizer.json`.
     pub vocabulary: u64,
+    /// A sentence-transformers `Dense` module's weights after the pooling, if any.
+    pub dense: u64,
     /// Every buffer of one forward of one sequence (a [`bert_core::Workspace`]).
     pub workspace: usize,
     /// The encoder's weights as packed for the kernels (the runtime's default; `prepack`).
@@ -69,12 +71,18 @@ impl Budget {
                     .map(|m| m.len())
                     .map_err(|e| Error::io(&p, e))
             })?;
+        let dense_path = dir.root.join("2_Dense/model.safetensors");
+        let dense = match fs::metadata(&dense_path) {
+            Ok(m) if !dir.pooling.dense.is_empty() => m.len(),
+            _ => 0,
+        };
         loaded.prepack();
         let packed = loaded.model().bert().packed_bytes();
         Ok(Budget {
             max_tokens,
             weights_stored,
             vocabulary,
+            dense,
             workspace,
             packed,
         })
@@ -96,6 +104,13 @@ impl fmt::Display for Budget {
             kb(self.vocabulary as f64),
             kb((self.weights_stored + self.vocabulary) as f64)
         )?;
+        if self.dense > 0 {
+            writeln!(
+                f,
+                "  and a Dense module after the pooling: {:.1} KB",
+                kb(self.dense as f64)
+            )?;
+        }
         writeln!(
             f,
             "  RAM, weights read in place: workspace {:.1} KB",
