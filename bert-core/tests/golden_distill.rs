@@ -46,3 +46,65 @@ fn distillation_gradients_match_torch_autograd() {
     eprintln!("distillation: {checked} gradient values checked, worst {worst:.3e} ({name})");
     assert!(worst <= 1e-5, "{worst} > 1e-5 in {name}");
 }
+
+/// ELECTRA's narrower embeddings (16 wide, `embeddings_project` to 32) on a seeded tiny model:
+/// the projection's, the LayerNorm's and the tables' gradients, every one whole, ≤ 1e-5.
+#[test]
+fn factorized_embeddings_gradients_match_torch_autograd() {
+    let golden = Golden::open("train_distill_electra.safetensors");
+    let config = bert_core::BertConfig::from_json(
+        &std::fs::read_to_string(golden_path("config_distill_electra.json")).unwrap(),
+    )
+    .unwrap();
+    let bytes = std::fs::read(golden_path("train_distill_electra.safetensors")).unwrap();
+    let st = bert_core::SafeTensors::parse(&bytes).unwrap();
+    // The model's weights (under "model.") and the projection as a file of their own.
+    let owned: Vec<(String, Vec<usize>, Vec<u8>)> = st
+        .names()
+        .filter_map(|n| {
+            let bare = n
+                .strip_prefix("model.")
+                .or(n.starts_with("projection.").then_some(n))?;
+            let t = st.tensor(n).unwrap();
+            Some((bare.to_string(), t.shape.to_vec(), t.data.to_vec()))
+        })
+        .collect();
+    let views: Vec<(&str, Dtype, &[usize], &[u8])> = owned
+        .iter()
+        .map(|(n, s, b)| (n.as_str(), Dtype::F32, &s[..], &b[..]))
+        .collect();
+    let file = serialize(&views, &[]).unwrap();
+    let weights = Weights::from_buffers(&[&file]).unwrap();
+    let student = SentenceEncoder::load(&config, &weights, Some(("projection", 24))).unwrap();
+    assert!(student.bert.embeddings.project.is_some());
+    let inputs = golden.inputs("inputs");
+    let (targets, _) = golden.f32("targets");
+    let trainer = DistillTrainer::new(&student).unwrap();
+    let mut grads = trainer.grads();
+    let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
+    let loss = trainer
+        .loss_and_grads(&inputs.batch(), &targets, &mut ws, &mut grads)
+        .unwrap();
+    let want = golden.f32("loss").0[0];
+    assert!((loss - want).abs() < 1e-6, "loss {loss} vs torch {want}");
+    let mut worst = (0.0f32, String::new());
+    let mut names = 0;
+    for (name, g) in grads.iter() {
+        let (want, _) = golden.f32(&format!("grad.{name}"));
+        let d = max_abs_diff(g, &want);
+        if d > worst.0 {
+            worst = (d, name.to_string());
+        }
+        names += 1;
+    }
+    eprintln!(
+        "factorized: {names} gradients, worst {:.3e} ({})",
+        worst.0, worst.1
+    );
+    assert_eq!(
+        names,
+        2 + 5 + 2 * 16 + 2,
+        "tables, norm, layers, embeddings_project, projection"
+    );
+    assert!(worst.0 <= 1e-5, "{} > 1e-5 in {}", worst.0, worst.1);
+}

@@ -25,8 +25,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::encoder::{
-    check_trainable, encoder_backward, encoder_forward, encoder_grads, weight, EMBEDDINGS,
-    PER_LAYER,
+    check_trainable, encoder_backward, encoder_forward, encoder_grads, encoder_slots, weight,
 };
 use super::ops::linear_backward;
 use super::params::{bert_params, linear, Parameters, Visit};
@@ -177,7 +176,7 @@ impl<'m, 'a> DistillTrainer<'m, 'a> {
     /// A trainer for `model`: BERT's block with f32 weights.
     pub fn new(model: &'m SentenceEncoder<'a>) -> Result<Self> {
         check_trainable(&model.bert)?;
-        let projection_slot = EMBEDDINGS + model.bert.encoder.layer.len() * PER_LAYER;
+        let projection_slot = encoder_slots(&model.bert);
         Ok(DistillTrainer {
             model,
             projection_slot,

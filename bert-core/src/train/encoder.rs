@@ -3,10 +3,9 @@
 //! last hidden states) down to the embedding tables, and the encoder's gradient buffers.
 
 use alloc::format;
-use alloc::string::String;
 
 use super::dropout::{self, Dropout};
-use super::ops::{add_row, gelu_backward};
+use super::ops::gelu_backward;
 use super::threads;
 use super::workspace::TrainWorkspace;
 use super::Grads;
@@ -55,8 +54,8 @@ pub(crate) fn encoder_grads(bert: &BertModel<'_>, g: &mut Grads) {
         format!("{p}embeddings.token_type_embeddings.weight"),
         &[types, e.width()],
     );
-    g.push(format!("{p}embeddings.LayerNorm.weight"), &[c.hidden_size]);
-    g.push(format!("{p}embeddings.LayerNorm.bias"), &[c.hidden_size]);
+    g.push(format!("{p}embeddings.LayerNorm.weight"), &[e.width()]);
+    g.push(format!("{p}embeddings.LayerNorm.bias"), &[e.width()]);
     for (l, layer) in bert.encoder.layer.iter().enumerate() {
         let base = format!("{p}encoder.layer.{l}");
         let a = &layer.attention;
@@ -93,6 +92,24 @@ pub(crate) fn encoder_grads(bert: &BertModel<'_>, g: &mut Grads) {
         g.push(format!("{base}.output.LayerNorm.weight"), &[c.hidden_size]);
         g.push(format!("{base}.output.LayerNorm.bias"), &[c.hidden_size]);
     }
+    if let Some(project) = &e.project {
+        let name = crate::families::names(c.arch.family)
+            .embeddings_project
+            .unwrap_or("embeddings_project");
+        g.push(format!("{p}{name}.weight"), &[c.hidden_size, e.width()]);
+        g.push(format!("{p}{name}.bias"), &[project.out_features()]);
+    }
+}
+
+/// Gradient slots of the encoder (embeddings, every layer, the embeddings' projection if
+/// any): a head's parameters come after them.
+pub(crate) fn encoder_slots(bert: &BertModel<'_>) -> usize {
+    let project = if bert.embeddings.project.is_some() {
+        2
+    } else {
+        0
+    };
+    EMBEDDINGS + bert.encoder.layer.len() * PER_LAYER + project
 }
 
 /// Embeddings and every layer over the real tokens of `batch`, packed; saves activations.
@@ -120,43 +137,8 @@ pub(crate) fn encoder_forward(
         }
     }
     ws.offsets[batch.batch_size] = t;
-    // Embeddings, then LayerNorm (saved).
-    let e = &bert.embeddings;
-    let x = &mut ws.x[..t * h];
-    let pe = e
-        .position_embeddings
-        .as_ref()
-        .ok_or_else(|| Error::Unsupported {
-            field: "position_embedding_type",
-            value: String::from("none"),
-            supported: "absolute",
-        })?;
-    let te = e
-        .token_type_embeddings
-        .as_ref()
-        .ok_or_else(|| Error::Unsupported {
-            field: "type_vocab_size",
-            value: String::from("0"),
-            supported: "at least 1",
-        })?;
-    for (r, dst) in x.chunks_exact_mut(h).enumerate() {
-        let i = ws.packed[r] as usize;
-        e.word_embeddings
-            .lookup_into(batch.input_ids[i] as usize, dst);
-        let typ = batch.token_type_ids.map_or(0, |tt| tt[i]) as usize;
-        add_row(&te.weight, typ, dst);
-        add_row(&pe.weight, i % batch.seq_len, dst);
-    }
-    let ln = &e.layer_norm;
+    super::embeddings::forward(&bert.embeddings, batch, t, ws)?;
     let par = ws.par;
-    threads::layer_norm_save(
-        par,
-        ws.lanes.len(),
-        x,
-        (&ln.weight, &ln.bias, ln.eps),
-        &mut ws.emb_xhat[..t * h],
-        &mut ws.emb_rstd[..t],
-    );
     let scale = 1.0 / libm::sqrtf(d as f32);
     let shape = threads::Heads {
         offsets: &ws.offsets[..=batch.batch_size],
@@ -172,10 +154,6 @@ pub(crate) fn encoder_forward(
         let spec = (d.seed, stream, d.hidden);
         threads::fill_rows(par, lanes, &mut mask[..t * h], &ws.packed[..t], h, spec);
     };
-    if let Some(d) = hidden {
-        rows(&mut ws.masks.embeddings, dropout::EMBEDDINGS_STREAM, d);
-        dropout::apply(&mut ws.x[..t * h], &ws.masks.embeddings);
-    }
     for (l, (layer, saved)) in bert
         .encoder
         .layer
@@ -427,35 +405,9 @@ pub(crate) fn encoder_backward(
             );
         }
     }
-    // Embedding dropout and LayerNorm, then the scatter into the tables.
-    if hidden {
-        dropout::apply(&mut ws.dx[..t * h], &ws.masks.embeddings);
-    }
-    let e = &bert.embeddings;
-    {
-        let (gw, gb) = grads.pair(3, 4);
-        threads::layer_norm_backward(
-            par,
-            ws.lanes.len(),
-            (&ws.dx[..t * h], &ws.emb_xhat[..t * h], &ws.emb_rstd[..t]),
-            &e.layer_norm.weight,
-            &mut ws.da[..t * h],
-            false,
-            gw,
-            gb,
-        );
-    }
-    for r in 0..t {
-        let i = ws.packed[r] as usize;
-        let de = &ws.da[r * h..(r + 1) * h];
-        let id = batch.input_ids[i] as usize;
-        let typ = batch.token_type_ids.map_or(0, |tt| tt[i]) as usize;
-        for (slot, index) in [(0, id), (1, i % batch.seq_len), (2, typ)] {
-            let g = &mut grads.slot(slot)[index * h..(index + 1) * h];
-            g.iter_mut().zip(de).for_each(|(a, b)| *a += b);
-        }
-    }
-    Ok(())
+    // The embeddings: the projection (if any), dropout, LayerNorm, the tables' rows.
+    let project = EMBEDDINGS + bert.encoder.layer.len() * PER_LAYER;
+    super::embeddings::backward(&bert.embeddings, batch, t, project, ws, grads)
 }
 
 /// `out = dy * mask`.
@@ -517,15 +469,15 @@ fn attention_mask(
     }
 }
 
-/// Training runs BERT's block so far: post-norm, absolute positions, token types, no embedding
-/// projection, exact GELU.
+/// Training runs BERT's block so far: post-norm, absolute positions, token types, embeddings
+/// no wider than the hidden width (ELECTRA's narrower ones projected up), exact GELU.
 pub(crate) fn check_trainable(bert: &BertModel<'_>) -> Result<()> {
     let arch = &bert.config.arch;
     let emb = &bert.embeddings;
     if arch.block != crate::arch::Block::PostNorm
         || arch.positions != crate::arch::PositionScheme::Absolute
         || emb.token_type_embeddings.is_none()
-        || emb.project.is_some()
+        || emb.width() > bert.config.hidden_size
         || bert.config.hidden_act != Activation::Gelu
     {
         return Err(Error::Unsupported {

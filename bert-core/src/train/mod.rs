@@ -12,6 +12,7 @@
 
 pub mod distill;
 pub mod dropout;
+mod embeddings;
 mod encoder;
 pub mod ops;
 pub mod optim;

@@ -140,7 +140,8 @@ fn prediction_params<'s>(p: &'s mut BertLMPredictionHead<'_>, out: Visit<'_, 's>
     Ok(())
 }
 
-/// The encoder's parameters (embeddings, then every layer), then the pooler's when
+/// The encoder's parameters (embeddings, every layer, the embeddings' projection if any),
+/// then the pooler's when
 /// `with_pooler` (a sentence-level head follows it), as the trainers order them.
 pub(crate) fn bert_params<'s>(
     bert: &'s mut crate::model::BertModel<'_>,
@@ -158,6 +159,7 @@ pub(crate) fn bert_params<'s>(
         position_embeddings,
         token_type_embeddings,
         layer_norm,
+        project,
         ..
     } = embeddings;
     out(matrix(&mut word_embeddings.weight)?);
@@ -187,6 +189,9 @@ pub(crate) fn bert_params<'s>(
         linear(&mut intermediate.dense, out)?;
         linear(&mut output.dense, out)?;
         norm(&mut output.layer_norm, out);
+    }
+    if let Some(p) = project {
+        linear(p, out)?;
     }
     if with_pooler {
         let p = pooler.as_mut().ok_or_else(|| Error::MissingTensor {

@@ -11,8 +11,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::encoder::{
-    check_trainable, encoder_backward, encoder_forward, encoder_grads, weight, EMBEDDINGS,
-    PER_LAYER,
+    check_trainable, encoder_backward, encoder_forward, encoder_grads, encoder_slots, weight,
 };
 use super::ops::{gelu_grad, layer_norm_backward, layer_norm_save};
 use super::pooled::{check_tanh_pooler, pooled_backward, pooled_forward};
@@ -130,7 +129,7 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
 
     /// Index of the first head gradient after the encoder's.
     fn head_base(&self) -> usize {
-        EMBEDDINGS + self.bert.encoder.layer.len() * PER_LAYER
+        encoder_slots(self.bert)
     }
 
     /// The gradient buffers, named as PyTorch names them: the encoder's, the pooler's (NSP),

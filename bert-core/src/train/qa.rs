@@ -7,8 +7,7 @@ use alloc::format;
 use alloc::string::String;
 
 use super::encoder::{
-    check_trainable, encoder_backward, encoder_forward, encoder_grads, weight, EMBEDDINGS,
-    PER_LAYER,
+    check_trainable, encoder_backward, encoder_forward, encoder_grads, encoder_slots, weight,
 };
 use super::ops::linear_backward;
 use super::workspace::TrainWorkspace;
@@ -103,7 +102,7 @@ impl<'m, 'a> QaTrainer<'m, 'a> {
                 }
             }
         }
-        let w = EMBEDDINGS + m.bert.encoder.layer.len() * PER_LAYER;
+        let w = encoder_slots(&m.bert);
         let (gw, gb) = grads.pair(w, w + 1);
         linear_backward(
             &ws.x,

@@ -6,7 +6,7 @@ use alloc::format;
 use alloc::string::String;
 
 use super::encoder::{
-    check_trainable, encoder_backward, encoder_forward, encoder_grads, EMBEDDINGS, PER_LAYER,
+    check_trainable, encoder_backward, encoder_forward, encoder_grads, encoder_slots,
 };
 use super::pooled::{check_tanh_pooler, pooled_backward, pooled_forward};
 use super::workspace::TrainWorkspace;
@@ -98,7 +98,7 @@ impl<'m, 'a> SeqClsTrainer<'m, 'a> {
         let h = m.bert.config.hidden_size;
         let bsz = batch.batch_size;
         let t = ws.offsets[bsz];
-        let pooler = EMBEDDINGS + m.bert.encoder.layer.len() * PER_LAYER;
+        let pooler = encoder_slots(&m.bert);
         ws.dx[..t * h].fill(0.0);
         pooled_backward(
             &m.bert,

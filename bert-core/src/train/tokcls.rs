@@ -7,8 +7,7 @@ use alloc::string::String;
 
 use super::dropout;
 use super::encoder::{
-    check_trainable, encoder_backward, encoder_forward, encoder_grads, weight, EMBEDDINGS,
-    PER_LAYER,
+    check_trainable, encoder_backward, encoder_forward, encoder_grads, encoder_slots, weight,
 };
 use super::ops::linear_backward;
 use super::workspace::TrainWorkspace;
@@ -130,7 +129,7 @@ impl<'m, 'a> TokClsTrainer<'m, 'a> {
                 *g = ((p - y) / counted as f64) as f32;
             }
         }
-        let w = EMBEDDINGS + m.bert.encoder.layer.len() * PER_LAYER;
+        let w = encoder_slots(&m.bert);
         let (gw, gb) = grads.pair(w, w + 1);
         linear_backward(
             if dropped { &ws.head_in } else { &ws.x },

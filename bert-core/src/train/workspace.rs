@@ -38,6 +38,9 @@ pub struct TrainWorkspace {
     pub(crate) packed: Vec<u32>,
     pub(crate) emb_xhat: Vec<f32>,
     pub(crate) emb_rstd: Vec<f32>,
+    /// The embeddings after LayerNorm and dropout, the projection's input (ELECTRA's narrower
+    /// tables); empty without a projection.
+    pub(crate) emb_out: Vec<f32>,
     pub(crate) layers: Vec<LayerSaved>,
     pub(crate) x: Vec<f32>,
     pub(crate) cls: Vec<f32>,
@@ -125,6 +128,10 @@ impl TrainWorkspace {
             packed: vec![0; t],
             emb_xhat: vec![0.0; t * h],
             emb_rstd: vec![0.0; t],
+            emb_out: match bert.embeddings.project {
+                Some(_) => vec![0.0; t * bert.embeddings.width()],
+                None => Vec::new(),
+            },
             layers: vec![layer; c.num_hidden_layers],
             x: vec![0.0; t * h],
             cls: vec![0.0; max_batch * h],

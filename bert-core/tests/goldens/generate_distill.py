@@ -9,6 +9,8 @@ gradient by torch.autograd, dropout off, on a right-padded batch of three senten
     python3 scripts/fetch_models.py
     python3 bert-core/tests/goldens/generate_distill.py
 
+Also writes train_distill_electra.safetensors (see factorized()).
+
 Writes train_distill.safetensors: "inputs.*" (I64), "projection.weight", "projection.bias",
 "targets", "loss", "embeddings", and per parameter (PyTorch's names; the projection as
 "projection.*") its gradient's norm and sum and 512 seeded values (the word embeddings: the used
@@ -65,5 +67,49 @@ def main():
     save_file(saved, os.path.join(HERE, "train_distill.safetensors"))
 
 
+def factorized():
+    """A seeded tiny ElectraModel with embeddings narrower than the hidden width (16 -> 32,
+    `embeddings_project`), mean pooling, a 32 -> 24 projection and MSELoss: every gradient,
+    whole. Writes train_distill_electra.safetensors (the model's weights under "model.", the
+    rest as above) and config_distill_electra.json."""
+    from transformers import ElectraConfig, ElectraModel
+    torch.manual_seed(3)
+    config = ElectraConfig(vocab_size=50, embedding_size=16, hidden_size=32, num_hidden_layers=2,
+                           num_attention_heads=2, intermediate_size=64, max_position_embeddings=16,
+                           type_vocab_size=2, hidden_act="gelu", initializer_range=0.2)
+    model = ElectraModel(config).eval()
+    with open(os.path.join(HERE, "config_distill_electra.json"), "w") as f:
+        f.write(config.to_json_string())
+    gen = torch.Generator().manual_seed(11)
+    ids = torch.randint(1, 50, (3, 9), generator=gen)
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    mask[2, 3:] = 0
+    types = torch.zeros_like(ids)
+    types[0, 5:] = 1
+    projection = torch.nn.Linear(32, 24)
+    with torch.no_grad():
+        projection.weight.copy_(torch.randn(24, 32, generator=gen) * 0.1)
+        projection.bias.copy_(torch.randn(24, generator=gen) * 0.01)
+    targets = torch.randn(3, 24, generator=gen) * 0.3
+    hidden = model(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    emb = projection((hidden * m).sum(1) / m.sum(1))
+    loss = torch.nn.MSELoss()(emb, targets)
+    loss.backward()
+    saved = {"inputs.input_ids": ids, "inputs.attention_mask": mask, "inputs.token_type_ids": types,
+             "projection.weight": projection.weight.detach().contiguous(),
+             "projection.bias": projection.bias.detach().contiguous(),
+             "targets": targets, "loss": loss.detach().reshape(1),
+             "embeddings": emb.detach().contiguous()}
+    for name, p in model.named_parameters():
+        saved[f"model.{name}"] = p.detach().contiguous()
+        saved[f"grad.{name}"] = p.grad.detach().contiguous()
+    for name, p in projection.named_parameters():
+        saved[f"grad.projection.{name}"] = p.grad.detach().contiguous()
+    save_file(saved, os.path.join(HERE, "train_distill_electra.safetensors"))
+
+
 if __name__ == "__main__":
     main()
+    factorized()

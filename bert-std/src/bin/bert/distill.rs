@@ -75,6 +75,11 @@ pub struct DistillArgs {
     /// characters always kept).
     #[arg(long, default_value_t = StudentShape::DEFAULT.vocab_size)]
     pub vocab_size: usize,
+    /// Width of the student's embedding tables: narrower than --hidden factorizes them
+    /// (tables of this width and a projection up, written as an ELECTRA model), so a larger
+    /// vocabulary fits the same bytes; 0: as wide as --hidden.
+    #[arg(long, default_value_t = StudentShape::DEFAULT.embedding)]
+    pub embedding_size: usize,
     /// How the student's weights start.
     #[arg(long, value_enum, default_value = "teacher")]
     pub init: InitArg,
@@ -152,6 +157,7 @@ impl DistillArgs {
             intermediate: self.intermediate,
             max_positions: self.max_positions,
             vocab_size: self.vocab_size,
+            embedding: self.embedding_size,
         };
         shape.check()?;
         Ok(DistillOptions {

@@ -29,6 +29,10 @@ pub struct StudentShape {
     /// Tokens in the pruned vocabulary (at most; the special tokens and single characters
     /// always stay).
     pub vocab_size: usize,
+    /// Width of the embedding tables: narrower than `hidden` factorizes them (ALBERT's and
+    /// ELECTRA's way: tables of this width and `embeddings_project` up to the hidden width,
+    /// written as an ELECTRA model); 0 or `hidden`: as wide as the hidden states (BERT).
+    pub embedding: usize,
 }
 
 impl StudentShape {
@@ -40,7 +44,22 @@ impl StudentShape {
         intermediate: 384,
         max_positions: 128,
         vocab_size: 4096,
+        embedding: 0,
     };
+
+    /// The embedding tables' width.
+    pub fn embedding_width(&self) -> usize {
+        if self.embedding == 0 {
+            self.hidden
+        } else {
+            self.embedding
+        }
+    }
+
+    /// Whether the tables are narrower than the hidden states.
+    pub fn factorized(&self) -> bool {
+        self.embedding_width() < self.hidden
+    }
 
     /// Refuse shapes that cannot be built (or that no device would hold).
     pub fn check(&self) -> Result<()> {
@@ -50,12 +69,13 @@ impl StudentShape {
             && self.hidden.is_multiple_of(self.heads)
             && (8..=16384).contains(&self.intermediate)
             && (8..=8192).contains(&self.max_positions)
-            && (8..=1 << 20).contains(&self.vocab_size);
+            && (8..=1 << 20).contains(&self.vocab_size)
+            && (self.embedding == 0 || (4..=self.hidden).contains(&self.embedding));
         if !ok {
             return Err(Error::Input(format!(
                 "student shape {self:?}: layers must be in 1..=48, hidden in 8..=4096 and a \
                  multiple of heads (1..=64), intermediate in 8..=16384, max positions in \
-                 8..=8192, vocabulary in 8..=1048576"
+                 8..=8192, vocabulary in 8..=1048576, the embedding width 0 or in 4..=hidden"
             )));
         }
         Ok(())
@@ -64,9 +84,10 @@ impl StudentShape {
     /// Parameters of the encoder with a vocabulary of `vocab` tokens (and a projection to
     /// `projection` dimensions, 0 for none).
     pub fn parameters(&self, vocab: usize, projection: usize) -> usize {
-        let (h, i) = (self.hidden, self.intermediate);
+        let (h, i, e) = (self.hidden, self.intermediate, self.embedding_width());
         let layer = 4 * (h * h + h) + 2 * h * i + i + h + 4 * h;
-        let embeddings = (vocab + self.max_positions + 2) * h + 2 * h;
+        let project = if self.factorized() { e * h + h } else { 0 };
+        let embeddings = (vocab + self.max_positions + 2) * e + 2 * e + project;
         let dense = if projection > 0 {
             projection * h + projection
         } else {
@@ -87,8 +108,14 @@ impl StudentShape {
         ] {
             c.remove(key);
         }
-        c.insert("architectures".into(), serde_json::json!(["BertModel"]));
-        c.insert("model_type".into(), "bert".into());
+        if self.factorized() {
+            c.insert("architectures".into(), serde_json::json!(["ElectraModel"]));
+            c.insert("model_type".into(), "electra".into());
+            c.insert("embedding_size".into(), self.embedding_width().into());
+        } else {
+            c.insert("architectures".into(), serde_json::json!(["BertModel"]));
+            c.insert("model_type".into(), "bert".into());
+        }
         for (k, v) in [
             ("num_hidden_layers", self.layers),
             ("hidden_size", self.hidden),
@@ -145,6 +172,12 @@ pub fn init_tensors(
     let t = Teacher::new(teacher);
     let word = t.get("embeddings.word_embeddings.weight")?;
     let vocab = word.rows;
+    if shape.factorized() && init != Init::Random {
+        return Err(Error::Input(
+            "a student with narrower embedding tables starts from random weights (--init random)"
+                .into(),
+        ));
+    }
     match (init, start) {
         (Init::Random, _) => Ok(random(shape, vocab, projection, rng)),
         (Init::Teacher, _) => from_teacher(shape, &t, teacher_config, word, projection),
@@ -172,26 +205,30 @@ pub fn init_tensors(
 
 /// The tensors' names and shapes in order, for `vocab` tokens.
 fn layout(s: &StudentShape, vocab: usize, projection: usize) -> Vec<(String, Vec<usize>, Kind)> {
-    let (h, i) = (s.hidden, s.intermediate);
+    let (h, i, e) = (s.hidden, s.intermediate, s.embedding_width());
     let mut out = vec![
         (
             "embeddings.word_embeddings.weight".into(),
-            vec![vocab, h],
+            vec![vocab, e],
             Kind::Weight,
         ),
         (
             "embeddings.position_embeddings.weight".into(),
-            vec![s.max_positions, h],
+            vec![s.max_positions, e],
             Kind::Weight,
         ),
         (
             "embeddings.token_type_embeddings.weight".into(),
-            vec![2, h],
+            vec![2, e],
             Kind::Weight,
         ),
-        ("embeddings.LayerNorm.weight".into(), vec![h], Kind::One),
-        ("embeddings.LayerNorm.bias".into(), vec![h], Kind::Zero),
+        ("embeddings.LayerNorm.weight".into(), vec![e], Kind::One),
+        ("embeddings.LayerNorm.bias".into(), vec![e], Kind::Zero),
     ];
+    if s.factorized() {
+        out.push(("embeddings_project.weight".into(), vec![h, e], Kind::Weight));
+        out.push(("embeddings_project.bias".into(), vec![h], Kind::Zero));
+    }
     for l in 0..s.layers {
         let p = format!("encoder.layer.{l}");
         for (name, n, k) in [
