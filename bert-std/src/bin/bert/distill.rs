@@ -81,13 +81,13 @@ pub struct DistillArgs {
     #[arg(long, default_value_t = StudentShape::DEFAULT.embedding)]
     pub embedding_size: usize,
     /// How the student's weights start.
-    #[arg(long, value_enum, default_value = "teacher")]
+    #[arg(long, value_enum, default_value = "random")]
     pub init: InitArg,
     /// How the student's pooled vector meets the teacher's embedding: learned (a Dense layer
     /// to the teacher's width, trained too), pca (the teacher's embedding in its top principal
     /// directions, as many as the student is wide; the basis kept as a fixed Dense layer) or
     /// none (the student as wide as the teacher's embeddings).
-    #[arg(long, value_enum, default_value = "learned")]
+    #[arg(long, value_enum, default_value = "pca")]
     pub projection: ProjectionArg,
     /// Passes over the corpus (1..=1000).
     #[arg(long, default_value_t = DistillOptions::default().train.epochs)]

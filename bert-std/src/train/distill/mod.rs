@@ -3,10 +3,10 @@
 //!
 //! The steps: the corpus ([`corpus`]); the teacher's vocabulary pruned on it
 //! ([`crate::vocab_prune`]); the teacher's embeddings of every text, computed once and kept
-//! ([`teacher`]); the student's first weights ([`student`]: from the teacher or drawn); then
-//! the shared epoch loop on the core's [`DistillTrainer`] (mean pooling, a projection to the
+//! (`teacher`); the student's first weights ([`student`]: from the teacher or drawn); then
+//! the shared epoch loop on the core's [`bert_core::train::distill::DistillTrainer`] (mean pooling, a projection to the
 //! teacher's width, MSE), with a trainer state every few hundred steps so a killed run resumes
-//! to the same bits; the result written as a sentence-transformers directory ([`layout`]) and
+//! to the same bits; the result written as a sentence-transformers directory (`layout`) and
 //! scored on the held-out BoolQ dev slice ([`retrieval`]).
 //!
 //! ```no_run
@@ -73,10 +73,10 @@ impl Default for DistillOptions {
     fn default() -> Self {
         DistillOptions {
             shape: StudentShape::DEFAULT,
-            init: Init::Teacher,
-            projection: Projection::Learned,
+            init: Init::Random,
+            projection: Projection::Pca,
             train: TrainOptions {
-                epochs: 4,
+                epochs: 20,
                 lr: 1e-3,
                 batch_size: 32,
                 grad_accum: 1,

@@ -39,11 +39,11 @@ impl StudentShape {
     /// The default student (see the README's table for why it won).
     pub const DEFAULT: StudentShape = StudentShape {
         layers: 4,
-        hidden: 96,
-        heads: 3,
-        intermediate: 384,
+        hidden: 64,
+        heads: 2,
+        intermediate: 256,
         max_positions: 128,
-        vocab_size: 4096,
+        vocab_size: 8192,
         embedding: 0,
     };
 
