@@ -29,7 +29,7 @@ fn main() {
     let args = Args::parse();
     let dir = match args.model {
         Some(p) => exit_on_error(bert_std::runtime::model_path(&p)),
-        None => exit_on_error(DefaultTask::Classify.ensure(&mut StderrProgress)),
+        None => exit_on_error(DefaultTask::Classify.ensure(&mut StderrProgress::new())),
     };
     let clf = exit_on_error(TextClassification::load(&dir, LoadOptions::default()));
     for l in exit_on_error(clf.run_one((&args.text, None), &Default::default())) {

@@ -31,7 +31,7 @@ fn main() {
     let args = Args::parse();
     let dir = match args.model {
         Some(p) => exit_on_error(bert_std::runtime::model_path(&p)),
-        None => exit_on_error(DefaultTask::Ner.ensure(&mut StderrProgress)),
+        None => exit_on_error(DefaultTask::Ner.ensure(&mut StderrProgress::new())),
     };
     let ner = exit_on_error(TokenClassification::load(&dir, LoadOptions::default()));
     let options = NerOptions {

@@ -38,9 +38,9 @@ struct Args {
 fn default_model(into: Option<PathBuf>) -> bert_std::Result<PathBuf> {
     match into {
         Some(dir) => DefaultTask::Nsp
-            .train_into(&dir, &mut StderrProgress)
+            .train_into(&dir, &mut StderrProgress::new())
             .map(|()| dir),
-        None => DefaultTask::Nsp.ensure(&mut StderrProgress),
+        None => DefaultTask::Nsp.ensure(&mut StderrProgress::new()),
     }
 }
 

@@ -39,9 +39,9 @@ struct Args {
 fn default_model(into: Option<PathBuf>) -> bert_std::Result<PathBuf> {
     match into {
         Some(dir) => DefaultTask::Qa
-            .train_into(&dir, &mut StderrProgress)
+            .train_into(&dir, &mut StderrProgress::new())
             .map(|()| dir),
-        None => DefaultTask::Qa.ensure(&mut StderrProgress),
+        None => DefaultTask::Qa.ensure(&mut StderrProgress::new()),
     }
 }
 

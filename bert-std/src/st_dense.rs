@@ -23,7 +23,7 @@ pub enum DenseActivation {
 }
 
 /// A `Dense` module.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Dense {
     /// `[out, in]`.
     pub weight: Vec<f32>,
@@ -35,6 +35,20 @@ pub struct Dense {
     pub out_features: usize,
     /// The activation.
     pub activation: DenseActivation,
+}
+
+/// Shapes, not values: a model's `Debug` (as `bert info` prints it) stays one line.
+impl std::fmt::Debug for Dense {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Dense {{ {} -> {}, bias: {}, activation: {:?} }}",
+            self.in_features,
+            self.out_features,
+            self.bias.is_some(),
+            self.activation
+        )
+    }
 }
 
 impl Dense {

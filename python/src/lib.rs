@@ -91,7 +91,7 @@ fn task_key(task: DefaultTask) -> &'static str {
 fn prepare_default_model(py: Python<'_>, task: &str) -> PyResult<String> {
     if task == bert_std::task_models::student::NAME {
         let dir = py
-            .allow_threads(|| bert_std::task_models::student::ensure(&mut StderrProgress))
+            .allow_threads(|| bert_std::task_models::student::ensure(&mut StderrProgress::new()))
             .map_err(err)?;
         return Ok(dir.to_string_lossy().into_owned());
     }
@@ -104,7 +104,7 @@ fn prepare_default_model(py: Python<'_>, task: &str) -> PyResult<String> {
             ))
         })?;
     let dir = py
-        .allow_threads(|| task.ensure(&mut StderrProgress))
+        .allow_threads(|| task.ensure(&mut StderrProgress::new()))
         .map_err(err)?;
     Ok(dir.to_string_lossy().into_owned())
 }

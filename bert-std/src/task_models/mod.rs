@@ -12,7 +12,7 @@
 //! ```no_run
 //! use bert_std::task_models::{DefaultTask, StderrProgress};
 //!
-//! let dir = DefaultTask::Qa.ensure(&mut StderrProgress)?; // minutes the first time
+//! let dir = DefaultTask::Qa.ensure(&mut StderrProgress::new())?; // minutes the first time
 //! # Ok::<(), bert_std::Error>(())
 //! ```
 
@@ -22,7 +22,9 @@ mod nsp;
 mod qa;
 pub mod student;
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use crate::error::Result;
 use crate::train::{Step, TrainOptions};
@@ -35,19 +37,74 @@ pub trait Progress {
     fn step(&mut self, step: &Step);
 }
 
-/// Reports on stderr: each line as it comes, steps on one line rewritten in place.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct StderrProgress;
+/// Reports on stderr: each line as it comes; steps with the loss and the time left, on one line
+/// rewritten in place (a few times a second) on a terminal, else as a new line every half minute
+/// (logs stay readable).
+#[derive(Debug, Clone)]
+pub struct StderrProgress {
+    terminal: bool,
+    /// When the first step was reported, and when the last step was printed.
+    times: Option<(Instant, Instant)>,
+}
+
+impl StderrProgress {
+    /// Reports on this process's stderr.
+    pub fn new() -> Self {
+        StderrProgress {
+            terminal: std::io::stderr().is_terminal(),
+            times: None,
+        }
+    }
+}
+
+impl Default for StderrProgress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl Progress for StderrProgress {
     fn line(&mut self, line: &str) {
+        if self.terminal && self.times.is_some() {
+            eprintln!();
+        }
         eprintln!("{line}");
     }
     fn step(&mut self, s: &Step) {
-        eprint!("\rstep {}/{}  loss {:.4}", s.step, s.total, s.loss);
-        if s.step == s.total {
-            eprintln!();
+        let now = Instant::now();
+        let (first, last) = *self.times.get_or_insert((now, now));
+        let every = if self.terminal { 0.25 } else { 30.0 };
+        let done = s.step == s.total;
+        if now.duration_since(last).as_secs_f64() < every && !done && s.step > 1 {
+            return;
         }
+        // Timed from the first step's report, so the estimate starts with the second.
+        let left = if s.step >= 2 {
+            let per_step = now.duration_since(first).as_secs_f64() / (s.step - 1) as f64;
+            duration_text(per_step * s.total.saturating_sub(s.step) as f64) + " left"
+        } else {
+            "time left once a step is timed".to_string()
+        };
+        let text = format!("step {}/{}  loss {:.4}; {left}", s.step, s.total, s.loss);
+        if self.terminal {
+            eprint!("\r{text}   ");
+            if done {
+                eprintln!();
+            }
+        } else {
+            eprintln!("{text}");
+        }
+        self.times = Some((first, now));
+    }
+}
+
+/// Seconds as `42 s`, `12 min 5 s` or `1 h 3 min`.
+fn duration_text(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, s % 3600 / 60),
     }
 }
 
@@ -143,5 +200,19 @@ impl DefaultTask {
             DefaultTask::Qa => qa::train(dir, progress),
             DefaultTask::Nsp => nsp::train(dir, progress),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration_text;
+
+    #[test]
+    fn durations_read_as_a_person_would_say_them() {
+        assert_eq!(duration_text(0.4), "0 s");
+        assert_eq!(duration_text(59.4), "59 s");
+        assert_eq!(duration_text(725.0), "12 min 5 s");
+        assert_eq!(duration_text(3780.0), "1 h 3 min");
+        assert_eq!(duration_text(-3.0), "0 s");
     }
 }

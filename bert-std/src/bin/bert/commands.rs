@@ -41,6 +41,7 @@ fn batch_job<P, T: serde::Serialize + Render>(
     let mut job = Run::read(name, run.input.as_deref(), args)?;
     job.require_input(usage)?;
     let pipeline = load(opts)?;
+    job.restart_clock();
     let mut out = Output::open(run.output.as_deref(), run.input.as_deref())?;
     let chunk = run.batch_size * 8;
     let interrupted = process(&mut job, &mut out, run.format, chunk, |g| f(&pipeline, g))?;

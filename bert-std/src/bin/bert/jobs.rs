@@ -147,6 +147,12 @@ impl Run {
         Ok(run)
     }
 
+    /// Time the inputs from now (after the model is loaded, or made: a first use that distils
+    /// or trains the model is not counted in the inputs/s of the summary).
+    pub fn restart_clock(&mut self) {
+        self.started = Instant::now();
+    }
+
     /// An error when there is nothing to do.
     pub fn require_input(&self, usage: &str) -> Result<()> {
         if self.items.is_empty() && self.failures.is_empty() {

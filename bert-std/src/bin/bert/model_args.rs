@@ -23,7 +23,7 @@ pub fn model_path(
 ) -> Result<PathBuf> {
     if let Some(p) = given.filter(|p| student::is_named(p)) {
         if student::cached().is_none() && (yes || ask(student::NAME, student::ABOUT)) {
-            return student::ensure(&mut StderrProgress);
+            return student::ensure(&mut StderrProgress::new());
         }
         return bert_std::runtime::model_path(p);
     }
@@ -47,7 +47,7 @@ pub fn task_model_path(given: Option<&Path>, task: DefaultTask, yes: bool) -> Re
         return Ok(dir);
     }
     if yes || ask(task.name(), task.about()) {
-        return task.ensure(&mut StderrProgress);
+        return task.ensure(&mut StderrProgress::new());
     }
     Err(Error::Input(format!(
         "no --model given, and the project's own model for this task ({}: {}) is not trained \

