@@ -2,11 +2,17 @@
 //! to N tokens, as it is today: the bytes stored (weights as stored, the vocabulary), the RAM
 //! of one forward's workspace (the task head's buffers included), and the weight copies the
 //! runtime packs for the kernels by default, which an in-place (memory-mapped, or flash) run
-//! does without. Measured from the loaded model, not estimated.
+//! does without; and beside them the one arena of the core's low-RAM mode
+//! ([`bert_core::model::low_ram`]: weights in place, row blocks, the pooled vector only).
+//! Measured from the loaded model, not estimated; the arena is what
+//! [`LowRamPlan::arena_bytes`] gives, which the low-RAM forward checks it is handed.
 
 use std::fmt;
 use std::fs;
 use std::path::Path;
+
+use bert_core::arch::Block;
+use bert_core::model::low_ram::LowRamPlan;
 
 use crate::error::{Error, Result};
 use crate::loaded::{LoadedModel, Task};
@@ -27,6 +33,9 @@ pub struct Budget {
     pub workspace: usize,
     /// The encoder's weights as packed for the kernels (the runtime's default; `prepack`).
     pub packed: usize,
+    /// The low-RAM mode's arena for the encoder and the mean pooling (`None`: a pre-norm
+    /// encoder, which that mode does not run).
+    pub low_ram: Option<usize>,
 }
 
 impl Budget {
@@ -76,6 +85,8 @@ impl Budget {
             Ok(m) if !dir.pooling.dense.is_empty() => m.len(),
             _ => 0,
         };
+        let low_ram = matches!(dir.config.arch.block, Block::PostNorm)
+            .then(|| LowRamPlan::of(&dir.config, max_tokens).arena_bytes());
         loaded.prepack();
         let packed = loaded.model().bert().packed_bytes();
         Ok(Budget {
@@ -85,6 +96,7 @@ impl Budget {
             dense,
             workspace,
             packed,
+            low_ram,
         })
     }
 }
@@ -116,10 +128,19 @@ impl fmt::Display for Budget {
             "  RAM, weights read in place: workspace {:.1} KB",
             kb(self.workspace as f64)
         )?;
-        write!(
+        writeln!(
             f,
             "  RAM, the runtime's default (weights packed for the kernels): {:.1} KB more",
             kb(self.packed as f64)
-        )
+        )?;
+        match self.low_ram {
+            Some(bytes) => write!(
+                f,
+                "  RAM, low-RAM mode (one arena, weights in place, the mean-pooled vector only): \
+                 {:.1} KB",
+                kb(bytes as f64)
+            ),
+            None => write!(f, "  low-RAM mode: not for pre-norm encoders"),
+        }
     }
 }

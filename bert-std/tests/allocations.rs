@@ -89,3 +89,29 @@ fn budget_figures_are_the_allocated_bytes() {
         assert!(e.contains("--max-tokens"), "{e}");
     }
 }
+
+/// The core's low-RAM forward runs in exactly the arena `bert info --budget` names for it and
+/// allocates nothing; one f32 less is an error. MiniLM at 64 tokens, SPLADE-tiny's encoder at 32.
+#[test]
+fn the_low_ram_forward_runs_in_the_budgets_arena_and_allocates_nothing() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    use bert_core::model::low_ram::sentence_embedding;
+    use bert_std::budget::Budget;
+    use bert_std::{LoadedModel, ModelDir, Task};
+    for (dir, task, tokens) in [(minilm(), Task::Base, 64), (splade(), Task::MaskedLm, 32)] {
+        let budget = Budget::of_dir(&dir, tokens).unwrap();
+        let loaded = LoadedModel::load(&ModelDir::open(&dir).unwrap(), task, true).unwrap();
+        let bert = loaded.model().bert();
+        let ids: Vec<u32> = (0..tokens as u32).map(|i| 1000 + 7 * i).collect();
+        let mut arena = vec![0.0f32; budget.low_ram.unwrap() / 4];
+        let (allocated, width) = bytes_during(|| {
+            sentence_embedding(bert, &ids, &mut arena)
+                .unwrap()
+                .mean
+                .len()
+        });
+        assert_eq!((allocated, width), (0, bert.config.hidden_size));
+        arena.pop();
+        assert!(sentence_embedding(bert, &ids, &mut arena).is_err());
+    }
+}

@@ -52,6 +52,7 @@ pub mod int8;
 pub mod isa;
 pub mod math;
 pub mod packed;
+pub mod rowwise;
 pub mod scalar;
 #[cfg(test)]
 mod split_tests;
