@@ -9,7 +9,8 @@ use bert_core::{BertConfig, Weights};
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 
-use super::student::{self, Tensor};
+use super::cut::{from_teacher, Teacher};
+use super::student::{self, StudentShape, Tensor};
 use super::teacher::{self, TeacherEmbeddings};
 use super::{linalg, DistillOptions, Init, Projection, PROJECTION};
 use crate::error::{Error, Result};
@@ -183,7 +184,7 @@ pub(super) fn student(teacher: &Path, o: &DistillOptions, data: &Prepared) -> Re
             .map_err(|e| Error::io(vocab_dir, e))?,
     )?;
     let mut rng = Rng::new(o.train.seed);
-    let tensors = student::init_tensors(
+    let tensors = init_tensors(
         &o.shape,
         o.init,
         &pruned_weights,
@@ -201,4 +202,50 @@ pub(super) fn student(teacher: &Path, o: &DistillOptions, data: &Prepared) -> Re
         projection,
         rng,
     })
+}
+
+/// The student's first tensors (bare BERT names, then `projection.weight` / `.bias` when
+/// `projection` > 0), for `vocab` tokens whose teacher rows are `teacher`'s word embeddings
+/// (already cut to the student's vocabulary).
+fn init_tensors(
+    shape: &StudentShape,
+    init: Init,
+    teacher: &Weights<'_>,
+    teacher_config: &bert_core::BertConfig,
+    projection: usize,
+    start: Option<&student::StaticStart>,
+    rng: &mut Rng,
+) -> Result<Vec<Tensor>> {
+    let t = Teacher::new(teacher);
+    let word = t.get("embeddings.word_embeddings.weight")?;
+    let vocab = word.rows;
+    if shape.factorized() && init != Init::Random {
+        return Err(Error::Input(
+            "a student with narrower embedding tables starts from random weights (--init random)"
+                .into(),
+        ));
+    }
+    match (init, start) {
+        (Init::Random, _) => Ok(student::random(shape, vocab, projection, rng)),
+        (Init::Teacher, _) => from_teacher(shape, &t, teacher_config, word, projection),
+        (Init::Static, None) => Err(Error::Input("static init needs its token vectors".into())),
+        (Init::Static, Some(start)) => {
+            let mut tensors = student::random(shape, vocab, projection, rng);
+            for (name, shape, values) in tensors.iter_mut() {
+                let from = match name.as_str() {
+                    "embeddings.word_embeddings.weight" => &start.rows,
+                    "projection.weight" => &start.projection,
+                    _ => continue,
+                };
+                if [from.rows, from.cols] != shape[..] {
+                    return Err(Error::Input(format!(
+                        "static init: {name} is {shape:?}, the start is {}x{}",
+                        from.rows, from.cols
+                    )));
+                }
+                *values = from.data.iter().map(|&x| x as f32).collect();
+            }
+            Ok(tensors)
+        }
+    }
 }

@@ -5,10 +5,8 @@
 //! residual stream so that the residual sums still line up.
 
 use bert_core::rng::Rng;
-use bert_core::Weights;
 use serde_json::{Map, Value};
 
-use super::cut::{from_teacher, Teacher};
 use super::linalg::Mat;
 use crate::error::{Error, Result};
 use crate::train::fine_tune::normal_bytes;
@@ -157,52 +155,6 @@ pub struct StaticStart {
 /// One named f32 tensor.
 pub type Tensor = (String, Vec<usize>, Vec<f32>);
 
-/// The student's first tensors (bare BERT names, then `projection.weight` / `.bias` when
-/// `projection` > 0), for `vocab` tokens whose teacher rows are `teacher`'s word embeddings
-/// (already cut to the student's vocabulary).
-pub fn init_tensors(
-    shape: &StudentShape,
-    init: Init,
-    teacher: &Weights<'_>,
-    teacher_config: &bert_core::BertConfig,
-    projection: usize,
-    start: Option<&StaticStart>,
-    rng: &mut Rng,
-) -> Result<Vec<Tensor>> {
-    let t = Teacher::new(teacher);
-    let word = t.get("embeddings.word_embeddings.weight")?;
-    let vocab = word.rows;
-    if shape.factorized() && init != Init::Random {
-        return Err(Error::Input(
-            "a student with narrower embedding tables starts from random weights (--init random)"
-                .into(),
-        ));
-    }
-    match (init, start) {
-        (Init::Random, _) => Ok(random(shape, vocab, projection, rng)),
-        (Init::Teacher, _) => from_teacher(shape, &t, teacher_config, word, projection),
-        (Init::Static, None) => Err(Error::Input("static init needs its token vectors".into())),
-        (Init::Static, Some(start)) => {
-            let mut tensors = random(shape, vocab, projection, rng);
-            for (name, shape, values) in tensors.iter_mut() {
-                let from = match name.as_str() {
-                    "embeddings.word_embeddings.weight" => &start.rows,
-                    "projection.weight" => &start.projection,
-                    _ => continue,
-                };
-                if [from.rows, from.cols] != shape[..] {
-                    return Err(Error::Input(format!(
-                        "static init: {name} is {shape:?}, the start is {}x{}",
-                        from.rows, from.cols
-                    )));
-                }
-                *values = from.data.iter().map(|&x| x as f32).collect();
-            }
-            Ok(tensors)
-        }
-    }
-}
-
 /// The tensors' names and shapes in order, for `vocab` tokens.
 fn layout(s: &StudentShape, vocab: usize, projection: usize) -> Vec<(String, Vec<usize>, Kind)> {
     let (h, i, e) = (s.hidden, s.intermediate, s.embedding_width());
@@ -266,7 +218,12 @@ enum Kind {
     Zero,
 }
 
-fn random(s: &StudentShape, vocab: usize, projection: usize, rng: &mut Rng) -> Vec<Tensor> {
+pub(super) fn random(
+    s: &StudentShape,
+    vocab: usize,
+    projection: usize,
+    rng: &mut Rng,
+) -> Vec<Tensor> {
     layout(s, vocab, projection)
         .into_iter()
         .map(|(name, shape, kind)| {
