@@ -52,9 +52,11 @@ fn check(what: &str, config: &BertConfig, f32_file: &[u8]) {
     let (hidden, mean) = difference(config, &int8);
     eprintln!("{what} int8: hidden {hidden:.2e}, mean {mean:.2e}");
     // The same int8 arithmetic (activations quantized alike, exact i32 sums), rescaled in
-    // another order: measured 8.3e-7 / 1.0e-7 on MiniLM.
+    // another order; where that moves an activation across a rounding boundary, it moves by
+    // one int8 step. Measured on MiniLM: 8.3e-7 / 1.0e-7 with the portable kernels, 9.3e-3 /
+    // 1.5e-4 with `--all-features` (the normal forward on the CPU's AVX-512 int8 kernels).
     assert!(
-        hidden <= 1e-4 && mean <= 1e-5,
+        hidden <= 3e-2 && mean <= 1e-3,
         "{what} int8: {hidden} / {mean}"
     );
 }
