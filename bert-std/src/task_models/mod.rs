@@ -85,7 +85,10 @@ impl Progress for StderrProgress {
         } else {
             "time left once a step is timed".to_string()
         };
-        let text = format!("step {}/{}  loss {:.4}; {left}", s.step, s.total, s.loss);
+        let text = format!(
+            "step {}/{} loss {:.5} lr {:.2e}; {left}",
+            s.step, s.total, s.loss, s.lr
+        );
         if self.terminal {
             eprint!("\r{text}   ");
             if done {

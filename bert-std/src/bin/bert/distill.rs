@@ -8,7 +8,7 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 
 use bert_std::fetch::{ensure_model, MINILM};
-use bert_std::task_models::Progress;
+use bert_std::task_models::{Progress, StderrProgress};
 use bert_std::train::distill::corpus::default_corpus;
 use bert_std::train::distill::{
     corpus_from_files, distill, DistillOptions, Init, Projection, StudentShape,
@@ -194,38 +194,27 @@ impl DistillArgs {
     }
 }
 
-/// Lines above the progress bar, steps into it; with no terminal (the bar hidden), a line
-/// with the step, the loss and the time left every half minute.
+/// Lines above the progress bar, steps into it; with no terminal (the bar hidden), the
+/// library's plain report ([`StderrProgress`]: a line with the step, the loss and the time left
+/// every half minute).
 struct BarProgress<F: FnMut(&Step) + Send> {
     bar: indicatif::ProgressBar,
     step: F,
-    /// When the first step was reported, and when the last line was printed.
-    times: Option<(Instant, Instant)>,
+    plain: StderrProgress,
 }
 
 impl<F: FnMut(&Step) + Send> Progress for BarProgress<F> {
     fn line(&mut self, line: &str) {
         if self.bar.is_hidden() {
-            eprintln!("{line}");
+            self.plain.line(line);
         } else {
             self.bar.println(line);
         }
     }
     fn step(&mut self, s: &Step) {
         (self.step)(s);
-        if !self.bar.is_hidden() {
-            return;
-        }
-        let now = Instant::now();
-        let (first, last) = *self.times.get_or_insert((now, now));
-        if now.duration_since(last).as_secs() >= 30 || s.step == s.total {
-            let per_step = now.duration_since(first).as_secs_f64() / s.step.max(1) as f64;
-            let left = per_step * (s.total - s.step) as f64;
-            eprintln!(
-                "step {}/{} loss {:.5} lr {:.2e}; {:.0} s left",
-                s.step, s.total, s.loss, s.lr, left
-            );
-            self.times = Some((first, now));
+        if self.bar.is_hidden() {
+            self.plain.step(s);
         }
     }
 }
@@ -250,7 +239,7 @@ pub fn train_distill(a: DistillArgs) -> Result<ExitCode> {
     let mut progress = BarProgress {
         bar: bar.clone(),
         step,
-        times: None,
+        plain: StderrProgress::new(),
     };
     let report = distill(&teacher, &corpus, &options, &a.out, &mut progress)?;
     bar.finish_and_clear();
