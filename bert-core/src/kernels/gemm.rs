@@ -10,7 +10,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 pub use super::int8::quantize_rows;
-use super::int8::{dot_i8, gemm_i8, I8Weight};
+use super::int8::{dot_i8_groups, gemm_i8, I8Weight};
 use super::isa::{F32WriteOut, Isa, TileRows, I8_K_GROUP, MAX_MR, MAX_TILE};
 use super::packed::Panels;
 pub use super::packed::{PackedWeight, Precision};
@@ -525,13 +525,7 @@ fn gemv(
                 for (i, o) in out[..m].iter_mut().enumerate() {
                     let x = &scratch.act_i8[i * depth..i * depth + k];
                     let s = &scratch.act_scales[i * groups..(i + 1) * groups];
-                    *o = x
-                        .chunks(KC_I8)
-                        .zip(w.chunks(KC_I8))
-                        .zip(s)
-                        .map(|((x, w), s)| dot_i8(x, w) as f32 * s)
-                        .sum::<f32>()
-                        * scales[j];
+                    *o = dot_i8_groups(x, w, s) * scales[j];
                 }
             }
             (Storage::F32(w), _) => {

@@ -24,7 +24,7 @@ pub(super) struct I8Weight<'a> {
 }
 
 #[inline(always)]
-pub(super) fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     let mut acc = [0i32; DOT_LANES];
     let (ca, cb) = (a.chunks_exact(DOT_LANES), b.chunks_exact(DOT_LANES));
     let tail: i32 = ca
@@ -39,6 +39,18 @@ pub(super) fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
         }
     }
     acc.iter().sum::<i32>() + tail
+}
+
+/// One activation row quantized by [`quantize_rows`] (its first `k` values, `act_scales` one
+/// per group of [`KC_I8`]) against one int8 weight row of `k` values: `Σ dot · scale` over the
+/// groups, before the weight row's own scale (the few-rows products and the row-wise ones).
+#[inline(always)]
+pub(super) fn dot_i8_groups(x: &[i8], w: &[i8], act_scales: &[f32]) -> f32 {
+    x.chunks(KC_I8)
+        .zip(w.chunks(KC_I8))
+        .zip(act_scales)
+        .map(|((x, w), s)| dot_i8(x, w) as f32 * s)
+        .sum::<f32>()
 }
 
 /// The same for int8 weights `[n, k]`: depth blocks of [`KC_I8`] over `k` rounded up to

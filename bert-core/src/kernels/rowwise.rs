@@ -9,7 +9,7 @@
 //! to the order of the f32 rescaling sums.
 
 use super::gemm::{dot_f32, KC_I8};
-use super::int8::{dot_i8, quantize_rows};
+use super::int8::{dot_i8_groups, quantize_rows};
 use super::isa::I8_K_GROUP;
 use super::MatRef;
 use crate::tensor::{Matrix, Storage};
@@ -67,13 +67,7 @@ pub fn product(
                 for i in 0..rows {
                     let xq = &q[i * depth..i * depth + k];
                     let s = &act_scales[i * groups..(i + 1) * groups];
-                    let o = xq
-                        .chunks(KC_I8)
-                        .zip(w.chunks(KC_I8))
-                        .zip(s)
-                        .map(|((x, w), s)| dot_i8(x, w) as f32 * s)
-                        .sum::<f32>()
-                        * scales[j];
+                    let o = dot_i8_groups(xq, w, s) * scales[j];
                     out[i * n + j] = finish(o, j);
                 }
             }
