@@ -7,8 +7,25 @@ mod common;
 
 use bert_core::safetensors::{serialize, Dtype};
 use bert_core::train::distill::{DistillTrainer, SentenceEncoder};
+use bert_core::train::workspace::TrainWorkspace;
+use bert_core::train::Grads;
 use bert_core::Weights;
 use common::*;
+
+/// The trainer's loss and gradients on the golden's inputs and targets, the loss checked
+/// against torch's; the workspace for what the test reads next.
+fn loss_and_grads_as_torch(golden: &Golden, trainer: &DistillTrainer) -> (TrainWorkspace, Grads) {
+    let inputs = golden.inputs("inputs");
+    let (targets, _) = golden.f32("targets");
+    let mut grads = trainer.grads();
+    let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
+    let loss = trainer
+        .loss_and_grads(&inputs.batch(), &targets, &mut ws, &mut grads)
+        .unwrap();
+    let want = golden.f32("loss").0[0];
+    assert!((loss - want).abs() < 1e-6, "loss {loss} vs torch {want}");
+    (ws, grads)
+}
 
 #[test]
 fn distillation_gradients_match_torch_autograd() {
@@ -30,15 +47,8 @@ fn distillation_gradients_match_torch_autograd() {
     let student =
         SentenceEncoder::load(&config, &weights, Some(("projection", w_shape[0]))).unwrap();
     let inputs = golden.inputs("inputs");
-    let (targets, _) = golden.f32("targets");
     let trainer = DistillTrainer::new(&student).unwrap();
-    let mut grads = trainer.grads();
-    let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
-    let loss = trainer
-        .loss_and_grads(&inputs.batch(), &targets, &mut ws, &mut grads)
-        .unwrap();
-    let want = golden.f32("loss").0[0];
-    assert!((loss - want).abs() < 1e-6, "loss {loss} vs torch {want}");
+    let (ws, grads) = loss_and_grads_as_torch(&golden, &trainer);
     let emb = trainer.embeddings(&ws, inputs.batch);
     let d = max_abs_diff(emb, &golden.f32("embeddings").0);
     assert!(d <= 1e-5, "embeddings differ by {d}");
@@ -77,16 +87,8 @@ fn factorized_embeddings_gradients_match_torch_autograd() {
     let weights = Weights::from_buffers(&[&file]).unwrap();
     let student = SentenceEncoder::load(&config, &weights, Some(("projection", 24))).unwrap();
     assert!(student.bert.embeddings.project.is_some());
-    let inputs = golden.inputs("inputs");
-    let (targets, _) = golden.f32("targets");
     let trainer = DistillTrainer::new(&student).unwrap();
-    let mut grads = trainer.grads();
-    let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
-    let loss = trainer
-        .loss_and_grads(&inputs.batch(), &targets, &mut ws, &mut grads)
-        .unwrap();
-    let want = golden.f32("loss").0[0];
-    assert!((loss - want).abs() < 1e-6, "loss {loss} vs torch {want}");
+    let (_, grads) = loss_and_grads_as_torch(&golden, &trainer);
     let mut worst = (0.0f32, String::new());
     let mut names = 0;
     for (name, g) in grads.iter() {
