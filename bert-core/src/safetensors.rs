@@ -65,6 +65,7 @@ fn invalid(msg: impl Into<String>) -> Error {
     Error::InvalidHeader(msg.into())
 }
 
+#[cfg_attr(target_os = "none", allow(dead_code))]
 fn to_usize(v: &serde_json::Value, what: &str, name: &str) -> Result<usize> {
     v.as_u64()
         .and_then(|x| usize::try_from(x).ok())
@@ -128,7 +129,11 @@ impl<'a> SafeTensors<'a> {
         let (n, meta) = match safetensors::SafeTensors::read_metadata(bytes) {
             Ok(ok) => ok,
             Err(e) => {
-                // The crate said no: find out what, naming the tensor where we can.
+                // The crate said no: find out what, naming the tensor where we can. Not on
+                // bare metal, where the diagnosis (a second, JSON-value parse: 13 KB of a
+                // microcontroller's flash) would outweigh a message for a blob that the host
+                // checked when it wrote it (`bert export-device`).
+                #[cfg(not(target_os = "none"))]
                 Self::diagnose(bytes)?;
                 return Err(invalid(format!("rejected by the safetensors crate: {e}")));
             }
@@ -199,6 +204,7 @@ impl<'a> SafeTensors<'a> {
 
     /// Why a file the crate rejected is invalid, as a typed error naming the tensor; `Ok` when
     /// none of the checks below finds the fault (the caller then reports the crate's message).
+    #[cfg_attr(target_os = "none", allow(dead_code))]
     fn diagnose(bytes: &[u8]) -> Result<()> {
         let header_end = Self::check_limits(bytes)?;
         let have = bytes.len() as u64;

@@ -25,6 +25,7 @@ pub mod batching;
 pub mod budget;
 pub mod cache;
 pub mod check;
+pub mod device_export;
 pub mod error;
 pub mod fetch;
 pub mod hub;

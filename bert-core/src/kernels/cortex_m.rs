@@ -53,6 +53,78 @@ fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     r
 }
 
+/// Unaligned little-endian word at byte `at` of `s`.
+#[inline(always)]
+fn word(s: &[i8], at: usize) -> u32 {
+    let b = &s[at..at + 4];
+    u32::from_le_bytes([b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8])
+}
+
+/// `Σ a[i]·b[i]` over two int8 rows of equal length, four pairs per two `SMLAD`s (the
+/// row-wise products' dot, `super::int8::dot_i8`, on this core). Exact: integer sums.
+#[inline(always)]
+pub(super) fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    let n = a.len().min(b.len());
+    let mut acc = 0i32;
+    let mut p = 0;
+    while p + 4 <= n {
+        let (x, y) = (word(a, p), word(b, p));
+        acc = smlad(sxtb16(x), sxtb16(y), acc);
+        acc = smlad(sxtb16_ror8(x), sxtb16_ror8(y), acc);
+        p += 4;
+    }
+    acc + (p..n)
+        .map(|i| i32::from(a[i]) * i32::from(b[i]))
+        .sum::<i32>()
+}
+
+/// `dots[r] = q[r · depth + span] · w[span]` for `r < rows ≤ 4`: each word of the weight row
+/// is loaded and sign-extended once for four rows, the four sums kept in registers (with fewer
+/// rows, row 0 stands in for the missing ones and their sums are dropped). Exact: integer sums.
+#[inline(never)]
+pub(super) fn dot_i8_rows(
+    q: &[i8],
+    depth: usize,
+    rows: usize,
+    span: core::ops::Range<usize>,
+    w: &[i8],
+    dots: &mut [i32; 4],
+) {
+    let w = &w[span.clone()];
+    let row = |r: usize| {
+        let r = if r < rows { r } else { 0 };
+        &q[r * depth + span.start..r * depth + span.end]
+    };
+    let (x0, x1, x2, x3) = (row(0), row(1), row(2), row(3));
+    let words = w.len() / 4;
+    let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
+    let load = |s: &[i8], i: usize| {
+        // SAFETY: callers pass i < words = w.len() / 4, and every row slice is as long as `w`
+        // (all cut to the span), so bytes 4i..4i+4 lie inside `s`; ARMv7E-M loads unaligned
+        // words from normal memory.
+        unsafe { s.as_ptr().add(4 * i).cast::<u32>().read_unaligned() }
+    };
+    for i in 0..words {
+        let y = load(w, i);
+        let (ye, yo) = (sxtb16(y), sxtb16_ror8(y));
+        let v = load(x0, i);
+        a0 = smlad(sxtb16_ror8(v), yo, smlad(sxtb16(v), ye, a0));
+        let v = load(x1, i);
+        a1 = smlad(sxtb16_ror8(v), yo, smlad(sxtb16(v), ye, a1));
+        let v = load(x2, i);
+        a2 = smlad(sxtb16_ror8(v), yo, smlad(sxtb16(v), ye, a2));
+        let v = load(x3, i);
+        a3 = smlad(sxtb16_ror8(v), yo, smlad(sxtb16(v), ye, a3));
+    }
+    let sums = [a0, a1, a2, a3];
+    for (r, (d, x)) in dots.iter_mut().zip([x0, x1, x2, x3]).enumerate().take(rows) {
+        let tail: i32 = (4 * words..w.len())
+            .map(|p| i32::from(x[p]) * i32::from(w[p]))
+            .sum();
+        *d = sums[r] + tail;
+    }
+}
+
 impl Isa for CortexMDsp {
     fn name(&self) -> &'static str {
         "cortex-m-dsp"

@@ -23,8 +23,19 @@ pub(super) struct I8Weight<'a> {
     pub(super) unsigned: bool,
 }
 
+/// `Σ a[i]·b[i]`: `SMLAD` on Cortex-M cores with the DSP extension, else portable lanes the
+/// compiler vectorizes. Integer sums: every version gives the same value.
 #[inline(always)]
 fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    #[cfg(all(target_arch = "arm", feature = "cortex-m-dsp"))]
+    return super::cortex_m::dot_i8(a, b);
+    #[cfg(not(all(target_arch = "arm", feature = "cortex-m-dsp")))]
+    dot_i8_portable(a, b)
+}
+
+#[inline(always)]
+#[cfg_attr(all(target_arch = "arm", feature = "cortex-m-dsp"), allow(dead_code))]
+fn dot_i8_portable(a: &[i8], b: &[i8]) -> i32 {
     let mut acc = [0i32; DOT_LANES];
     let (ca, cb) = (a.chunks_exact(DOT_LANES), b.chunks_exact(DOT_LANES));
     let tail: i32 = ca
@@ -51,6 +62,51 @@ pub(super) fn dot_i8_groups(x: &[i8], w: &[i8], act_scales: &[f32]) -> f32 {
         .zip(act_scales)
         .map(|((x, w), s)| dot_i8(x, w) as f32 * s)
         .sum::<f32>()
+}
+
+/// [`dot_i8_groups`] for up to four activation rows at once (row `r` of `q` starts at
+/// `r · depth`, its group scales at `r · groups`), the weight row read once per word for all
+/// of them: `out[r] = Σ_g dot_g · act_scale_g`, summed over the groups in order (the row-wise
+/// products).
+#[inline(always)]
+pub(super) fn dot_i8_groups_rows(
+    q: &[i8],
+    depth: usize,
+    rows: usize,
+    w: &[i8],
+    act_scales: &[f32],
+    out: &mut [f32],
+) {
+    let k = w.len();
+    let groups = depth.div_ceil(KC_I8);
+    out[..rows].fill(-0.0);
+    for (g, start) in (0..k).step_by(KC_I8).enumerate() {
+        let span = start..(start + KC_I8).min(k);
+        let mut dots = [0i32; 4];
+        dot_i8_rows(q, depth, rows, span, w, &mut dots);
+        for (r, (o, d)) in out[..rows].iter_mut().zip(dots).enumerate() {
+            *o += d as f32 * act_scales[r * groups + g];
+        }
+    }
+}
+
+/// `dots[r] = q[r · depth + span] · w[span]` for `r < rows ≤ 4`.
+#[inline(always)]
+fn dot_i8_rows(
+    q: &[i8],
+    depth: usize,
+    rows: usize,
+    span: core::ops::Range<usize>,
+    w: &[i8],
+    dots: &mut [i32; 4],
+) {
+    #[cfg(all(target_arch = "arm", feature = "cortex-m-dsp"))]
+    return super::cortex_m::dot_i8_rows(q, depth, rows, span, w, dots);
+    #[cfg(not(all(target_arch = "arm", feature = "cortex-m-dsp")))]
+    for (r, d) in dots.iter_mut().enumerate().take(rows) {
+        let x = &q[r * depth..];
+        *d = dot_i8(&x[span.clone()], &w[span.clone()]);
+    }
 }
 
 /// The same for int8 weights `[n, k]`: depth blocks of [`KC_I8`] over `k` rounded up to

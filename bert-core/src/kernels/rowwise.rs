@@ -9,7 +9,7 @@
 //! to the order of the f32 rescaling sums.
 
 use super::gemm::{dot_f32, KC_I8};
-use super::int8::{dot_i8_groups, quantize_rows};
+use super::int8::{dot_i8_groups_rows, quantize_rows};
 use super::isa::I8_K_GROUP;
 use super::MatRef;
 use crate::tensor::{Matrix, Storage};
@@ -62,13 +62,12 @@ pub fn product(
             let (act_scales, rest) = rest.split_at_mut(rows * groups);
             let sums: &mut [i32] = bytemuck::cast_slice_mut(&mut rest[..rows * groups]);
             quantize_rows(MatRef::dense(x, rows, k), depth, q, act_scales, sums);
+            let mut o = [0.0f32; ROWS];
             for j in 0..n {
                 let w = &values[j * k..(j + 1) * k];
-                for i in 0..rows {
-                    let xq = &q[i * depth..i * depth + k];
-                    let s = &act_scales[i * groups..(i + 1) * groups];
-                    let o = dot_i8_groups(xq, w, s) * scales[j];
-                    out[i * n + j] = finish(o, j);
+                dot_i8_groups_rows(q, depth, rows, w, act_scales, &mut o);
+                for (i, o) in o.iter().enumerate().take(rows) {
+                    out[i * n + j] = finish(o * scales[j], j);
                 }
             }
         }

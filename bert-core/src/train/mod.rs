@@ -14,6 +14,7 @@ pub mod distill;
 pub mod dropout;
 mod embeddings;
 mod encoder;
+pub mod linear_head;
 pub mod ops;
 pub mod optim;
 pub mod params;

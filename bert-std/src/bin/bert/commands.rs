@@ -109,6 +109,20 @@ pub fn run(command: Command) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::ExportDevice { src, dst, dtype } => {
+            let r = bert_std::device_export::export_device(&src, &dst, Some(dtype.into()))?;
+            eprintln!(
+                "wrote {}: {} bytes (weights {}, vocabulary {} compiled from vocab.txt's {}); \
+                 RAM for the low-RAM forward: bert info {} --budget",
+                dst.display(),
+                r.total,
+                r.weights,
+                r.vocab,
+                r.vocab_txt,
+                src.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Embed {
             texts: t,
             sparse: true,

@@ -128,6 +128,19 @@ enum Command {
         #[arg(long, value_enum, default_value_t = QuantizeTo::Int8)]
         dtype: QuantizeTo,
     },
+    /// Write one blob a microcontroller reads in place: config.json, the WordPiece vocabulary
+    /// compiled into compact tables, and the weights (int8 by default). Link it into flash
+    /// and read it with `bert_core::device_blob::DeviceModel::parse` (README, "On a
+    /// microcontroller").
+    ExportDevice {
+        /// The model directory to read.
+        src: PathBuf,
+        /// The blob to write (replaced atomically).
+        dst: PathBuf,
+        /// The weights' storage; int8 weights are kept as they are.
+        #[arg(long, value_enum, default_value_t = QuantizeTo::Int8)]
+        dtype: QuantizeTo,
+    },
     /// Sentence embeddings (default model: all-MiniLM-L6-v2), one JSON line per text.
     Embed {
         /// Texts to embed (or use --input).

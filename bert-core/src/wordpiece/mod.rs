@@ -4,6 +4,11 @@
 //! ids of HF's `BertTokenizerFast` (the `tokenizers` crate), special tokens included, so a device
 //! can tokenize on its own.
 //!
+//! Two lexicons feed the same steps: [`UnicodeLexicon`] (the host's: `vocab.txt` in a map, the
+//! full Unicode tables) and [`DeviceLexicon`] (a microcontroller's: one vocabulary's tokens and
+//! character tables compiled on the host into one blob that is read in place, about a tenth of
+//! the flash and none of the RAM; [`device`] says why it gives the same ids).
+//!
 //! Unicode version: the `tokenizers` crate classifies characters with Unicode 9.0 tables; this
 //! module uses the current Unicode's. The two agree on every character assigned in Unicode 9.0;
 //! for characters assigned since (rare in text), a category that changed from "unassigned" may
@@ -14,10 +19,12 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use unicode_general_category::{get_general_category, GeneralCategory as Gc};
-use unicode_normalization::UnicodeNormalization;
-
 use crate::error::{Error, Result};
+
+pub mod device;
+mod unicode;
+
+pub use device::{DeviceLexicon, DEVICE_VOCAB_MAGIC};
 
 /// Words longer than this many characters become `[UNK]` (HF's `max_input_chars_per_word`).
 pub const MAX_INPUT_CHARS_PER_WORD: usize = 100;
@@ -57,61 +64,30 @@ pub struct Encoded {
     pub type_ids: Vec<u32>,
 }
 
-/// A WordPiece tokenizer over a borrowed `vocab.txt`.
+/// What the tokenizer's steps ask of a vocabulary and its character tables. Two kinds: the
+/// host's [`UnicodeLexicon`] (full Unicode tables, the vocabulary in a map) and the device's
+/// [`DeviceLexicon`] (compact tables compiled for one vocabulary, read in place from flash).
+pub trait Lexicon {
+    /// The id of a token (a word piece, `##` included, or a special token).
+    fn id(&self, token: &str) -> Option<u32>;
+    /// Appends the basic tokenizer's normalisation of `text` (no special tokens in it) to
+    /// `out`; the only white space it leaves is `' '`.
+    fn normalize(&self, text: &str, out: &mut String);
+    /// Whether a character of normalised text is punctuation (a word of its own).
+    fn is_punctuation(&self, c: char) -> bool;
+}
+
+/// The host's lexicon: `vocab.txt` in a map and the full Unicode tables.
 #[derive(Debug, Clone)]
-pub struct WordPieceTokenizer<'a> {
+pub struct UnicodeLexicon<'a> {
     vocab: BTreeMap<&'a str, u32>,
     options: BasicOptions,
-    unk: u32,
-    cls: u32,
-    sep: u32,
 }
 
-fn is_whitespace(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\r') || c.is_whitespace()
-}
-
-/// Removed by the clean-up: control, format and private-use characters (Cc, Cf, Co) — not
-/// unassigned ones, which the reference keeps (and WordPiece then maps to `[UNK]`).
-fn is_control(c: char) -> bool {
-    !matches!(c, '\t' | '\n' | '\r')
-        && matches!(
-            get_general_category(c),
-            Gc::Control | Gc::Format | Gc::PrivateUse
-        )
-}
-
-fn is_punctuation(c: char) -> bool {
-    c.is_ascii_punctuation()
-        || matches!(
-            get_general_category(c),
-            Gc::ConnectorPunctuation
-                | Gc::DashPunctuation
-                | Gc::OpenPunctuation
-                | Gc::ClosePunctuation
-                | Gc::InitialPunctuation
-                | Gc::FinalPunctuation
-                | Gc::OtherPunctuation
-        )
-}
-
-fn is_chinese_char(c: char) -> bool {
-    matches!(
-        c as u32,
-        0x4E00..=0x9FFF
-            | 0x3400..=0x4DBF
-            | 0x20000..=0x2A6DF
-            | 0x2A700..=0x2B73F
-            | 0x2B740..=0x2B81F
-            | 0x2B920..=0x2CEAF
-            | 0xF900..=0xFAFF
-            | 0x2F800..=0x2FA1F
-    )
-}
-
-impl<'a> WordPieceTokenizer<'a> {
-    /// Read `vocab.txt` (one token per line; the line number is the id).
-    pub fn from_vocab(vocab_txt: &'a [u8], options: BasicOptions) -> Result<Self> {
+impl<'a> UnicodeLexicon<'a> {
+    /// Reads `vocab.txt` (one token per line; the line number is the id; the first of two
+    /// equal lines wins).
+    pub fn new(vocab_txt: &'a [u8], options: BasicOptions) -> Result<Self> {
         let text = core::str::from_utf8(vocab_txt)
             .map_err(|e| Error::InvalidInput(format!("vocab.txt is not UTF-8: {e}")))?;
         let mut vocab = BTreeMap::new();
@@ -120,69 +96,99 @@ impl<'a> WordPieceTokenizer<'a> {
                 .map_err(|_| Error::InvalidInput("vocab.txt is too long".into()))?;
             vocab.entry(line.trim_end_matches('\r')).or_insert(id);
         }
+        Ok(UnicodeLexicon { vocab, options })
+    }
+
+    /// The tokens and their ids, in byte order.
+    pub fn tokens(&self) -> impl Iterator<Item = (&'a str, u32)> + '_ {
+        self.vocab.iter().map(|(t, id)| (*t, *id))
+    }
+
+    /// The basic tokenizer's options.
+    pub fn options(&self) -> BasicOptions {
+        self.options
+    }
+}
+
+impl Lexicon for UnicodeLexicon<'_> {
+    fn id(&self, token: &str) -> Option<u32> {
+        self.vocab.get(token).copied()
+    }
+    fn normalize(&self, text: &str, out: &mut String) {
+        unicode::normalize(&self.options, text, out);
+    }
+    fn is_punctuation(&self, c: char) -> bool {
+        unicode::is_punctuation(c)
+    }
+}
+
+/// A WordPiece tokenizer: the basic tokenizer, then greedy longest-match word pieces, over a
+/// [`Lexicon`] (by default the host's, from a borrowed `vocab.txt`).
+#[derive(Debug, Clone)]
+pub struct WordPieceTokenizer<'a, L = UnicodeLexicon<'a>> {
+    lexicon: L,
+    vocab_size: usize,
+    unk: u32,
+    cls: u32,
+    sep: u32,
+    _vocab: core::marker::PhantomData<&'a [u8]>,
+}
+
+impl<'a> WordPieceTokenizer<'a> {
+    /// Read `vocab.txt` (one token per line; the line number is the id).
+    pub fn from_vocab(vocab_txt: &'a [u8], options: BasicOptions) -> Result<Self> {
+        let lexicon = UnicodeLexicon::new(vocab_txt, options)?;
+        let size = lexicon.vocab.len();
+        Self::with_lexicon(lexicon, size)
+    }
+}
+
+impl<'a> WordPieceTokenizer<'a, DeviceLexicon<'a>> {
+    /// A tokenizer over a device vocabulary (made on the host by [`device::compile`]), read in
+    /// place: nothing of the vocabulary is copied into RAM.
+    pub fn from_device_vocab(bytes: &'a [u8]) -> Result<Self> {
+        let lexicon = DeviceLexicon::parse(bytes)?;
+        let size = lexicon.len();
+        Self::with_lexicon(lexicon, size)
+    }
+}
+
+impl<'a, L: Lexicon> WordPieceTokenizer<'a, L> {
+    /// A tokenizer over any lexicon that has `[UNK]`, `[CLS]` and `[SEP]`.
+    pub fn with_lexicon(lexicon: L, vocab_size: usize) -> Result<Self> {
         let need = |t: &str| {
-            vocab
-                .get(t)
-                .copied()
+            lexicon
+                .id(t)
                 .ok_or_else(|| Error::InvalidInput(format!("vocab.txt has no {t} token")))
         };
         Ok(WordPieceTokenizer {
             unk: need("[UNK]")?,
             cls: need("[CLS]")?,
             sep: need("[SEP]")?,
-            vocab,
-            options,
+            vocab_size,
+            lexicon,
+            _vocab: core::marker::PhantomData,
         })
     }
 
     /// The id of a token, if in the vocabulary.
     pub fn token_to_id(&self, token: &str) -> Option<u32> {
-        self.vocab.get(token).copied()
+        self.lexicon.id(token)
     }
 
     /// Number of entries in the vocabulary.
     pub fn vocab_size(&self) -> usize {
-        self.vocab.len()
-    }
-
-    /// The basic tokenizer's normalisation of a piece of text (no special tokens in it).
-    fn normalize(&self, text: &str) -> String {
-        let o = &self.options;
-        let mut s = String::with_capacity(text.len());
-        for c in text.chars() {
-            if c == '\0' || c == '\u{fffd}' || is_control(c) {
-                continue;
-            }
-            let c = if is_whitespace(c) { ' ' } else { c };
-            if o.tokenize_chinese_chars && is_chinese_char(c) {
-                s.push(' ');
-                s.push(c);
-                s.push(' ');
-            } else {
-                s.push(c);
-            }
-        }
-        if o.strip_accents.unwrap_or(o.lowercase) {
-            s = s
-                .nfd()
-                .filter(|&c| get_general_category(c) != Gc::NonspacingMark)
-                .collect();
-        }
-        if o.lowercase {
-            s = s.chars().flat_map(char::to_lowercase).collect();
-        }
-        s
+        self.vocab_size
     }
 
     /// Greedy longest-match WordPiece of one word, appended to `out`.
-    fn word_pieces(&self, word: &str, out: &mut Vec<u32>) {
+    fn word_pieces(&self, word: &str, piece: &mut String, out: &mut Vec<u32>) {
         if word.chars().count() > MAX_INPUT_CHARS_PER_WORD {
             out.push(self.unk);
             return;
         }
         let start_len = out.len();
         let mut start = 0;
-        let mut piece = String::new();
         while start < word.len() {
             let mut end = word.len();
             let mut found = None;
@@ -192,7 +198,7 @@ impl<'a> WordPieceTokenizer<'a> {
                     piece.push_str("##");
                 }
                 piece.push_str(&word[start..end]);
-                if let Some(&id) = self.vocab.get(piece.as_str()) {
+                if let Some(id) = self.lexicon.id(piece) {
                     found = Some(id);
                     break;
                 }
@@ -219,6 +225,8 @@ impl<'a> WordPieceTokenizer<'a> {
     /// Tokens of one segment, without `[CLS]`/`[SEP]`, appended to `out`.
     fn segment(&self, text: &str, out: &mut Vec<u32>) {
         let mut rest = text;
+        let mut normalized = String::new();
+        let mut piece = String::new();
         while !rest.is_empty() {
             // The earliest special token in the rest, matched whole (as added tokens are).
             let next = SPECIAL_TOKENS
@@ -229,25 +237,26 @@ impl<'a> WordPieceTokenizer<'a> {
                 Some((i, t)) => (&rest[..i], Some(t)),
                 None => (rest, None),
             };
-            let normalized = self.normalize(plain);
-            for chunk in normalized.split(is_whitespace).filter(|w| !w.is_empty()) {
+            normalized.clear();
+            self.lexicon.normalize(plain, &mut normalized);
+            for chunk in normalized.split(' ').filter(|w| !w.is_empty()) {
                 let mut word_start = 0;
                 for (i, c) in chunk.char_indices() {
-                    if is_punctuation(c) {
+                    if self.lexicon.is_punctuation(c) {
                         if word_start < i {
-                            self.word_pieces(&chunk[word_start..i], out);
+                            self.word_pieces(&chunk[word_start..i], &mut piece, out);
                         }
-                        self.word_pieces(&chunk[i..i + c.len_utf8()], out);
+                        self.word_pieces(&chunk[i..i + c.len_utf8()], &mut piece, out);
                         word_start = i + c.len_utf8();
                     }
                 }
                 if word_start < chunk.len() {
-                    self.word_pieces(&chunk[word_start..], out);
+                    self.word_pieces(&chunk[word_start..], &mut piece, out);
                 }
             }
             match special {
                 Some(t) => {
-                    out.push(self.vocab.get(t).copied().unwrap_or(self.unk));
+                    out.push(self.lexicon.id(t).unwrap_or(self.unk));
                     rest = &rest[plain.len() + t.len()..];
                 }
                 None => break,
@@ -268,6 +277,17 @@ impl<'a> WordPieceTokenizer<'a> {
         }
         let type_ids = (0..ids.len()).map(|i| u32::from(i >= first)).collect();
         Encoded { ids, type_ids }
+    }
+
+    /// `[CLS] text [SEP]` cut to at most `max_tokens` ids (at least 2) by dropping word
+    /// pieces from the end, as HF's truncation does for one sequence.
+    pub fn encode_truncated(&self, text: &str, max_tokens: usize) -> Vec<u32> {
+        let mut ids = self.encode(text, None).ids;
+        if ids.len() > max_tokens.max(2) {
+            ids.truncate(max_tokens.max(2) - 1);
+            ids.push(self.sep);
+        }
+        ids
     }
 }
 
@@ -295,6 +315,9 @@ mod tests {
         assert_eq!(t.encode(&long, None).ids, [2, 1, 3]);
         assert_eq!(t.encode("", None).ids, [2, 3]);
         assert_eq!(t.encode("\u{0}\u{fffd}\u{200b}", None).ids, [2, 3]);
+        assert_eq!(t.encode_truncated("the un the", 3), [2, 5, 3]);
+        assert_eq!(t.encode_truncated("the un the", 0), [2, 3]);
+        assert_eq!(t.encode_truncated("the", 64), [2, 5, 3]);
     }
 
     #[test]
