@@ -71,6 +71,27 @@ pub fn read_sections<'a, const N: usize>(
 }
 
 /// A model read in place from a device blob.
+///
+/// ```
+/// use bert_core::device_blob::DeviceModel;
+/// use bert_core::model::low_ram::LowRamPlan;
+/// use bert_core::wordpiece::{device, BasicOptions};
+/// # let (_, weights) = bert_core::model::low_ram::doc_model();
+/// // On the host (`bert export-device` does this from a model directory):
+/// let config = br#"{"vocab_size": 10, "hidden_size": 4, "num_hidden_layers": 1,
+///     "num_attention_heads": 2, "intermediate_size": 8, "max_position_embeddings": 6}"#;
+/// let vocab = b"[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nlights\non\noff\nturn\n##s\n";
+/// let compiled = device::compile(vocab, BasicOptions::default())?;
+/// let blob = DeviceModel::write(config, &compiled, &weights);
+/// // On the device (the blob linked into flash, 64-byte aligned):
+/// let model = DeviceModel::parse(&blob)?;
+/// let encoder = model.encoder()?;
+/// const ARENA: usize = LowRamPlan::new(4, 8, 6).arena_len();
+/// let mut arena = [0.0f32; ARENA];
+/// let embedding = model.embed(&encoder, "Turn lights on", 6, &mut arena)?;
+/// assert_eq!(embedding.len(), 4);
+/// # Ok::<(), bert_core::Error>(())
+/// ```
 pub struct DeviceModel<'a> {
     /// The parsed `config.json`.
     pub config: BertConfig,

@@ -13,6 +13,7 @@ use std::path::Path;
 
 use bert_core::arch::Block;
 use bert_core::model::low_ram::LowRamPlan;
+use bert_core::quantize::QuantDtype;
 
 use crate::error::{Error, Result};
 use crate::loaded::{LoadedModel, Task};
@@ -36,6 +37,9 @@ pub struct Budget {
     /// The low-RAM mode's arena for the encoder and the mean pooling (`None`: a pre-norm
     /// encoder, which that mode does not run).
     pub low_ram: Option<usize>,
+    /// The flash a device blob takes (`bert export-device`: config, compiled vocabulary, int8
+    /// weights; `None`: not a WordPiece model with a vocab.txt).
+    pub device_blob: Option<usize>,
 }
 
 impl Budget {
@@ -87,6 +91,9 @@ impl Budget {
         };
         let low_ram = matches!(dir.config.arch.block, Block::PostNorm)
             .then(|| LowRamPlan::of(&dir.config, max_tokens).arena_bytes());
+        let device_blob = crate::device_export::device_blob(&dir.root, Some(QuantDtype::Int8))
+            .ok()
+            .map(|(_, report)| report.total);
         loaded.prepack();
         let packed = loaded.model().bert().packed_bytes();
         Ok(Budget {
@@ -97,6 +104,7 @@ impl Budget {
             workspace,
             packed,
             low_ram,
+            device_blob,
         })
     }
 }
@@ -134,13 +142,25 @@ impl fmt::Display for Budget {
             kb(self.packed as f64)
         )?;
         match self.low_ram {
-            Some(bytes) => write!(
+            Some(bytes) => writeln!(
                 f,
                 "  RAM, low-RAM mode (one arena, weights in place, the mean-pooled vector only): \
                  {:.1} KB",
                 kb(bytes as f64)
+            )?,
+            None => writeln!(f, "  low-RAM mode: not for pre-norm encoders")?,
+        }
+        match self.device_blob {
+            Some(bytes) => write!(
+                f,
+                "  flash on a microcontroller (bert export-device: config, compiled vocabulary, \
+                 int8 weights): {:.1} KB",
+                kb(bytes as f64)
             ),
-            None => write!(f, "  low-RAM mode: not for pre-norm encoders"),
+            None => write!(
+                f,
+                "  no device blob: the device tokenizer needs a vocab.txt"
+            ),
         }
     }
 }

@@ -86,7 +86,32 @@ fn minilm_exports_and_matches_the_pipeline() {
 }
 
 #[test]
-fn a_directory_without_vocab_txt_is_an_error_and_the_output_stays() {
+fn splade_tiny_exports_from_its_tokenizer_json() {
+    // SPLADE-tiny has no vocab.txt: the vocabulary and options come from tokenizer.json.
+    let dir = common::splade();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("splade.bin");
+    let run = export(&dir, &out);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let blob = std::fs::read(&out).unwrap();
+    let device = DeviceModel::parse(&blob).unwrap();
+    let host = Tokenizer::from_dir(&dir).unwrap();
+    for text in TEXTS {
+        let want = host.encode(text, None).unwrap();
+        assert_eq!(
+            device.tokenizer.encode(text, None).ids,
+            want.get_ids(),
+            "{text:?}"
+        );
+    }
+}
+
+#[test]
+fn a_directory_without_a_vocabulary_is_an_error_and_the_output_stays() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("model");
     std::fs::create_dir(&dir).unwrap();
@@ -98,6 +123,9 @@ fn a_directory_without_vocab_txt_is_an_error_and_the_output_stays() {
     let run = export(&dir, &out);
     assert!(!run.status.success());
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(stderr.contains("vocab.txt"), "{stderr}");
+    assert!(
+        stderr.contains("no vocab.txt or tokenizer.json"),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
 }

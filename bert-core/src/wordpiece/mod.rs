@@ -21,6 +21,7 @@ use alloc::vec::Vec;
 
 use crate::error::{Error, Result};
 
+mod compile;
 pub mod device;
 mod unicode;
 

@@ -112,7 +112,7 @@ pub fn run(command: Command) -> Result<ExitCode> {
         Command::ExportDevice { src, dst, dtype } => {
             let r = bert_std::device_export::export_device(&src, &dst, Some(dtype.into()))?;
             eprintln!(
-                "wrote {}: {} bytes (weights {}, vocabulary {} compiled from vocab.txt's {}); \
+                "wrote {}: {} bytes (weights {}, vocabulary {} compiled from {} bytes of tokens); \
                  RAM for the low-RAM forward: bert info {} --budget",
                 dst.display(),
                 r.total,
