@@ -208,7 +208,7 @@ impl<'a> DeviceLexicon<'a> {
             if i > 0 && previous.bytes[..previous.len] >= current.bytes[..current.len] {
                 return Err(invalid("tokens are not in strictly increasing byte order"));
             }
-            previous.bytes = current.bytes;
+            previous.bytes[..current.len].copy_from_slice(&current.bytes[..current.len]);
             previous.len = current.len;
             at = e.next;
         }
