@@ -68,12 +68,15 @@ pub fn golden_path(name: &str) -> PathBuf {
 /// A golden safetensors file, read whole.
 pub struct Golden {
     bytes: Vec<u8>,
+    /// The file's name under goldens/.
+    pub name: String,
 }
 
 impl Golden {
     pub fn open(name: &str) -> Self {
         Golden {
             bytes: std::fs::read(golden_path(name)).unwrap(),
+            name: name.to_string(),
         }
     }
 
@@ -183,6 +186,15 @@ pub fn compare_grads(
     grads: &bert_core::train::Grads,
     hidden: usize,
 ) -> (f32, String, usize) {
+    // Every gradient's exact bits, folded into one FNV-1a digest: a refactor that must keep
+    // the training math bit-identical compares these lines before and after, on one machine
+    // (`cargo test -p bert-core --test golden_train --test golden_distill -- --nocapture
+    // 2>&1 | grep 'gradient bits'`; the kernels, and so the bits, differ between CPUs).
+    let digest = grads.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, (name, g)| {
+        let bytes = name.bytes().chain(g.iter().flat_map(|x| x.to_bits().to_le_bytes()));
+        bytes.fold(h, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    });
+    eprintln!("gradient bits ({}, {prefix}): {digest:016x}", golden.name);
     let mut worst = (0.0f32, String::new());
     let mut checked = 0;
     for (name, g) in grads.iter() {
