@@ -168,7 +168,9 @@ pub fn quantize_rows(
             };
             // A comparison, not `f32::max`: the same value (no NaN reaches the accumulator),
             // without a call to `fmaxf` per element on cores without a max instruction.
-            let amax = src.iter().fold(0.0f32, |m, v| if v.abs() > m { v.abs() } else { m });
+            let amax = src
+                .iter()
+                .fold(0.0f32, |m, v| if v.abs() > m { v.abs() } else { m });
             *scale = amax / 127.0;
             let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
             for (q, v) in q[start..start + len].iter_mut().zip(src) {

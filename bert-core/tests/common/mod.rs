@@ -191,7 +191,9 @@ pub fn compare_grads(
     // (`cargo test -p bert-core --test golden_train --test golden_distill -- --nocapture
     // 2>&1 | grep 'gradient bits'`; the kernels, and so the bits, differ between CPUs).
     let digest = grads.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, (name, g)| {
-        let bytes = name.bytes().chain(g.iter().flat_map(|x| x.to_bits().to_le_bytes()));
+        let bytes = name
+            .bytes()
+            .chain(g.iter().flat_map(|x| x.to_bits().to_le_bytes()));
         bytes.fold(h, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
     });
     eprintln!("gradient bits ({}, {prefix}): {digest:016x}", golden.name);
