@@ -14,7 +14,7 @@ use bert_core::Dtype;
 use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
 use crate::loaded::WeightBytes;
-use crate::model_dir::ModelDir;
+use crate::model_dir::{self, ModelDir};
 
 /// What [`export_device`] wrote, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,13 +104,12 @@ fn vocabulary(dir: &Path) -> Result<(Vec<u8>, BasicOptions)> {
     Ok((bytes, options))
 }
 
-/// A JSON file, or `null` when there is none.
+/// A JSON file ([`model_dir::read_json`]), or `null` when there is none.
 fn read_json(path: &Path) -> Result<serde_json::Value> {
     if !path.is_file() {
         return Ok(serde_json::Value::Null);
     }
-    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_slice(&text).map_err(|e| Error::file(path, e.to_string()))
+    model_dir::read_json(path)
 }
 
 /// The vocabulary (as `vocab.txt` lines, by id) and options of a `tokenizer.json` whose model

@@ -31,10 +31,8 @@ fn export(dir: &Path, out: &Path) -> std::process::Output {
         .unwrap()
 }
 
-/// The blob's ids and embeddings against the host pipeline's, for a directory: cosines between
-/// sentences within `1 − min_cosine` of the f32 pipeline's (the blob's weights are int8;
-/// measured: 1.3e-4 for the golden student, 7e-3 for MiniLM).
-fn check_model(dir: &Path, min_cosine: f32) {
+/// Exports `dir` with the CLI into a temporary file and returns the blob's bytes.
+fn exported(dir: &Path) -> Vec<u8> {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("model.bin");
     let run = export(dir, &out);
@@ -43,7 +41,14 @@ fn check_model(dir: &Path, min_cosine: f32) {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let blob = std::fs::read(&out).unwrap();
+    std::fs::read(&out).unwrap()
+}
+
+/// The blob's ids and embeddings against the host pipeline's, for a directory: cosines between
+/// sentences within `1 − min_cosine` of the f32 pipeline's (the blob's weights are int8;
+/// measured: 1.3e-4 for the golden student, 7e-3 for MiniLM).
+fn check_model(dir: &Path, min_cosine: f32) {
+    let blob = exported(dir);
     let device = DeviceModel::parse(&blob).unwrap();
     let host = Tokenizer::from_dir(dir).unwrap();
     let st = SentenceEmbeddings::load(dir, LoadOptions::default()).unwrap();
@@ -89,15 +94,7 @@ fn minilm_exports_and_matches_the_pipeline() {
 fn splade_tiny_exports_from_its_tokenizer_json() {
     // SPLADE-tiny has no vocab.txt: the vocabulary and options come from tokenizer.json.
     let dir = common::splade();
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("splade.bin");
-    let run = export(&dir, &out);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let blob = std::fs::read(&out).unwrap();
+    let blob = exported(&dir);
     let device = DeviceModel::parse(&blob).unwrap();
     let host = Tokenizer::from_dir(&dir).unwrap();
     for text in TEXTS {
