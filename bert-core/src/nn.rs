@@ -284,3 +284,35 @@ impl<'a> Embedding<'a> {
         }
     }
 }
+
+/// LayerNorm over rows of `x` (in place), saving the normalized rows (`xhat`) and each row's
+/// `1 / sqrt(var + eps)` for the backward. Variance is the biased one, as `torch.nn.LayerNorm`.
+pub fn layer_norm_save(
+    x: &mut [f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    xhat: &mut [f32],
+    rstd: &mut [f32],
+) {
+    let w = gamma.len();
+    for ((row, zh), r) in x
+        .chunks_exact_mut(w)
+        .zip(xhat.chunks_exact_mut(w))
+        .zip(rstd.iter_mut())
+    {
+        let mean = row.iter().map(|&v| v as f64).sum::<f64>() / w as f64;
+        let var = row
+            .iter()
+            .map(|&v| (v as f64 - mean) * (v as f64 - mean))
+            .sum::<f64>()
+            / w as f64;
+        let inv = 1.0 / libm::sqrt(var + eps as f64);
+        *r = inv as f32;
+        for (i, v) in row.iter_mut().enumerate() {
+            let z = ((*v as f64 - mean) * inv) as f32;
+            zh[i] = z;
+            *v = z * gamma[i] + beta[i];
+        }
+    }
+}

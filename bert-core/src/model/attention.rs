@@ -72,12 +72,15 @@ pub(crate) fn attention_rows(
     query_rows: Option<core::ops::Range<usize>>,
     qkv: Qkv<'_>,
     context: &mut [f32],
+    save: Option<ProbsSave<'_>>,
     threads: &mut [ThreadScratch],
 ) {
     let h = shape.heads * shape.head_dim;
     let o = sequences.offsets;
     let rows = query_rows.clone().unwrap_or(0..o[seqs.end] - o[seqs.start]);
-    if threads.len() >= 2 && rows.len() >= 2 * MIN_ROWS_PER_THREAD {
+    // Saved probabilities are whole `[heads, n, n]` blocks: sequences are not cut by rows.
+    let splits = seqs.len() >= 2 || save.is_none();
+    if threads.len() >= 2 && rows.len() >= 2 * MIN_ROWS_PER_THREAD && splits {
         let (t1, t2) = threads.split_at_mut(threads.len() / 2);
         if seqs.len() >= 2 {
             // Split the sequences where the first half's share of tokens is reached.
@@ -86,9 +89,21 @@ pub(crate) fn attention_rows(
                 .find(|&b| o[b] >= target)
                 .unwrap_or(seqs.end - 1);
             let (c1, c2) = context.split_at_mut((o[mid] - o[seqs.start]) * h);
+            let at = probs_between(sequences, seqs.start..mid, shape.heads);
+            let (mut s1, mut s2) = match save.map(|s| s.split_at(at)) {
+                Some((a, b)) => (Some(a), Some(b)),
+                None => (None, None),
+            };
+            let (first, second) = (seqs.start..mid, mid..seqs.end);
             par.join(
-                &mut || attention_rows(par, shape, sequences, seqs.start..mid, None, qkv, c1, t1),
-                &mut || attention_rows(par, shape, sequences, mid..seqs.end, None, qkv, c2, t2),
+                &mut || {
+                    let (s, f) = (s1.take(), first.clone());
+                    attention_rows(par, shape, sequences, f, None, qkv, c1, s, t1)
+                },
+                &mut || {
+                    let (s, r) = (s2.take(), second.clone());
+                    attention_rows(par, shape, sequences, r, None, qkv, c2, s, t2)
+                },
             );
         } else {
             let mid = rows.start + rows.len() * t1.len() / (t1.len() + t2.len());
@@ -96,28 +111,55 @@ pub(crate) fn attention_rows(
             let (q1, q2) = (Some(rows.start..mid), Some(mid..rows.end));
             par.join(
                 &mut || {
-                    attention_rows(par, shape, sequences, seqs.clone(), q1.clone(), qkv, c1, t1)
+                    let (s, q) = (seqs.clone(), q1.clone());
+                    attention_rows(par, shape, sequences, s, q, qkv, c1, None, t1)
                 },
                 &mut || {
-                    attention_rows(par, shape, sequences, seqs.clone(), q2.clone(), qkv, c2, t2)
+                    let (s, q) = (seqs.clone(), q2.clone());
+                    attention_rows(par, shape, sequences, s, q, qkv, c2, None, t2)
                 },
             );
         }
         return;
     }
     let mut context_row = 0;
+    let mut save = save;
     for b in seqs {
         let s = o[b + 1] - o[b];
         let q = query_rows.clone().unwrap_or(0..s);
         let out = &mut context[context_row * h..];
-        self_attention(shape, sequences, b, q.clone(), qkv, out, &mut threads[0]);
+        // This sequence's saved probabilities, the rest left for the next.
+        let mine = save.take().map(|sv| {
+            let (mine, rest) = sv.split_at(shape.heads * s * s);
+            save = Some(rest);
+            mine
+        });
+        self_attention(
+            shape,
+            sequences,
+            b,
+            q.clone(),
+            qkv,
+            out,
+            mine,
+            &mut threads[0],
+        );
         context_row += q.len();
     }
 }
 
+/// Attention probabilities of sequences `seqs` (`heads · n²` each).
+fn probs_between(sequences: &Sequences<'_>, seqs: core::ops::Range<usize>, heads: usize) -> usize {
+    let o = sequences.offsets;
+    seqs.map(|b| heads * (o[b + 1] - o[b]).pow(2)).sum()
+}
+
 /// `softmax(Q Kᵀ / sqrt(d) [+ mask]) V` for query rows `rows` of sequence `b`, every head,
 /// into `context` (which starts at the first of those rows). Each sequence attends only within
-/// its own rows; with padding removed there is nothing to mask.
+/// its own rows; with padding removed there is nothing to mask. With `save` (all rows of the
+/// sequence), the probabilities are computed in the save's `[heads, n, n]` block and the
+/// context from them times the save's dropout mask.
+#[allow(clippy::too_many_arguments)]
 fn self_attention(
     shape: AttentionShape,
     sequences: &Sequences<'_>,
@@ -125,6 +167,7 @@ fn self_attention(
     rows: core::ops::Range<usize>,
     qkv: Qkv<'_>,
     context: &mut [f32],
+    mut save: Option<ProbsSave<'_>>,
     scratch: &mut ThreadScratch,
 ) {
     let d = shape.head_dim;
@@ -136,13 +179,20 @@ fn self_attention(
     );
     let m = rows.len();
     let ThreadScratch { gemm, scores, .. } = scratch;
-    let scores = &mut scores[..m * s];
     let stride = qkv.row_stride;
     for head in 0..shape.heads {
         let keys = r0 * stride + head * d;
         let queries = keys + rows.start * stride;
+        let mask = save.as_ref().and_then(|sv| sv.mask);
+        let (block, dropped) = match save.as_mut() {
+            Some(sv) => (
+                &mut sv.probs[head * m * s..(head + 1) * m * s],
+                Some(&mut scores[..m * s]),
+            ),
+            None => (&mut scores[..m * s], None),
+        };
         kernels::matmul(
-            MatMut::dense(scores, m, s),
+            MatMut::dense(block, m, s),
             head_slice(qkv.query, queries, m, d, stride),
             Rhs::Dense(head_slice(qkv.key, keys, s, d, stride).t()),
             false,
@@ -151,13 +201,13 @@ fn self_attention(
         );
         if let Some(bias) = sequences.mask_bias {
             let bias = &bias[b * s..(b + 1) * s];
-            for row in scores.chunks_exact_mut(s) {
+            for row in block.chunks_exact_mut(s) {
                 row.iter_mut().zip(bias).for_each(|(x, m)| *x += m);
             }
         }
         if let Some(w) = shape.window {
             // Local attention: a query sees keys at most `w` positions away.
-            for (i, row) in scores.chunks_exact_mut(s).enumerate() {
+            for (i, row) in block.chunks_exact_mut(s).enumerate() {
                 let q = rows.start + i;
                 for (j, x) in row.iter_mut().enumerate() {
                     if q.abs_diff(j) > w {
@@ -166,7 +216,18 @@ fn self_attention(
                 }
             }
         }
-        kernels::softmax_rows(scores, s);
+        kernels::softmax_rows(block, s);
+        // Dropout on the probabilities: the context from the dropped copy, the saved ones kept.
+        let probs: &[f32] = match (mask, dropped) {
+            (Some(mask), Some(dropped)) => {
+                let mask = &mask[head * m * s..(head + 1) * m * s];
+                for ((o, p), k) in dropped.iter_mut().zip(&*block).zip(mask) {
+                    *o = p * k;
+                }
+                dropped
+            }
+            _ => block,
+        };
         kernels::matmul(
             MatMut {
                 data: &mut context[head * d..],
@@ -174,7 +235,7 @@ fn self_attention(
                 cols: d,
                 row_stride: h,
             },
-            MatRef::dense(scores, m, s),
+            MatRef::dense(probs, m, s),
             Rhs::Dense(head_slice(qkv.value, keys, s, d, stride)),
             false,
             1.0,

@@ -109,10 +109,23 @@ impl<'a> BertEmbeddings<'a> {
         out: &mut [f32],
         row: &mut [f32],
     ) {
-        let e = self.width();
         let n = tokens.len();
-        let row = &mut row[..e];
-        for (t, dst) in tokens.zip(out.chunks_exact_mut(e)) {
+        self.sum_tokens(batch, tokens, out, row);
+        self.layer_norm.forward(&mut out[..n * self.width()]);
+    }
+
+    /// `word[id] + token_type[type] + position[pos]` (the tables the family has) for the given
+    /// tokens, into consecutive rows of `out`: the embeddings before their LayerNorm (which a
+    /// training step computes itself, keeping what its backward needs).
+    pub(crate) fn sum_tokens(
+        &self,
+        batch: &Batch<'_>,
+        tokens: impl Iterator<Item = usize>,
+        out: &mut [f32],
+        row: &mut [f32],
+    ) {
+        let row = &mut row[..self.width()];
+        for (t, dst) in tokens.zip(out.chunks_exact_mut(self.width())) {
             self.word_embeddings
                 .lookup_into(batch.input_ids[t] as usize, dst);
             if let Some(tt) = &self.token_type_embeddings {
@@ -123,7 +136,6 @@ impl<'a> BertEmbeddings<'a> {
                 pe.add_into(self.position(batch, t), dst, row);
             }
         }
-        self.layer_norm.forward(&mut out[..n * e]);
     }
 
     /// Embed `tokens` into `hidden` (`[n, hidden]`); with a projection, the embedding-width

@@ -7,6 +7,7 @@ use crate::config::{Activation, BertConfig};
 use crate::error::Result;
 use crate::families::TensorNames;
 use crate::nn::{LayerNorm, Linear};
+use crate::parallel::Parallel;
 use crate::weights::Weights;
 
 /// `BertSelfAttention`: multi-head scaled dot-product attention with HF's additive mask.
@@ -134,36 +135,80 @@ impl<'a> BertLayer<'a> {
             parallel,
             ..
         } = ws;
-        let par = *parallel;
-        let sa = &self.attention.self_attention;
-        let hidden_in = &hidden[..];
-        let h = sa.query.out_features();
-        let qkv = match &sa.fused_qkv {
-            Some(fused) => {
-                let out = &mut qkv[..t * 3 * h];
-                linear_rows(par, fused, hidden_in, t, out, Epilogue::None, threads);
-                Qkv::fused(qkv, h)
-            }
-            None => {
-                let linears = [&sa.query, &sa.key, &sa.value];
-                let [q, k, v] = separate_qkv(par, linears, hidden_in, t, qkv, threads);
-                Qkv::separate(q, k, v, h)
-            }
-        };
         let sequences = Sequences {
             offsets: &offsets[..=batch_size],
             mask_bias: (!*remove_padding).then_some(&mask_bias[..]),
         };
-        let all = 0..batch_size;
+        let buffers = LayerBuffers {
+            qkv,
+            context,
+            attention_output,
+            intermediate,
+            train: None,
+        };
+        self.run(*parallel, threads, &sequences, t, hidden, buffers);
+    }
+
+    /// The layer over the `t` packed rows of `hidden`, in place: the one forward of inference
+    /// and training. With `buffers.train` (whose buffers the products then write, see
+    /// [`PostNormSaved::buffers`]) it keeps what [`backward`](crate::train) needs and applies
+    /// the step's dropout masks; the weights must then be unpacked, as loaded.
+    pub(crate) fn run(
+        &self,
+        par: &dyn Parallel,
+        threads: &mut [ThreadScratch],
+        sequences: &Sequences<'_>,
+        t: usize,
+        hidden: &mut [f32],
+        buffers: LayerBuffers<'_>,
+    ) {
+        let LayerBuffers {
+            qkv,
+            context,
+            attention_output,
+            intermediate,
+            train,
+        } = buffers;
+        let sa = &self.attention.self_attention;
+        let h = sa.query.out_features();
+        let (masks, mut train) = match train {
+            Some(tb) => (tb.masks, Some(tb)),
+            None => (LayerMasks::default(), None),
+        };
+        // The input: `hidden` itself (the last product overwrites it), or a copy training keeps.
+        let x_in: &[f32] = match train.as_mut() {
+            Some(tb) => {
+                let x_in = core::mem::take(&mut tb.x_in);
+                x_in[..t * h].copy_from_slice(&hidden[..t * h]);
+                x_in
+            }
+            None => hidden,
+        };
+        let qkv = self.project_qkv(par, x_in, t, qkv, threads, train.is_some());
         let shape = AttentionShape {
             heads: sa.num_attention_heads,
             head_dim: sa.attention_head_size,
             window: None,
         };
-        attention_rows(par, shape, &sequences, all, None, qkv, context, threads);
-
+        let probs = train.as_mut().map(|tb| ProbsSave {
+            probs: core::mem::take(&mut tb.probs),
+            mask: masks.probs,
+        });
+        let all = 0..sequences.offsets.len() - 1;
+        attention_rows(
+            par, shape, sequences, all, None, qkv, context, probs, threads,
+        );
+        let (mut norm1, mut norm2, mut activated) = match train {
+            Some(tb) => (Some(tb.norm1), Some(tb.norm2), Some(tb.activated)),
+            None => (None, None, None),
+        };
         let out = &self.attention.output;
-        let add_norm = Epilogue::AddNorm(hidden_in, &out.layer_norm);
+        let add_norm = LayerEpilogue::AddNorm {
+            dropout: masks.attention,
+            residual: x_in,
+            norm: &out.layer_norm,
+            save: norm1.take(),
+        };
         linear_rows(
             par,
             &out.dense,
@@ -174,7 +219,10 @@ impl<'a> BertLayer<'a> {
             threads,
         );
         let inter = &self.intermediate;
-        let act = Epilogue::Activation(inter.intermediate_act_fn);
+        let act = LayerEpilogue::Activation {
+            act: inter.intermediate_act_fn,
+            activated: activated.as_deref_mut(),
+        };
         linear_rows(
             par,
             &inter.dense,
@@ -184,15 +232,49 @@ impl<'a> BertLayer<'a> {
             act,
             threads,
         );
-        let add_norm = Epilogue::AddNorm(attention_output, &self.output.layer_norm);
+        let ffn_in: &[f32] = activated.map_or(intermediate, |a| a);
+        let add_norm = LayerEpilogue::AddNorm {
+            dropout: masks.ffn,
+            residual: attention_output,
+            norm: &self.output.layer_norm,
+            save: norm2.take(),
+        };
         linear_rows(
             par,
             &self.output.dense,
-            intermediate,
+            ffn_in,
             t,
             hidden,
             add_norm,
             threads,
         );
+    }
+
+    /// Q, K and V of the `t` rows of `x` into `out`: one fused product where
+    /// [`BertModel::prepack`] stacked them, else three (always three when `saving`: training
+    /// reads them apart and must see the weights as loaded).
+    fn project_qkv<'o>(
+        &self,
+        par: &dyn Parallel,
+        x: &[f32],
+        t: usize,
+        out: &'o mut [f32],
+        threads: &mut [ThreadScratch],
+        saving: bool,
+    ) -> Qkv<'o> {
+        let sa = &self.attention.self_attention;
+        let h = sa.query.out_features();
+        match &sa.fused_qkv {
+            Some(fused) if !saving => {
+                let out = &mut out[..t * 3 * h];
+                linear_rows(par, fused, x, t, out, Epilogue::None, threads);
+                Qkv::fused(out, h)
+            }
+            _ => {
+                let linears = [&sa.query, &sa.key, &sa.value];
+                let [q, k, v] = separate_qkv(par, linears, x, t, out, threads);
+                Qkv::separate(q, k, v, h)
+            }
+        }
     }
 }

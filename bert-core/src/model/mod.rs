@@ -16,6 +16,7 @@ pub mod layer;
 pub mod low_ram;
 pub mod pre_norm;
 mod rows;
+pub(crate) mod saves;
 mod tiny;
 pub mod workspace;
 
@@ -31,6 +32,9 @@ pub use workspace::{HeadBuffers, ThreadScratch, Workspace, MAX_BUFFER_ELEMENTS};
 use attention::*;
 
 use rows::*;
+use saves::*;
+
+pub(crate) use attention::Sequences;
 
 use alloc::format;
 use alloc::vec;

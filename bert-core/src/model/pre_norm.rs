@@ -169,6 +169,7 @@ impl<'a> PreNormLayer<'a> {
             None,
             qkv,
             context,
+            None,
             threads,
         );
         // x1 = x + Wo(context), into attention_output.

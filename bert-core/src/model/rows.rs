@@ -50,6 +50,26 @@ impl<'a> Epilogue<'a> {
     }
 }
 
+/// What follows a linear layer on whole rows of its output: [`Epilogue`] for inference,
+/// [`SaveEpilogue`](super::saves::SaveEpilogue) when a training step keeps what its backward
+/// needs. Cut with the rows when they are split over threads.
+pub(crate) trait RowEpilogue: Sized + Send {
+    /// Apply it to `out`, whole rows.
+    fn apply_rows(self, out: &mut [f32]);
+    /// The epilogues of the first `at` output elements (whole rows) and of the rest.
+    fn split_at(self, at: usize) -> (Self, Self);
+}
+
+impl RowEpilogue for Epilogue<'_> {
+    fn apply_rows(self, out: &mut [f32]) {
+        self.apply(out)
+    }
+
+    fn split_at(self, at: usize) -> (Self, Self) {
+        self.split(at)
+    }
+}
+
 /// Fewest rows worth handing to another thread.
 pub(crate) const MIN_ROWS_PER_THREAD: usize = 16;
 
@@ -77,19 +97,19 @@ pub(crate) fn separate_qkv<'o>(
 }
 
 /// `out = epilogue(x · Wᵀ + b)` for `rows` rows, split by rows over `threads` halves at a time.
-pub(crate) fn linear_rows(
+pub(crate) fn linear_rows<E: RowEpilogue>(
     par: &dyn Parallel,
     linear: &Linear<'_>,
     x: &[f32],
     rows: usize,
     out: &mut [f32],
-    epilogue: Epilogue<'_>,
+    epilogue: E,
     threads: &mut [ThreadScratch],
 ) {
     let (k, n) = (linear.in_features(), linear.out_features());
     if rows * k * n < MIN_MACS_TO_SPLIT {
         linear.forward(x, rows, out, &mut threads[0].gemm);
-        epilogue.apply(&mut out[..rows * n]);
+        epilogue.apply_rows(&mut out[..rows * n]);
         return;
     }
     let half = (n / 2).next_multiple_of(kernels::COLUMN_ALIGN);
@@ -99,17 +119,26 @@ pub(crate) fn linear_rows(
     }
     if threads.len() < 2 || rows < 2 * MIN_ROWS_PER_THREAD {
         linear.forward(x, rows, out, &mut threads[0].gemm);
-        epilogue.apply(&mut out[..rows * n]);
+        epilogue.apply_rows(&mut out[..rows * n]);
         return;
     }
     let (t1, t2) = threads.split_at_mut(threads.len() / 2);
     let r1 = rows * t1.len() / (t1.len() + t2.len());
     let (x1, x2) = x[..rows * k].split_at(r1 * k);
     let (o1, o2) = out[..rows * n].split_at_mut(r1 * n);
-    let (e1, e2) = epilogue.split(r1 * n);
+    let (e1, e2) = epilogue.split_at(r1 * n);
+    let (mut e1, mut e2) = (Some(e1), Some(e2));
     par.join(
-        &mut || linear_rows(par, linear, x1, r1, o1, e1, t1),
-        &mut || linear_rows(par, linear, x2, rows - r1, o2, e2, t2),
+        &mut || {
+            if let Some(e1) = e1.take() {
+                linear_rows(par, linear, x1, r1, o1, e1, t1)
+            }
+        },
+        &mut || {
+            if let Some(e2) = e2.take() {
+                linear_rows(par, linear, x2, rows - r1, o2, e2, t2)
+            }
+        },
     );
 }
 
@@ -118,13 +147,13 @@ pub(crate) fn linear_rows(
 /// beside them after; then the epilogue on whole rows. Every value is the one
 /// [`Linear::forward`] gives.
 #[allow(clippy::too_many_arguments)]
-fn linear_columns(
+fn linear_columns<E: RowEpilogue>(
     par: &dyn Parallel,
     linear: &Linear<'_>,
     x: &[f32],
     rows: usize,
     out: &mut [f32],
-    epilogue: Epilogue<'_>,
+    epilogue: E,
     threads: &mut [ThreadScratch],
     half: usize,
 ) {
@@ -154,5 +183,5 @@ fn linear_columns(
     {
         o[half..].copy_from_slice(c);
     }
-    epilogue.apply(out);
+    epilogue.apply_rows(out);
 }

@@ -9,20 +9,43 @@ use crate::error::{Error, Result};
 use crate::kernels::{GemmNeeds, GemmScratch};
 use crate::parallel::{Parallel, Sequential};
 
-/// What each thread of a forward pass owns: matmul scratch and an attention score block.
+/// What each thread of a forward pass owns: matmul scratch and an attention score block (in a
+/// training step also the gradient of one attention block's probabilities).
 #[derive(Debug, Clone)]
 pub struct ThreadScratch {
     pub(crate) gemm: GemmScratch,
+    /// One attention block's scores; in a training step, its probabilities after dropout.
     pub(crate) scores: Vec<f32>,
     /// The other half's columns of a product of a few rows split by columns (sized by
     /// [`Workspace::set_parallelism`]; empty on one thread).
     pub(crate) columns: Vec<f32>,
+    /// The gradient of one attention block's probabilities (training only; empty otherwise).
+    pub(crate) dprobs: Vec<f32>,
 }
 
 impl ThreadScratch {
+    /// Scratch for inference: `scores` of `scores` elements.
+    pub(crate) fn new(needs: GemmNeeds, scores: usize) -> Self {
+        ThreadScratch {
+            gemm: GemmScratch::new(needs),
+            scores: vec![0.0; scores],
+            columns: Vec::new(),
+            dprobs: Vec::new(),
+        }
+    }
+
+    /// Scratch for a training step's forward and backward: scores and their gradient of
+    /// `block` elements (one attention block, `max_seq²`).
+    pub(crate) fn for_training(needs: GemmNeeds, block: usize) -> Self {
+        ThreadScratch {
+            dprobs: vec![0.0; block],
+            ..Self::new(needs, block)
+        }
+    }
+
     /// Bytes of its buffers.
     pub fn size_in_bytes(&self) -> usize {
-        self.gemm.size_in_bytes() + 4 * (self.scores.len() + self.columns.len())
+        self.gemm.size_in_bytes() + 4 * (self.scores.len() + self.columns.len() + self.dprobs.len())
     }
 }
 
@@ -123,11 +146,10 @@ impl Workspace {
             remove_padding: true,
             row: vec![0.0; c.hidden_size],
             pooled: vec![0.0; sized(&[max_batch, c.hidden_size])?],
-            threads: vec![ThreadScratch {
-                gemm: GemmScratch::new(model.gemm_needs(max_batch, t).max(head.gemm)),
-                scores: vec![0.0; sized(&[max_seq, max_seq])?],
-                columns: Vec::new(),
-            }],
+            threads: vec![ThreadScratch::new(
+                model.gemm_needs(max_batch, t).max(head.gemm),
+                sized(&[max_seq, max_seq])?,
+            )],
             parallel: &Sequential,
             head_output: vec![0.0; sized(&[head.output])?],
             head_work: vec![0.0; sized(&[head.work])?],

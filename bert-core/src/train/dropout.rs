@@ -99,7 +99,7 @@ pub(crate) fn fill_rows(
 
 /// `a[i] *= m[i]`.
 pub(crate) fn apply(a: &mut [f32], m: &[f32]) {
-    a.iter_mut().zip(m).for_each(|(x, k)| *x *= k);
+    crate::model::saves::apply_mask(a, m)
 }
 
 #[cfg(test)]

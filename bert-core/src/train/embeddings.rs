@@ -5,7 +5,6 @@
 use alloc::string::String;
 
 use super::dropout::{self, Dropout};
-use super::ops::add_row;
 use super::threads;
 use super::workspace::TrainWorkspace;
 use super::Grads;
@@ -45,19 +44,13 @@ pub(crate) fn forward(
     ws: &mut TrainWorkspace,
 ) -> Result<()> {
     let w = e.width();
-    let (pe, te) = tables(e)?;
+    tables(e)?;
     let x = match e.project {
         Some(_) => &mut ws.emb_out[..t * w],
         None => &mut ws.x[..t * w],
     };
-    for (r, dst) in x.chunks_exact_mut(w).enumerate() {
-        let i = ws.packed[r] as usize;
-        e.word_embeddings
-            .lookup_into(batch.input_ids[i] as usize, dst);
-        let typ = batch.token_type_ids.map_or(0, |tt| tt[i]) as usize;
-        add_row(&te.weight, typ, dst);
-        add_row(&pe.weight, i % batch.seq_len, dst);
-    }
+    let tokens = ws.packed[..t].iter().map(|&i| i as usize);
+    e.sum_tokens(batch, tokens, x, &mut ws.row);
     let ln = &e.layer_norm;
     let (par, lanes) = (ws.par, ws.lanes.len());
     threads::layer_norm_save(

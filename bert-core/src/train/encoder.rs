@@ -4,15 +4,15 @@
 
 use alloc::format;
 
-use super::dropout::{self, Dropout};
+use super::dropout;
 use super::ops::gelu_backward;
 use super::threads;
 use super::workspace::TrainWorkspace;
 use super::Grads;
 use crate::activation::Activation;
 use crate::error::{Error, Result};
-use crate::kernels;
-use crate::model::{Batch, BertModel};
+use crate::model::saves::LayerMasks;
+use crate::model::{Batch, BertModel, Sequences};
 use crate::nn::Linear;
 
 /// Indices of one layer's parameters in [`Grads`].
@@ -120,7 +120,7 @@ pub(crate) fn encoder_forward(
     ws: &mut TrainWorkspace,
 ) -> Result<usize> {
     let c = &bert.config;
-    let (h, heads, d) = (c.hidden_size, c.num_attention_heads, c.head_dim());
+    let (h, heads) = (c.hidden_size, c.num_attention_heads);
     // Pack the real tokens.
     let keep = |i: usize| batch.attention_mask.is_none_or(|mk| mk[i] != 0);
     let mut t = 0;
@@ -139,20 +139,13 @@ pub(crate) fn encoder_forward(
     ws.offsets[batch.batch_size] = t;
     super::embeddings::forward(&bert.embeddings, batch, t, ws)?;
     let par = ws.par;
-    let scale = 1.0 / libm::sqrtf(d as f32);
-    let shape = threads::Heads {
-        offsets: &ws.offsets[..=batch.batch_size],
-        heads,
-        d,
-        h,
-        scale,
-    };
     let drop = ws.dropout;
     let hidden = drop.filter(|d| d.hidden > 0.0);
+    let attention = drop.filter(|d| d.attention > 0.0);
     let lanes = ws.lanes.len();
-    let rows = |mask: &mut [f32], stream: u64, d: Dropout| {
-        let spec = (d.seed, stream, d.hidden);
-        threads::fill_rows(par, lanes, &mut mask[..t * h], &ws.packed[..t], h, spec);
+    let sequences = Sequences {
+        offsets: &ws.offsets[..=batch.batch_size],
+        mask_bias: None,
     };
     for (l, (layer, saved)) in bert
         .encoder
@@ -161,93 +154,32 @@ pub(crate) fn encoder_forward(
         .zip(ws.layers.iter_mut())
         .enumerate()
     {
-        let [s_probs, s_attn, s_ffn] = dropout::layer_streams(l);
-        let a = &layer.attention;
-        saved.x_in[..t * h].copy_from_slice(&ws.x[..t * h]);
-        let x_in = &saved.x_in[..t * h];
-        let sa = &a.self_attention;
-        threads::linear_forward(par, &sa.query, x_in, t, &mut saved.q, &mut ws.lanes);
-        threads::linear_forward(par, &sa.key, x_in, t, &mut saved.k, &mut ws.lanes);
-        threads::linear_forward(par, &sa.value, x_in, t, &mut saved.v, &mut ws.lanes);
-        let probs_mask = match drop.filter(|d| d.attention > 0.0) {
-            Some(d) => {
-                let m = &mut ws.masks.layers[l][0];
-                let rows = (&ws.offsets[..=batch.batch_size], &ws.packed[..t]);
-                attention_mask(
-                    par,
-                    ws.lanes.len(),
-                    m,
-                    batch.seq_len,
-                    rows,
-                    heads,
-                    (d.seed, s_probs, d.attention),
-                );
-                Some(&ws.masks.layers[l][0][..])
+        // This step's dropout masks for the layer (allocated once dropout is on), then the layer.
+        let masks = match ws.masks.layers.get_mut(l).filter(|_| drop.is_some()) {
+            Some([m_probs, m_attn, m_ffn]) => {
+                let [s_probs, s_attn, s_ffn] = dropout::layer_streams(l);
+                if let Some(d) = attention {
+                    let rows = (sequences.offsets, &ws.packed[..t]);
+                    let spec = (d.seed, s_probs, d.attention);
+                    attention_mask(par, lanes, m_probs, batch.seq_len, rows, heads, spec);
+                }
+                if let Some(d) = hidden {
+                    for (mask, stream) in [(&mut *m_attn, s_attn), (&mut *m_ffn, s_ffn)] {
+                        let spec = (d.seed, stream, d.hidden);
+                        let mask = &mut mask[..t * h];
+                        threads::fill_rows(par, lanes, mask, &ws.packed[..t], h, spec);
+                    }
+                }
+                LayerMasks {
+                    probs: attention.map(|_| &m_probs[..]),
+                    attention: hidden.map(|_| &m_attn[..t * h]),
+                    ffn: hidden.map(|_| &m_ffn[..t * h]),
+                }
             }
-            None => None,
+            None => LayerMasks::default(),
         };
-        threads::attention_forward(
-            par,
-            shape,
-            (&saved.q, &saved.k, &saved.v, probs_mask),
-            &mut saved.probs,
-            &mut saved.ctx,
-            &mut ws.lanes,
-        );
-        // y1 = LN1(ctx Woᵀ + bo + x_in)
-        threads::linear_forward(
-            par,
-            &a.output.dense,
-            &saved.ctx,
-            t,
-            &mut saved.y1,
-            &mut ws.lanes,
-        );
-        if let Some(d) = hidden {
-            rows(&mut ws.masks.layers[l][1], s_attn, d);
-            dropout::apply(&mut saved.y1[..t * h], &ws.masks.layers[l][1]);
-        }
-        saved.y1[..t * h]
-            .iter_mut()
-            .zip(x_in)
-            .for_each(|(y, x)| *y += x);
-        let n1 = &a.output.layer_norm;
-        threads::layer_norm_save(
-            par,
-            ws.lanes.len(),
-            &mut saved.y1[..t * h],
-            (&n1.weight, &n1.bias, n1.eps),
-            &mut saved.xhat1[..t * h],
-            &mut saved.rstd1[..t],
-        );
-        // g = gelu(y1 Wiᵀ + bi)
-        let inter = &layer.intermediate.dense;
-        let iw = inter.out_features();
-        threads::linear_forward(par, inter, &saved.y1, t, &mut saved.u, &mut ws.lanes);
-        saved.g[..t * iw].copy_from_slice(&saved.u[..t * iw]);
-        threads::chunks(par, ws.lanes.len(), &mut saved.g[..t * iw], &|c| {
-            kernels::activate_in_place(Activation::Gelu, c)
-        });
-        // x = LN2(g Wo2ᵀ + bo2 + y1)
-        let out = &layer.output.dense;
-        threads::linear_forward(par, out, &saved.g, t, &mut ws.x, &mut ws.lanes);
-        if let Some(d) = hidden {
-            rows(&mut ws.masks.layers[l][2], s_ffn, d);
-            dropout::apply(&mut ws.x[..t * h], &ws.masks.layers[l][2]);
-        }
-        ws.x[..t * h]
-            .iter_mut()
-            .zip(&saved.y1[..t * h])
-            .for_each(|(y, x)| *y += x);
-        let n2 = &layer.output.layer_norm;
-        threads::layer_norm_save(
-            par,
-            ws.lanes.len(),
-            &mut ws.x[..t * h],
-            (&n2.weight, &n2.bias, n2.eps),
-            &mut saved.xhat2[..t * h],
-            &mut saved.rstd2[..t],
-        );
+        let buffers = saved.buffers(masks);
+        layer.run(par, &mut ws.lanes, &sequences, t, &mut ws.x, buffers);
     }
     Ok(t)
 }
@@ -373,10 +305,11 @@ pub(crate) fn encoder_backward(
             &mut ws.lanes,
         );
         // Attention, per sequence and head.
+        let [q, k, v] = saved.qkv();
         threads::attention_backward(
             par,
             shape,
-            (&saved.q, &saved.k, &saved.v, &saved.probs, &ws.dctx),
+            (q, k, v, &saved.probs, &ws.dctx),
             masks
                 .filter(|_| drop.is_some_and(|d| d.attention > 0.0))
                 .map(|m| &m[0][..]),

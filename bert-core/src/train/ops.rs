@@ -2,8 +2,6 @@
 //! (`dX = dY·W`, `dW += dYᵀ·X`, `db += Σ dY`) through the project's matmul kernels, LayerNorm,
 //! exact GELU, softmax, and the embedding scatter.
 
-use alloc::vec;
-
 use crate::kernels::{self, GemmScratch, MatMut, MatRef, Rhs};
 
 /// `out (+)= a · b` through the project's kernels (any strides).
@@ -55,37 +53,7 @@ pub fn linear_backward(
     }
 }
 
-/// LayerNorm over rows of `x` (in place), saving the normalized rows (`xhat`) and each row's
-/// `1 / sqrt(var + eps)` for the backward. Variance is the biased one, as `torch.nn.LayerNorm`.
-pub fn layer_norm_save(
-    x: &mut [f32],
-    gamma: &[f32],
-    beta: &[f32],
-    eps: f32,
-    xhat: &mut [f32],
-    rstd: &mut [f32],
-) {
-    let w = gamma.len();
-    for ((row, zh), r) in x
-        .chunks_exact_mut(w)
-        .zip(xhat.chunks_exact_mut(w))
-        .zip(rstd.iter_mut())
-    {
-        let mean = row.iter().map(|&v| v as f64).sum::<f64>() / w as f64;
-        let var = row
-            .iter()
-            .map(|&v| (v as f64 - mean) * (v as f64 - mean))
-            .sum::<f64>()
-            / w as f64;
-        let inv = 1.0 / libm::sqrt(var + eps as f64);
-        *r = inv as f32;
-        for (i, v) in row.iter_mut().enumerate() {
-            let z = ((*v as f64 - mean) * inv) as f32;
-            zh[i] = z;
-            *v = z * gamma[i] + beta[i];
-        }
-    }
-}
+pub use crate::nn::layer_norm_save;
 
 /// The backward of LayerNorm: `dx = rstd · (dz − mean(dz) − xhat · mean(dz · xhat))` with
 /// `dz = dy · γ`; `dγ += Σ dy · xhat`, `dβ += Σ dy`. `dx` may be accumulated into.
@@ -183,21 +151,6 @@ pub fn softmax_backward(p: &[f32], dp: &mut [f32], width: usize) {
         let dot: f64 = pr.iter().zip(dr.iter()).map(|(a, b)| (a * b) as f64).sum();
         for (d, &q) in dr.iter_mut().zip(pr) {
             *d = q * (*d - dot as f32);
-        }
-    }
-}
-
-/// `dst += table[row]`.
-pub fn add_row(table: &crate::tensor::Matrix<'_>, row: usize, dst: &mut [f32]) {
-    match &table.storage {
-        crate::tensor::Storage::F32(v) => dst
-            .iter_mut()
-            .zip(&v[row * table.cols..(row + 1) * table.cols])
-            .for_each(|(d, x)| *d += x),
-        _ => {
-            let mut tmp = vec![0.0f32; table.cols];
-            table.row_into(row, &mut tmp);
-            dst.iter_mut().zip(&tmp).for_each(|(d, x)| *d += x);
         }
     }
 }

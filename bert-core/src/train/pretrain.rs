@@ -15,13 +15,14 @@ use super::encoder::{
 };
 use super::ops::{gelu_grad, layer_norm_backward, layer_norm_save};
 use super::pooled::{check_tanh_pooler, pooled_backward, pooled_forward};
-use super::threads::{self, Lane};
+use super::threads;
 use super::workspace::TrainWorkspace;
 use super::Grads;
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::heads::{BertForMaskedLM, BertForPreTraining, BertLMPredictionHead};
 use crate::kernels::{self, GemmNeeds, MatRef};
+use crate::model::ThreadScratch;
 use crate::model::{Batch, BertModel};
 use crate::nn::Linear;
 use crate::parallel::Parallel;
@@ -52,7 +53,7 @@ pub struct PreTrainWorkspace {
     dy: Vec<f32>,
     dmx: Vec<f32>,
     /// One per thread, for the decoder's products (depth up to the vocabulary).
-    lanes: Vec<Lane>,
+    lanes: Vec<ThreadScratch>,
     needs: GemmNeeds,
 }
 
@@ -69,7 +70,7 @@ impl PreTrainWorkspace {
         let threads = threads.clamp(1, 256);
         self.lanes.truncate(threads);
         while self.lanes.len() < threads {
-            self.lanes.push(Lane::new(self.needs, 0));
+            self.lanes.push(ThreadScratch::for_training(self.needs, 0));
         }
     }
 }
@@ -196,7 +197,7 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
             logits: vec![0.0; max_masked * v],
             dy: vec![0.0; max_masked * h],
             dmx: vec![0.0; max_masked * h],
-            lanes: vec![Lane::new(needs, 0)],
+            lanes: vec![ThreadScratch::for_training(needs, 0)],
             needs,
         })
     }

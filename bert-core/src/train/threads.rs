@@ -1,40 +1,17 @@
 //! The training step's products over threads, as the inference forward splits them: the work
 //! is cut in halves (rows of a product, output rows of a weight gradient, groups of sequences in
-//! attention), each half with its own [`Lane`] (GEMM scratch and attention-gradient buffer), run
+//! attention), each half with its own [`ThreadScratch`] (GEMM scratch and attention-gradient buffer), run
 //! through [`Parallel::join`]. No element is computed differently from the one-thread path (the
 //! same kernel, the same depth order), so the results are bit-identical for any thread count.
 
-use alloc::vec;
-use alloc::vec::Vec;
-
 use super::ops::{head, head_mut, layer_norm_dx_row, layer_norm_param_grads, softmax_backward};
-use crate::kernels::{self, GemmNeeds, GemmScratch, MatMut, MatRef, Rhs};
+use crate::kernels::{self, MatMut, MatRef, Rhs};
+use crate::model::ThreadScratch;
 use crate::nn::Linear;
 use crate::parallel::Parallel;
 
 /// Fewest rows (or weight rows) worth handing to another thread.
 const MIN_ROWS: usize = 16;
-
-/// What one thread of a training step owns.
-#[derive(Debug)]
-pub(crate) struct Lane {
-    pub(crate) gemm: GemmScratch,
-    /// The gradient of one attention block's probabilities (and, in the forward, the
-    /// probabilities after dropout).
-    pub(crate) dprobs: Vec<f32>,
-    /// One attention block's probabilities after dropout, in the backward.
-    pub(crate) dropped: Vec<f32>,
-}
-
-impl Lane {
-    pub(crate) fn new(needs: GemmNeeds, dprobs: usize) -> Self {
-        Lane {
-            gemm: GemmScratch::new(needs),
-            dprobs: vec![0.0; dprobs],
-            dropped: vec![0.0; dprobs],
-        }
-    }
-}
 
 /// `out = x · Wᵀ + b` (`x` `[t, k]`), rows split over the lanes.
 pub(crate) fn linear_forward(
@@ -43,7 +20,7 @@ pub(crate) fn linear_forward(
     x: &[f32],
     t: usize,
     out: &mut [f32],
-    lanes: &mut [Lane],
+    lanes: &mut [ThreadScratch],
 ) {
     let (k, n) = (lin.in_features(), lin.out_features());
     if lanes.len() < 2 || t < 2 * MIN_ROWS {
@@ -69,7 +46,7 @@ pub(crate) fn matmul_rows(
     b: MatRef<'_>,
     t: usize,
     accumulate: bool,
-    lanes: &mut [Lane],
+    lanes: &mut [ThreadScratch],
 ) {
     let (k, n) = (b.rows, b.cols);
     if lanes.len() < 2 || t < 2 * MIN_ROWS {
@@ -104,7 +81,7 @@ pub(crate) fn weight_grad(
     x: &[f32],
     t: usize,
     k: usize,
-    lanes: &mut [Lane],
+    lanes: &mut [ThreadScratch],
 ) {
     if lanes.len() < 2 || n < 2 * MIN_ROWS {
         let dy = MatRef {
@@ -145,7 +122,7 @@ pub(crate) fn linear_backward(
     dx: Option<(&mut [f32], bool)>,
     dw: &mut [f32],
     db: Option<&mut [f32]>,
-    lanes: &mut [Lane],
+    lanes: &mut [ThreadScratch],
 ) {
     if let Some((dx, accumulate)) = dx {
         matmul_rows(par, dx, dy, MatRef::dense(w, n, k), t, accumulate, lanes);
@@ -262,25 +239,6 @@ pub(crate) fn fill_rows(
 /// Fewest elements worth handing to another thread in an elementwise pass.
 const MIN_ELEMENTS: usize = 4096;
 
-/// `f` over `a` in pieces, halves on `threads` threads (for elementwise passes such as an
-/// activation: the pieces change nothing in the result).
-pub(crate) fn chunks(
-    par: &dyn Parallel,
-    threads: usize,
-    a: &mut [f32],
-    f: &(dyn Fn(&mut [f32]) + Sync),
-) {
-    if threads < 2 || a.len() < 2 * MIN_ELEMENTS {
-        f(a);
-        return;
-    }
-    let half = threads / 2;
-    let (a1, a2) = a.split_at_mut(a.len() * half / threads);
-    par.join(&mut || chunks(par, half, a1, f), &mut || {
-        chunks(par, threads - half, a2, f)
-    });
-}
-
 /// `f(a_part, b_part)` over matching pieces of `a` and `b`, halves on `threads` threads
 /// (`f` sees whole slices, so its loop can vectorize).
 pub(crate) fn zip_map(
@@ -354,76 +312,6 @@ impl<'o> Heads<'o> {
     }
 }
 
-/// What the attention forward reads: q, k, v and the probabilities' dropout mask (the group's).
-type Inputs<'s> = (&'s [f32], &'s [f32], &'s [f32], Option<&'s [f32]>);
-
-/// Attention over groups of sequences: `probs = softmax(q kᵀ · scale)` and `ctx = probs · v`
-/// per sequence and head. `probs` and `ctx` are the group's (from its first sequence and row).
-pub(crate) fn attention_forward(
-    par: &dyn Parallel,
-    s: Heads<'_>,
-    (q, k, v, mask): Inputs<'_>,
-    probs: &mut [f32],
-    ctx: &mut [f32],
-    lanes: &mut [Lane],
-) {
-    if lanes.len() >= 2 {
-        let (l1, l2) = lanes.split_at_mut(lanes.len() / 2);
-        if let Some((cut, a, b)) = s.split(l1.len() as f32 / (l1.len() + l2.len()) as f32) {
-            let at = s.probs_before(cut);
-            let (p1, p2) = probs.split_at_mut(at);
-            let (m1, m2) = split_mask(mask, at);
-            let (c1, c2) = ctx.split_at_mut((s.offsets[cut] - s.offsets[0]) * s.h);
-            par.join(
-                &mut || attention_forward(par, a, (q, k, v, m1), p1, c1, l1),
-                &mut || attention_forward(par, b, (q, k, v, m2), p2, c2, l2),
-            );
-            return;
-        }
-    }
-    let (h, d) = (s.h, s.d);
-    let first = s.offsets[0];
-    let Lane { gemm, dprobs, .. } = &mut lanes[0];
-    let mut poff = 0;
-    for b in 0..s.sequences() {
-        let (r0, n) = (s.offsets[b], s.len(b));
-        for hd in 0..s.heads {
-            let base = r0 * h + hd * d;
-            let local = (r0 - first) * h + hd * d;
-            let p = &mut probs[poff..poff + n * n];
-            kernels::matmul(
-                MatMut::dense(p, n, n),
-                head(q, base, n, d, h),
-                Rhs::Dense(head(k, base, n, d, h).t()),
-                false,
-                s.scale,
-                gemm,
-            );
-            kernels::softmax_rows(p, n);
-            // Dropout on the probabilities: ctx from the dropped copy, `probs` kept whole.
-            let p: &[f32] = match mask {
-                Some(m) => {
-                    let dropped = &mut dprobs[..n * n];
-                    for ((o, x), k) in dropped.iter_mut().zip(&*p).zip(&m[poff..poff + n * n]) {
-                        *o = x * k;
-                    }
-                    dropped
-                }
-                None => p,
-            };
-            kernels::matmul(
-                head_mut(ctx, local, n, d, h),
-                MatRef::dense(p, n, n),
-                Rhs::Dense(head(v, base, n, d, h)),
-                false,
-                1.0,
-                gemm,
-            );
-            poff += n * n;
-        }
-    }
-}
-
 /// A mask cut where its probabilities are.
 fn split_mask(mask: Option<&[f32]>, at: usize) -> (Option<&[f32]>, Option<&[f32]>) {
     match mask {
@@ -445,7 +333,7 @@ pub(crate) fn attention_backward(
     (q, k, v, probs, dctx): Saved<'_>,
     mask: Option<&[f32]>,
     (dq, dk, dv): (&mut [f32], &mut [f32], &mut [f32]),
-    lanes: &mut [Lane],
+    lanes: &mut [ThreadScratch],
 ) {
     if lanes.len() >= 2 {
         let (l1, l2) = lanes.split_at_mut(lanes.len() / 2);
@@ -466,10 +354,11 @@ pub(crate) fn attention_backward(
     }
     let (h, d) = (s.h, s.d);
     let first = s.offsets[0];
-    let Lane {
+    let ThreadScratch {
         gemm,
         dprobs,
-        dropped,
+        scores: dropped,
+        ..
     } = &mut lanes[0];
     let mut poff = 0;
     for b in 0..s.sequences() {

@@ -6,29 +6,12 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::dropout::{Dropout, Masks};
-use super::threads::Lane;
 use crate::error::{Error, Result};
 use crate::kernels::GemmNeeds;
+use crate::model::saves::PostNormSaved;
 use crate::model::BertModel;
+use crate::model::ThreadScratch;
 use crate::parallel::{Parallel, Sequential};
-
-/// What one layer's forward keeps for its backward.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct LayerSaved {
-    pub(crate) x_in: Vec<f32>,
-    pub(crate) q: Vec<f32>,
-    pub(crate) k: Vec<f32>,
-    pub(crate) v: Vec<f32>,
-    pub(crate) probs: Vec<f32>,
-    pub(crate) ctx: Vec<f32>,
-    pub(crate) xhat1: Vec<f32>,
-    pub(crate) rstd1: Vec<f32>,
-    pub(crate) y1: Vec<f32>,
-    pub(crate) u: Vec<f32>,
-    pub(crate) g: Vec<f32>,
-    pub(crate) xhat2: Vec<f32>,
-    pub(crate) rstd2: Vec<f32>,
-}
 
 /// Every buffer of a training step, allocated once for up to (`max_batch`, `max_seq`).
 pub struct TrainWorkspace {
@@ -36,12 +19,14 @@ pub struct TrainWorkspace {
     pub(crate) max_seq: usize,
     pub(crate) offsets: Vec<usize>,
     pub(crate) packed: Vec<u32>,
+    /// One embedding-width row of scratch (a table row being added).
+    pub(crate) row: Vec<f32>,
     pub(crate) emb_xhat: Vec<f32>,
     pub(crate) emb_rstd: Vec<f32>,
     /// The embeddings after LayerNorm and dropout, the projection's input (ELECTRA's narrower
     /// tables); empty without a projection.
     pub(crate) emb_out: Vec<f32>,
-    pub(crate) layers: Vec<LayerSaved>,
+    pub(crate) layers: Vec<PostNormSaved>,
     pub(crate) x: Vec<f32>,
     pub(crate) cls: Vec<f32>,
     pub(crate) pooled: Vec<f32>,
@@ -57,7 +42,7 @@ pub struct TrainWorkspace {
     pub(crate) dpooled: Vec<f32>,
     pub(crate) dlogits: Vec<f32>,
     /// One per thread; the first serves the one-thread parts.
-    pub(crate) lanes: Vec<Lane>,
+    pub(crate) lanes: Vec<ThreadScratch>,
     pub(crate) par: &'static dyn Parallel,
     needs: GemmNeeds,
     /// Training-mode dropout of the current step, if on.
@@ -106,26 +91,13 @@ impl TrainWorkspace {
             depth: h.max(i).max(t).max(max_seq),
             int8: false,
         };
-        let layer = LayerSaved {
-            x_in: vec![0.0; t * h],
-            q: vec![0.0; t * h],
-            k: vec![0.0; t * h],
-            v: vec![0.0; t * h],
-            probs: vec![0.0; probs],
-            ctx: vec![0.0; t * h],
-            xhat1: vec![0.0; t * h],
-            rstd1: vec![0.0; t],
-            y1: vec![0.0; t * h],
-            u: vec![0.0; t * i],
-            g: vec![0.0; t * i],
-            xhat2: vec![0.0; t * h],
-            rstd2: vec![0.0; t],
-        };
+        let layer = PostNormSaved::new(t, h, i, probs);
         Ok(TrainWorkspace {
             max_batch,
             max_seq,
             offsets: vec![0; max_batch + 1],
             packed: vec![0; t],
+            row: vec![0.0; bert.embeddings.width()],
             emb_xhat: vec![0.0; t * h],
             emb_rstd: vec![0.0; t],
             emb_out: match bert.embeddings.project {
@@ -147,7 +119,7 @@ impl TrainWorkspace {
             dcls: vec![0.0; max_batch * h],
             dpooled: vec![0.0; max_batch * h],
             dlogits: vec![0.0; t * labels],
-            lanes: vec![Lane::new(needs, max_seq * max_seq)],
+            lanes: vec![ThreadScratch::for_training(needs, max_seq * max_seq)],
             par: &Sequential,
             needs,
             dropout: None,
@@ -177,7 +149,8 @@ impl TrainWorkspace {
         let dprobs = self.max_seq * self.max_seq;
         self.lanes.truncate(threads);
         while self.lanes.len() < threads {
-            self.lanes.push(Lane::new(self.needs, dprobs));
+            self.lanes
+                .push(ThreadScratch::for_training(self.needs, dprobs));
         }
         self.par = parallel;
     }
