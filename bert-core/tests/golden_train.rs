@@ -227,18 +227,6 @@ fn pretraining_gradients_match_torch_autograd() {
     assert!(worst <= 1e-5, "{worst} in {name}");
 }
 
-/// Runs both closures at once on scoped OS threads.
-struct ScopedJoin;
-
-impl bert_core::Parallel for ScopedJoin {
-    fn join(&self, a: &mut (dyn FnMut() + Send), b: &mut (dyn FnMut() + Send)) {
-        std::thread::scope(|s| {
-            s.spawn(a);
-            b();
-        });
-    }
-}
-
 /// The threaded step (products split by rows, weight-gradient rows and sequence groups) gives
 /// the one-thread step's loss and gradients bit for bit, for 2 and 3 threads, on the MLM + NSP
 /// model (every product kind: encoder, attention, pooled head, vocabulary decoder).

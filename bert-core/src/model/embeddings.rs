@@ -82,7 +82,7 @@ impl<'a> BertEmbeddings<'a> {
     }
 
     /// The position id of token `t` (an index into the padded `[batch * seq]` layout).
-    fn position(&self, batch: &Batch<'_>, t: usize) -> usize {
+    pub(crate) fn position(&self, batch: &Batch<'_>, t: usize) -> usize {
         match self.positions {
             PositionScheme::Absolute | PositionScheme::Rotary => t % batch.seq_len,
             PositionScheme::PaddingOffset { padding_idx } => {

@@ -2,37 +2,14 @@
 //! dropout, at the embedding width, then (ELECTRA's narrower tables) `embeddings_project` to
 //! the hidden width; and the backward of all that, down to the rows of the three tables.
 
-use alloc::string::String;
-
 use super::dropout::{self, Dropout};
+use super::encoder::EncoderSlots;
 use super::threads;
 use super::workspace::TrainWorkspace;
 use super::Grads;
-use crate::error::{Error, Result};
-use crate::model::{Batch, BertEmbeddings};
-
-/// The position and token-type tables, or an error saying training needs them.
-fn tables<'e>(
-    e: &'e BertEmbeddings<'_>,
-) -> Result<(&'e crate::nn::Embedding<'e>, &'e crate::nn::Embedding<'e>)> {
-    let pe = e
-        .position_embeddings
-        .as_ref()
-        .ok_or_else(|| Error::Unsupported {
-            field: "position_embedding_type",
-            value: String::from("none"),
-            supported: "absolute",
-        })?;
-    let te = e
-        .token_type_embeddings
-        .as_ref()
-        .ok_or_else(|| Error::Unsupported {
-            field: "type_vocab_size",
-            value: String::from("0"),
-            supported: "at least 1",
-        })?;
-    Ok((pe, te))
-}
+use crate::arch::PositionScheme;
+use crate::error::Result;
+use crate::model::{Batch, BertEmbeddings, BertModel};
 
 /// The embeddings of the `t` packed rows into `ws.x` (`[t, hidden]`), saving what the
 /// backward needs: the LayerNorm's normalized rows and inverse deviations, the dropout mask,
@@ -44,7 +21,6 @@ pub(crate) fn forward(
     ws: &mut TrainWorkspace,
 ) -> Result<()> {
     let w = e.width();
-    tables(e)?;
     let x = match e.project {
         Some(_) => &mut ws.emb_out[..t * w],
         None => &mut ws.x[..t * w],
@@ -78,22 +54,24 @@ fn hidden_dropout(d: Option<Dropout>) -> Option<Dropout> {
 }
 
 /// The backward of [`forward`] from `ws.dx` (`[t, hidden]`, the gradient of its output):
-/// the projection's gradients into `project_slot`, `project_slot + 1` (when there is one),
-/// then the LayerNorm's into slots 3 and 4 and the tables' rows into slots 0 to 2.
+/// the projection's gradients (when there is one), then the LayerNorm's, then the rows of
+/// the tables, into their [`EncoderSlots`]. As `torch.nn.Embedding(padding_idx=...)`, the
+/// padding row of the word table (and of RoBERTa's position table) gets no gradient.
 pub(crate) fn backward(
-    e: &BertEmbeddings<'_>,
+    bert: &BertModel<'_>,
     batch: &Batch<'_>,
     t: usize,
-    project_slot: usize,
+    slots: &EncoderSlots,
     ws: &mut TrainWorkspace,
     grads: &mut Grads,
 ) -> Result<()> {
+    let e = &bert.embeddings;
     let w = e.width();
     let par = ws.par;
     // With a projection the gradient of its input goes to `dctx` (free by now).
-    let dy: &mut [f32] = match &e.project {
-        Some(p) => {
-            let (gw, gb) = grads.pair(project_slot, project_slot + 1);
+    let dy: &mut [f32] = match (&e.project, slots.project) {
+        (Some(p), Some(slot)) => {
+            let (gw, gb) = grads.pair(slot, slot + 1);
             let weight = super::encoder::weight(p)?;
             let n = p.out_features();
             threads::linear_backward(
@@ -109,13 +87,13 @@ pub(crate) fn backward(
             );
             &mut ws.dctx[..t * w]
         }
-        None => &mut ws.dx[..t * w],
+        _ => &mut ws.dx[..t * w],
     };
     if hidden_dropout(ws.dropout).is_some() {
         dropout::apply(dy, &ws.masks.embeddings[..t * w]);
     }
     {
-        let (gw, gb) = grads.pair(3, 4);
+        let (gw, gb) = grads.pair(slots.norm, slots.norm + 1);
         threads::layer_norm_backward(
             par,
             ws.lanes.len(),
@@ -127,12 +105,26 @@ pub(crate) fn backward(
             gb,
         );
     }
+    let pad = bert.config.pad_token_id as usize;
+    let position_pad = match e.positions {
+        PositionScheme::PaddingOffset { padding_idx } => Some(padding_idx),
+        _ => None,
+    };
     for r in 0..t {
         let i = ws.packed[r] as usize;
         let de = &ws.da[r * w..(r + 1) * w];
         let id = batch.input_ids[i] as usize;
         let typ = batch.token_type_ids.map_or(0, |tt| tt[i]) as usize;
-        for (slot, index) in [(0, id), (1, i % batch.seq_len), (2, typ)] {
+        let position = e.position(batch, i);
+        let rows = [
+            Some(0).filter(|_| id != pad).map(|s| (s, id)),
+            slots
+                .position
+                .filter(|_| Some(position) != position_pad)
+                .map(|s| (s, position)),
+            slots.token_type.map(|s| (s, typ)),
+        ];
+        for (slot, index) in rows.into_iter().flatten() {
             let g = &mut grads.slot(slot)[index * w..(index + 1) * w];
             g.iter_mut().zip(de).for_each(|(a, b)| *a += b);
         }

@@ -5,11 +5,10 @@
 use alloc::format;
 
 use super::dropout;
-use super::ops::gelu_backward;
+use super::ops::activation_backward;
 use super::threads;
 use super::workspace::TrainWorkspace;
 use super::Grads;
-use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::model::saves::LayerMasks;
 use crate::model::{Batch, BertModel, Sequences};
@@ -17,8 +16,55 @@ use crate::nn::Linear;
 
 /// Indices of one layer's parameters in [`Grads`].
 pub(crate) const PER_LAYER: usize = 16;
-/// Embeddings: word, position, token type, LayerNorm weight and bias.
-pub(crate) const EMBEDDINGS: usize = 5;
+
+/// Where the encoder's gradients are in [`Grads`], in the order of the model's parameters:
+/// the word table (slot 0), the position and token-type tables where the family has them,
+/// the embeddings' LayerNorm, [`PER_LAYER`] per layer, then ELECTRA's projection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EncoderSlots {
+    pub(crate) position: Option<usize>,
+    pub(crate) token_type: Option<usize>,
+    /// The embeddings' LayerNorm weight (its bias is next).
+    pub(crate) norm: usize,
+    /// The first layer's first slot.
+    pub(crate) layers: usize,
+    /// The projection's weight (its bias next), when there is one.
+    pub(crate) project: Option<usize>,
+    /// One past the encoder's last slot: where a head's begin.
+    pub(crate) end: usize,
+}
+
+impl EncoderSlots {
+    pub(crate) fn of(bert: &BertModel<'_>) -> Self {
+        let e = &bert.embeddings;
+        let mut next = 1;
+        let mut take = |present: bool| {
+            present.then(|| {
+                next += 1;
+                next - 1
+            })
+        };
+        let position = take(e.position_embeddings.is_some());
+        let token_type = take(e.token_type_embeddings.is_some());
+        let norm = next;
+        let layers = norm + 2;
+        let after = layers + bert.encoder.layer.len() * PER_LAYER;
+        let project = e.project.as_ref().map(|_| after);
+        EncoderSlots {
+            position,
+            token_type,
+            norm,
+            layers,
+            project,
+            end: after + if project.is_some() { 2 } else { 0 },
+        }
+    }
+
+    /// Layer `l`'s first slot.
+    pub(crate) fn layer(&self, l: usize) -> usize {
+        self.layers + l * PER_LAYER
+    }
+}
 
 /// An f32 weight, or an error saying training needs one.
 pub(crate) fn weight<'s>(l: &'s Linear<'_>) -> Result<&'s [f32]> {
@@ -32,71 +78,54 @@ pub(crate) fn weight<'s>(l: &'s Linear<'_>) -> Result<&'s [f32]> {
     }
 }
 
-/// The encoder's gradient buffers (embeddings, then every layer), first in [`Grads`].
+/// The encoder's gradient buffers (embeddings, then every layer), first in [`Grads`], named
+/// by the family's tensor names as PyTorch names the parameters of a task model.
 pub(crate) fn encoder_grads(bert: &BertModel<'_>, g: &mut Grads) {
     let c = &bert.config;
-    let p = crate::families::names(c.arch.family).prefix;
+    let n = crate::families::names(c.arch.family);
+    let p = n.prefix;
     let e = &bert.embeddings;
+    let w = e.width();
     g.push(
-        format!("{p}embeddings.word_embeddings.weight"),
-        &[e.word_embeddings.weight.rows, e.width()],
+        format!("{p}{}.weight", n.word_embeddings),
+        &[e.word_embeddings.weight.rows, w],
     );
-    let positions = e.position_embeddings.as_ref().map_or(0, |t| t.weight.rows);
-    g.push(
-        format!("{p}embeddings.position_embeddings.weight"),
-        &[positions, e.width()],
-    );
-    let types = e
-        .token_type_embeddings
-        .as_ref()
-        .map_or(0, |t| t.weight.rows);
-    g.push(
-        format!("{p}embeddings.token_type_embeddings.weight"),
-        &[types, e.width()],
-    );
-    g.push(format!("{p}embeddings.LayerNorm.weight"), &[e.width()]);
-    g.push(format!("{p}embeddings.LayerNorm.bias"), &[e.width()]);
+    if let Some(t) = &e.position_embeddings {
+        let name = format!("{p}{}.weight", n.position_embeddings);
+        g.push(name, &[t.weight.rows, w]);
+    }
+    if let Some(t) = &e.token_type_embeddings {
+        let name = format!("{p}{}.weight", n.token_type_embeddings);
+        g.push(name, &[t.weight.rows, w]);
+    }
+    g.push(format!("{p}{}.weight", n.embeddings_norm), &[w]);
+    g.push(format!("{p}{}.bias", n.embeddings_norm), &[w]);
     for (l, layer) in bert.encoder.layer.iter().enumerate() {
-        let base = format!("{p}encoder.layer.{l}");
-        let a = &layer.attention;
-        for (name, lin) in [
-            ("attention.self.query", &a.self_attention.query),
-            ("attention.self.key", &a.self_attention.key),
-            ("attention.self.value", &a.self_attention.value),
-            ("attention.output.dense", &a.output.dense),
+        let base = format!("{p}{}.{l}", n.layers);
+        let [q, k, v, o, i, out] = layer.linears();
+        let norms = [n.attention_norm, n.output_norm];
+        for (name, lin, norm) in [
+            (n.query, q, None),
+            (n.key, k, None),
+            (n.value, v, None),
+            (n.attention_out, o, Some(norms[0])),
+            (n.intermediate, i, None),
+            (n.output, out, Some(norms[1])),
         ] {
             g.push(
                 format!("{base}.{name}.weight"),
                 &[lin.weight.rows, lin.weight.cols],
             );
             g.push(format!("{base}.{name}.bias"), &[lin.out_features()]);
+            if let Some(norm) = norm {
+                g.push(format!("{base}.{norm}.weight"), &[c.hidden_size]);
+                g.push(format!("{base}.{norm}.bias"), &[c.hidden_size]);
+            }
         }
-        g.push(
-            format!("{base}.attention.output.LayerNorm.weight"),
-            &[c.hidden_size],
-        );
-        g.push(
-            format!("{base}.attention.output.LayerNorm.bias"),
-            &[c.hidden_size],
-        );
-        for (name, lin) in [
-            ("intermediate.dense", &layer.intermediate.dense),
-            ("output.dense", &layer.output.dense),
-        ] {
-            g.push(
-                format!("{base}.{name}.weight"),
-                &[lin.weight.rows, lin.weight.cols],
-            );
-            g.push(format!("{base}.{name}.bias"), &[lin.out_features()]);
-        }
-        g.push(format!("{base}.output.LayerNorm.weight"), &[c.hidden_size]);
-        g.push(format!("{base}.output.LayerNorm.bias"), &[c.hidden_size]);
     }
     if let Some(project) = &e.project {
-        let name = crate::families::names(c.arch.family)
-            .embeddings_project
-            .unwrap_or("embeddings_project");
-        g.push(format!("{p}{name}.weight"), &[c.hidden_size, e.width()]);
+        let name = n.embeddings_project.unwrap_or("embeddings_project");
+        g.push(format!("{p}{name}.weight"), &[c.hidden_size, w]);
         g.push(format!("{p}{name}.bias"), &[project.out_features()]);
     }
 }
@@ -104,12 +133,7 @@ pub(crate) fn encoder_grads(bert: &BertModel<'_>, g: &mut Grads) {
 /// Gradient slots of the encoder (embeddings, every layer, the embeddings' projection if
 /// any): a head's parameters come after them.
 pub(crate) fn encoder_slots(bert: &BertModel<'_>) -> usize {
-    let project = if bert.embeddings.project.is_some() {
-        2
-    } else {
-        0
-    };
-    EMBEDDINGS + bert.encoder.layer.len() * PER_LAYER + project
+    EncoderSlots::of(bert).end
 }
 
 /// Embeddings and every layer over the real tokens of `batch`, packed; saves activations.
@@ -172,7 +196,9 @@ pub(crate) fn encoder_forward(
                 }
                 LayerMasks {
                     probs: attention.map(|_| &m_probs[..]),
-                    attention: hidden.map(|_| &m_attn[..t * h]),
+                    attention: hidden
+                        .filter(|_| attention_output_dropout(c.arch.family))
+                        .map(|_| &m_attn[..t * h]),
                     ffn: hidden.map(|_| &m_ffn[..t * h]),
                 }
             }
@@ -206,8 +232,11 @@ pub(crate) fn encoder_backward(
     };
     let drop = ws.dropout;
     let hidden = drop.is_some_and(|d| d.hidden > 0.0);
+    let slots = EncoderSlots::of(bert);
+    let act_backward = activation_backward(c.hidden_act).ok_or_else(|| unsupported_act(bert))?;
+    let attention_dropout = attention_output_dropout(c.arch.family);
     for (l, (layer, saved)) in bert.encoder.layer.iter().zip(&ws.layers).enumerate().rev() {
-        let base = EMBEDDINGS + l * PER_LAYER;
+        let base = slots.layer(l);
         let masks = ws.masks.layers.get(l);
         let a = &layer.attention;
         // LN2: dx (dy2) -> da (d of g Wo2ᵀ + bo2 + y1)
@@ -252,7 +281,7 @@ pub(crate) fn encoder_backward(
             ws.lanes.len(),
             &mut ws.du[..t * iw],
             &saved.u,
-            &gelu_backward,
+            &act_backward,
         );
         // dy1 = da (residual) + du Wi
         ws.dx[..t * h].copy_from_slice(&ws.da[..t * h]);
@@ -285,7 +314,7 @@ pub(crate) fn encoder_backward(
             );
         }
         ws.dx[..t * h].copy_from_slice(&ws.da[..t * h]);
-        let dy: &[f32] = match masks.filter(|_| hidden) {
+        let dy: &[f32] = match masks.filter(|_| hidden && attention_dropout) {
             Some(m) => {
                 masked(&mut ws.dq[..t * h], &ws.da[..t * h], &m[1]);
                 &ws.dq
@@ -339,8 +368,7 @@ pub(crate) fn encoder_backward(
         }
     }
     // The embeddings: the projection (if any), dropout, LayerNorm, the tables' rows.
-    let project = EMBEDDINGS + bert.encoder.layer.len() * PER_LAYER;
-    super::embeddings::backward(&bert.embeddings, batch, t, project, ws, grads)
+    super::embeddings::backward(bert, batch, t, &slots, ws, grads)
 }
 
 /// `out = dy * mask`.
@@ -402,23 +430,32 @@ fn attention_mask(
     }
 }
 
-/// Training runs BERT's block so far: post-norm, absolute positions, token types, embeddings
-/// no wider than the hidden width (ELECTRA's narrower ones projected up), exact GELU.
+/// Whether the family's attention block drops out its output projection before the residual
+/// (all but DistilBERT, whose `MultiHeadSelfAttention` has no dropout there).
+fn attention_output_dropout(family: crate::arch::Family) -> bool {
+    family != crate::arch::Family::DistilBert
+}
+
+fn unsupported_act(bert: &BertModel<'_>) -> Error {
+    Error::Unsupported {
+        field: "hidden_act",
+        value: format!("{:?}", bert.config.hidden_act),
+        supported: "gelu, gelu_new (tanh) or relu for training",
+    }
+}
+
+/// Training runs the post-norm block (BERT, RoBERTa, XLM-RoBERTa, ELECTRA, DistilBERT) with
+/// f32 weights and an activation it has the backward of.
 pub(crate) fn check_trainable(bert: &BertModel<'_>) -> Result<()> {
     let arch = &bert.config.arch;
-    let emb = &bert.embeddings;
-    if arch.block != crate::arch::Block::PostNorm
-        || arch.positions != crate::arch::PositionScheme::Absolute
-        || emb.token_type_embeddings.is_none()
-        || emb.width() > bert.config.hidden_size
-        || bert.config.hidden_act != Activation::Gelu
-    {
+    if arch.block != crate::arch::Block::PostNorm {
         return Err(Error::Unsupported {
             field: "model_type",
             value: format!("{:?}", arch.family),
-            supported:
-                "training runs BERT's block (absolute positions, token types, exact GELU) so far",
+            supported: "post-norm families (BERT, RoBERTa, XLM-RoBERTa, ELECTRA, DistilBERT) \
+                        for training so far",
         });
     }
+    activation_backward(bert.config.hidden_act).ok_or_else(|| unsupported_act(bert))?;
     Ok(())
 }

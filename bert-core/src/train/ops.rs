@@ -2,6 +2,7 @@
 //! (`dX = dY·W`, `dW += dYᵀ·X`, `db += Σ dY`) through the project's matmul kernels, LayerNorm,
 //! exact GELU, softmax, and the embedding scatter.
 
+use crate::activation::Activation;
 use crate::kernels::{self, GemmScratch, MatMut, MatRef, Rhs};
 
 /// `out (+)= a · b` through the project's kernels (any strides).
@@ -142,6 +143,44 @@ pub fn gelu_grad(x: f32) -> f32 {
 pub fn gelu_backward(g: &mut [f32], u: &[f32]) {
     for (g, &u) in g.iter_mut().zip(u) {
         *g *= gelu_grad(u);
+    }
+}
+
+/// `gelu_tanh'(x)` (`gelu(approximate="tanh")`, HF's `gelu_new`), as torch's backward
+/// computes it.
+pub fn gelu_tanh_grad(x: f32) -> f32 {
+    /// `√(2/π)`.
+    const BETA: f32 = 0.797_884_6;
+    const KAPPA: f32 = 0.044_715;
+    let inner = BETA * (x + KAPPA * x * x * x);
+    let t = libm::tanhf(inner);
+    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * BETA * (1.0 + 3.0 * KAPPA * x * x)
+}
+
+/// `g[i] *= gelu_tanh'(u[i])`.
+pub fn gelu_tanh_backward(g: &mut [f32], u: &[f32]) {
+    for (g, &u) in g.iter_mut().zip(u) {
+        *g *= gelu_tanh_grad(u);
+    }
+}
+
+/// `g[i] = 0` where `u[i] <= 0`: the backward through ReLU.
+pub fn relu_backward(g: &mut [f32], u: &[f32]) {
+    for (g, &u) in g.iter_mut().zip(u) {
+        if u <= 0.0 {
+            *g = 0.0;
+        }
+    }
+}
+
+/// The backward of `act` in place on the incoming gradient, given the activation's input;
+/// `None` for an activation training does not have (SiLU).
+pub fn activation_backward(act: Activation) -> Option<fn(&mut [f32], &[f32])> {
+    match act {
+        Activation::Gelu => Some(gelu_backward),
+        Activation::GeluTanh => Some(gelu_tanh_backward),
+        Activation::Relu => Some(relu_backward),
+        Activation::Silu => None,
     }
 }
 

@@ -163,13 +163,12 @@ pub(crate) fn bert_params<'s>(
         ..
     } = embeddings;
     out(matrix(&mut word_embeddings.weight)?);
-    for table in [position_embeddings, token_type_embeddings] {
-        let t = table.as_mut().ok_or_else(|| Error::Unsupported {
-            field: "model_type",
-            value: String::from("no position or token-type table"),
-            supported: "BERT's embeddings",
-        })?;
-        out(matrix(&mut t.weight)?);
+    // The tables the family has (DistilBERT has no token types), in the order of the grads.
+    for table in [position_embeddings, token_type_embeddings]
+        .into_iter()
+        .flatten()
+    {
+        out(matrix(&mut table.weight)?);
     }
     norm(layer_norm, out);
     for layer in encoder.layer.iter_mut() {

@@ -80,6 +80,12 @@ impl Golden {
         }
     }
 
+    /// Every tensor's name.
+    pub fn names(&self) -> impl Iterator<Item = String> + '_ {
+        let st = self.view();
+        st.names().map(String::from).collect::<Vec<_>>().into_iter()
+    }
+
     fn view(&self) -> SafeTensors<'_> {
         SafeTensors::parse(&self.bytes).expect("golden parses")
     }
@@ -238,4 +244,16 @@ pub fn compare_grads(
         checked += got.len();
     }
     (worst.0, worst.1, checked)
+}
+
+/// Runs both closures at once on scoped OS threads.
+pub struct ScopedJoin;
+
+impl bert_core::Parallel for ScopedJoin {
+    fn join(&self, a: &mut (dyn FnMut() + Send), b: &mut (dyn FnMut() + Send)) {
+        std::thread::scope(|s| {
+            s.spawn(a);
+            b();
+        });
+    }
 }

@@ -1,0 +1,103 @@
+//! Training the post-norm families other than BERT: the loss and every parameter's gradient of
+//! the seeded tiny RoBERTa, XLM-RoBERTa, ELECTRA and DistilBERT token-classification and QA
+//! models (goldens/families/, written by generate_families.py) against torch.autograd
+//! (goldens/generate_train_families.py), with the same bits on 1 and 3 threads.
+mod common;
+
+use bert_core::train::qa::QaTrainer;
+use bert_core::train::tokcls::TokClsTrainer;
+use bert_core::train::Grads;
+use bert_core::{BertConfig, BertForQuestionAnswering, BertForTokenClassification, Weights};
+use common::*;
+
+const FAMILIES: [&str; 4] = ["roberta", "xlm-roberta", "electra", "distilbert"];
+
+fn family(name: &str) -> (BertConfig, Vec<u8>) {
+    let dir = golden_path("families").join(name);
+    let json = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let config = BertConfig::from_json(&json).unwrap();
+    (
+        config,
+        std::fs::read(dir.join("model.safetensors")).unwrap(),
+    )
+}
+
+/// Our gradients against the golden's (every parameter torch has, and no other), the worst
+/// difference at most 1e-5.
+fn check(golden: &Golden, case: &str, loss: f32, grads: &Grads, width: usize) {
+    let want = golden.f32(&format!("{case}.loss")).0[0];
+    assert!((loss - want).abs() < 1e-5, "{case}: loss {loss} vs {want}");
+    let prefix = format!("{case}.");
+    let (worst, name, checked) = compare_grads(golden, &prefix, grads, width);
+    let torch_params = golden
+        .names()
+        .filter(|n| n.starts_with(&format!("{prefix}norm.")))
+        .count();
+    assert_eq!(grads.iter().count(), torch_params, "{case}: parameters");
+    eprintln!("{case}: {checked} values, worst {worst:.3e} ({name})");
+    assert!(worst <= 1e-5, "{case}: {worst} in {name}");
+}
+
+/// The gradients on 1 thread equal those on 3, bit for bit.
+fn same_bits(case: &str, one: &Grads, three: &Grads) {
+    for ((name, a), (_, b)) in one.iter().zip(three.iter()) {
+        let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(same, "{case}: {name} differs on 3 threads");
+    }
+}
+
+#[test]
+fn token_classification_gradients_match_torch_for_every_post_norm_family() {
+    let golden = Golden::open("train_families.safetensors");
+    for fam in FAMILIES {
+        let case = format!("{fam}-tokcls");
+        let (config, bytes) = family(&case);
+        let weights = Weights::from_buffers(&[&bytes]).unwrap();
+        let model = BertForTokenClassification::load(&config, &weights).unwrap();
+        let inputs = golden.inputs(&format!("{case}.inputs"));
+        let (labels, _) = golden.i64(&format!("{case}.labels"));
+        let trainer = TokClsTrainer::new(&model).unwrap();
+        let run = |threads: usize| {
+            let mut grads = trainer.grads();
+            let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
+            ws.set_threads(threads, &ScopedJoin);
+            let loss = trainer
+                .loss_and_grads(&inputs.batch(), &labels, &mut ws, &mut grads)
+                .unwrap();
+            (loss, grads)
+        };
+        let (loss, grads) = run(1);
+        check(&golden, &case, loss, &grads, model.bert.embeddings.width());
+        same_bits(&case, &grads, &run(3).1);
+    }
+}
+
+#[test]
+fn question_answering_gradients_match_torch_for_every_post_norm_family() {
+    let golden = Golden::open("train_families.safetensors");
+    for fam in FAMILIES {
+        let case = format!("{fam}-qa");
+        let (config, bytes) = family(&case);
+        let weights = Weights::from_buffers(&[&bytes]).unwrap();
+        let model = BertForQuestionAnswering::load(&config, &weights).unwrap();
+        let inputs = golden.inputs(&format!("{case}.inputs"));
+        let positions = |key: &str| -> Vec<usize> {
+            let (v, _) = golden.i64(&format!("{case}.{key}"));
+            v.iter().map(|&x| x as usize).collect()
+        };
+        let (starts, ends) = (positions("starts"), positions("ends"));
+        let trainer = QaTrainer::new(&model).unwrap();
+        let run = |threads: usize| {
+            let mut grads = trainer.grads();
+            let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
+            ws.set_threads(threads, &ScopedJoin);
+            let loss = trainer
+                .loss_and_grads(&inputs.batch(), &starts, &ends, &mut ws, &mut grads)
+                .unwrap();
+            (loss, grads)
+        };
+        let (loss, grads) = run(1);
+        check(&golden, &case, loss, &grads, model.bert.embeddings.width());
+        same_bits(&case, &grads, &run(3).1);
+    }
+}

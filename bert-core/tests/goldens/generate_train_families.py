@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Training goldens for the post-norm families other than BERT: the loss and every parameter's
+gradient, by torch.autograd (dropout off, `model.eval()`), of the seeded tiny task models that
+generate_families.py wrote under families/ (RoBERTa, XLM-RoBERTa, ELECTRA, DistilBERT; token
+classification on a right-padded batch, question answering on an unpadded one, since HF's QA
+loss also runs its softmax over padding).
+
+    python3 -m pip install torch transformers safetensors
+    python3 bert-core/tests/goldens/generate_train_families.py
+
+Writes train_families.safetensors: for each "<family>-<head>" case, "<case>.inputs.*" (I64),
+the labels ("<case>.labels", or "<case>.starts" / "<case>.ends"), "<case>.loss", and per
+parameter (PyTorch's names) its gradient's norm, sum and sampled values, as
+generate_train.py's `sampled` writes them (prefix "<case>.").
+"""
+import os
+
+import torch
+from safetensors.torch import save_file
+from transformers import AutoModelForQuestionAnswering, AutoModelForTokenClassification
+
+from generate_train import sampled
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FAMILIES = ("roberta", "xlm-roberta", "electra", "distilbert")
+# Token types where the family has them: ELECTRA's tiny config has three.
+TYPES = {"roberta": 1, "xlm-roberta": 1, "electra": 3}
+
+
+def inputs(family, model, lengths, seq, seed):
+    """Random ids (never a special id below 3) right-padded with the model's pad id."""
+    g = torch.Generator().manual_seed(seed)
+    pad = model.config.pad_token_id
+    ids = torch.full((len(lengths), seq), pad, dtype=torch.int64)
+    mask = torch.zeros((len(lengths), seq), dtype=torch.int64)
+    for b, n in enumerate(lengths):
+        ids[b, :n] = torch.randint(3, model.config.vocab_size, (n,), generator=g)
+        mask[b, :n] = 1
+    types = torch.zeros_like(ids)
+    if TYPES.get(family, 1) > 1:
+        types = (torch.arange(seq) >= seq // 2).to(torch.int64).expand(len(lengths), seq) * mask
+    return {"input_ids": ids, "token_type_ids": types.contiguous(), "attention_mask": mask}
+
+
+def run(model, family, enc, **labels):
+    args = dict(enc)
+    if family == "distilbert":
+        del args["token_type_ids"]
+    return model(**args, **labels)
+
+
+def token_classification(family, saved):
+    case = f"{family}-tokcls"
+    model = AutoModelForTokenClassification.from_pretrained(os.path.join(HERE, "families", case))
+    model.eval()
+    enc = inputs(family, model, [10, 7], 10, seed=11)
+    g = torch.Generator().manual_seed(12)
+    labels = torch.randint(0, model.config.num_labels, enc["input_ids"].shape, generator=g)
+    labels[enc["attention_mask"] == 0] = -100
+    labels[0, 3] = -100
+    out = run(model, family, enc, labels=labels)
+    out.loss.backward()
+    for k, v in enc.items():
+        saved[f"{case}.inputs.{k}"] = v.contiguous()
+    saved[f"{case}.labels"] = labels.contiguous()
+    saved[f"{case}.loss"] = out.loss.detach().reshape(1)
+    sampled(saved, f"{case}.", model, enc["input_ids"])
+
+
+def question_answering(family, saved):
+    case = f"{family}-qa"
+    model = AutoModelForQuestionAnswering.from_pretrained(os.path.join(HERE, "families", case))
+    model.eval()
+    enc = inputs(family, model, [9, 9], 9, seed=13)
+    starts, ends = torch.tensor([2, 5]), torch.tensor([4, 5])
+    out = run(model, family, enc, start_positions=starts, end_positions=ends)
+    out.loss.backward()
+    for k, v in enc.items():
+        saved[f"{case}.inputs.{k}"] = v.contiguous()
+    saved[f"{case}.starts"], saved[f"{case}.ends"] = starts, ends
+    saved[f"{case}.loss"] = out.loss.detach().reshape(1)
+    sampled(saved, f"{case}.", model, enc["input_ids"])
+
+
+def main():
+    torch.manual_seed(0)
+    saved = {}
+    for family in FAMILIES:
+        token_classification(family, saved)
+        question_answering(family, saved)
+    save_file(saved, os.path.join(HERE, "train_families.safetensors"))
+
+
+if __name__ == "__main__":
+    main()
