@@ -173,9 +173,12 @@ pub fn relu_backward(g: &mut [f32], u: &[f32]) {
     }
 }
 
+/// An activation's backward: `(gradient, the activation's input)`, the gradient in place.
+pub type ActivationBackward = fn(&mut [f32], &[f32]);
+
 /// The backward of `act` in place on the incoming gradient, given the activation's input;
 /// `None` for an activation training does not have (SiLU).
-pub fn activation_backward(act: Activation) -> Option<fn(&mut [f32], &[f32])> {
+pub fn activation_backward(act: Activation) -> Option<ActivationBackward> {
     match act {
         Activation::Gelu => Some(gelu_backward),
         Activation::GeluTanh => Some(gelu_tanh_backward),
