@@ -71,10 +71,10 @@ def ner(path):
     return worst
 
 
-def best_span(model, tok, question, context, longest=15):
-    """transformers' best answer to `question` in `context` and its p(start)·p(end), scored as
-    the QA pipeline scores a window (context tokens and [CLS] allowed, at most `longest`
-    tokens)."""
+def best_span(model, tok, question, context, longest=15, top_k=1):
+    """transformers' best answer to `question` in `context` and its score, scored as the QA
+    pipeline scores a window: p(start)·p(end) over context tokens and [CLS] (at most `longest`
+    tokens), the best `2·top_k + 10` spans kept, spans of the same text (any case) summed."""
     enc = tok(question, context, return_tensors="pt", return_offsets_mapping=True)
     offsets = enc.pop("offset_mapping")[0]
     with torch.no_grad():
@@ -85,9 +85,18 @@ def best_span(model, tok, question, context, longest=15):
     allowed[0] = 0.0
     ps = (out.start_logits[0] + allowed).softmax(-1)
     pe = (out.end_logits[0] + allowed).softmax(-1)
-    score, s, e = max(((ps[s] * pe[e]).item(), s, e)
-                      for s in ctx for e in ctx if s <= e < s + longest)
-    return context[offsets[s][0]:offsets[e][1]], score
+    ps[0], pe[0] = 0.0, 0.0
+    n = ps.shape[0]
+    spans = sorted(((-(ps[s] * pe[e]).item(), s, e) for s in range(n)
+                    for e in range(s, min(n, s + longest))))[:2 * top_k + 10]
+    merged = {}
+    for neg, s, e in spans:
+        if s in ctx and e in ctx:
+            text = context[offsets[s][0]:offsets[e][1]]
+            best = merged.setdefault(text.lower(), [text, 0.0])
+            best[1] += -neg
+    text, score = max(merged.values(), key=lambda a: a[1])
+    return text, score
 
 
 def qa(path):

@@ -37,6 +37,19 @@ impl Family {
         })
     }
 
+    /// The start of the family's transformers class names (`Roberta` in
+    /// `RobertaForTokenClassification`).
+    pub fn class_prefix(self) -> &'static str {
+        match self {
+            Family::Bert => "Bert",
+            Family::Roberta => "Roberta",
+            Family::XlmRoberta => "XLMRoberta",
+            Family::Electra => "Electra",
+            Family::DistilBert => "DistilBert",
+            Family::ModernBert => "ModernBert",
+        }
+    }
+
     /// Its `model_type`.
     pub fn model_type(self) -> &'static str {
         match self {

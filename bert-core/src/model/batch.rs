@@ -96,7 +96,8 @@ impl<'a> Batch<'a> {
             Ok::<(), Error>(())
         };
         check("input_ids", self.input_ids, config.vocab_size, "vocab_size")?;
-        if let Some(t) = self.token_type_ids {
+        // A family without token types (DistilBERT, ModernBERT) ignores them.
+        if let Some(t) = self.token_type_ids.filter(|_| config.arch.token_types) {
             check(
                 "token_type_ids",
                 t,

@@ -145,6 +145,8 @@ pub(crate) fn encoder_forward(
 ) -> Result<usize> {
     let c = &bert.config;
     let (h, heads) = (c.hidden_size, c.num_attention_heads);
+    // Every id in range (a token type the model has no row for is an error, not a panic).
+    batch.validate(c)?;
     // Pack the real tokens.
     let keep = |i: usize| batch.attention_mask.is_none_or(|mk| mk[i] != 0);
     let mut t = 0;

@@ -109,7 +109,7 @@ impl Classifier<'_> {
 impl FineTune for Classifier<'_> {
     type Model<'w> = BertForSequenceClassification<'w>;
     type Workspace = TrainWorkspace;
-    const ARCHITECTURE: &'static str = "BertForSequenceClassification";
+    const HEAD: &'static str = "SequenceClassification";
 
     fn labels(&self) -> Vec<String> {
         self.labels.clone()

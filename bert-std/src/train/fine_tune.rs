@@ -32,8 +32,9 @@ pub(crate) trait FineTune: Send {
     type Model<'w>: Parameters + Send;
     /// The core trainer's workspace.
     type Workspace: Send;
-    /// The checkpoint's `architectures` entry (HF's class).
-    const ARCHITECTURE: &'static str;
+    /// The head's part of the checkpoint's `architectures` entry (HF's class, after the
+    /// family's prefix and `For`: `TokenClassification`).
+    const HEAD: &'static str;
 
     /// The labels, in class order (`id2label`).
     fn labels(&self) -> Vec<String>;
@@ -103,7 +104,7 @@ pub(crate) fn fine_tune<T: FineTune>(
     }
     let dir = ModelDir::open(base)?;
     let tok = Tokenizer::from_dir(&dir.root)?;
-    let (mut raw, config) = head_config(&dir, T::ARCHITECTURE, &task.labels())?;
+    let (mut raw, config) = head_config(&dir, T::HEAD, &task.labels())?;
     task.config(&mut raw);
     let mut rng = Rng::new(o.seed);
     let files = open_weights(&dir)?;
@@ -148,14 +149,17 @@ pub(crate) fn fine_tune<T: FineTune>(
     Ok(losses)
 }
 
-/// The base model's config with a task head's fields: `architectures`, `id2label`,
-/// `label2id`, `num_labels`. Returns the JSON (for the checkpoint) and the parsed config.
+/// The base model's config with a task head's fields: `architectures` (the family's class for
+/// `head`, `RobertaForTokenClassification`), `id2label`, `label2id`, `num_labels`. Returns
+/// the JSON (for the checkpoint) and the parsed config.
 pub(crate) fn head_config(
     dir: &ModelDir,
-    architecture: &str,
+    head: &str,
     labels: &[String],
 ) -> Result<(Map<String, Value>, BertConfig)> {
     let mut raw = dir.config.raw.clone();
+    let family = BertConfig::from_map(raw.clone())?.arch.family;
+    let architecture = format!("{}For{head}", family.class_prefix());
     let id2label: BTreeMap<String, &String> = labels
         .iter()
         .enumerate()
@@ -204,7 +208,8 @@ pub(crate) fn normal_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
 }
 
 /// Training-mode dropout for `step` as the model's config.json sets it (HF's defaults: 0.1;
-/// the classifier's is `classifier_dropout`, else the hidden one), or `None` when `on` is off.
+/// the classifier's is `classifier_dropout`, else the hidden one; DistilBERT's keys are
+/// `dropout` and `attention_dropout`), or `None` when `on` is off.
 pub(crate) fn dropout_at(
     config: &Map<String, Value>,
     o: &TrainOptions,
@@ -214,10 +219,11 @@ pub(crate) fn dropout_at(
         return None;
     }
     let p = |k: &str| config.get(k).and_then(Value::as_f64);
-    let hidden = p("hidden_dropout_prob").unwrap_or(0.1) as f32;
+    let hidden = p("hidden_dropout_prob").or(p("dropout")).unwrap_or(0.1) as f32;
+    let attention = p("attention_probs_dropout_prob").or(p("attention_dropout"));
     Some(Dropout {
         hidden,
-        attention: p("attention_probs_dropout_prob").unwrap_or(0.1) as f32,
+        attention: attention.unwrap_or(0.1) as f32,
         classifier: p("classifier_dropout").map_or(hidden, |x| x as f32),
         seed: o.seed ^ (step as u64 + 1).wrapping_mul(0xd6e8_feb8_6659_fd93),
     })

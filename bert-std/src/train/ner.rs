@@ -253,7 +253,7 @@ struct Tagger<'d> {
 impl FineTune for Tagger<'_> {
     type Model<'w> = BertForTokenClassification<'w>;
     type Workspace = TrainWorkspace;
-    const ARCHITECTURE: &'static str = "BertForTokenClassification";
+    const HEAD: &'static str = "TokenClassification";
 
     fn labels(&self) -> Vec<String> {
         self.labels.clone()

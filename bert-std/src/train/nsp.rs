@@ -114,7 +114,7 @@ struct NextSentence<'d> {
 impl FineTune for NextSentence<'_> {
     type Model<'w> = BertForSequenceClassification<'w>;
     type Workspace = TrainWorkspace;
-    const ARCHITECTURE: &'static str = "BertForNextSentencePrediction";
+    const HEAD: &'static str = "NextSentencePrediction";
 
     fn labels(&self) -> Vec<String> {
         vec!["IsNext".to_string(), "NotNext".to_string()]

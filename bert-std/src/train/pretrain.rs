@@ -385,7 +385,7 @@ impl PreTraining<'_> {
 impl FineTune for PreTraining<'_> {
     type Model<'w> = BertForPreTraining<'w>;
     type Workspace = PreTrainWorkspace;
-    const ARCHITECTURE: &'static str = "BertForPreTraining";
+    const HEAD: &'static str = "PreTraining";
 
     fn labels(&self) -> Vec<String> {
         vec!["LABEL_0".to_string(), "LABEL_1".to_string()]

@@ -164,7 +164,7 @@ struct Reader<'d> {
 impl FineTune for Reader<'_> {
     type Model<'w> = BertForQuestionAnswering<'w>;
     type Workspace = TrainWorkspace;
-    const ARCHITECTURE: &'static str = "BertForQuestionAnswering";
+    const HEAD: &'static str = "QuestionAnswering";
 
     fn labels(&self) -> Vec<String> {
         vec!["LABEL_0".to_string(), "LABEL_1".to_string()]

@@ -13,8 +13,16 @@ transformers computes from them.
 The Rust test runs `bert` on the same checkpoints and inputs and compares (<= 1e-4); it also
 retrains each one and checks that the new checkpoint has the same tensors and config fields.
 
+4. The same for the other post-norm families (RoBERTa, XLM-RoBERTa, ELECTRA with narrower
+   embeddings, DistilBERT): a tiny base of each in roundtrip/families/<family>/base (the same
+   vocabulary; [PAD] at id 1 for the RoBERTa-style ones, as their pad_token_id), trained by
+   `bert train ner` and `bert train qa` into roundtrip/families/<family>-<task>, read back by
+   transformers' Auto classes.
+
     cargo build --release -p bert-std
-    python3 bert-std/tests/goldens/generate_roundtrip.py
+    python3 bert-std/tests/goldens/generate_roundtrip.py [--families]
+
+(`--families`: only step 4, the BERT goldens left as they are.)
 """
 import json
 import os
@@ -24,9 +32,12 @@ import sys
 import tempfile
 
 import torch
-from transformers import (BertConfig, BertForNextSentencePrediction, BertForPreTraining,
+from transformers import (AutoModelForQuestionAnswering, AutoModelForTokenClassification,
+                          BertConfig, BertForNextSentencePrediction, BertForPreTraining,
                           BertForQuestionAnswering, BertForSequenceClassification,
-                          BertForTokenClassification, BertModel, BertTokenizerFast)
+                          BertForTokenClassification, BertModel, BertTokenizerFast,
+                          DistilBertConfig, DistilBertModel, ElectraConfig, ElectraModel,
+                          RobertaConfig, RobertaModel, XLMRobertaConfig, XLMRobertaModel)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
@@ -114,9 +125,9 @@ COMMANDS = {
 COMMON = ["--batch-size", "4", "--max-seq-len", "32", "--seed", "7"]
 
 
-def train(task, workdir):
-    start = os.path.join(OUT, "pretrain") if task == "nsp" else os.path.join(OUT, "base")
-    cmd, out = COMMANDS[task], os.path.join(OUT, task)
+def train(task, workdir, start=None, out=None):
+    start = start or (os.path.join(OUT, "pretrain") if task == "nsp" else os.path.join(OUT, "base"))
+    cmd, out = COMMANDS[task], out or os.path.join(OUT, task)
     d = os.path.join(OUT, "data")
     args = [BERT, "train", cmd[0], "--model", start, "--out", out, *COMMON]
     args += [os.path.join(d, cmd[2]) if a == cmd[2] else a for a in cmd[1:]]
@@ -131,12 +142,14 @@ def softmax(logits):
     return logits.softmax(-1)[0].tolist()
 
 
-def reference(task):
-    path = os.path.join(OUT, task)
+def reference(task, path=None, auto=False):
+    path = path or os.path.join(OUT, task)
     tok = BertTokenizerFast.from_pretrained(path)
     cls = {"classify": BertForSequenceClassification, "ner": BertForTokenClassification,
            "qa": BertForQuestionAnswering, "pretrain": BertForPreTraining,
            "nsp": BertForNextSentencePrediction}[task]
+    if auto:
+        cls = {"ner": AutoModelForTokenClassification, "qa": AutoModelForQuestionAnswering}[task]
     model = cls.from_pretrained(path, attn_implementation="eager").eval()
     out = {}
     with torch.no_grad():
@@ -158,7 +171,78 @@ def reference(task):
         json.dump({"id2label": labels, "outputs": out}, f, indent=1)
 
 
+# The other post-norm families and the tasks `bert train` runs on each of them.
+FAMILY_TASKS = ["ner", "qa"]
+TINY = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+            initializer_range=0.2)
+
+
+def family_config(family, vocab_size):
+    """A tiny config of the family (the RoBERTa-style ones with [PAD] = 1)."""
+    if family in ("roberta", "xlm-roberta"):
+        cls = RobertaConfig if family == "roberta" else XLMRobertaConfig
+        model = RobertaModel if family == "roberta" else XLMRobertaModel
+        return model, cls(vocab_size=vocab_size, max_position_embeddings=66, pad_token_id=1,
+                          bos_token_id=0, eos_token_id=2, type_vocab_size=1, **TINY)
+    if family == "electra":
+        return ElectraModel, ElectraConfig(vocab_size=vocab_size, embedding_size=8,
+                                           max_position_embeddings=64, **TINY)
+    return DistilBertModel, DistilBertConfig(vocab_size=vocab_size, dim=16, n_layers=2, n_heads=2,
+                                             hidden_dim=32, max_position_embeddings=64,
+                                             initializer_range=0.2, pad_token_id=0)
+
+
+def family_base(family, path):
+    torch.manual_seed(0)
+    pieces = vocab()
+    if family in ("roberta", "xlm-roberta"):
+        pieces[0], pieces[1] = pieces[1], pieces[0]
+    os.makedirs(path)
+    with open(os.path.join(path, "vocab.txt"), "w") as f:
+        f.write("\n".join(pieces) + "\n")
+    # DistilBERT takes no token types (as DistilBertTokenizer, its tokenizer gives none).
+    names = ["input_ids", "attention_mask"] if family == "distilbert" else None
+    BertTokenizerFast(os.path.join(path, "vocab.txt"), do_lower_case=True,
+                      **({"model_input_names": names} if names else {})).save_pretrained(path)
+    if family in ("roberta", "xlm-roberta"):
+        # One token type, as RoBERTa's own tokenizers give: the pair's second part is type 0.
+        tj = os.path.join(path, "tokenizer.json")
+        spec = json.load(open(tj))
+        for part in spec["post_processor"]["pair"]:
+            for piece in part.values():
+                piece["type_id"] = 0
+        with open(tj, "w") as f:
+            json.dump(spec, f, indent=1)
+    model, config = family_config(family, len(pieces))
+    model(config).save_pretrained(path)
+
+
+def families(work):
+    root = os.path.join(OUT, "families")
+    for family in FAMILIES:
+        start = os.path.join(root, family, "base")
+        family_base(family, start)
+        for task in FAMILY_TASKS:
+            out = os.path.join(root, f"{family}-{task}")
+            train(task, work, start=start, out=out)
+            reference(task, path=out, auto=True)
+
+
+FAMILIES = ["roberta", "xlm-roberta", "electra", "distilbert"]
+
+
 def main():
+    if "--families" in sys.argv:
+        # Only the other families' goldens (the BERT ones stay as they are).
+        shutil.rmtree(os.path.join(OUT, "families"), ignore_errors=True)
+        with tempfile.TemporaryDirectory() as work:
+            families(work)
+        path = os.path.join(OUT, "commands.json")
+        cmds = json.load(open(path))
+        cmds.update(families=FAMILIES, family_tasks=FAMILY_TASKS)
+        with open(path, "w") as f:
+            json.dump(cmds, f, indent=1)
+        return
     shutil.rmtree(OUT, ignore_errors=True)
     base(os.path.join(OUT, "base"))
     data(os.path.join(OUT, "data"))
@@ -166,9 +250,11 @@ def main():
         for task in COMMANDS:
             train(task, work)
             reference(task)
+        families(work)
     with open(os.path.join(OUT, "commands.json"), "w") as f:
         json.dump({"common": COMMON, "tasks": COMMANDS, "texts": TEXTS, "ner_texts": NER_TEXTS, "pairs": PAIRS,
-                   "qa": [[q, c] for q, c, _ in QA]}, f, indent=1)
+                   "qa": [[q, c] for q, c, _ in QA], "families": FAMILIES,
+                   "family_tasks": FAMILY_TASKS}, f, indent=1)
 
 
 if __name__ == "__main__":
