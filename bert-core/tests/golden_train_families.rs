@@ -1,13 +1,17 @@
 //! Training the post-norm families other than BERT: the loss and every parameter's gradient of
-//! the seeded tiny RoBERTa, XLM-RoBERTa, ELECTRA and DistilBERT token-classification and QA
-//! models (goldens/families/, written by generate_families.py) against torch.autograd
+//! the seeded tiny RoBERTa, XLM-RoBERTa, ELECTRA and DistilBERT sequence-classification (each
+//! family's own head: tanh, GELU, ReLU), token-classification and QA models (goldens/families/, written by generate_families.py) against torch.autograd
 //! (goldens/generate_train_families.py), with the same bits on 1 and 3 threads.
 mod common;
 
 use bert_core::train::qa::QaTrainer;
+use bert_core::train::seqcls::SeqClsTrainer;
 use bert_core::train::tokcls::TokClsTrainer;
 use bert_core::train::Grads;
-use bert_core::{BertConfig, BertForQuestionAnswering, BertForTokenClassification, Weights};
+use bert_core::{
+    BertConfig, BertForQuestionAnswering, BertForSequenceClassification,
+    BertForTokenClassification, Weights,
+};
 use common::*;
 
 const FAMILIES: [&str; 4] = ["roberta", "xlm-roberta", "electra", "distilbert"];
@@ -43,6 +47,32 @@ fn same_bits(case: &str, one: &Grads, three: &Grads) {
     for ((name, a), (_, b)) in one.iter().zip(three.iter()) {
         let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
         assert!(same, "{case}: {name} differs on 3 threads");
+    }
+}
+
+#[test]
+fn sequence_classification_gradients_match_torch_for_every_post_norm_family() {
+    let golden = Golden::open("train_families.safetensors");
+    for fam in FAMILIES {
+        let case = format!("{fam}-seqcls");
+        let (config, bytes) = family(&case);
+        let weights = Weights::from_buffers(&[&bytes]).unwrap();
+        let model = BertForSequenceClassification::load(&config, &weights).unwrap();
+        let inputs = golden.inputs(&format!("{case}.inputs"));
+        let (labels, _) = golden.i64(&format!("{case}.labels"));
+        let trainer = SeqClsTrainer::new(&model).unwrap();
+        let run = |threads: usize| {
+            let mut grads = trainer.grads();
+            let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
+            ws.set_threads(threads, &ScopedJoin);
+            let loss = trainer
+                .loss_and_grads(&inputs.batch(), &labels, &mut ws, &mut grads)
+                .unwrap();
+            (loss, grads)
+        };
+        let (loss, grads) = run(1);
+        check(&golden, &case, loss, &grads, model.bert.embeddings.width());
+        same_bits(&case, &grads, &run(3).1);
     }
 }
 

@@ -202,7 +202,7 @@ fn train_again(task: &str, start: &Path, committed: &Path, out: &Path) {
     assert!(diff <= 1e-2, "{task}: {diff} at {at}");
 }
 
-/// RoBERTa, XLM-RoBERTa, ELECTRA and DistilBERT: `bert train ner` and `bert train qa` from a
+/// RoBERTa, XLM-RoBERTa, ELECTRA and DistilBERT: `bert train classify`, `ner` and `qa` from a
 /// bare base of each (the goldens' checkpoints), read back by transformers' Auto classes as
 /// `bert` reads them (<= 1e-4), and the same command writes the same checkpoint again.
 #[test]
@@ -219,10 +219,10 @@ fn every_post_norm_family_fine_tunes_and_transformers_reads_it() {
                 config["architectures"][0]
                     .as_str()
                     .unwrap()
-                    .ends_with(if task == "ner" {
-                        "ForTokenClassification"
-                    } else {
-                        "ForQuestionAnswering"
+                    .ends_with(match task.as_str() {
+                        "classify" => "ForSequenceClassification",
+                        "ner" => "ForTokenClassification",
+                        _ => "ForQuestionAnswering",
                     }),
                 "{name}: {}",
                 config["architectures"]

@@ -28,6 +28,9 @@ pub struct Dropout {
 pub const EMBEDDINGS_STREAM: u64 = 0;
 /// The stream of the classifier's mask.
 pub const CLASSIFIER_STREAM: u64 = 1 << 20;
+/// The stream of the mask on a sentence-level head's input (RoBERTa's and ELECTRA's
+/// classification heads drop out the first token's row before their dense layer too).
+pub const CLASSIFIER_INPUT_STREAM: u64 = CLASSIFIER_STREAM + 1;
 
 /// The streams of layer `l`: attention probabilities, attention output, feed-forward output.
 pub fn layer_streams(l: usize) -> [u64; 3] {
@@ -68,6 +71,8 @@ pub(crate) struct Masks {
     /// Per layer: attention probabilities (as `LayerSaved::probs`), attention output, FFN output.
     pub(crate) layers: Vec<[Vec<f32>; 3]>,
     pub(crate) classifier: Vec<f32>,
+    /// On the first token's rows before a classification head's dense layer.
+    pub(crate) classifier_input: Vec<f32>,
 }
 
 impl Masks {
@@ -78,6 +83,7 @@ impl Masks {
                 .map(|_| [vec![0.0; probs], vec![0.0; rows_h], vec![0.0; rows_h]])
                 .collect(),
             classifier: vec![0.0; head],
+            classifier_input: vec![0.0; head],
         }
     }
 }

@@ -1,12 +1,15 @@
 //! The pooled head every sentence-level task shares (classification, NSP): `[CLS]` rows →
-//! `tanh(Linear)` (BERT's pooler) → a linear head → mean cross-entropy, forward and backward.
+//! a dense layer and its activation (BERT's tanh pooler; RoBERTa's and XLM-R's
+//! `classifier.dense` + tanh, ELECTRA's + GELU, DistilBERT's `pre_classifier` + ReLU) → a
+//! linear head → mean cross-entropy, forward and backward, with dropout where each family's
+//! head has it.
 
 use alloc::string::String;
 use alloc::vec;
 
 use super::dropout::{self, Dropout};
 use super::encoder::weight;
-use super::ops::linear_backward;
+use super::ops::{activation_backward, linear_backward};
 use super::workspace::TrainWorkspace;
 use super::Grads;
 use crate::error::{Error, Result};
@@ -22,6 +25,19 @@ fn pooler<'s>(bert: &'s BertModel<'_>) -> Result<&'s BertPooler<'s>> {
 /// The classifier dropout of this step, when `classifier` asks for it and it is on.
 fn classifier_dropout(ws: &TrainWorkspace, classifier: bool) -> Option<Dropout> {
     ws.dropout.filter(|d| classifier && d.classifier > 0.0)
+}
+
+/// Whether the family's classification head drops out its input row before its dense layer
+/// (RoBERTa, XLM-R and ELECTRA's `ClassificationHead`; not BERT's pooler nor DistilBERT).
+fn input_dropout(bert: &BertModel<'_>) -> bool {
+    let family = bert.config.arch.family;
+    crate::families::names(family).classifier.dense.is_some()
+        && family != crate::arch::Family::DistilBert
+}
+
+/// The dense layer's input: the first tokens' rows, or their dropped copy.
+fn dense_input(bert: &BertModel<'_>, ws: &TrainWorkspace, classifier: bool) -> bool {
+    input_dropout(bert) && classifier_dropout(ws, classifier).is_some()
 }
 
 /// `logits[b] = head(dropout(tanh(pooler(x[first row of b]))))` into `ws.logits` (dropout when
@@ -48,12 +64,29 @@ pub(crate) fn pooled_forward(
         let r0 = ws.offsets[b];
         ws.cls[b * h..(b + 1) * h].copy_from_slice(&ws.x[r0 * h..(r0 + 1) * h]);
     }
-    pooler(bert)?
-        .dense
-        .forward(&ws.cls, bsz, &mut ws.pooled, &mut ws.lanes[0].gemm);
-    ws.pooled[..bsz * h]
-        .iter_mut()
-        .for_each(|v| *v = libm::tanhf(*v));
+    let n = bsz * h;
+    let x: &[f32] = match classifier_dropout(ws, classifier).filter(|_| input_dropout(bert)) {
+        Some(d) => {
+            let stream = dropout::CLASSIFIER_INPUT_STREAM;
+            for (i, m) in ws.masks.classifier_input[..n].iter_mut().enumerate() {
+                *m = dropout::factor(d.seed, stream, i as u64, d.classifier);
+            }
+            ws.cls_in[..n].copy_from_slice(&ws.cls[..n]);
+            dropout::apply(&mut ws.cls_in[..n], &ws.masks.classifier_input);
+            &ws.cls_in
+        }
+        None => &ws.cls,
+    };
+    let p = pooler(bert)?;
+    p.dense
+        .forward(x, bsz, &mut ws.pooled, &mut ws.lanes[0].gemm);
+    match p.activation {
+        None => ws.pooled[..n].iter_mut().for_each(|v| *v = libm::tanhf(*v)),
+        Some(act) => {
+            ws.pooled_pre[..n].copy_from_slice(&ws.pooled[..n]);
+            crate::kernels::activate_in_place(act, &mut ws.pooled[..n]);
+        }
+    }
     let input: &[f32] = match classifier_dropout(ws, classifier) {
         Some(d) => {
             let n = bsz * h;
@@ -117,13 +150,24 @@ pub(crate) fn pooled_backward(
     if dropped {
         dropout::apply(&mut ws.dpooled[..bsz * h], &ws.masks.classifier);
     }
-    for (g, p) in ws.dpooled[..bsz * h].iter_mut().zip(&ws.pooled[..bsz * h]) {
-        *g *= 1.0 - p * p;
+    let p = pooler(bert)?;
+    let n = bsz * h;
+    match p.activation {
+        None => {
+            for (g, p) in ws.dpooled[..n].iter_mut().zip(&ws.pooled[..n]) {
+                *g *= 1.0 - p * p;
+            }
+        }
+        Some(act) => {
+            let backward = activation_backward(act).ok_or_else(|| unsupported_pooler(bert))?;
+            backward(&mut ws.dpooled[..n], &ws.pooled_pre[..n]);
+        }
     }
+    let dropped_input = dense_input(bert, ws, classifier);
     let (gw, gb) = grads.pair(pooler_slot, pooler_slot + 1);
     linear_backward(
-        &ws.cls,
-        weight(&pooler(bert)?.dense)?,
+        if dropped_input { &ws.cls_in } else { &ws.cls },
+        weight(&p.dense)?,
         &ws.dpooled,
         bsz,
         h,
@@ -133,6 +177,9 @@ pub(crate) fn pooled_backward(
         Some(gb),
         &mut ws.lanes[0].gemm,
     );
+    if dropped_input {
+        dropout::apply(&mut ws.dcls[..n], &ws.masks.classifier_input);
+    }
     for b in 0..bsz {
         let r0 = ws.offsets[b];
         ws.dx[r0 * h..(r0 + 1) * h]
@@ -143,19 +190,38 @@ pub(crate) fn pooled_backward(
     Ok(())
 }
 
-/// BERT's tanh pooler (no activation or norm of another family, no mean pooling), or an error.
-pub(crate) fn check_tanh_pooler(bert: &BertModel<'_>) -> Result<()> {
-    let tanh = bert
-        .pooler
-        .as_ref()
-        .is_some_and(|p| p.activation.is_none() && p.norm.is_none() && !p.mean);
-    if tanh {
+fn unsupported_pooler(bert: &BertModel<'_>) -> Error {
+    Error::Unsupported {
+        field: "model_type",
+        value: alloc::format!("{:?}", bert.config.arch.family),
+        supported: "a first-token head with tanh, GELU or ReLU (no norm, no mean pooling) \
+                    before a sentence-level head in training so far",
+    }
+}
+
+/// A first-token pooler training has the backward of: a dense layer and tanh (BERT,
+/// RoBERTa, XLM-R), GELU (ELECTRA) or ReLU (DistilBERT); no norm or mean pooling (ModernBERT).
+pub(crate) fn check_pooler(bert: &BertModel<'_>) -> Result<()> {
+    let ok = bert.pooler.as_ref().is_some_and(|p| {
+        p.norm.is_none()
+            && !p.mean
+            && p.activation
+                .is_none_or(|a| activation_backward(a).is_some())
+    });
+    if ok {
         Ok(())
     } else {
-        Err(Error::Unsupported {
-            field: "model_type",
-            value: alloc::format!("{:?}", bert.config.arch.family),
-            supported: "training runs BERT's tanh pooler before a sentence-level head so far",
-        })
+        Err(unsupported_pooler(bert))
     }
+}
+
+/// The gradient names of a sentence-level head's dense layer and output layer, as the
+/// family's `*ForSequenceClassification` names them (BERT: its pooler and `classifier`).
+pub(crate) fn head_names(bert: &BertModel<'_>) -> (String, String) {
+    let names = crate::families::names(bert.config.arch.family);
+    let dense = match names.classifier.dense {
+        Some(d) => String::from(d),
+        None => alloc::format!("{}pooler.dense", names.prefix),
+    };
+    (dense, String::from(names.classifier.out))
 }

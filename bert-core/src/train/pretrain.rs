@@ -14,7 +14,7 @@ use super::encoder::{
     check_trainable, encoder_backward, encoder_forward, encoder_grads, encoder_slots, weight,
 };
 use super::ops::{gelu_grad, layer_norm_backward, layer_norm_save};
-use super::pooled::{check_tanh_pooler, pooled_backward, pooled_forward};
+use super::pooled::{check_pooler, pooled_backward, pooled_forward};
 use super::threads;
 use super::workspace::TrainWorkspace;
 use super::Grads;
@@ -94,7 +94,7 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
     ) -> Result<Self> {
         check_trainable(bert)?;
         if seq_relationship.is_some() {
-            check_tanh_pooler(bert)?;
+            check_pooler(bert)?;
         }
         let t = &predictions.transform;
         if t.transform_act_fn != Activation::Gelu

@@ -3,12 +3,11 @@
 //! the real tokens of every sequence, attention runs per sequence.
 
 use alloc::format;
-use alloc::string::String;
 
 use super::encoder::{
     check_trainable, encoder_backward, encoder_forward, encoder_grads, encoder_slots,
 };
-use super::pooled::{check_tanh_pooler, pooled_backward, pooled_forward};
+use super::pooled::{check_pooler, head_names, pooled_backward, pooled_forward};
 use super::workspace::TrainWorkspace;
 use super::Grads;
 use crate::error::{Error, Result};
@@ -22,27 +21,26 @@ pub struct SeqClsTrainer<'m, 'a> {
 }
 
 impl<'m, 'a> SeqClsTrainer<'m, 'a> {
-    /// A trainer for `model`: BERT's block (post-norm, absolute positions, token types, the
-    /// tanh pooler) with f32 weights.
+    /// A trainer for `model`: a post-norm family (BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT)
+    /// and its classification head, with f32 weights.
     pub fn new(model: &'m BertForSequenceClassification<'a>) -> Result<Self> {
         check_trainable(&model.bert)?;
-        check_tanh_pooler(&model.bert)?;
+        check_pooler(&model.bert)?;
         Ok(SeqClsTrainer { model })
     }
 
     /// The gradient buffers, one per parameter, named as PyTorch names them.
     pub fn grads(&self) -> Grads {
         let m = self.model;
-        let c = &m.bert.config;
-        let p = crate::families::names(c.arch.family).prefix;
         let mut g = Grads::default();
         encoder_grads(&m.bert, &mut g);
-        let h = c.hidden_size;
-        g.push(format!("{p}pooler.dense.weight"), &[h, h]);
-        g.push(format!("{p}pooler.dense.bias"), &[h]);
+        let h = m.bert.config.hidden_size;
+        let (dense, out) = head_names(&m.bert);
+        g.push(format!("{dense}.weight"), &[h, h]);
+        g.push(format!("{dense}.bias"), &[h]);
         let labels = m.classifier.out_features();
-        g.push(String::from("classifier.weight"), &[labels, h]);
-        g.push(String::from("classifier.bias"), &[labels]);
+        g.push(format!("{out}.weight"), &[labels, h]);
+        g.push(format!("{out}.bias"), &[labels]);
         g
     }
 

@@ -29,6 +29,10 @@ pub struct TrainWorkspace {
     pub(crate) layers: Vec<PostNormSaved>,
     pub(crate) x: Vec<f32>,
     pub(crate) cls: Vec<f32>,
+    /// The first tokens' rows after the head's input dropout (RoBERTa, ELECTRA).
+    pub(crate) cls_in: Vec<f32>,
+    /// The pooler's dense output before its activation (GELU and ReLU heads).
+    pub(crate) pooled_pre: Vec<f32>,
     pub(crate) pooled: Vec<f32>,
     pub(crate) logits: Vec<f32>,
     pub(crate) dx: Vec<f32>,
@@ -107,6 +111,8 @@ impl TrainWorkspace {
             layers: vec![layer; c.num_hidden_layers],
             x: vec![0.0; t * h],
             cls: vec![0.0; max_batch * h],
+            cls_in: vec![0.0; max_batch * h],
+            pooled_pre: vec![0.0; max_batch * h],
             pooled: vec![0.0; max_batch * h],
             logits: vec![0.0; t * labels],
             dx: vec![0.0; t * h],

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Training goldens for the post-norm families other than BERT: the loss and every parameter's
 gradient, by torch.autograd (dropout off, `model.eval()`), of the seeded tiny task models that
-generate_families.py wrote under families/ (RoBERTa, XLM-RoBERTa, ELECTRA, DistilBERT; token
-classification on a right-padded batch, question answering on an unpadded one, since HF's QA
-loss also runs its softmax over padding).
+generate_families.py wrote under families/ (RoBERTa, XLM-RoBERTa, ELECTRA, DistilBERT; sequence
+and token classification on a right-padded batch, question answering on an unpadded one, since
+HF's QA loss also runs its softmax over padding).
 
     python3 -m pip install torch transformers safetensors
     python3 bert-core/tests/goldens/generate_train_families.py
@@ -17,7 +17,8 @@ import os
 
 import torch
 from safetensors.torch import save_file
-from transformers import AutoModelForQuestionAnswering, AutoModelForTokenClassification
+from transformers import (AutoModelForQuestionAnswering, AutoModelForSequenceClassification,
+                          AutoModelForTokenClassification)
 
 from generate_train import sampled
 
@@ -67,6 +68,22 @@ def token_classification(family, saved):
     sampled(saved, f"{case}.", model, enc["input_ids"])
 
 
+def sequence_classification(family, saved):
+    case = f"{family}-seqcls"
+    model = AutoModelForSequenceClassification.from_pretrained(
+        os.path.join(HERE, "families", case))
+    model.eval()
+    enc = inputs(family, model, [10, 6, 8], 10, seed=14)
+    labels = torch.tensor([1, 0, model.config.num_labels - 1])
+    out = run(model, family, enc, labels=labels)
+    out.loss.backward()
+    for k, v in enc.items():
+        saved[f"{case}.inputs.{k}"] = v.contiguous()
+    saved[f"{case}.labels"] = labels.contiguous()
+    saved[f"{case}.loss"] = out.loss.detach().reshape(1)
+    sampled(saved, f"{case}.", model, enc["input_ids"])
+
+
 def question_answering(family, saved):
     case = f"{family}-qa"
     model = AutoModelForQuestionAnswering.from_pretrained(os.path.join(HERE, "families", case))
@@ -86,6 +103,7 @@ def main():
     torch.manual_seed(0)
     saved = {}
     for family in FAMILIES:
+        sequence_classification(family, saved)
         token_classification(family, saved)
         question_answering(family, saved)
     save_file(saved, os.path.join(HERE, "train_families.safetensors"))

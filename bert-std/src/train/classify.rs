@@ -14,7 +14,7 @@ use bert_core::{BertConfig, BertForSequenceClassification, Weights};
 use tokenizers::Encoding;
 
 use super::data::Example;
-use super::fine_tune::{fine_tune, new_classifier, Batch, FineTune};
+use super::fine_tune::{fine_tune, new_linear, Batch, FineTune};
 use super::options::{Step, TrainOptions};
 use crate::batching::{Padded, RayonJoin};
 use crate::error::Result;
@@ -115,17 +115,23 @@ impl FineTune for Classifier<'_> {
         self.labels.clone()
     }
 
+    /// The family's head: BERT's `classifier` over its pooler; RoBERTa's, XLM-R's and
+    /// ELECTRA's `classifier.dense` + `classifier.out_proj`; DistilBERT's `pre_classifier` +
+    /// `classifier` (each N(0, 0.02), biases 0, as transformers initializes them).
     fn new_heads(
         &mut self,
         _base: &Weights<'_>,
         config: &BertConfig,
         rng: &mut Rng,
     ) -> Result<Vec<Vec<u8>>> {
-        Ok(vec![new_classifier(
-            rng,
-            self.labels.len(),
-            config.hidden_size,
-        )?])
+        let names = &bert_core::families::names(config.arch.family).classifier;
+        let h = config.hidden_size;
+        let mut heads = Vec::new();
+        if let Some(dense) = names.dense {
+            heads.push(new_linear(rng, dense, h, h)?);
+        }
+        heads.push(new_linear(rng, names.out, self.labels.len(), h)?);
+        Ok(heads)
     }
 
     fn load<'w>(config: &BertConfig, weights: &Weights<'w>) -> Result<Self::Model<'w>> {

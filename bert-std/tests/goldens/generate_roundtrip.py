@@ -16,7 +16,7 @@ retrains each one and checks that the new checkpoint has the same tensors and co
 4. The same for the other post-norm families (RoBERTa, XLM-RoBERTa, ELECTRA with narrower
    embeddings, DistilBERT): a tiny base of each in roundtrip/families/<family>/base (the same
    vocabulary; [PAD] at id 1 for the RoBERTa-style ones, as their pad_token_id), trained by
-   `bert train ner` and `bert train qa` into roundtrip/families/<family>-<task>, read back by
+   `bert train classify`, `ner` and `qa` into roundtrip/families/<family>-<task>, read back by
    transformers' Auto classes.
 
     cargo build --release -p bert-std
@@ -32,7 +32,8 @@ import sys
 import tempfile
 
 import torch
-from transformers import (AutoModelForQuestionAnswering, AutoModelForTokenClassification,
+from transformers import (AutoModelForQuestionAnswering, AutoModelForSequenceClassification,
+                          AutoModelForTokenClassification,
                           BertConfig, BertForNextSentencePrediction, BertForPreTraining,
                           BertForQuestionAnswering, BertForSequenceClassification,
                           BertForTokenClassification, BertModel, BertTokenizerFast,
@@ -149,7 +150,8 @@ def reference(task, path=None, auto=False):
            "qa": BertForQuestionAnswering, "pretrain": BertForPreTraining,
            "nsp": BertForNextSentencePrediction}[task]
     if auto:
-        cls = {"ner": AutoModelForTokenClassification, "qa": AutoModelForQuestionAnswering}[task]
+        cls = {"classify": AutoModelForSequenceClassification,
+               "ner": AutoModelForTokenClassification, "qa": AutoModelForQuestionAnswering}[task]
     model = cls.from_pretrained(path, attn_implementation="eager").eval()
     out = {}
     with torch.no_grad():
@@ -172,7 +174,7 @@ def reference(task, path=None, auto=False):
 
 
 # The other post-norm families and the tasks `bert train` runs on each of them.
-FAMILY_TASKS = ["ner", "qa"]
+FAMILY_TASKS = ["classify", "ner", "qa"]
 TINY = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
             initializer_range=0.2)
 
