@@ -6,6 +6,7 @@ use alloc::format;
 
 use super::dropout;
 use super::ops::activation_backward;
+use super::post_norm::{self, LayerStep};
 use super::threads;
 use super::workspace::TrainWorkspace;
 use super::Grads;
@@ -213,7 +214,7 @@ pub(crate) fn encoder_forward(
 }
 
 /// The backward from `ws.dx` (`[t, hidden]`, the gradient of the last hidden states) through
-/// every layer and the embeddings, into `grads`.
+/// every layer ([`post_norm`](super::post_norm), in reverse) and the embeddings, into `grads`.
 pub(crate) fn encoder_backward(
     bert: &BertModel<'_>,
     batch: &Batch<'_>,
@@ -221,163 +222,33 @@ pub(crate) fn encoder_backward(
     grads: &mut Grads,
 ) -> Result<()> {
     let c = &bert.config;
-    let (h, heads, d) = (c.hidden_size, c.num_attention_heads, c.head_dim());
+    let (heads, d) = (c.num_attention_heads, c.head_dim());
     let t = ws.offsets[batch.batch_size];
-    let scale = 1.0 / libm::sqrtf(d as f32);
-    let par = ws.par;
-    let shape = threads::Heads {
-        offsets: &ws.offsets[..=batch.batch_size],
-        heads,
-        d,
-        h,
-        scale,
-    };
+    let slots = EncoderSlots::of(bert);
+    let activation = activation_backward(c.hidden_act).ok_or_else(|| unsupported_act(bert))?;
     let drop = ws.dropout;
     let hidden = drop.is_some_and(|d| d.hidden > 0.0);
-    let slots = EncoderSlots::of(bert);
-    let act_backward = activation_backward(c.hidden_act).ok_or_else(|| unsupported_act(bert))?;
-    let attention_dropout = attention_output_dropout(c.arch.family);
-    for (l, (layer, saved)) in bert.encoder.layer.iter().zip(&ws.layers).enumerate().rev() {
-        let base = slots.layer(l);
-        let masks = ws.masks.layers.get(l);
-        let a = &layer.attention;
-        // LN2: dx (dy2) -> da (d of g Wo2ᵀ + bo2 + y1)
-        let n2 = &layer.output.layer_norm;
-        {
-            let (gw, gb) = grads.pair(base + 14, base + 15);
-            threads::layer_norm_backward(
-                par,
-                ws.lanes.len(),
-                (&ws.dx[..t * h], &saved.xhat2[..t * h], &saved.rstd2[..t]),
-                &n2.weight,
-                &mut ws.da[..t * h],
-                false,
-                gw,
-                gb,
-            );
-        }
-        let out = &layer.output.dense;
-        let iw = out.in_features();
-        // Through the FFN output's dropout (dq is free until the attention backward).
-        let dy: &[f32] = match masks.filter(|_| hidden) {
-            Some(m) => {
-                masked(&mut ws.dq[..t * h], &ws.da[..t * h], &m[2]);
-                &ws.dq
-            }
-            None => &ws.da,
+    let dropout = [
+        hidden && attention_output_dropout(c.arch.family),
+        hidden,
+        drop.is_some_and(|d| d.attention > 0.0),
+    ];
+    for (index, layer) in bert.encoder.layer.iter().enumerate().rev() {
+        let step = LayerStep {
+            layer,
+            index,
+            base: slots.layer(index),
+            tokens: t,
+            sequences: batch.batch_size,
+            heads: (heads, d),
+            activation,
+            dropout,
         };
-        let (gw, gb) = grads.pair(base + 12, base + 13);
-        threads::linear_backward(
-            par,
-            &saved.g,
-            weight(out)?,
-            dy,
-            (t, iw, h),
-            Some((&mut ws.du, false)),
-            gw,
-            Some(gb),
-            &mut ws.lanes,
-        );
-        threads::zip_map(
-            par,
-            ws.lanes.len(),
-            &mut ws.du[..t * iw],
-            &saved.u,
-            &act_backward,
-        );
-        // dy1 = da (residual) + du Wi
-        ws.dx[..t * h].copy_from_slice(&ws.da[..t * h]);
-        let inter = &layer.intermediate.dense;
-        let (gw, gb) = grads.pair(base + 10, base + 11);
-        threads::linear_backward(
-            par,
-            &saved.y1,
-            weight(inter)?,
-            &ws.du,
-            (t, h, iw),
-            Some((&mut ws.dx, true)),
-            gw,
-            Some(gb),
-            &mut ws.lanes,
-        );
-        // LN1: dx (dy1) -> da (d of ctx Woᵀ + bo + x_in)
-        let n1 = &a.output.layer_norm;
-        {
-            let (gw, gb) = grads.pair(base + 8, base + 9);
-            threads::layer_norm_backward(
-                par,
-                ws.lanes.len(),
-                (&ws.dx[..t * h], &saved.xhat1[..t * h], &saved.rstd1[..t]),
-                &n1.weight,
-                &mut ws.da[..t * h],
-                false,
-                gw,
-                gb,
-            );
-        }
-        ws.dx[..t * h].copy_from_slice(&ws.da[..t * h]);
-        let dy: &[f32] = match masks.filter(|_| hidden && attention_dropout) {
-            Some(m) => {
-                masked(&mut ws.dq[..t * h], &ws.da[..t * h], &m[1]);
-                &ws.dq
-            }
-            None => &ws.da,
-        };
-        let (gw, gb) = grads.pair(base + 6, base + 7);
-        threads::linear_backward(
-            par,
-            &saved.ctx,
-            weight(&a.output.dense)?,
-            dy,
-            (t, h, h),
-            Some((&mut ws.dctx, false)),
-            gw,
-            Some(gb),
-            &mut ws.lanes,
-        );
-        // Attention, per sequence and head.
-        let [q, k, v] = saved.qkv();
-        threads::attention_backward(
-            par,
-            shape,
-            (q, k, v, &saved.probs, &ws.dctx),
-            masks
-                .filter(|_| drop.is_some_and(|d| d.attention > 0.0))
-                .map(|m| &m[0][..]),
-            (&mut ws.dq, &mut ws.dk, &mut ws.dv),
-            &mut ws.lanes,
-        );
-        for (j, (lin, dy)) in [
-            (&a.self_attention.query, &ws.dq),
-            (&a.self_attention.key, &ws.dk),
-            (&a.self_attention.value, &ws.dv),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let (gw, gb) = grads.pair(base + 2 * j, base + 2 * j + 1);
-            threads::linear_backward(
-                par,
-                &saved.x_in,
-                weight(lin)?,
-                dy,
-                (t, h, h),
-                Some((&mut ws.dx, true)),
-                gw,
-                Some(gb),
-                &mut ws.lanes,
-            );
-        }
+        post_norm::ffn(&step, ws, grads)?;
+        post_norm::attention(&step, ws, grads)?;
     }
     // The embeddings: the projection (if any), dropout, LayerNorm, the tables' rows.
     super::embeddings::backward(bert, batch, t, &slots, ws, grads)
-}
-
-/// `out = dy * mask`.
-fn masked(out: &mut [f32], dy: &[f32], mask: &[f32]) {
-    for ((o, g), m) in out.iter_mut().zip(dy).zip(mask) {
-        *o = g * m;
-    }
 }
 
 /// The attention-probability masks of every sequence and head, in the layout of

@@ -19,6 +19,7 @@ pub mod ops;
 pub mod optim;
 pub mod params;
 mod pooled;
+mod post_norm;
 pub mod pretrain;
 pub mod qa;
 pub mod seqcls;
