@@ -131,3 +131,90 @@ fn question_answering_gradients_match_torch_for_every_post_norm_family() {
         same_bits(&case, &grads, &run(3).1);
     }
 }
+
+/// Training-mode dropout (every probability 0.1) with the project's masks, which
+/// generate_train_families.py puts where each family's modules call dropout: sequence and token
+/// classification and QA (DistilBERT's `qa_dropout`), loss and every gradient as
+/// torch.autograd, the same bits on 3 threads.
+#[test]
+fn dropout_gradients_match_torch_with_the_same_masks_for_every_post_norm_family() {
+    use bert_core::train::dropout::Dropout;
+    let golden = Golden::open("train_families.safetensors");
+    let dropout = Some(Dropout {
+        hidden: 0.1,
+        attention: 0.1,
+        classifier: 0.1,
+        seed: 1234,
+    });
+    for fam in FAMILIES {
+        let case = format!("{fam}-seqcls");
+        let (config, bytes) = family(&case);
+        let weights = Weights::from_buffers(&[&bytes]).unwrap();
+        let model = BertForSequenceClassification::load(&config, &weights).unwrap();
+        let key = format!("{case}-dropout");
+        let inputs = golden.inputs(&format!("{key}.inputs"));
+        let (labels, _) = golden.i64(&format!("{key}.labels"));
+        let trainer = SeqClsTrainer::new(&model).unwrap();
+        let run = |threads: usize| {
+            let mut grads = trainer.grads();
+            let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
+            ws.set_dropout(dropout);
+            ws.set_threads(threads, &ScopedJoin);
+            let loss = trainer
+                .loss_and_grads(&inputs.batch(), &labels, &mut ws, &mut grads)
+                .unwrap();
+            (loss, grads)
+        };
+        let (loss, grads) = run(1);
+        check(&golden, &key, loss, &grads, model.bert.embeddings.width());
+        same_bits(&key, &grads, &run(3).1);
+
+        let case = format!("{fam}-tokcls");
+        let (config, bytes) = family(&case);
+        let weights = Weights::from_buffers(&[&bytes]).unwrap();
+        let model = BertForTokenClassification::load(&config, &weights).unwrap();
+        let key = format!("{case}-dropout");
+        let inputs = golden.inputs(&format!("{key}.inputs"));
+        let (labels, _) = golden.i64(&format!("{key}.labels"));
+        let trainer = TokClsTrainer::new(&model).unwrap();
+        let run = |threads: usize| {
+            let mut grads = trainer.grads();
+            let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
+            ws.set_dropout(dropout);
+            ws.set_threads(threads, &ScopedJoin);
+            let loss = trainer
+                .loss_and_grads(&inputs.batch(), &labels, &mut ws, &mut grads)
+                .unwrap();
+            (loss, grads)
+        };
+        let (loss, grads) = run(1);
+        check(&golden, &key, loss, &grads, model.bert.embeddings.width());
+        same_bits(&key, &grads, &run(3).1);
+
+        let case = format!("{fam}-qa");
+        let (config, bytes) = family(&case);
+        let weights = Weights::from_buffers(&[&bytes]).unwrap();
+        let model = BertForQuestionAnswering::load(&config, &weights).unwrap();
+        let key = format!("{case}-dropout");
+        let inputs = golden.inputs(&format!("{key}.inputs"));
+        let positions = |k: &str| -> Vec<usize> {
+            let (v, _) = golden.i64(&format!("{key}.{k}"));
+            v.iter().map(|&x| x as usize).collect()
+        };
+        let (starts, ends) = (positions("starts"), positions("ends"));
+        let trainer = QaTrainer::new(&model).unwrap();
+        let run = |threads: usize| {
+            let mut grads = trainer.grads();
+            let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
+            ws.set_dropout(dropout);
+            ws.set_threads(threads, &ScopedJoin);
+            let loss = trainer
+                .loss_and_grads(&inputs.batch(), &starts, &ends, &mut ws, &mut grads)
+                .unwrap();
+            (loss, grads)
+        };
+        let (loss, grads) = run(1);
+        check(&golden, &key, loss, &grads, model.bert.embeddings.width());
+        same_bits(&key, &grads, &run(3).1);
+    }
+}

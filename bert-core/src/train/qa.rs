@@ -10,6 +10,7 @@ use super::encoder::{
     check_trainable, encoder_backward, encoder_forward, encoder_grads, encoder_slots, weight,
 };
 use super::ops::linear_backward;
+use super::tokcls::token_head_dropout;
 use super::workspace::TrainWorkspace;
 use super::Grads;
 use crate::error::{Error, Result};
@@ -78,8 +79,13 @@ impl<'m, 'a> QaTrainer<'m, 'a> {
             });
         }
         let t = encoder_forward(&m.bert, batch, ws)?;
+        // DistilBERT drops out the hidden states before `qa_outputs` (`qa_dropout`); the
+        // other families' QA heads have no dropout.
+        let distilbert = m.bert.config.arch.family == crate::arch::Family::DistilBert;
+        let dropped = token_head_dropout(ws, t, h, distilbert);
+        let input = if dropped { &ws.head_in } else { &ws.x };
         m.qa_outputs
-            .forward(&ws.x, t, &mut ws.logits, &mut ws.lanes[0].gemm);
+            .forward(input, t, &mut ws.logits, &mut ws.lanes[0].gemm);
         let mut total = 0.0f64;
         for b in 0..bsz {
             let (r0, r1) = (ws.offsets[b], ws.offsets[b + 1]);
@@ -105,7 +111,7 @@ impl<'m, 'a> QaTrainer<'m, 'a> {
         let w = encoder_slots(&m.bert);
         let (gw, gb) = grads.pair(w, w + 1);
         linear_backward(
-            &ws.x,
+            if dropped { &ws.head_in } else { &ws.x },
             weight(&m.qa_outputs)?,
             &ws.dlogits,
             t,
@@ -116,6 +122,9 @@ impl<'m, 'a> QaTrainer<'m, 'a> {
             Some(gb),
             &mut ws.lanes[0].gemm,
         );
+        if dropped {
+            super::dropout::apply(&mut ws.dx[..t * h], &ws.masks.classifier);
+        }
         encoder_backward(&m.bert, batch, ws, grads)?;
         Ok((total / (2 * bsz) as f64) as f32)
     }

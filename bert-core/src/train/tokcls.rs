@@ -17,6 +17,24 @@ use crate::heads::BertForTokenClassification;
 use crate::model::Batch;
 use crate::pretraining::IGNORE_INDEX;
 
+/// Dropout on every packed row before a per-token head (training mode, when `on` and the
+/// step's classifier dropout is): `ws.head_in` = `ws.x` · mask, element (packed row, j) of the
+/// classifier's stream. Returns whether it ran; the head's backward then masks `ws.dx` with
+/// `ws.masks.classifier`.
+pub(super) fn token_head_dropout(ws: &mut TrainWorkspace, t: usize, h: usize, on: bool) -> bool {
+    match ws.dropout.filter(|d| on && d.classifier > 0.0) {
+        Some(d) => {
+            let mask = &mut ws.masks.classifier[..t * h];
+            let p = (d.seed, dropout::CLASSIFIER_STREAM, d.classifier);
+            dropout::fill_rows(mask, &ws.packed[..t], h, p);
+            ws.head_in[..t * h].copy_from_slice(&ws.x[..t * h]);
+            dropout::apply(&mut ws.head_in[..t * h], mask);
+            true
+        }
+        None => false,
+    }
+}
+
 /// Training for [`BertForTokenClassification`].
 #[derive(Debug)]
 pub struct TokClsTrainer<'m, 'a> {
@@ -83,18 +101,7 @@ impl<'m, 'a> TokClsTrainer<'m, 'a> {
             });
         }
         let t = encoder_forward(&m.bert, batch, ws)?;
-        // Dropout before the classifier (training mode), element (packed row, j).
-        let dropped = match ws.dropout.filter(|d| d.classifier > 0.0) {
-            Some(d) => {
-                let mask = &mut ws.masks.classifier[..t * h];
-                let p = (d.seed, dropout::CLASSIFIER_STREAM, d.classifier);
-                dropout::fill_rows(mask, &ws.packed[..t], h, p);
-                ws.head_in[..t * h].copy_from_slice(&ws.x[..t * h]);
-                dropout::apply(&mut ws.head_in[..t * h], mask);
-                true
-            }
-            None => false,
-        };
+        let dropped = token_head_dropout(ws, t, h, true);
         let input = if dropped { &ws.head_in } else { &ws.x };
         m.classifier
             .forward(input, t, &mut ws.logits, &mut ws.lanes[0].gemm);

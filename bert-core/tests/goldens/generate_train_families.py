@@ -8,6 +8,13 @@ HF's QA loss also runs its softmax over padding).
     python3 -m pip install torch transformers safetensors
     python3 bert-core/tests/goldens/generate_train_families.py
 
+With dropout too (`<family>-<head>-dropout` cases, sequence and token classification and QA,
+every dropout 0.1): torch's dropout is replaced by the project's masks (SplitMix64 streams, seed
+1234), by call order, where each family's modules call it: the embeddings, per layer the
+attention probabilities, the attention output (not DistilBERT) and the feed-forward output, then
+the head (RoBERTa's, XLM-R's and ELECTRA's classification heads also before their dense layer;
+no QA head but DistilBERT's drops out).
+
 Writes train_families.safetensors: for each "<family>-<head>" case, "<case>.inputs.*" (I64),
 the labels ("<case>.labels", or "<case>.starts" / "<case>.ends"), "<case>.loss", and per
 parameter (PyTorch's names) its gradient's norm, sum and sampled values, as
@@ -20,7 +27,7 @@ from safetensors.torch import save_file
 from transformers import (AutoModelForQuestionAnswering, AutoModelForSequenceClassification,
                           AutoModelForTokenClassification)
 
-from generate_train import sampled
+from generate_train import CLASSIFIER_STREAM, SEED, dropout_factors, sampled
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAMILIES = ("roberta", "xlm-roberta", "electra", "distilbert")
@@ -99,6 +106,87 @@ def question_answering(family, saved):
     sampled(saved, f"{case}.", model, enc["input_ids"])
 
 
+CLASSIFIER_INPUT_STREAM = CLASSIFIER_STREAM + 1
+DROPOUT = {"hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+           "classifier_dropout": 0.1}
+DISTILBERT_DROPOUT = {"dropout": 0.1, "attention_dropout": 0.1, "seq_classif_dropout": 0.1,
+                      "qa_dropout": 0.1}
+
+
+def streams(family, layers, head):
+    """The project's dropout stream of each of torch's dropout calls, in call order."""
+    out = [0]
+    for l in range(layers):
+        b = 1 + 3 * l
+        out += [b, b + 2] if family == "distilbert" else [b, b + 1, b + 2]
+    if head == "seqcls" and family != "distilbert":
+        out.append(CLASSIFIER_INPUT_STREAM)
+    if head == "qa" and family != "distilbert":
+        return out  # no dropout before qa_outputs but DistilBERT's
+    return out + [CLASSIFIER_STREAM]
+
+
+def with_masks(order, run):
+    real = torch.nn.functional.dropout
+    calls = [0]
+
+    def fake(input, p=0.5, training=True, inplace=False):
+        if not training or p == 0:
+            return input
+        stream = order[calls[0]]
+        calls[0] += 1
+        return input * dropout_factors(SEED, stream, tuple(input.shape), p)
+
+    torch.nn.functional.dropout = fake
+    try:
+        out = run()
+        assert calls[0] == len(order), f"{calls[0]} dropout calls, {len(order)} expected"
+        return out
+    finally:
+        torch.nn.functional.dropout = real
+
+
+def with_dropout(family, head, saved):
+    case = f"{family}-{head}"
+    cls = {"seqcls": AutoModelForSequenceClassification,
+           "tokcls": AutoModelForTokenClassification,
+           "qa": AutoModelForQuestionAnswering}[head]
+    extra = DISTILBERT_DROPOUT if family == "distilbert" else DROPOUT
+    model = cls.from_pretrained(os.path.join(HERE, "families", case),
+                                attn_implementation="eager", **extra)
+    model.train()
+    if head == "qa":
+        enc = inputs(family, model, [9, 9], 9, seed=17)
+        labels = {"start_positions": torch.tensor([1, 6]), "end_positions": torch.tensor([3, 6])}
+        order = streams(family, model.config.num_hidden_layers, head)
+        out = with_masks(order, lambda: run(model, family, enc, **labels))
+        out.loss.backward()
+        case = f"{case}-dropout"
+        for k, v in enc.items():
+            saved[f"{case}.inputs.{k}"] = v.contiguous()
+        saved[f"{case}.starts"] = labels["start_positions"]
+        saved[f"{case}.ends"] = labels["end_positions"]
+        saved[f"{case}.loss"] = out.loss.detach().reshape(1)
+        sampled(saved, f"{case}.", model, enc["input_ids"])
+        return
+    enc = inputs(family, model, [10, 6, 8], 10, seed=15)
+    if head == "seqcls":
+        labels = torch.tensor([1, 0, model.config.num_labels - 1])
+    else:
+        g = torch.Generator().manual_seed(16)
+        labels = torch.randint(0, model.config.num_labels, enc["input_ids"].shape, generator=g)
+        labels[enc["attention_mask"] == 0] = -100
+    order = streams(family, model.config.num_hidden_layers, head)
+    out = with_masks(order, lambda: run(model, family, enc, labels=labels))
+    out.loss.backward()
+    case = f"{case}-dropout"
+    for k, v in enc.items():
+        saved[f"{case}.inputs.{k}"] = v.contiguous()
+    saved[f"{case}.labels"] = labels.contiguous()
+    saved[f"{case}.loss"] = out.loss.detach().reshape(1)
+    sampled(saved, f"{case}.", model, enc["input_ids"])
+
+
 def main():
     torch.manual_seed(0)
     saved = {}
@@ -106,6 +194,8 @@ def main():
         sequence_classification(family, saved)
         token_classification(family, saved)
         question_answering(family, saved)
+        for head in ("seqcls", "tokcls", "qa"):
+            with_dropout(family, head, saved)
     save_file(saved, os.path.join(HERE, "train_families.safetensors"))
 
 

@@ -209,7 +209,8 @@ pub(crate) fn normal_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
 
 /// Training-mode dropout for `step` as the model's config.json sets it (HF's defaults: 0.1;
 /// the classifier's is `classifier_dropout`, else the hidden one; DistilBERT's keys are
-/// `dropout` and `attention_dropout`), or `None` when `on` is off.
+/// `dropout`, `attention_dropout`, and `seq_classif_dropout` / `qa_dropout` for its sequence
+/// classifier / QA head), or `None` when `on` is off.
 pub(crate) fn dropout_at(
     config: &Map<String, Value>,
     o: &TrainOptions,
@@ -221,10 +222,27 @@ pub(crate) fn dropout_at(
     let p = |k: &str| config.get(k).and_then(Value::as_f64);
     let hidden = p("hidden_dropout_prob").or(p("dropout")).unwrap_or(0.1) as f32;
     let attention = p("attention_probs_dropout_prob").or(p("attention_dropout"));
+    // DistilBERT's sequence classifier has its own (`seq_classif_dropout`); a config that is
+    // not a sequence classifier's has no `architectures` entry ending so.
+    let head = config
+        .get("architectures")
+        .and_then(|a| a.get(0))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let distilbert_key = if head.ends_with("ForSequenceClassification") {
+        p("seq_classif_dropout")
+    } else if head.ends_with("ForQuestionAnswering") {
+        p("qa_dropout")
+    } else {
+        None
+    };
+    let classifier = p("classifier_dropout")
+        .or(distilbert_key)
+        .map_or(hidden, |x| x as f32);
     Some(Dropout {
         hidden,
         attention: attention.unwrap_or(0.1) as f32,
-        classifier: p("classifier_dropout").map_or(hidden, |x| x as f32),
+        classifier,
         seed: o.seed ^ (step as u64 + 1).wrapping_mul(0xd6e8_feb8_6659_fd93),
     })
 }
