@@ -1,6 +1,7 @@
 //! Training the post-norm families other than BERT: the loss and every parameter's gradient of
 //! the seeded tiny RoBERTa, XLM-RoBERTa, ELECTRA and DistilBERT sequence-classification (each
-//! family's own head: tanh, GELU, ReLU), token-classification and QA models (goldens/families/, written by generate_families.py) against torch.autograd
+//! family's own head: tanh, GELU, ReLU), token-classification, QA and masked-LM (each family's
+//! head, ELECTRA's generator narrower than the encoder) models (goldens/families/, written by generate_families.py) against torch.autograd
 //! (goldens/generate_train_families.py), with the same bits on 1 and 3 threads.
 mod common;
 
@@ -125,6 +126,34 @@ fn question_answering_gradients_match_torch_for_every_post_norm_family() {
                 .loss_and_grads(&inputs.batch(), &starts, &ends, &mut ws, &mut grads)
                 .unwrap();
             (loss, grads)
+        };
+        let (loss, grads) = run(1);
+        check(&golden, &case, loss, &grads, model.bert.embeddings.width());
+        same_bits(&case, &grads, &run(3).1);
+    }
+}
+
+#[test]
+fn masked_lm_gradients_match_torch_for_every_post_norm_family() {
+    use bert_core::train::pretrain::PreTrainer;
+    use bert_core::BertForMaskedLM;
+    let golden = Golden::open("train_families.safetensors");
+    for fam in FAMILIES {
+        let case = format!("{fam}-mlm");
+        let (config, bytes) = family(&case);
+        let weights = Weights::from_buffers(&[&bytes]).unwrap();
+        let model = BertForMaskedLM::load(&config, &weights).unwrap();
+        let inputs = golden.inputs(&format!("{case}.inputs"));
+        let (labels, _) = golden.i64(&format!("{case}.labels"));
+        let trainer = PreTrainer::masked_lm(&model).unwrap();
+        let run = |threads: usize| {
+            let mut grads = trainer.grads();
+            let mut ws = trainer.workspace(inputs.batch, inputs.seq, 8).unwrap();
+            ws.set_threads(threads, &ScopedJoin);
+            let loss = trainer
+                .loss_and_grads(&inputs.batch(), &labels, None, &mut ws, &mut grads)
+                .unwrap();
+            (loss.total, grads)
         };
         let (loss, grads) = run(1);
         check(&golden, &case, loss, &grads, model.bert.embeddings.width());

@@ -13,12 +13,11 @@ use alloc::vec::Vec;
 use super::encoder::{
     check_trainable, encoder_backward, encoder_forward, encoder_grads, encoder_slots, weight,
 };
-use super::ops::{gelu_grad, layer_norm_backward, layer_norm_save};
+use super::ops::{activation_backward, layer_norm_backward, layer_norm_save};
 use super::pooled::{check_pooler, pooled_backward, pooled_forward};
 use super::threads;
 use super::workspace::TrainWorkspace;
 use super::Grads;
-use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::heads::{BertForMaskedLM, BertForPreTraining, BertLMPredictionHead};
 use crate::kernels::{self, GemmNeeds, MatRef};
@@ -97,14 +96,15 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
             check_pooler(bert)?;
         }
         let t = &predictions.transform;
-        if t.transform_act_fn != Activation::Gelu
+        if activation_backward(t.transform_act_fn).is_none()
             || t.dense.bias.is_none()
-            || t.layer_norm.weight.len() != bert.config.hidden_size
+            || t.layer_norm.weight.len() != t.dense.out_features()
         {
             return Err(Error::Unsupported {
                 field: "model_type",
                 value: format!("{:?}", bert.config.arch.family),
-                supported: "training runs BERT's masked-LM head (dense with bias, exact GELU, LayerNorm) so far",
+                supported: "training runs a masked-LM head of dense with bias, GELU or ReLU, \
+                            LayerNorm (BERT, RoBERTa, XLM-R, ELECTRA's generator, DistilBERT) so far",
             });
         }
         Ok(PreTrainer {
@@ -128,6 +128,12 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
         )
     }
 
+    /// The prediction head's width: the hidden width, or the embedding width the decoder
+    /// reads (ELECTRA's generator projects down to it).
+    fn width(&self) -> usize {
+        self.predictions.transform.dense.out_features()
+    }
+
     /// Index of the first head gradient after the encoder's.
     fn head_base(&self) -> usize {
         encoder_slots(self.bert)
@@ -140,20 +146,20 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
         let c = &self.bert.config;
         let f = crate::families::names(c.arch.family);
         let n = &f.masked_lm;
-        let h = c.hidden_size;
+        let (h, e) = (c.hidden_size, self.width());
         let mut g = Grads::default();
         encoder_grads(self.bert, &mut g);
         if self.seq_relationship.is_some() {
             g.push(format!("{}pooler.dense.weight", f.prefix), &[h, h]);
             g.push(format!("{}pooler.dense.bias", f.prefix), &[h]);
         }
-        g.push(format!("{}.weight", n.dense), &[h, h]);
-        g.push(format!("{}.bias", n.dense), &[h]);
-        g.push(format!("{}.weight", n.norm), &[h]);
-        g.push(format!("{}.bias", n.norm), &[h]);
+        g.push(format!("{}.weight", n.dense), &[e, h]);
+        g.push(format!("{}.bias", n.dense), &[e]);
+        g.push(format!("{}.weight", n.norm), &[e]);
+        g.push(format!("{}.bias", n.norm), &[e]);
         g.push(String::from(n.bias[0]), &[c.vocab_size]);
         if self.predictions.decoder.is_some() {
-            g.push(format!("{}.weight", n.decoder), &[c.vocab_size, h]);
+            g.push(format!("{}.weight", n.decoder), &[c.vocab_size, e]);
         }
         if self.seq_relationship.is_some() {
             g.push(String::from("cls.seq_relationship.weight"), &[2, h]);
@@ -171,7 +177,7 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
         max_masked: usize,
     ) -> Result<PreTrainWorkspace> {
         let c = &self.bert.config;
-        let (h, v) = (c.hidden_size, c.vocab_size);
+        let (h, v) = (c.hidden_size.max(self.width()), c.vocab_size);
         let max_masked = max_masked.min(max_batch.saturating_mul(max_seq));
         if max_masked.saturating_mul(v) > crate::model::MAX_BUFFER_ELEMENTS {
             return Err(Error::ResourceLimit {
@@ -337,29 +343,29 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
     /// Transform and decode the `m` (≥ 1) masked rows; the mean cross-entropy. Leaves `(softmax − onehot) / m` in `ws.logits`.
     fn mlm_forward(&self, m: usize, ws: &mut PreTrainWorkspace) -> Result<f32> {
         let c = &self.bert.config;
-        let (h, v) = (c.hidden_size, c.vocab_size);
+        let (h, e, v) = (c.hidden_size, self.width(), c.vocab_size);
         let tr = &self.predictions.transform;
         for (k, &r) in ws.rows[..m].iter().enumerate() {
             ws.mx[k * h..(k + 1) * h].copy_from_slice(&ws.encoder.x[r * h..(r + 1) * h]);
         }
         let par = ws.encoder.par;
         threads::linear_forward(par, &tr.dense, &ws.mx, m, &mut ws.u, &mut ws.encoder.lanes);
-        ws.y[..m * h].copy_from_slice(&ws.u[..m * h]);
-        kernels::activate_in_place(Activation::Gelu, &mut ws.y[..m * h]);
+        ws.y[..m * e].copy_from_slice(&ws.u[..m * e]);
+        kernels::activate_in_place(tr.transform_act_fn, &mut ws.y[..m * e]);
         let n = &tr.layer_norm;
         layer_norm_save(
-            &mut ws.y[..m * h],
+            &mut ws.y[..m * e],
             &n.weight,
             &n.bias,
             n.eps,
-            &mut ws.xhat[..m * h],
+            &mut ws.xhat[..m * e],
             &mut ws.rstd[..m],
         );
         threads::matmul_rows(
             par,
             &mut ws.logits,
             &ws.y,
-            MatRef::dense(self.decoder()?, v, h).t(),
+            MatRef::dense(self.decoder()?, v, e).t(),
             m,
             false,
             &mut ws.lanes,
@@ -384,7 +390,7 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
     /// decoder's (or the word embeddings') and the masked rows of `dx`.
     fn mlm_backward(&self, m: usize, ws: &mut PreTrainWorkspace, grads: &mut Grads) -> Result<()> {
         let c = &self.bert.config;
-        let (h, v) = (c.hidden_size, c.vocab_size);
+        let (h, e, v) = (c.hidden_size, self.width(), c.vocab_size);
         let base = self.head_base()
             + if self.seq_relationship.is_some() {
                 2
@@ -413,14 +419,14 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
             (0, v, v),
             &ws.y,
             m,
-            h,
+            e,
             &mut ws.lanes,
         );
         threads::matmul_rows(
             par,
             &mut ws.dy,
             dlogits,
-            MatRef::dense(self.decoder()?, v, h),
+            MatRef::dense(self.decoder()?, v, e),
             m,
             false,
             &mut ws.lanes,
@@ -429,31 +435,31 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
         {
             let (gw, gb) = grads.pair(base + 2, base + 3);
             layer_norm_backward(
-                &ws.dy[..m * h],
-                &ws.xhat[..m * h],
+                &ws.dy[..m * e],
+                &ws.xhat[..m * e],
                 &ws.rstd[..m],
                 &tr.layer_norm.weight,
-                &mut ws.dmx[..m * h],
+                &mut ws.dmx[..m * e],
                 false,
                 gw,
                 gb,
             );
         }
-        // dmx now holds d(gelu(u)); through GELU into dy (reused as du).
-        for ((d, g), &u) in ws.dy[..m * h]
-            .iter_mut()
-            .zip(&ws.dmx[..m * h])
-            .zip(&ws.u[..m * h])
-        {
-            *d = g * gelu_grad(u);
-        }
+        // dmx now holds d(act(u)); through the activation into dy (reused as du).
+        let act = activation_backward(tr.transform_act_fn).ok_or(Error::Unsupported {
+            field: "hidden_act",
+            value: format!("{:?}", tr.transform_act_fn),
+            supported: "gelu, gelu_new or relu in the masked-LM head",
+        })?;
+        ws.dy[..m * e].copy_from_slice(&ws.dmx[..m * e]);
+        act(&mut ws.dy[..m * e], &ws.u[..m * e]);
         let (gw, gb) = grads.pair(base, base + 1);
         threads::linear_backward(
             par,
             &ws.mx,
             weight(&tr.dense)?,
             &ws.dy,
-            (m, h, h),
+            (m, h, e),
             Some((&mut ws.dmx, false)),
             gw,
             Some(gb),

@@ -2,8 +2,8 @@
 """Training goldens for the post-norm families other than BERT: the loss and every parameter's
 gradient, by torch.autograd (dropout off, `model.eval()`), of the seeded tiny task models that
 generate_families.py wrote under families/ (RoBERTa, XLM-RoBERTa, ELECTRA, DistilBERT; sequence
-and token classification on a right-padded batch, question answering on an unpadded one, since
-HF's QA loss also runs its softmax over padding).
+and token classification and the masked LM on a right-padded batch, question answering on an unpadded
+one, since HF's QA loss also runs its softmax over padding).
 
     python3 -m pip install torch transformers safetensors
     python3 bert-core/tests/goldens/generate_train_families.py
@@ -24,8 +24,8 @@ import os
 
 import torch
 from safetensors.torch import save_file
-from transformers import (AutoModelForQuestionAnswering, AutoModelForSequenceClassification,
-                          AutoModelForTokenClassification)
+from transformers import (AutoModelForMaskedLM, AutoModelForQuestionAnswering,
+                          AutoModelForSequenceClassification, AutoModelForTokenClassification)
 
 from generate_train import CLASSIFIER_STREAM, SEED, dropout_factors, sampled
 
@@ -82,6 +82,27 @@ def sequence_classification(family, saved):
     model.eval()
     enc = inputs(family, model, [10, 6, 8], 10, seed=14)
     labels = torch.tensor([1, 0, model.config.num_labels - 1])
+    out = run(model, family, enc, labels=labels)
+    out.loss.backward()
+    for k, v in enc.items():
+        saved[f"{case}.inputs.{k}"] = v.contiguous()
+    saved[f"{case}.labels"] = labels.contiguous()
+    saved[f"{case}.loss"] = out.loss.detach().reshape(1)
+    sampled(saved, f"{case}.", model, enc["input_ids"])
+
+
+def masked_lm(family, saved):
+    """The family's masked-LM head (decoder tied to the word embeddings): labels at a few
+    positions of a right-padded batch, -100 elsewhere."""
+    case = f"{family}-mlm"
+    model = AutoModelForMaskedLM.from_pretrained(os.path.join(HERE, "families", case))
+    model.eval()
+    enc = inputs(family, model, [10, 7], 10, seed=18)
+    g = torch.Generator().manual_seed(19)
+    labels = torch.full_like(enc["input_ids"], -100)
+    for b, positions in enumerate(([1, 4, 8], [2, 5])):
+        for p in positions:
+            labels[b, p] = int(torch.randint(3, model.config.vocab_size, (1,), generator=g))
     out = run(model, family, enc, labels=labels)
     out.loss.backward()
     for k, v in enc.items():
@@ -194,6 +215,7 @@ def main():
         sequence_classification(family, saved)
         token_classification(family, saved)
         question_answering(family, saved)
+        masked_lm(family, saved)
         for head in ("seqcls", "tokcls", "qa"):
             with_dropout(family, head, saved)
     save_file(saved, os.path.join(HERE, "train_families.safetensors"))
