@@ -99,6 +99,16 @@ fn compare(task: &str, dir: &Path, golden_dir: &Path) -> (Compared, Vec<(String,
                 ));
             }
         }
+        "mlm" => {
+            for text in strs(&cmds["mlm_texts"]) {
+                let got = run(&["fill-mask", "--model", d, &text]);
+                for c in got[0]["masks"][0]["candidates"].as_array().unwrap() {
+                    let id = c["token"].as_u64().unwrap().to_string();
+                    let w = want[&text].get(&id).map_or(-1.0, f);
+                    values.push((format!("{text} / {id}"), f(&c["score"]), w));
+                }
+            }
+        }
         _ => {
             for pair in cmds["pairs"].as_array().unwrap() {
                 let (a, b) = (pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
@@ -202,8 +212,8 @@ fn train_again(task: &str, start: &Path, committed: &Path, out: &Path) {
     assert!(diff <= 1e-2, "{task}: {diff} at {at}");
 }
 
-/// RoBERTa, XLM-RoBERTa, ELECTRA and DistilBERT: `bert train classify`, `ner` and `qa` from a
-/// bare base of each (the goldens' checkpoints), read back by transformers' Auto classes as
+/// RoBERTa, XLM-RoBERTa, ELECTRA and DistilBERT: `bert train classify`, `ner`, `qa` and
+/// `pretrain` (the masked LM alone, "mlm") from a bare base of each (the goldens' checkpoints), read back by transformers' Auto classes as
 /// `bert` reads them (<= 1e-4), and the same command writes the same checkpoint again.
 #[test]
 fn every_post_norm_family_fine_tunes_and_transformers_reads_it() {
@@ -222,6 +232,7 @@ fn every_post_norm_family_fine_tunes_and_transformers_reads_it() {
                     .ends_with(match task.as_str() {
                         "classify" => "ForSequenceClassification",
                         "ner" => "ForTokenClassification",
+                        "mlm" => "ForMaskedLM",
                         _ => "ForQuestionAnswering",
                     }),
                 "{name}: {}",

@@ -15,6 +15,7 @@ pub mod data;
 pub mod distill;
 mod epochs;
 mod fine_tune;
+pub mod masked_lm;
 pub mod ner;
 pub mod nsp;
 pub mod options;

@@ -305,7 +305,7 @@ pub fn pretrain(
 
 /// The tokens masking needs.
 #[derive(Debug, Clone, Copy, Default)]
-struct Tokens {
+pub(super) struct Tokens {
     mask: u32,
     pad: u32,
     /// `[CLS]`, `[SEP]`, `[PAD]`: never masked.
@@ -329,12 +329,33 @@ struct PreTraining<'d> {
     eval_mlm: (f32, f32),
 }
 
-impl PreTraining<'_> {
-    /// A masked batch: fresh masks from `rng` (at least one token, at most `max_masked`).
-    fn batch(&self, chunk: &[&Pair], rng: &mut Rng) -> Result<(Padded, Vec<i64>, Vec<i64>)> {
-        let t = self.tokens;
+impl Tokens {
+    /// The tokenizer's mask, padding and special tokens, for a vocabulary of `config`'s size.
+    pub(super) fn of(tok: &Tokenizer, config: &BertConfig) -> Result<Self> {
+        let s = &tok.special;
+        let mask = s
+            .mask
+            .ok_or_else(|| Error::Input("the tokenizer has no [MASK] token".into()))?;
+        Ok(Tokens {
+            mask,
+            pad: s.pad,
+            specials: [s.cls, s.sep, s.pad],
+            vocab: config.vocab_size as u32,
+        })
+    }
+}
+
+/// A masked batch of `chunk`: fresh masks from `rng` (at least one token, at most
+/// `max_masked`), the MLM labels and the NSP labels.
+pub(super) fn masked_batch(
+    t: Tokens,
+    (mlm_probability, max_masked): (f64, usize),
+    chunk: &[&Pair],
+    rng: &mut Rng,
+) -> Result<(Padded, Vec<i64>, Vec<i64>)> {
+    {
         let masking = MaskingConfig {
-            mlm_probability: self.mlm_probability,
+            mlm_probability,
             mask_token_id: t.mask,
             vocab_size: t.vocab,
             special_token_ids: &t.specials,
@@ -357,12 +378,19 @@ impl PreTraining<'_> {
                 padded.ids[i] = t.mask;
             }
         }
-        for &i in masked.iter().skip(self.max_masked) {
+        for &i in masked.iter().skip(max_masked) {
             padded.ids[i] = y[i] as u32;
             y[i] = IGNORE_INDEX;
         }
         let nsp: Vec<i64> = chunk.iter().map(|d| d.label).collect();
         Ok((padded, y, nsp))
+    }
+}
+
+impl PreTraining<'_> {
+    fn batch(&self, chunk: &[&Pair], rng: &mut Rng) -> Result<(Padded, Vec<i64>, Vec<i64>)> {
+        let shape = (self.mlm_probability, self.max_masked);
+        masked_batch(self.tokens, shape, chunk, rng)
     }
 
     /// Held-out MLM loss on fixed masks (up to 256 pairs).
@@ -410,16 +438,7 @@ impl FineTune for PreTraining<'_> {
     }
 
     fn prepare(&mut self, tok: &Tokenizer, config: &BertConfig, o: &TrainOptions) -> Result<usize> {
-        let s = &tok.special;
-        let mask = s
-            .mask
-            .ok_or_else(|| Error::Input("the tokenizer has no [MASK] token".into()))?;
-        self.tokens = Tokens {
-            mask,
-            pad: s.pad,
-            specials: [s.cls, s.sep, s.pad],
-            vocab: config.vocab_size as u32,
-        };
+        self.tokens = Tokens::of(tok, config)?;
         let mut pair_rng = Rng::new(o.seed ^ 0x9a1);
         (self.items, self.held) =
             train_and_held_pairs(tok, self.corpora, o.max_seq_len, &mut pair_rng)?;

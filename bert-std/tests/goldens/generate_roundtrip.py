@@ -16,8 +16,8 @@ retrains each one and checks that the new checkpoint has the same tensors and co
 4. The same for the other post-norm families (RoBERTa, XLM-RoBERTa, ELECTRA with narrower
    embeddings, DistilBERT): a tiny base of each in roundtrip/families/<family>/base (the same
    vocabulary; [PAD] at id 1 for the RoBERTa-style ones, as their pad_token_id), trained by
-   `bert train classify`, `ner` and `qa` into roundtrip/families/<family>-<task>, read back by
-   transformers' Auto classes.
+   `bert train classify`, `ner`, `qa` and `pretrain` (the masked LM alone: "mlm") into
+   roundtrip/families/<family>-<task>, read back by transformers' Auto classes.
 
     cargo build --release -p bert-std
     python3 bert-std/tests/goldens/generate_roundtrip.py [--families]
@@ -32,7 +32,8 @@ import sys
 import tempfile
 
 import torch
-from transformers import (AutoModelForQuestionAnswering, AutoModelForSequenceClassification,
+from transformers import (AutoModelForMaskedLM, AutoModelForQuestionAnswering,
+                          AutoModelForSequenceClassification,
                           AutoModelForTokenClassification,
                           BertConfig, BertForNextSentencePrediction, BertForPreTraining,
                           BertForQuestionAnswering, BertForSequenceClassification,
@@ -128,7 +129,7 @@ COMMON = ["--batch-size", "4", "--max-seq-len", "32", "--seed", "7"]
 
 def train(task, workdir, start=None, out=None):
     start = start or (os.path.join(OUT, "pretrain") if task == "nsp" else os.path.join(OUT, "base"))
-    cmd, out = COMMANDS[task], out or os.path.join(OUT, task)
+    cmd, out = {**COMMANDS, **FAMILY_COMMANDS}[task], out or os.path.join(OUT, task)
     d = os.path.join(OUT, "data")
     args = [BERT, "train", cmd[0], "--model", start, "--out", out, *COMMON]
     args += [os.path.join(d, cmd[2]) if a == cmd[2] else a for a in cmd[1:]]
@@ -145,6 +146,8 @@ def softmax(logits):
 
 def reference(task, path=None, auto=False):
     path = path or os.path.join(OUT, task)
+    if task == "mlm":
+        return masked_lm_reference(path)
     tok = BertTokenizerFast.from_pretrained(path)
     cls = {"classify": BertForSequenceClassification, "ner": BertForTokenClassification,
            "qa": BertForQuestionAnswering, "pretrain": BertForPreTraining,
@@ -173,10 +176,29 @@ def reference(task, path=None, auto=False):
         json.dump({"id2label": labels, "outputs": out}, f, indent=1)
 
 
-# The other post-norm families and the tasks `bert train` runs on each of them.
-FAMILY_TASKS = ["classify", "ner", "qa"]
+# The other post-norm families and the tasks `bert train` runs on each of them ("mlm":
+# `bert train pretrain`, the masked LM alone where the family has no NSP head).
+FAMILY_TASKS = ["classify", "ner", "qa", "mlm"]
+FAMILY_COMMANDS = {"mlm": ["pretrain", "--data", "docs.txt", "--lr", "1e-2", "--epochs", "4"]}
+MLM_TEXTS = ["anna lives in [MASK] with her cat", "the book was written by a [MASK] sailor"]
 TINY = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
             initializer_range=0.2)
+
+
+def masked_lm_reference(path):
+    """transformers' probabilities of the 20 likeliest tokens (by id) at each text's [MASK]."""
+    tok = BertTokenizerFast.from_pretrained(path)
+    model = AutoModelForMaskedLM.from_pretrained(path, attn_implementation="eager").eval()
+    out = {}
+    with torch.no_grad():
+        for t in MLM_TEXTS:
+            enc = tok(t, return_tensors="pt")
+            at = enc["input_ids"][0].tolist().index(tok.mask_token_id)
+            p = model(**enc).logits[0, at].softmax(-1)
+            top = p.topk(20)
+            out[t] = {str(i): v for i, v in zip(top.indices.tolist(), top.values.tolist())}
+    with open(os.path.join(path, "transformers.json"), "w") as f:
+        json.dump({"id2label": {}, "outputs": out}, f, indent=1)
 
 
 def family_config(family, vocab_size):
@@ -241,7 +263,8 @@ def main():
             families(work)
         path = os.path.join(OUT, "commands.json")
         cmds = json.load(open(path))
-        cmds.update(families=FAMILIES, family_tasks=FAMILY_TASKS)
+        cmds.update(families=FAMILIES, family_tasks=FAMILY_TASKS, mlm_texts=MLM_TEXTS)
+        cmds["tasks"].update(FAMILY_COMMANDS)
         with open(path, "w") as f:
             json.dump(cmds, f, indent=1)
         return

@@ -482,6 +482,14 @@ fn documents(
     })
 }
 
+/// Whether `base`'s family has BERT's NSP head (pre-training is MLM + NSP there, MLM alone
+/// elsewhere).
+fn has_nsp_head(base: &std::path::Path) -> Result<bool> {
+    let dir = bert_std::model_dir::ModelDir::open(base)?;
+    let config = bert_core::BertConfig::from_map(dir.config.raw.clone())?;
+    Ok(config.arch.family == bert_core::arch::Family::Bert)
+}
+
 fn train_pretrain(a: PretrainArgs) -> Result<ExitCode> {
     use bert_std::train::pretrain::pretrain;
     let c = &a.common;
@@ -497,6 +505,30 @@ fn train_pretrain(a: PretrainArgs) -> Result<ExitCode> {
     );
     let started = Instant::now();
     let (bar, _, progress) = progress_bar();
+    if !has_nsp_head(&base)? {
+        // RoBERTa, XLM-R, ELECTRA, DistilBERT: the masked LM alone, as they were pre-trained.
+        use bert_std::train::masked_lm::pretrain_masked_lm;
+        let mlm = a.mlm_probability;
+        let report = pretrain_masked_lm(&base, (&train, &eval), &options, mlm, &c.out, progress)?;
+        bar.finish_and_clear();
+        let k = report.losses.len().min(20);
+        let mean = |xs: &[f32]| xs.iter().sum::<f32>() / xs.len().max(1) as f32;
+        eprintln!(
+            "trained {} steps on {} pairs in {:.1} s (masked LM; the family has no NSP head); \
+             MLM loss {:.3} -> {:.3} (first and last {k} steps); held-out MLM loss {:.3} -> \
+             {:.3} on {} pairs; model and loss_curve.svg in {}",
+            report.losses.len(),
+            report.pairs,
+            started.elapsed().as_secs_f64(),
+            mean(&report.losses[..k]),
+            mean(&report.losses[report.losses.len() - k..]),
+            report.eval_mlm.0,
+            report.eval_mlm.1,
+            report.eval_pairs,
+            report.out.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = pretrain(
         &base,
         &train,

@@ -1,0 +1,206 @@
+//! Continued masked-LM pre-training for the families without an NSP head (RoBERTa, XLM-RoBERTa,
+//! ELECTRA's generator, DistilBERT): the same sentence pairs and fresh dynamic masks as
+//! [`pretrain`](super::pretrain) (the pairs' NSP labels unused), the MLM loss alone through
+//! the core's [`PreTrainer::masked_lm`], the family's own head (drawn as transformers draws
+//! it where the base lacks it), written as the family's `*ForMaskedLM` directory, which the
+//! fill-mask pipeline and transformers load.
+
+use std::path::{Path, PathBuf};
+
+use bert_core::pretraining::IGNORE_INDEX;
+use bert_core::rng::Rng;
+use bert_core::safetensors::serialize;
+use bert_core::train::pretrain::{PreTrainWorkspace, PreTrainer};
+use bert_core::train::Grads;
+use bert_core::{BertConfig, BertForMaskedLM, Dtype, Weights};
+
+use super::fine_tune::{fine_tune, normal_bytes, Batch, FineTune};
+use super::options::{Step, TrainOptions};
+use super::pretrain::{masked_batch, train_and_held_pairs, Corpus, Pair, Tokens};
+use crate::batching::RayonJoin;
+use crate::error::{Error, Result};
+use crate::tokenizer::Tokenizer;
+
+/// What a masked-LM run gives.
+#[derive(Debug, Clone)]
+pub struct MaskedLmReport {
+    /// Every step's MLM loss.
+    pub losses: Vec<f32>,
+    /// Training pairs.
+    pub pairs: usize,
+    /// Held-out pairs.
+    pub eval_pairs: usize,
+    /// Held-out MLM loss (same masks) before and after training.
+    pub eval_mlm: (f32, f32),
+    /// Where the model was written.
+    pub out: PathBuf,
+}
+
+/// Continue `base`'s masked-LM pre-training on `train`, score the held-out MLM loss on
+/// `eval`, write the model to `out`.
+pub fn pretrain_masked_lm(
+    base: &Path,
+    (train, eval): (&Corpus, &Corpus),
+    o: &TrainOptions,
+    mlm_probability: f64,
+    out: &Path,
+    mut progress: impl FnMut(&Step) + Send,
+) -> Result<MaskedLmReport> {
+    if !(0.01..=0.5).contains(&mlm_probability) {
+        return Err(Error::Input(
+            "pre-training needs an MLM probability in [0.01, 0.5]".into(),
+        ));
+    }
+    let mut task = MaskedLm {
+        corpora: (train, eval),
+        shape: (
+            mlm_probability,
+            ((o.batch_size * o.max_seq_len) as f64 * mlm_probability * 1.5) as usize + 64,
+        ),
+        items: Vec::new(),
+        held: Vec::new(),
+        tokens: Tokens::default(),
+        seed: o.seed,
+        batch_size: o.batch_size,
+        eval_mlm: (0.0, 0.0),
+    };
+    let losses = fine_tune(&mut task, base, o, out, &mut progress)?;
+    Ok(MaskedLmReport {
+        losses,
+        pairs: task.items.len(),
+        eval_pairs: task.held.len(),
+        eval_mlm: task.eval_mlm,
+        out: out.to_path_buf(),
+    })
+}
+
+/// The family's masked-LM head tensors `weights` lacks, as transformers initializes them
+/// (dense N(0, 0.02), biases 0, LayerNorm 1 and 0; the decoder tied to the word embeddings).
+fn missing_head(weights: &Weights<'_>, config: &BertConfig, rng: &mut Rng) -> Result<Vec<u8>> {
+    let n = &bert_core::families::names(config.arch.family).masked_lm;
+    let (h, v) = (config.hidden_size, config.vocab_size);
+    let e = config.arch.embedding_size.unwrap_or(h);
+    let ones: Vec<u8> = (0..e).flat_map(|_| 1f32.to_le_bytes()).collect();
+    let candidates: Vec<(String, Vec<usize>, Vec<u8>)> = vec![
+        (
+            format!("{}.weight", n.dense),
+            vec![e, h],
+            normal_bytes(rng, e * h),
+        ),
+        (format!("{}.bias", n.dense), vec![e], vec![0; e * 4]),
+        (format!("{}.weight", n.norm), vec![e], ones),
+        (format!("{}.bias", n.norm), vec![e], vec![0; e * 4]),
+        (n.bias[0].to_string(), vec![v], vec![0; v * 4]),
+    ];
+    let missing: Vec<_> = candidates
+        .iter()
+        .filter(|(name, _, _)| !weights.contains(name))
+        .map(|(name, s, b)| (name.as_str(), Dtype::F32, s.as_slice(), b.as_slice()))
+        .collect();
+    Ok(serialize(&missing, &[])?)
+}
+
+/// The masked LM on the shared loop.
+struct MaskedLm<'d> {
+    corpora: (&'d Corpus, &'d Corpus),
+    /// (MLM probability, the most masked tokens a batch keeps).
+    shape: (f64, usize),
+    items: Vec<Pair>,
+    held: Vec<Pair>,
+    tokens: Tokens,
+    seed: u64,
+    batch_size: usize,
+    eval_mlm: (f32, f32),
+}
+
+impl MaskedLm<'_> {
+    /// Held-out MLM loss on fixed masks (up to 256 pairs).
+    fn eval_mlm(&self, model: &BertForMaskedLM<'_>, ws: &mut PreTrainWorkspace) -> Result<f32> {
+        let mut mask_rng = Rng::new(self.seed ^ 0xe7a1);
+        let (mut sum, mut n) = (0.0f64, 0usize);
+        let refs: Vec<_> = self.held.iter().take(256).collect();
+        for chunk in refs.chunks(self.batch_size) {
+            let (padded, y, _) = masked_batch(self.tokens, self.shape, chunk, &mut mask_rng)?;
+            let loss = PreTrainer::masked_lm(model)?.loss(&padded.core_batch(), &y, None, ws)?;
+            let count = y.iter().filter(|&&l| l != IGNORE_INDEX).count();
+            sum += f64::from(loss.mlm) * count as f64;
+            n += count;
+        }
+        Ok((sum / n.max(1) as f64) as f32)
+    }
+}
+
+impl FineTune for MaskedLm<'_> {
+    type Model<'w> = BertForMaskedLM<'w>;
+    type Workspace = PreTrainWorkspace;
+    const HEAD: &'static str = "MaskedLM";
+
+    fn labels(&self) -> Vec<String> {
+        vec!["LABEL_0".to_string(), "LABEL_1".to_string()]
+    }
+
+    fn config(&self, raw: &mut serde_json::Map<String, serde_json::Value>) {
+        raw.insert("tie_word_embeddings".into(), serde_json::json!(true));
+    }
+
+    fn new_heads(
+        &mut self,
+        base: &Weights<'_>,
+        config: &BertConfig,
+        rng: &mut Rng,
+    ) -> Result<Vec<Vec<u8>>> {
+        Ok(vec![missing_head(base, config, rng)?])
+    }
+
+    fn load<'w>(config: &BertConfig, weights: &Weights<'w>) -> Result<Self::Model<'w>> {
+        Ok(BertForMaskedLM::load(config, weights)?)
+    }
+
+    fn prepare(&mut self, tok: &Tokenizer, config: &BertConfig, o: &TrainOptions) -> Result<usize> {
+        self.tokens = Tokens::of(tok, config)?;
+        let mut pair_rng = Rng::new(o.seed ^ 0x9a1);
+        (self.items, self.held) =
+            train_and_held_pairs(tok, self.corpora, o.max_seq_len, &mut pair_rng)?;
+        Ok(self.items.len())
+    }
+
+    fn trainer(
+        &self,
+        model: &Self::Model<'_>,
+        o: &TrainOptions,
+    ) -> Result<(Grads, PreTrainWorkspace)> {
+        let trainer = PreTrainer::masked_lm(model)?;
+        let mut ws = trainer.workspace(o.batch_size, o.max_seq_len, self.shape.1)?;
+        ws.set_threads(rayon::current_num_threads(), &RayonJoin);
+        Ok((trainer.grads(), ws))
+    }
+
+    fn before(&mut self, model: &Self::Model<'_>, ws: &mut PreTrainWorkspace) -> Result<()> {
+        self.eval_mlm.0 = self.eval_mlm(model, ws)?;
+        Ok(())
+    }
+
+    fn step(
+        &mut self,
+        model: &Self::Model<'_>,
+        ws: &mut PreTrainWorkspace,
+        batch: Batch<'_>,
+        grads: &mut Grads,
+    ) -> Result<f32> {
+        let rows: Vec<_> = batch.chunk.iter().map(|&i| &self.items[i]).collect();
+        // Each step's masks come from its own seed, so a resumed run draws them alike.
+        let mut mask_rng =
+            Rng::new(self.seed ^ (batch.index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let (padded, y, _) = masked_batch(self.tokens, self.shape, &rows, &mut mask_rng)?;
+        ws.set_dropout(batch.dropout);
+        let trainer = PreTrainer::masked_lm(model)?;
+        let loss = trainer.loss_and_grads(&padded.core_batch(), &y, None, ws, grads)?;
+        Ok(loss.total)
+    }
+
+    fn after(&mut self, model: &Self::Model<'_>, ws: &mut PreTrainWorkspace) -> Result<()> {
+        ws.set_dropout(None);
+        self.eval_mlm.1 = self.eval_mlm(model, ws)?;
+        Ok(())
+    }
+}
