@@ -3,7 +3,7 @@
 //! the hidden width; and the backward of all that, down to the rows of the three tables.
 
 use super::dropout::{self, Dropout};
-use super::encoder::EncoderSlots;
+use super::slots::EncoderSlots;
 use super::threads;
 use super::workspace::TrainWorkspace;
 use super::Grads;
@@ -72,7 +72,7 @@ pub(crate) fn backward(
     let dy: &mut [f32] = match (&e.project, slots.project) {
         (Some(p), Some(slot)) => {
             let (gw, gb) = grads.pair(slot, slot + 1);
-            let weight = super::encoder::weight(p)?;
+            let weight = super::slots::weight(p)?;
             let n = p.out_features();
             threads::linear_backward(
                 par,

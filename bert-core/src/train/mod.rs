@@ -23,6 +23,7 @@ mod post_norm;
 pub mod pretrain;
 pub mod qa;
 pub mod seqcls;
+mod slots;
 mod threads;
 pub mod tokcls;
 pub mod workspace;

@@ -13,8 +13,8 @@
 //! gradient of `x`, left in `ws.dx`. The layer's gradients are the 16 slots from `base`, in
 //! the order [`encoder_grads`](super::encoder::encoder_grads) pushes them.
 
-use super::encoder::weight;
 use super::ops::ActivationBackward;
+use super::slots::weight;
 use super::threads;
 use super::workspace::TrainWorkspace;
 use super::Grads;
