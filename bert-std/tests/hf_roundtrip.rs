@@ -279,3 +279,36 @@ fn trained_checkpoints_go_through_bert_quantize() {
         }
     }
 }
+
+/// ModernBERT (pre-norm) does not train yet: `bert train` says so before it draws a head or
+/// writes anything.
+#[test]
+fn pre_norm_training_is_refused_with_a_clear_error() {
+    let families = repo_root().join("bert-core/tests/goldens/families");
+    let scratch = Scratch::new("roundtrip-modernbert");
+    let base = scratch.join("base");
+    std::fs::create_dir_all(&base).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(families.join("modernbert").join(f), base.join(f)).unwrap();
+    }
+    let tokenizer = families.join("roberta/tokenizer.json");
+    std::fs::copy(tokenizer, base.join("tokenizer.json")).unwrap();
+    let out = scratch.join("out");
+    let data = root().join("data/classify.jsonl");
+    let (code, _, err) = bert(&[
+        "train",
+        "classify",
+        "--model",
+        base.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("does not train the modernbert family"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing is written");
+}

@@ -105,6 +105,14 @@ pub(crate) fn fine_tune<T: FineTune>(
     let dir = ModelDir::open(base)?;
     let tok = Tokenizer::from_dir(&dir.root)?;
     let (mut raw, config) = head_config(&dir, T::HEAD, &task.labels())?;
+    if config.arch.block != bert_core::arch::Block::PostNorm {
+        // Before any head is drawn for it: ModernBERT's would be missing its norm.
+        return Err(Error::Input(format!(
+            "bert train does not train the {} family yet (pre-norm layers); it trains BERT, \
+             RoBERTa, XLM-RoBERTa, ELECTRA and DistilBERT",
+            config.arch.family.model_type()
+        )));
+    }
     task.config(&mut raw);
     let mut rng = Rng::new(o.seed);
     let files = open_weights(&dir)?;
