@@ -51,7 +51,7 @@ impl<'a> Epilogue<'a> {
 }
 
 /// What follows a linear layer on whole rows of its output: [`Epilogue`] for inference,
-/// [`SaveEpilogue`](super::saves::SaveEpilogue) when a training step keeps what its backward
+/// [`LayerEpilogue`](super::saves::LayerEpilogue) when a training step keeps what its backward
 /// needs. Cut with the rows when they are split over threads.
 pub(crate) trait RowEpilogue: Sized + Send {
     /// Apply it to `out`, whole rows.

@@ -68,7 +68,7 @@ pub fn factor(seed: u64, stream: u64, index: u64, p: f32) -> f32 {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Masks {
     pub(crate) embeddings: Vec<f32>,
-    /// Per layer: attention probabilities (as `LayerSaved::probs`), attention output, FFN output.
+    /// Per layer: attention probabilities (as `PostNormSaved::probs`), attention output, FFN output.
     pub(crate) layers: Vec<[Vec<f32>; 3]>,
     pub(crate) classifier: Vec<f32>,
     /// On the first token's rows before a classification head's dense layer.

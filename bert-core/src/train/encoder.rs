@@ -127,7 +127,10 @@ pub(crate) fn encoder_forward(
                     attention_mask(par, lanes, m_probs, batch.seq_len, rows, heads, spec);
                 }
                 if let Some(d) = hidden {
-                    for (mask, stream) in [(&mut *m_attn, s_attn), (&mut *m_ffn, s_ffn)] {
+                    // DistilBERT's attention block has no output dropout: no mask to draw.
+                    let attn = attention_output_dropout(c.arch.family).then_some(&mut *m_attn);
+                    let masks = attn.map(|m| (m, s_attn)).into_iter();
+                    for (mask, stream) in masks.chain([(&mut *m_ffn, s_ffn)]) {
                         let spec = (d.seed, stream, d.hidden);
                         let mask = &mut mask[..t * h];
                         threads::fill_rows(par, lanes, mask, &ws.packed[..t], h, spec);
@@ -188,7 +191,7 @@ pub(crate) fn encoder_backward(
 }
 
 /// The attention-probability masks of every sequence and head, in the layout of
-/// `LayerSaved::probs`; element `(b, head, i, j)` of the padded `[batch, heads, seq, seq]`.
+/// `PostNormSaved::probs`; element `(b, head, i, j)` of the padded `[batch, heads, seq, seq]`.
 /// Groups of sequences on `threads` threads (each element is a pure function of its index).
 fn attention_mask(
     par: &dyn crate::parallel::Parallel,
@@ -266,5 +269,14 @@ pub(crate) fn check_trainable(bert: &BertModel<'_>) -> Result<()> {
         });
     }
     activation_backward(bert.config.hidden_act).ok_or_else(|| unsupported_act(bert))?;
+    // The workspace's embedding-width buffers are sized by the hidden width: ELECTRA's
+    // embeddings are narrower (projected up), never wider.
+    if bert.embeddings.width() > bert.config.hidden_size {
+        return Err(Error::Unsupported {
+            field: "embedding_size",
+            value: format!("{}", bert.embeddings.width()),
+            supported: "at most hidden_size for training",
+        });
+    }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! The backward of each operation, beside what the forward saves for it: linear layers
 //! (`dX = dY·W`, `dW += dYᵀ·X`, `db += Σ dY`) through the project's matmul kernels, LayerNorm,
-//! exact GELU, softmax, and the embedding scatter.
+//! the activations (exact GELU, GELU-tanh, ReLU) and softmax.
 
 use crate::activation::Activation;
 use crate::kernels::{self, GemmScratch, MatMut, MatRef, Rhs};

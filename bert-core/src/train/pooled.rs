@@ -40,9 +40,12 @@ fn dense_input(bert: &BertModel<'_>, ws: &TrainWorkspace, classifier: bool) -> b
     input_dropout(bert) && classifier_dropout(ws, classifier).is_some()
 }
 
-/// `logits[b] = head(dropout(tanh(pooler(x[first row of b]))))` into `ws.logits` (dropout when
-/// `classifier` and the workspace has it on: a classifier, not NSP), saving `ws.cls`,
-/// `ws.pooled` (and the dropped copy); returns the mean cross-entropy against `labels`.
+/// `logits[b] = head(dropout(act(dense(dropout_in(x[first row of b])))))` into `ws.logits`
+/// (`act`: tanh, or the family's head activation; `dropout_in` only in RoBERTa's, XLM-R's and
+/// ELECTRA's heads; both dropouts when `classifier` and the workspace has dropout on: a
+/// classifier, not NSP), saving `ws.cls` (and `ws.cls_in`), `ws.pooled_pre` (before a
+/// non-tanh activation), `ws.pooled` (and the dropped copy); returns the mean cross-entropy
+/// against `labels`.
 pub(crate) fn pooled_forward(
     bert: &BertModel<'_>,
     head: &Linear<'_>,

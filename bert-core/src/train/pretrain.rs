@@ -446,7 +446,7 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
             );
         }
         // dmx now holds d(act(u)); through the activation into dy (reused as du).
-        let act = activation_backward(tr.transform_act_fn).ok_or(Error::Unsupported {
+        let act = activation_backward(tr.transform_act_fn).ok_or_else(|| Error::Unsupported {
             field: "hidden_act",
             value: format!("{:?}", tr.transform_act_fn),
             supported: "gelu, gelu_new or relu in the masked-LM head",

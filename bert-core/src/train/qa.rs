@@ -24,7 +24,7 @@ pub struct QaTrainer<'m, 'a> {
 }
 
 impl<'m, 'a> QaTrainer<'m, 'a> {
-    /// A trainer for `model` (BERT's block, f32 weights).
+    /// A trainer for `model` (a post-norm family, f32 weights).
     pub fn new(model: &'m BertForQuestionAnswering<'a>) -> Result<Self> {
         check_trainable(&model.bert)?;
         if model.transform.is_some() {

@@ -42,7 +42,7 @@ pub struct TokClsTrainer<'m, 'a> {
 }
 
 impl<'m, 'a> TokClsTrainer<'m, 'a> {
-    /// A trainer for `model` (BERT's block, f32 weights, no prediction head before the
+    /// A trainer for `model` (a post-norm family, f32 weights, no prediction head before the
     /// classifier).
     pub fn new(model: &'m BertForTokenClassification<'a>) -> Result<Self> {
         check_trainable(&model.bert)?;

@@ -139,10 +139,6 @@ impl FineTune for MaskedLm<'_> {
         vec!["LABEL_0".to_string(), "LABEL_1".to_string()]
     }
 
-    fn config(&self, raw: &mut serde_json::Map<String, serde_json::Value>) {
-        raw.insert("tie_word_embeddings".into(), serde_json::json!(true));
-    }
-
     fn new_heads(
         &mut self,
         base: &Weights<'_>,
@@ -150,6 +146,14 @@ impl FineTune for MaskedLm<'_> {
         rng: &mut Rng,
     ) -> Result<Vec<Vec<u8>>> {
         Ok(vec![missing_head(base, config, rng)?])
+    }
+
+    /// The decoder stays tied to the word embeddings (as trained) unless the base says it is
+    /// not (then the base brings its own decoder, which is trained and written).
+    fn config(&self, raw: &mut serde_json::Map<String, serde_json::Value>) {
+        if raw.get("tie_word_embeddings") != Some(&serde_json::json!(false)) {
+            raw.insert("tie_word_embeddings".into(), serde_json::json!(true));
+        }
     }
 
     fn load<'w>(config: &BertConfig, weights: &Weights<'w>) -> Result<Self::Model<'w>> {

@@ -77,6 +77,7 @@ pub fn train_nsp(
     out: &Path,
     mut progress: impl FnMut(&Step) + Send,
 ) -> Result<NspReport> {
+    super::pretrain::require_nsp_head(base)?;
     let mut task = NextSentence {
         base,
         corpora: (train, eval),

@@ -262,6 +262,26 @@ fn missing_heads(weights: &Weights<'_>, h: usize, vocab: usize, rng: &mut Rng) -
     Ok(serialize(&missing, &[])?)
 }
 
+/// Whether `base`'s family has BERT's NSP head: pre-training is MLM + NSP there, the masked
+/// LM alone elsewhere ([`pretrain_masked_lm`](super::masked_lm::pretrain_masked_lm)).
+pub fn has_nsp_head(base: &Path) -> Result<bool> {
+    let dir = crate::model_dir::ModelDir::open(base)?;
+    let config = BertConfig::from_map(dir.config.raw.clone())?;
+    Ok(config.arch.family == bert_core::arch::Family::Bert)
+}
+
+/// An error unless `base` is a BERT, whose NSP head the MLM + NSP and NSP tasks train.
+pub(super) fn require_nsp_head(base: &Path) -> Result<()> {
+    if has_nsp_head(base)? {
+        return Ok(());
+    }
+    Err(Error::Input(
+        "this family has no NSP head: pre-train it with the masked LM alone \
+         (`bert train pretrain` does; `masked_lm::pretrain_masked_lm` in the library)"
+            .into(),
+    ))
+}
+
 /// Pre-train `base` (MLM + NSP) on `train`, score on `eval`, write the model to `out`.
 pub fn pretrain(
     base: &Path,
@@ -277,6 +297,7 @@ pub fn pretrain(
             "pre-training needs an MLM probability in [0.01, 0.5]".into(),
         ));
     }
+    require_nsp_head(base)?;
     let mut task = PreTraining {
         corpora: (train, eval),
         mlm_probability,

@@ -482,14 +482,6 @@ fn documents(
     })
 }
 
-/// Whether `base`'s family has BERT's NSP head (pre-training is MLM + NSP there, MLM alone
-/// elsewhere).
-fn has_nsp_head(base: &std::path::Path) -> Result<bool> {
-    let dir = bert_std::model_dir::ModelDir::open(base)?;
-    let config = bert_core::BertConfig::from_map(dir.config.raw.clone())?;
-    Ok(config.arch.family == bert_core::arch::Family::Bert)
-}
-
 fn train_pretrain(a: PretrainArgs) -> Result<ExitCode> {
     use bert_std::train::pretrain::pretrain;
     let c = &a.common;
@@ -505,7 +497,7 @@ fn train_pretrain(a: PretrainArgs) -> Result<ExitCode> {
     );
     let started = Instant::now();
     let (bar, _, progress) = progress_bar();
-    if !has_nsp_head(&base)? {
+    if !bert_std::train::pretrain::has_nsp_head(&base)? {
         // RoBERTa, XLM-R, ELECTRA, DistilBERT: the masked LM alone, as they were pre-trained.
         use bert_std::train::masked_lm::pretrain_masked_lm;
         let mlm = a.mlm_probability;
