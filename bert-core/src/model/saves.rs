@@ -179,7 +179,8 @@ pub(crate) enum LayerEpilogue<'a> {
     },
 }
 
-fn split_opt(s: Option<&[f32]>, at: usize) -> (Option<&[f32]>, Option<&[f32]>) {
+/// An optional slice (a dropout mask) cut at `at`, both halves `None` without one.
+pub(crate) fn split_opt(s: Option<&[f32]>, at: usize) -> (Option<&[f32]>, Option<&[f32]>) {
     match s {
         Some(s) => {
             let (a, b) = s.split_at(at);
@@ -217,9 +218,7 @@ impl RowEpilogue for LayerEpilogue<'_> {
                 match save {
                     None => Epilogue::AddNorm(residual, norm).apply(out),
                     Some(NormSave { xhat, rstd }) => {
-                        out.iter_mut()
-                            .zip(&residual[..n])
-                            .for_each(|(y, x)| *y += x);
+                        Epilogue::AddResidual(residual).apply(out);
                         let rows = n / norm.weight.len();
                         let (gamma, beta) = (&norm.weight, &norm.bias);
                         layer_norm_save(

@@ -6,6 +6,7 @@
 
 use super::ops::{head, head_mut, layer_norm_dx_row, layer_norm_param_grads, softmax_backward};
 use crate::kernels::{self, MatMut, MatRef, Rhs};
+use crate::model::saves::split_opt;
 use crate::model::ThreadScratch;
 use crate::nn::Linear;
 use crate::parallel::Parallel;
@@ -312,17 +313,6 @@ impl<'o> Heads<'o> {
     }
 }
 
-/// A mask cut where its probabilities are.
-fn split_mask(mask: Option<&[f32]>, at: usize) -> (Option<&[f32]>, Option<&[f32]>) {
-    match mask {
-        Some(m) => {
-            let (a, b) = m.split_at(at);
-            (Some(a), Some(b))
-        }
-        None => (None, None),
-    }
-}
-
 /// What the attention backward reads: q, k, v, the probabilities (the group's) and `dctx`.
 type Saved<'s> = (&'s [f32], &'s [f32], &'s [f32], &'s [f32], &'s [f32]);
 
@@ -340,7 +330,7 @@ pub(crate) fn attention_backward(
         if let Some((cut, a, b)) = s.split(l1.len() as f32 / (l1.len() + l2.len()) as f32) {
             let at = s.probs_before(cut);
             let (p1, p2) = probs.split_at(at);
-            let (m1, m2) = split_mask(mask, at);
+            let (m1, m2) = split_opt(mask, at);
             let rows = (s.offsets[cut] - s.offsets[0]) * s.h;
             let (q1, q2) = dq.split_at_mut(rows);
             let (k1, k2) = dk.split_at_mut(rows);
