@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 
-use bert_core::pretraining::IGNORE_INDEX;
 use bert_core::rng::Rng;
 use bert_core::safetensors::serialize;
 use bert_core::train::pretrain::{PreTrainWorkspace, PreTrainer};
@@ -16,9 +15,9 @@ use bert_core::{BertConfig, BertForMaskedLM, Dtype, Weights};
 
 use super::fine_tune::{fine_tune, normal_bytes, Batch, FineTune};
 use super::options::{Step, TrainOptions};
-use super::pretrain::{masked_batch, train_and_held_pairs, Corpus, Pair, Tokens};
+use super::pretrain::{Corpus, MaskedPairs};
 use crate::batching::RayonJoin;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::tokenizer::Tokenizer;
 
 /// What a masked-LM run gives.
@@ -46,29 +45,15 @@ pub fn pretrain_masked_lm(
     out: &Path,
     mut progress: impl FnMut(&Step) + Send,
 ) -> Result<MaskedLmReport> {
-    if !(0.01..=0.5).contains(&mlm_probability) {
-        return Err(Error::Input(
-            "pre-training needs an MLM probability in [0.01, 0.5]".into(),
-        ));
-    }
     let mut task = MaskedLm {
-        corpora: (train, eval),
-        shape: (
-            mlm_probability,
-            ((o.batch_size * o.max_seq_len) as f64 * mlm_probability * 1.5) as usize + 64,
-        ),
-        items: Vec::new(),
-        held: Vec::new(),
-        tokens: Tokens::default(),
-        seed: o.seed,
-        batch_size: o.batch_size,
+        data: MaskedPairs::new((train, eval), o, mlm_probability)?,
         eval_mlm: (0.0, 0.0),
     };
     let losses = fine_tune(&mut task, base, o, out, &mut progress)?;
     Ok(MaskedLmReport {
         losses,
-        pairs: task.items.len(),
-        eval_pairs: task.held.len(),
+        pairs: task.data.items.len(),
+        eval_pairs: task.data.held.len(),
         eval_mlm: task.eval_mlm,
         out: out.to_path_buf(),
     })
@@ -102,31 +87,16 @@ fn missing_head(weights: &Weights<'_>, config: &BertConfig, rng: &mut Rng) -> Re
 
 /// The masked LM on the shared loop.
 struct MaskedLm<'d> {
-    corpora: (&'d Corpus, &'d Corpus),
-    /// (MLM probability, the most masked tokens a batch keeps).
-    shape: (f64, usize),
-    items: Vec<Pair>,
-    held: Vec<Pair>,
-    tokens: Tokens,
-    seed: u64,
-    batch_size: usize,
+    data: MaskedPairs<'d>,
     eval_mlm: (f32, f32),
 }
 
 impl MaskedLm<'_> {
-    /// Held-out MLM loss on fixed masks (up to 256 pairs).
+    /// Held-out MLM loss on fixed masks.
     fn eval_mlm(&self, model: &BertForMaskedLM<'_>, ws: &mut PreTrainWorkspace) -> Result<f32> {
-        let mut mask_rng = Rng::new(self.seed ^ 0xe7a1);
-        let (mut sum, mut n) = (0.0f64, 0usize);
-        let refs: Vec<_> = self.held.iter().take(256).collect();
-        for chunk in refs.chunks(self.batch_size) {
-            let (padded, y, _) = masked_batch(self.tokens, self.shape, chunk, &mut mask_rng)?;
-            let loss = PreTrainer::masked_lm(model)?.loss(&padded.core_batch(), &y, None, ws)?;
-            let count = y.iter().filter(|&&l| l != IGNORE_INDEX).count();
-            sum += f64::from(loss.mlm) * count as f64;
-            n += count;
-        }
-        Ok((sum / n.max(1) as f64) as f32)
+        let trainer = PreTrainer::masked_lm(model)?;
+        self.data
+            .eval_mlm(|padded, y, _| Ok(trainer.loss(&padded.core_batch(), y, None, ws)?.mlm))
     }
 }
 
@@ -161,11 +131,7 @@ impl FineTune for MaskedLm<'_> {
     }
 
     fn prepare(&mut self, tok: &Tokenizer, config: &BertConfig, o: &TrainOptions) -> Result<usize> {
-        self.tokens = Tokens::of(tok, config)?;
-        let mut pair_rng = Rng::new(o.seed ^ 0x9a1);
-        (self.items, self.held) =
-            train_and_held_pairs(tok, self.corpora, o.max_seq_len, &mut pair_rng)?;
-        Ok(self.items.len())
+        self.data.prepare(tok, config, o)
     }
 
     fn trainer(
@@ -174,7 +140,7 @@ impl FineTune for MaskedLm<'_> {
         o: &TrainOptions,
     ) -> Result<(Grads, PreTrainWorkspace)> {
         let trainer = PreTrainer::masked_lm(model)?;
-        let mut ws = trainer.workspace(o.batch_size, o.max_seq_len, self.shape.1)?;
+        let mut ws = trainer.workspace(o.batch_size, o.max_seq_len, self.data.max_masked)?;
         ws.set_threads(rayon::current_num_threads(), &RayonJoin);
         Ok((trainer.grads(), ws))
     }
@@ -191,11 +157,7 @@ impl FineTune for MaskedLm<'_> {
         batch: Batch<'_>,
         grads: &mut Grads,
     ) -> Result<f32> {
-        let rows: Vec<_> = batch.chunk.iter().map(|&i| &self.items[i]).collect();
-        // Each step's masks come from its own seed, so a resumed run draws them alike.
-        let mut mask_rng =
-            Rng::new(self.seed ^ (batch.index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let (padded, y, _) = masked_batch(self.tokens, self.shape, &rows, &mut mask_rng)?;
+        let (padded, y, _) = self.data.step_batch(&batch)?;
         ws.set_dropout(batch.dropout);
         let trainer = PreTrainer::masked_lm(model)?;
         let loss = trainer.loss_and_grads(&padded.core_batch(), &y, None, ws, grads)?;

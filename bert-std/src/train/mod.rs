@@ -11,6 +11,7 @@
 
 pub mod checkpoint;
 pub mod classify;
+mod corpus;
 pub mod data;
 pub mod distill;
 mod epochs;

@@ -7,7 +7,6 @@
 //! it. Scored on held-out documents: NSP accuracy through the NSP pipeline, and the MLM loss
 //! before and after training on the same masks.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use bert_core::pretraining::{
@@ -29,122 +28,7 @@ use crate::runtime::LoadOptions;
 use crate::tokenizer::Tokenizer;
 use crate::Pipeline;
 
-/// Documents, each a list of sentences.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Corpus {
-    /// The sentences of every document.
-    pub documents: Vec<Vec<String>>,
-}
-
-impl Corpus {
-    /// Sentences in all.
-    pub fn sentences(&self) -> usize {
-        self.documents.iter().map(Vec::len).sum()
-    }
-
-    /// A seeded split by document into (train, held-out).
-    pub fn split(&self, eval_share: f32, seed: u64) -> (Corpus, Corpus) {
-        let mut order: Vec<usize> = (0..self.documents.len()).collect();
-        let mut rng = Rng::new(seed ^ 0x5eed);
-        rng.shuffle(&mut order);
-        let k = ((order.len() as f32) * eval_share).round() as usize;
-        let pick = |ix: &[usize]| Corpus {
-            documents: ix.iter().map(|&i| self.documents[i].clone()).collect(),
-        };
-        (
-            pick(&order[k.min(order.len())..]),
-            pick(&order[..k.min(order.len())]),
-        )
-    }
-}
-
-/// Sentences of a text: cut after `.`, `!` or `?` followed by a space, and at line breaks.
-pub fn split_sentences(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let mut start = 0;
-        let chars: Vec<(usize, char)> = line.char_indices().collect();
-        for (k, &(i, c)) in chars.iter().enumerate() {
-            let next_is_space = chars.get(k + 1).is_some_and(|&(_, n)| n.is_whitespace());
-            if matches!(c, '.' | '!' | '?') && next_is_space {
-                out.push(line[start..i + c.len_utf8()].trim().to_string());
-                start = i + c.len_utf8();
-            }
-        }
-        out.push(line[start..].trim().to_string());
-    }
-    out.retain(|s| s.chars().filter(|c| c.is_alphanumeric()).count() >= 2);
-    out
-}
-
-/// Read documents: JSON Lines (each line's `"passage"`, `"text"`, `"context"` or
-/// `"document"`; repeated documents, as in QA files, are read once) or plain text (documents
-/// separated by blank lines). Returns the corpus and (line, why) of each line not used.
-pub fn read_corpus(path: &Path) -> Result<(Corpus, Vec<(usize, String)>)> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let jsonl = path
-        .extension()
-        .is_some_and(|e| e == "jsonl" || e == "json");
-    parse_corpus(&bytes, jsonl, path)
-}
-
-/// Parse documents (see [`read_corpus`]): JSON Lines when `jsonl`, else plain text; `path`
-/// names the file in errors.
-pub fn parse_corpus(
-    bytes: &[u8],
-    jsonl: bool,
-    path: &Path,
-) -> Result<(Corpus, Vec<(usize, String)>)> {
-    let text = super::data::utf8(bytes, path)?;
-    let mut corpus = Corpus::default();
-    let mut skipped = Vec::new();
-    if jsonl {
-        let mut seen = HashSet::new();
-        for (i, line) in text.lines().enumerate() {
-            let v: serde_json::Value = match serde_json::from_str(line) {
-                Ok(v) => v,
-                Err(e) => {
-                    skipped.push((i + 1, format!("invalid JSON ({e})")));
-                    continue;
-                }
-            };
-            let doc = ["passage", "text", "context", "document"]
-                .iter()
-                .find_map(|k| v.get(*k).and_then(|x| x.as_str()));
-            match doc {
-                Some(d) if seen.insert(d.to_string()) => {
-                    corpus.documents.push(split_sentences(d));
-                }
-                Some(_) => {}
-                None => skipped.push((
-                    i + 1,
-                    "needs a \"passage\", \"text\", \"context\" or \"document\" string".into(),
-                )),
-            }
-        }
-    } else {
-        for block in text.split("\n\n") {
-            let sentences = split_sentences(block);
-            if !sentences.is_empty() {
-                corpus.documents.push(sentences);
-            }
-        }
-    }
-    corpus.documents.retain(|d| !d.is_empty());
-    if corpus.documents.len() < 2 || corpus.sentences() < 3 {
-        return Err(Error::file(
-            path,
-            format!(
-                "sentence pairs (pre-training, NSP) need at least 2 documents and 3 sentences; \
-                 found {} and {} ({} lines skipped)",
-                corpus.documents.len(),
-                corpus.sentences(),
-                skipped.len()
-            ),
-        ));
-    }
-    Ok((corpus, skipped))
-}
+pub use super::corpus::{parse_corpus, read_corpus, split_sentences, Corpus};
 
 /// What a pre-training run gives.
 #[derive(Debug, Clone)]
@@ -292,31 +176,20 @@ pub fn pretrain(
     out: &Path,
     mut progress: impl FnMut(&Step) + Send,
 ) -> Result<PretrainReport> {
-    if !(0.01..=0.5).contains(&mlm_probability) {
-        return Err(Error::Input(
-            "pre-training needs an MLM probability in [0.01, 0.5]".into(),
-        ));
-    }
+    let data = MaskedPairs::new((train, eval), o, mlm_probability)?;
     require_nsp_head(base)?;
     let mut task = PreTraining {
-        corpora: (train, eval),
-        mlm_probability,
-        items: Vec::new(),
-        held: Vec::new(),
-        tokens: Tokens::default(),
-        seed: o.seed,
-        batch_size: o.batch_size,
-        max_masked: ((o.batch_size * o.max_seq_len) as f64 * mlm_probability * 1.5) as usize + 64,
+        data,
         parts: Vec::new(),
         eval_mlm: (0.0, 0.0),
     };
     let losses = fine_tune(&mut task, base, o, out, &mut progress)?;
-    let (nsp_accuracy, nsp_majority) = held_out_nsp(out, &task.held)?;
+    let (nsp_accuracy, nsp_majority) = held_out_nsp(out, &task.data.held)?;
     Ok(PretrainReport {
         losses,
         parts: task.parts,
-        pairs: task.items.len(),
-        eval_pairs: task.held.len(),
+        pairs: task.data.items.len(),
+        eval_pairs: task.data.held.len(),
         nsp_accuracy,
         nsp_majority,
         eval_mlm: task.eval_mlm,
@@ -326,7 +199,7 @@ pub fn pretrain(
 
 /// The tokens masking needs.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Tokens {
+struct Tokens {
     mask: u32,
     pad: u32,
     /// `[CLS]`, `[SEP]`, `[PAD]`: never masked.
@@ -334,25 +207,106 @@ pub(super) struct Tokens {
     vocab: u32,
 }
 
-/// MLM + NSP on the shared loop: the heads the base lacks, fresh masks every step (from the
-/// step's own seed), the held-out MLM loss before and after on fixed masks.
-struct PreTraining<'d> {
+/// What pre-training with and without NSP share: the sentence pairs, drawn once, and their
+/// masking: fresh masks every step (from the step's own seed), fixed ones for the held-out
+/// MLM loss.
+pub(super) struct MaskedPairs<'d> {
     corpora: (&'d Corpus, &'d Corpus),
     mlm_probability: f64,
-    items: Vec<Pair>,
-    held: Vec<Pair>,
+    /// The most masked tokens a batch keeps (the workspace holds this many).
+    pub(super) max_masked: usize,
+    pub(super) items: Vec<Pair>,
+    pub(super) held: Vec<Pair>,
     tokens: Tokens,
     seed: u64,
     batch_size: usize,
-    /// The most masked tokens a batch keeps (the workspace holds this many).
-    max_masked: usize,
+}
+
+impl<'d> MaskedPairs<'d> {
+    /// Nothing drawn yet; the MLM probability checked.
+    pub(super) fn new(
+        corpora: (&'d Corpus, &'d Corpus),
+        o: &TrainOptions,
+        mlm_probability: f64,
+    ) -> Result<Self> {
+        if !(0.01..=0.5).contains(&mlm_probability) {
+            return Err(Error::Input(
+                "pre-training needs an MLM probability in [0.01, 0.5]".into(),
+            ));
+        }
+        let masked = (o.batch_size * o.max_seq_len) as f64 * mlm_probability * 1.5;
+        Ok(MaskedPairs {
+            corpora,
+            mlm_probability,
+            max_masked: masked as usize + 64,
+            items: Vec::new(),
+            held: Vec::new(),
+            tokens: Tokens::default(),
+            seed: o.seed,
+            batch_size: o.batch_size,
+        })
+    }
+
+    /// The tokenizer's masking tokens, and the training and held-out pairs; returns how many
+    /// training pairs there are.
+    pub(super) fn prepare(
+        &mut self,
+        tok: &Tokenizer,
+        config: &BertConfig,
+        o: &TrainOptions,
+    ) -> Result<usize> {
+        self.tokens = Tokens::of(tok, config)?;
+        let mut pair_rng = Rng::new(o.seed ^ 0x9a1);
+        (self.items, self.held) =
+            train_and_held_pairs(tok, self.corpora, o.max_seq_len, &mut pair_rng)?;
+        Ok(self.items.len())
+    }
+
+    fn batch(&self, chunk: &[&Pair], rng: &mut Rng) -> Result<(Padded, Vec<i64>, Vec<i64>)> {
+        let shape = (self.mlm_probability, self.max_masked);
+        masked_batch(self.tokens, shape, chunk, rng)
+    }
+
+    /// The masked batch of a step: its pairs, masks from the step's own seed (so that a
+    /// resumed run draws them alike), the MLM and NSP labels.
+    pub(super) fn step_batch(&self, batch: &Batch<'_>) -> Result<(Padded, Vec<i64>, Vec<i64>)> {
+        let rows: Vec<_> = batch.chunk.iter().map(|&i| &self.items[i]).collect();
+        let mut mask_rng =
+            Rng::new(self.seed ^ (batch.index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        self.batch(&rows, &mut mask_rng)
+    }
+
+    /// The held-out MLM loss on fixed masks (up to 256 pairs); `loss` gives one masked batch's
+    /// (padded, MLM labels, NSP labels).
+    pub(super) fn eval_mlm(
+        &self,
+        mut loss: impl FnMut(&Padded, &[i64], &[i64]) -> Result<f32>,
+    ) -> Result<f32> {
+        let mut mask_rng = Rng::new(self.seed ^ 0xe7a1);
+        let (mut sum, mut n) = (0.0f64, 0usize);
+        let refs: Vec<_> = self.held.iter().take(256).collect();
+        for chunk in refs.chunks(self.batch_size) {
+            let (padded, y, nsp) = self.batch(chunk, &mut mask_rng)?;
+            let mlm = loss(&padded, &y, &nsp)?;
+            let count = y.iter().filter(|&&l| l != IGNORE_INDEX).count();
+            sum += f64::from(mlm) * count as f64;
+            n += count;
+        }
+        Ok((sum / n.max(1) as f64) as f32)
+    }
+}
+
+/// MLM + NSP on the shared loop: the heads the base lacks, the held-out MLM loss before and
+/// after.
+struct PreTraining<'d> {
+    data: MaskedPairs<'d>,
     parts: Vec<(f32, f32)>,
     eval_mlm: (f32, f32),
 }
 
 impl Tokens {
     /// The tokenizer's mask, padding and special tokens, for a vocabulary of `config`'s size.
-    pub(super) fn of(tok: &Tokenizer, config: &BertConfig) -> Result<Self> {
+    fn of(tok: &Tokenizer, config: &BertConfig) -> Result<Self> {
         let s = &tok.special;
         let mask = s
             .mask
@@ -368,7 +322,7 @@ impl Tokens {
 
 /// A masked batch of `chunk`: fresh masks from `rng` (at least one token, at most
 /// `max_masked`), the MLM labels and the NSP labels.
-pub(super) fn masked_batch(
+fn masked_batch(
     t: Tokens,
     (mlm_probability, max_masked): (f64, usize),
     chunk: &[&Pair],
@@ -409,25 +363,12 @@ pub(super) fn masked_batch(
 }
 
 impl PreTraining<'_> {
-    fn batch(&self, chunk: &[&Pair], rng: &mut Rng) -> Result<(Padded, Vec<i64>, Vec<i64>)> {
-        let shape = (self.mlm_probability, self.max_masked);
-        masked_batch(self.tokens, shape, chunk, rng)
-    }
-
-    /// Held-out MLM loss on fixed masks (up to 256 pairs).
+    /// Held-out MLM loss on fixed masks.
     fn eval_mlm(&self, model: &BertForPreTraining<'_>, ws: &mut PreTrainWorkspace) -> Result<f32> {
-        let mut mask_rng = Rng::new(self.seed ^ 0xe7a1);
-        let (mut sum, mut n) = (0.0f64, 0usize);
-        let refs: Vec<_> = self.held.iter().take(256).collect();
-        for chunk in refs.chunks(self.batch_size) {
-            let (padded, y, nsp) = self.batch(chunk, &mut mask_rng)?;
-            let loss =
-                PreTrainer::pretraining(model)?.loss(&padded.core_batch(), &y, Some(&nsp), ws)?;
-            let count = y.iter().filter(|&&l| l != IGNORE_INDEX).count();
-            sum += f64::from(loss.mlm) * count as f64;
-            n += count;
-        }
-        Ok((sum / n.max(1) as f64) as f32)
+        let trainer = PreTrainer::pretraining(model)?;
+        self.data.eval_mlm(|padded, y, nsp| {
+            Ok(trainer.loss(&padded.core_batch(), y, Some(nsp), ws)?.mlm)
+        })
     }
 }
 
@@ -459,11 +400,7 @@ impl FineTune for PreTraining<'_> {
     }
 
     fn prepare(&mut self, tok: &Tokenizer, config: &BertConfig, o: &TrainOptions) -> Result<usize> {
-        self.tokens = Tokens::of(tok, config)?;
-        let mut pair_rng = Rng::new(o.seed ^ 0x9a1);
-        (self.items, self.held) =
-            train_and_held_pairs(tok, self.corpora, o.max_seq_len, &mut pair_rng)?;
-        Ok(self.items.len())
+        self.data.prepare(tok, config, o)
     }
 
     fn trainer(
@@ -472,7 +409,7 @@ impl FineTune for PreTraining<'_> {
         o: &TrainOptions,
     ) -> Result<(Grads, PreTrainWorkspace)> {
         let trainer = PreTrainer::pretraining(model)?;
-        let mut ws = trainer.workspace(o.batch_size, o.max_seq_len, self.max_masked)?;
+        let mut ws = trainer.workspace(o.batch_size, o.max_seq_len, self.data.max_masked)?;
         ws.set_threads(rayon::current_num_threads(), &RayonJoin);
         Ok((trainer.grads(), ws))
     }
@@ -489,11 +426,7 @@ impl FineTune for PreTraining<'_> {
         batch: Batch<'_>,
         grads: &mut Grads,
     ) -> Result<f32> {
-        let rows: Vec<_> = batch.chunk.iter().map(|&i| &self.items[i]).collect();
-        // Each step's masks come from its own seed, so a resumed run draws them alike.
-        let mut mask_rng =
-            Rng::new(self.seed ^ (batch.index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let (padded, y, nsp) = self.batch(&rows, &mut mask_rng)?;
+        let (padded, y, nsp) = self.data.step_batch(&batch)?;
         ws.set_dropout(batch.dropout);
         let loss = PreTrainer::pretraining(model)?.loss_and_grads(
             &padded.core_batch(),
@@ -530,32 +463,4 @@ pub(super) fn held_out_nsp(dir: &Path, held: &[Pair]) -> Result<(f32, f32)> {
         correct as f32 / n,
         positives.max(held.len() - positives) as f32 / n,
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sentences_and_documents() {
-        assert_eq!(
-            split_sentences("Ann came. He left!\nThen? ok x"),
-            ["Ann came.", "He left!", "Then?", "ok x"]
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("c.jsonl");
-        std::fs::write(
-            &p,
-            "{\"passage\": \"A b. C d.\"}\n{\"passage\": \"A b. C d.\"}\nbad\n{\"text\": \"E f.\"}\n",
-        )
-        .unwrap();
-        let (c, skipped) = read_corpus(&p).unwrap();
-        assert_eq!(c.documents, [vec!["A b.", "C d."], vec!["E f."]]);
-        assert_eq!(skipped.len(), 1);
-        let t = dir.path().join("c.txt");
-        std::fs::write(&t, "One two. Three four.\n\nFive six.\n").unwrap();
-        assert_eq!(read_corpus(&t).unwrap().0.sentences(), 3);
-        std::fs::write(&t, "Only one document. Here.\n").unwrap();
-        assert!(read_corpus(&t).is_err());
-    }
 }
