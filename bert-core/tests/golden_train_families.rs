@@ -1,10 +1,12 @@
 //! Training the post-norm families other than BERT: the loss and every parameter's gradient of
 //! the seeded tiny RoBERTa, XLM-RoBERTa, ELECTRA and DistilBERT sequence-classification (each
 //! family's own head: tanh, GELU, ReLU), token-classification, QA and masked-LM (each family's
-//! head, ELECTRA's generator narrower than the encoder) models (goldens/families/, written by generate_families.py) against torch.autograd
-//! (goldens/generate_train_families.py), with the same bits on 1 and 3 threads.
+//! head, ELECTRA's generator narrower than the encoder) models (goldens/families/, written by
+//! generate_families.py) against torch.autograd (goldens/generate_train_families.py), with
+//! dropout off and on, and the same bits on 1 and 3 threads.
 mod common;
 
+use bert_core::train::dropout::Dropout;
 use bert_core::train::qa::QaTrainer;
 use bert_core::train::seqcls::SeqClsTrainer;
 use bert_core::train::tokcls::TokClsTrainer;
@@ -51,29 +53,99 @@ fn same_bits(case: &str, one: &Grads, three: &Grads) {
     }
 }
 
+/// Checks a step against its golden: `run(threads)` gives the loss and gradients on that many
+/// threads; one thread's match torch (see [`check`]), three threads' bits equal one's.
+fn verify(golden: &Golden, key: &str, width: usize, run: impl Fn(usize) -> (f32, Grads)) {
+    let (loss, grads) = run(1);
+    check(golden, key, loss, &grads, width);
+    same_bits(key, &grads, &run(3).1);
+}
+
+/// The golden case of `fam`'s `head` model: `<fam>-<head>`, with `-dropout` when it ran with
+/// dropout.
+fn key(fam: &str, head: &str, dropout: Option<Dropout>) -> String {
+    let suffix = if dropout.is_some() { "-dropout" } else { "" };
+    format!("{fam}-{head}{suffix}")
+}
+
+/// Every dropout at 0.1, with the project's masks (seed 1234), as the goldens' generator
+/// rebuilds them where each family's modules call dropout.
+const DROPOUT: Dropout = Dropout {
+    hidden: 0.1,
+    attention: 0.1,
+    classifier: 0.1,
+    seed: 1234,
+};
+
+fn sequence_classification(golden: &Golden, fam: &str, dropout: Option<Dropout>) {
+    let (config, bytes) = family(&format!("{fam}-seqcls"));
+    let weights = Weights::from_buffers(&[&bytes]).unwrap();
+    let model = BertForSequenceClassification::load(&config, &weights).unwrap();
+    let key = key(fam, "seqcls", dropout);
+    let inputs = golden.inputs(&format!("{key}.inputs"));
+    let (labels, _) = golden.i64(&format!("{key}.labels"));
+    let trainer = SeqClsTrainer::new(&model).unwrap();
+    verify(golden, &key, model.bert.embeddings.width(), |threads| {
+        let mut grads = trainer.grads();
+        let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
+        ws.set_dropout(dropout);
+        ws.set_threads(threads, &ScopedJoin);
+        let loss = trainer
+            .loss_and_grads(&inputs.batch(), &labels, &mut ws, &mut grads)
+            .unwrap();
+        (loss, grads)
+    });
+}
+
+fn token_classification(golden: &Golden, fam: &str, dropout: Option<Dropout>) {
+    let (config, bytes) = family(&format!("{fam}-tokcls"));
+    let weights = Weights::from_buffers(&[&bytes]).unwrap();
+    let model = BertForTokenClassification::load(&config, &weights).unwrap();
+    let key = key(fam, "tokcls", dropout);
+    let inputs = golden.inputs(&format!("{key}.inputs"));
+    let (labels, _) = golden.i64(&format!("{key}.labels"));
+    let trainer = TokClsTrainer::new(&model).unwrap();
+    verify(golden, &key, model.bert.embeddings.width(), |threads| {
+        let mut grads = trainer.grads();
+        let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
+        ws.set_dropout(dropout);
+        ws.set_threads(threads, &ScopedJoin);
+        let loss = trainer
+            .loss_and_grads(&inputs.batch(), &labels, &mut ws, &mut grads)
+            .unwrap();
+        (loss, grads)
+    });
+}
+
+fn question_answering(golden: &Golden, fam: &str, dropout: Option<Dropout>) {
+    let (config, bytes) = family(&format!("{fam}-qa"));
+    let weights = Weights::from_buffers(&[&bytes]).unwrap();
+    let model = BertForQuestionAnswering::load(&config, &weights).unwrap();
+    let key = key(fam, "qa", dropout);
+    let inputs = golden.inputs(&format!("{key}.inputs"));
+    let positions = |k: &str| -> Vec<usize> {
+        let (v, _) = golden.i64(&format!("{key}.{k}"));
+        v.iter().map(|&x| x as usize).collect()
+    };
+    let (starts, ends) = (positions("starts"), positions("ends"));
+    let trainer = QaTrainer::new(&model).unwrap();
+    verify(golden, &key, model.bert.embeddings.width(), |threads| {
+        let mut grads = trainer.grads();
+        let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
+        ws.set_dropout(dropout);
+        ws.set_threads(threads, &ScopedJoin);
+        let loss = trainer
+            .loss_and_grads(&inputs.batch(), &starts, &ends, &mut ws, &mut grads)
+            .unwrap();
+        (loss, grads)
+    });
+}
+
 #[test]
 fn sequence_classification_gradients_match_torch_for_every_post_norm_family() {
     let golden = Golden::open("train_families.safetensors");
     for fam in FAMILIES {
-        let case = format!("{fam}-seqcls");
-        let (config, bytes) = family(&case);
-        let weights = Weights::from_buffers(&[&bytes]).unwrap();
-        let model = BertForSequenceClassification::load(&config, &weights).unwrap();
-        let inputs = golden.inputs(&format!("{case}.inputs"));
-        let (labels, _) = golden.i64(&format!("{case}.labels"));
-        let trainer = SeqClsTrainer::new(&model).unwrap();
-        let run = |threads: usize| {
-            let mut grads = trainer.grads();
-            let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
-            ws.set_threads(threads, &ScopedJoin);
-            let loss = trainer
-                .loss_and_grads(&inputs.batch(), &labels, &mut ws, &mut grads)
-                .unwrap();
-            (loss, grads)
-        };
-        let (loss, grads) = run(1);
-        check(&golden, &case, loss, &grads, model.bert.embeddings.width());
-        same_bits(&case, &grads, &run(3).1);
+        sequence_classification(&golden, fam, None);
     }
 }
 
@@ -81,25 +153,7 @@ fn sequence_classification_gradients_match_torch_for_every_post_norm_family() {
 fn token_classification_gradients_match_torch_for_every_post_norm_family() {
     let golden = Golden::open("train_families.safetensors");
     for fam in FAMILIES {
-        let case = format!("{fam}-tokcls");
-        let (config, bytes) = family(&case);
-        let weights = Weights::from_buffers(&[&bytes]).unwrap();
-        let model = BertForTokenClassification::load(&config, &weights).unwrap();
-        let inputs = golden.inputs(&format!("{case}.inputs"));
-        let (labels, _) = golden.i64(&format!("{case}.labels"));
-        let trainer = TokClsTrainer::new(&model).unwrap();
-        let run = |threads: usize| {
-            let mut grads = trainer.grads();
-            let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
-            ws.set_threads(threads, &ScopedJoin);
-            let loss = trainer
-                .loss_and_grads(&inputs.batch(), &labels, &mut ws, &mut grads)
-                .unwrap();
-            (loss, grads)
-        };
-        let (loss, grads) = run(1);
-        check(&golden, &case, loss, &grads, model.bert.embeddings.width());
-        same_bits(&case, &grads, &run(3).1);
+        token_classification(&golden, fam, None);
     }
 }
 
@@ -107,29 +161,7 @@ fn token_classification_gradients_match_torch_for_every_post_norm_family() {
 fn question_answering_gradients_match_torch_for_every_post_norm_family() {
     let golden = Golden::open("train_families.safetensors");
     for fam in FAMILIES {
-        let case = format!("{fam}-qa");
-        let (config, bytes) = family(&case);
-        let weights = Weights::from_buffers(&[&bytes]).unwrap();
-        let model = BertForQuestionAnswering::load(&config, &weights).unwrap();
-        let inputs = golden.inputs(&format!("{case}.inputs"));
-        let positions = |key: &str| -> Vec<usize> {
-            let (v, _) = golden.i64(&format!("{case}.{key}"));
-            v.iter().map(|&x| x as usize).collect()
-        };
-        let (starts, ends) = (positions("starts"), positions("ends"));
-        let trainer = QaTrainer::new(&model).unwrap();
-        let run = |threads: usize| {
-            let mut grads = trainer.grads();
-            let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
-            ws.set_threads(threads, &ScopedJoin);
-            let loss = trainer
-                .loss_and_grads(&inputs.batch(), &starts, &ends, &mut ws, &mut grads)
-                .unwrap();
-            (loss, grads)
-        };
-        let (loss, grads) = run(1);
-        check(&golden, &case, loss, &grads, model.bert.embeddings.width());
-        same_bits(&case, &grads, &run(3).1);
+        question_answering(&golden, fam, None);
     }
 }
 
@@ -146,7 +178,7 @@ fn masked_lm_gradients_match_torch_for_every_post_norm_family() {
         let inputs = golden.inputs(&format!("{case}.inputs"));
         let (labels, _) = golden.i64(&format!("{case}.labels"));
         let trainer = PreTrainer::masked_lm(&model).unwrap();
-        let run = |threads: usize| {
+        verify(&golden, &case, model.bert.embeddings.width(), |threads| {
             let mut grads = trainer.grads();
             let mut ws = trainer.workspace(inputs.batch, inputs.seq, 8).unwrap();
             ws.set_threads(threads, &ScopedJoin);
@@ -154,10 +186,7 @@ fn masked_lm_gradients_match_torch_for_every_post_norm_family() {
                 .loss_and_grads(&inputs.batch(), &labels, None, &mut ws, &mut grads)
                 .unwrap();
             (loss.total, grads)
-        };
-        let (loss, grads) = run(1);
-        check(&golden, &case, loss, &grads, model.bert.embeddings.width());
-        same_bits(&case, &grads, &run(3).1);
+        });
     }
 }
 
@@ -167,83 +196,10 @@ fn masked_lm_gradients_match_torch_for_every_post_norm_family() {
 /// torch.autograd, the same bits on 3 threads.
 #[test]
 fn dropout_gradients_match_torch_with_the_same_masks_for_every_post_norm_family() {
-    use bert_core::train::dropout::Dropout;
     let golden = Golden::open("train_families.safetensors");
-    let dropout = Some(Dropout {
-        hidden: 0.1,
-        attention: 0.1,
-        classifier: 0.1,
-        seed: 1234,
-    });
     for fam in FAMILIES {
-        let case = format!("{fam}-seqcls");
-        let (config, bytes) = family(&case);
-        let weights = Weights::from_buffers(&[&bytes]).unwrap();
-        let model = BertForSequenceClassification::load(&config, &weights).unwrap();
-        let key = format!("{case}-dropout");
-        let inputs = golden.inputs(&format!("{key}.inputs"));
-        let (labels, _) = golden.i64(&format!("{key}.labels"));
-        let trainer = SeqClsTrainer::new(&model).unwrap();
-        let run = |threads: usize| {
-            let mut grads = trainer.grads();
-            let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
-            ws.set_dropout(dropout);
-            ws.set_threads(threads, &ScopedJoin);
-            let loss = trainer
-                .loss_and_grads(&inputs.batch(), &labels, &mut ws, &mut grads)
-                .unwrap();
-            (loss, grads)
-        };
-        let (loss, grads) = run(1);
-        check(&golden, &key, loss, &grads, model.bert.embeddings.width());
-        same_bits(&key, &grads, &run(3).1);
-
-        let case = format!("{fam}-tokcls");
-        let (config, bytes) = family(&case);
-        let weights = Weights::from_buffers(&[&bytes]).unwrap();
-        let model = BertForTokenClassification::load(&config, &weights).unwrap();
-        let key = format!("{case}-dropout");
-        let inputs = golden.inputs(&format!("{key}.inputs"));
-        let (labels, _) = golden.i64(&format!("{key}.labels"));
-        let trainer = TokClsTrainer::new(&model).unwrap();
-        let run = |threads: usize| {
-            let mut grads = trainer.grads();
-            let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
-            ws.set_dropout(dropout);
-            ws.set_threads(threads, &ScopedJoin);
-            let loss = trainer
-                .loss_and_grads(&inputs.batch(), &labels, &mut ws, &mut grads)
-                .unwrap();
-            (loss, grads)
-        };
-        let (loss, grads) = run(1);
-        check(&golden, &key, loss, &grads, model.bert.embeddings.width());
-        same_bits(&key, &grads, &run(3).1);
-
-        let case = format!("{fam}-qa");
-        let (config, bytes) = family(&case);
-        let weights = Weights::from_buffers(&[&bytes]).unwrap();
-        let model = BertForQuestionAnswering::load(&config, &weights).unwrap();
-        let key = format!("{case}-dropout");
-        let inputs = golden.inputs(&format!("{key}.inputs"));
-        let positions = |k: &str| -> Vec<usize> {
-            let (v, _) = golden.i64(&format!("{key}.{k}"));
-            v.iter().map(|&x| x as usize).collect()
-        };
-        let (starts, ends) = (positions("starts"), positions("ends"));
-        let trainer = QaTrainer::new(&model).unwrap();
-        let run = |threads: usize| {
-            let mut grads = trainer.grads();
-            let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
-            ws.set_dropout(dropout);
-            ws.set_threads(threads, &ScopedJoin);
-            let loss = trainer
-                .loss_and_grads(&inputs.batch(), &starts, &ends, &mut ws, &mut grads)
-                .unwrap();
-            (loss, grads)
-        };
-        let (loss, grads) = run(1);
-        check(&golden, &key, loss, &grads, model.bert.embeddings.width());
-        same_bits(&key, &grads, &run(3).1);
+        sequence_classification(&golden, fam, Some(DROPOUT));
+        token_classification(&golden, fam, Some(DROPOUT));
+        question_answering(&golden, fam, Some(DROPOUT));
     }
 }
