@@ -50,6 +50,17 @@ def inputs(family, model, lengths, seq, seed):
     return {"input_ids": ids, "token_type_ids": types.contiguous(), "attention_mask": mask}
 
 
+def save_case(saved, case, model, enc, out, **targets):
+    """A case's inputs, targets ("labels", or "starts" / "ends"), loss and sampled gradients."""
+    out.loss.backward()
+    for k, v in enc.items():
+        saved[f"{case}.inputs.{k}"] = v.contiguous()
+    for k, v in targets.items():
+        saved[f"{case}.{k}"] = v.contiguous()
+    saved[f"{case}.loss"] = out.loss.detach().reshape(1)
+    sampled(saved, f"{case}.", model, enc["input_ids"])
+
+
 def run(model, family, enc, **labels):
     args = dict(enc)
     if family == "distilbert":
@@ -67,12 +78,7 @@ def token_classification(family, saved):
     labels[enc["attention_mask"] == 0] = -100
     labels[0, 3] = -100
     out = run(model, family, enc, labels=labels)
-    out.loss.backward()
-    for k, v in enc.items():
-        saved[f"{case}.inputs.{k}"] = v.contiguous()
-    saved[f"{case}.labels"] = labels.contiguous()
-    saved[f"{case}.loss"] = out.loss.detach().reshape(1)
-    sampled(saved, f"{case}.", model, enc["input_ids"])
+    save_case(saved, case, model, enc, out, labels=labels)
 
 
 def sequence_classification(family, saved):
@@ -83,12 +89,7 @@ def sequence_classification(family, saved):
     enc = inputs(family, model, [10, 6, 8], 10, seed=14)
     labels = torch.tensor([1, 0, model.config.num_labels - 1])
     out = run(model, family, enc, labels=labels)
-    out.loss.backward()
-    for k, v in enc.items():
-        saved[f"{case}.inputs.{k}"] = v.contiguous()
-    saved[f"{case}.labels"] = labels.contiguous()
-    saved[f"{case}.loss"] = out.loss.detach().reshape(1)
-    sampled(saved, f"{case}.", model, enc["input_ids"])
+    save_case(saved, case, model, enc, out, labels=labels)
 
 
 def masked_lm(family, saved):
@@ -104,12 +105,7 @@ def masked_lm(family, saved):
         for p in positions:
             labels[b, p] = int(torch.randint(3, model.config.vocab_size, (1,), generator=g))
     out = run(model, family, enc, labels=labels)
-    out.loss.backward()
-    for k, v in enc.items():
-        saved[f"{case}.inputs.{k}"] = v.contiguous()
-    saved[f"{case}.labels"] = labels.contiguous()
-    saved[f"{case}.loss"] = out.loss.detach().reshape(1)
-    sampled(saved, f"{case}.", model, enc["input_ids"])
+    save_case(saved, case, model, enc, out, labels=labels)
 
 
 def question_answering(family, saved):
@@ -119,12 +115,7 @@ def question_answering(family, saved):
     enc = inputs(family, model, [9, 9], 9, seed=13)
     starts, ends = torch.tensor([2, 5]), torch.tensor([4, 5])
     out = run(model, family, enc, start_positions=starts, end_positions=ends)
-    out.loss.backward()
-    for k, v in enc.items():
-        saved[f"{case}.inputs.{k}"] = v.contiguous()
-    saved[f"{case}.starts"], saved[f"{case}.ends"] = starts, ends
-    saved[f"{case}.loss"] = out.loss.detach().reshape(1)
-    sampled(saved, f"{case}.", model, enc["input_ids"])
+    save_case(saved, case, model, enc, out, starts=starts, ends=ends)
 
 
 CLASSIFIER_INPUT_STREAM = CLASSIFIER_STREAM + 1
@@ -181,14 +172,8 @@ def with_dropout(family, head, saved):
         labels = {"start_positions": torch.tensor([1, 6]), "end_positions": torch.tensor([3, 6])}
         order = streams(family, model.config.num_hidden_layers, head)
         out = with_masks(order, lambda: run(model, family, enc, **labels))
-        out.loss.backward()
-        case = f"{case}-dropout"
-        for k, v in enc.items():
-            saved[f"{case}.inputs.{k}"] = v.contiguous()
-        saved[f"{case}.starts"] = labels["start_positions"]
-        saved[f"{case}.ends"] = labels["end_positions"]
-        saved[f"{case}.loss"] = out.loss.detach().reshape(1)
-        sampled(saved, f"{case}.", model, enc["input_ids"])
+        save_case(saved, f"{case}-dropout", model, enc, out,
+                  starts=labels["start_positions"], ends=labels["end_positions"])
         return
     enc = inputs(family, model, [10, 6, 8], 10, seed=15)
     if head == "seqcls":
@@ -199,13 +184,7 @@ def with_dropout(family, head, saved):
         labels[enc["attention_mask"] == 0] = -100
     order = streams(family, model.config.num_hidden_layers, head)
     out = with_masks(order, lambda: run(model, family, enc, labels=labels))
-    out.loss.backward()
-    case = f"{case}-dropout"
-    for k, v in enc.items():
-        saved[f"{case}.inputs.{k}"] = v.contiguous()
-    saved[f"{case}.labels"] = labels.contiguous()
-    saved[f"{case}.loss"] = out.loss.detach().reshape(1)
-    sampled(saved, f"{case}.", model, enc["input_ids"])
+    save_case(saved, f"{case}-dropout", model, enc, out, labels=labels)
 
 
 def main():
