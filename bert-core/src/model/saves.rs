@@ -287,3 +287,101 @@ impl RowEpilogue for LayerEpilogue<'_> {
         }
     }
 }
+
+/// What one pre-norm layer's forward keeps for its backward, at capacity.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PreNormSaved {
+    /// `Wqkv`'s input: `attn_norm(x)`, or `x` itself in the first layer.
+    pub(crate) normed1: Vec<f32>,
+    pub(crate) xhat1: Vec<f32>,
+    pub(crate) rstd1: Vec<f32>,
+    /// `[tokens, 3 * hidden]`: the queries and keys after the rotation, the values.
+    pub(crate) qkv: Vec<f32>,
+    /// The attention probabilities: per sequence, `[heads, n, n]` (0 outside a local window).
+    pub(crate) probs: Vec<f32>,
+    pub(crate) ctx: Vec<f32>,
+    /// `x + Wo(ctx)`: the feed-forward block's residual.
+    pub(crate) x1: Vec<f32>,
+    /// `mlp_norm(x1)`, `Wi`'s input.
+    pub(crate) normed2: Vec<f32>,
+    pub(crate) xhat2: Vec<f32>,
+    pub(crate) rstd2: Vec<f32>,
+    /// `Wi`'s output `[tokens, 2 * intermediate]` (input, then gate).
+    pub(crate) wi: Vec<f32>,
+    /// `act(input) * gate` `[tokens, intermediate]`, `Wo`'s input.
+    pub(crate) gated: Vec<f32>,
+}
+
+impl PreNormSaved {
+    /// Buffers for up to `tokens` packed rows of width `hidden`, a feed-forward product of
+    /// `ffn` outputs gated down to `inner`, and `probs` attention probabilities.
+    pub(crate) fn new(
+        tokens: usize,
+        hidden: usize,
+        (ffn, inner): (usize, usize),
+        probs: usize,
+    ) -> Self {
+        let th = tokens * hidden;
+        PreNormSaved {
+            normed1: vec![0.0; th],
+            xhat1: vec![0.0; th],
+            rstd1: vec![0.0; tokens],
+            qkv: vec![0.0; 3 * th],
+            probs: vec![0.0; probs],
+            ctx: vec![0.0; th],
+            x1: vec![0.0; th],
+            normed2: vec![0.0; th],
+            xhat2: vec![0.0; th],
+            rstd2: vec![0.0; tokens],
+            wi: vec![0.0; tokens * ffn],
+            gated: vec![0.0; tokens * inner],
+        }
+    }
+
+    /// The layer's buffers pointed at these saves.
+    pub(crate) fn buffers(&mut self) -> PreNormBuffers<'_> {
+        PreNormBuffers {
+            qkv: &mut self.qkv,
+            context: &mut self.ctx,
+            attention_output: &mut self.x1,
+            intermediate: &mut self.wi,
+            train: Some(PreNormTrain {
+                normed1: &mut self.normed1,
+                norm1: NormSave {
+                    xhat: &mut self.xhat1,
+                    rstd: &mut self.rstd1,
+                },
+                probs: &mut self.probs,
+                normed2: &mut self.normed2,
+                norm2: NormSave {
+                    xhat: &mut self.xhat2,
+                    rstd: &mut self.rstd2,
+                },
+                gated: &mut self.gated,
+            }),
+        }
+    }
+}
+
+/// The buffers one pre-norm layer writes besides the hidden rows: the workspace's scratch in
+/// inference (the first norm's output in `attention_output`, the second's in `context`); in
+/// a training step, a [`PreNormSaved`]'s.
+pub(crate) struct PreNormBuffers<'s> {
+    /// `[tokens, 3 * hidden]`.
+    pub(crate) qkv: &'s mut [f32],
+    pub(crate) context: &'s mut [f32],
+    pub(crate) attention_output: &'s mut [f32],
+    /// `Wi`'s output: gated in place in inference, kept in training.
+    pub(crate) intermediate: &'s mut [f32],
+    pub(crate) train: Option<PreNormTrain<'s>>,
+}
+
+/// What only a training step's pre-norm forward writes.
+pub(crate) struct PreNormTrain<'s> {
+    pub(crate) normed1: &'s mut [f32],
+    pub(crate) norm1: NormSave<'s>,
+    pub(crate) probs: &'s mut [f32],
+    pub(crate) normed2: &'s mut [f32],
+    pub(crate) norm2: NormSave<'s>,
+    pub(crate) gated: &'s mut [f32],
+}

@@ -93,7 +93,7 @@ pub(crate) fn backward(
         dropout::apply(dy, &ws.masks.embeddings[..t * w]);
     }
     {
-        let (gw, gb) = grads.pair(slots.norm, slots.norm + 1);
+        let (gw, gb) = slots.norm.of(grads);
         threads::layer_norm_backward(
             par,
             ws.lanes.len(),

@@ -6,23 +6,32 @@ use alloc::format;
 
 use super::dropout;
 use super::ops::activation_backward;
+use super::ops::ActivationBackward;
 use super::post_norm::{self, LayerStep};
+use super::pre_norm::{self, PreNormStep};
 pub(crate) use super::slots::{weight, EncoderSlots};
+use super::slots::{Pair, PreNormSlots};
 use super::threads;
 use super::workspace::TrainWorkspace;
 use super::Grads;
+use crate::arch::{Block, PreNorm};
 use crate::error::{Error, Result};
 use crate::model::saves::LayerMasks;
 use crate::model::{Batch, BertModel, Sequences};
 
 /// The encoder's gradient buffers (embeddings, then every layer), first in [`Grads`], named
-/// by the family's tensor names as PyTorch names the parameters of a task model.
+/// by the family's tensor names as PyTorch names the parameters of a task model, in the
+/// order of [`EncoderSlots`].
 pub(crate) fn encoder_grads(bert: &BertModel<'_>, g: &mut Grads) {
     let c = &bert.config;
     let n = crate::families::names(c.arch.family);
     let p = n.prefix;
     let e = &bert.embeddings;
     let w = e.width();
+    let norm_bias = match &c.arch.block {
+        Block::PostNorm => true,
+        Block::PreNorm(pre) => pre.norm_bias,
+    };
     g.push(
         format!("{p}{}.weight", n.word_embeddings),
         &[e.word_embeddings.weight.rows, w],
@@ -35,8 +44,7 @@ pub(crate) fn encoder_grads(bert: &BertModel<'_>, g: &mut Grads) {
         let name = format!("{p}{}.weight", n.token_type_embeddings);
         g.push(name, &[t.weight.rows, w]);
     }
-    g.push(format!("{p}{}.weight", n.embeddings_norm), &[w]);
-    g.push(format!("{p}{}.bias", n.embeddings_norm), &[w]);
+    push_norm(g, &format!("{p}{}", n.embeddings_norm), w, norm_bias);
     for (l, layer) in bert.encoder.layer.iter().enumerate() {
         let base = format!("{p}{}.{l}", n.layers);
         let [q, k, v, o, i, out] = layer.linears();
@@ -49,21 +57,60 @@ pub(crate) fn encoder_grads(bert: &BertModel<'_>, g: &mut Grads) {
             (n.intermediate, i, None),
             (n.output, out, Some(norms[1])),
         ] {
-            g.push(
-                format!("{base}.{name}.weight"),
-                &[lin.weight.rows, lin.weight.cols],
-            );
-            g.push(format!("{base}.{name}.bias"), &[lin.out_features()]);
+            push_linear(g, &format!("{base}.{name}"), lin, true);
             if let Some(norm) = norm {
-                g.push(format!("{base}.{norm}.weight"), &[c.hidden_size]);
-                g.push(format!("{base}.{norm}.bias"), &[c.hidden_size]);
+                push_norm(g, &format!("{base}.{norm}"), c.hidden_size, true);
             }
+        }
+    }
+    if let Block::PreNorm(pre) = &c.arch.block {
+        for (l, layer) in bert.encoder.pre_norm.iter().enumerate() {
+            let base = format!("{p}{}.{l}", n.layers);
+            let (h, nb, b) = (c.hidden_size, pre.norm_bias, pre.biases);
+            if layer.attn_norm.is_some() {
+                push_norm(g, &format!("{base}.{}", n.attention_norm), h, nb);
+            }
+            push_linear(g, &format!("{base}.{}", n.query), &layer.qkv, b);
+            push_linear(
+                g,
+                &format!("{base}.{}", n.attention_out),
+                &layer.attention_out,
+                b,
+            );
+            push_norm(g, &format!("{base}.{}", n.output_norm), h, nb);
+            push_linear(g, &format!("{base}.{}", n.intermediate), &layer.mlp_in, b);
+            push_linear(g, &format!("{base}.{}", n.output), &layer.mlp_out, b);
+        }
+        if let (Some(name), Some(_)) = (n.final_norm, &bert.encoder.final_norm) {
+            push_norm(g, &format!("{p}{name}"), c.hidden_size, pre.norm_bias);
         }
     }
     if let Some(project) = &e.project {
         let name = n.embeddings_project.unwrap_or("embeddings_project");
-        g.push(format!("{p}{name}.weight"), &[c.hidden_size, w]);
-        g.push(format!("{p}{name}.bias"), &[project.out_features()]);
+        push_linear(g, &format!("{p}{name}"), project, true);
+    }
+}
+
+/// A linear layer's gradient buffers: `{name}.weight` and, with `bias`, `{name}.bias`; their
+/// slots.
+pub(crate) fn push_linear(
+    g: &mut Grads,
+    name: &str,
+    lin: &crate::nn::Linear<'_>,
+    bias: bool,
+) -> Pair {
+    let (rows, cols) = (lin.weight.rows, lin.weight.cols);
+    Pair {
+        weight: g.push(format!("{name}.weight"), &[rows, cols]),
+        bias: bias.then(|| g.push(format!("{name}.bias"), &[rows])),
+    }
+}
+
+/// A norm's gradient buffers: `{name}.weight` and, with `bias`, `{name}.bias`; their slots.
+pub(crate) fn push_norm(g: &mut Grads, name: &str, width: usize, bias: bool) -> Pair {
+    Pair {
+        weight: g.push(format!("{name}.weight"), &[width]),
+        bias: bias.then(|| g.push(format!("{name}.bias"), &[width])),
     }
 }
 
@@ -81,9 +128,18 @@ pub(crate) fn encoder_forward(
     ws: &mut TrainWorkspace,
 ) -> Result<usize> {
     let c = &bert.config;
-    let (h, heads) = (c.hidden_size, c.num_attention_heads);
     // Every id in range (a token type the model has no row for is an error, not a panic).
     batch.validate(c)?;
+    if matches!(c.arch.block, Block::PreNorm(_)) && ws.dropout.is_some() {
+        // ModernBERT drops out at other places, with its own probabilities (embeddings,
+        // attention, feed-forward input, head): not yet done.
+        return Err(Error::Unsupported {
+            field: "dropout",
+            value: format!("{:?}", ws.dropout),
+            supported: "no dropout when training a pre-norm (ModernBERT) model so far \
+                        (its configs default every dropout to 0)",
+        });
+    }
     // Pack the real tokens.
     let keep = |i: usize| batch.attention_mask.is_none_or(|mk| mk[i] != 0);
     let mut t = 0;
@@ -101,6 +157,17 @@ pub(crate) fn encoder_forward(
     }
     ws.offsets[batch.batch_size] = t;
     super::embeddings::forward(&bert.embeddings, batch, t, ws)?;
+    match &c.arch.block {
+        Block::PostNorm => post_norm_layers(bert, batch, t, ws),
+        Block::PreNorm(_) => pre_norm_layers(bert, batch, t, ws),
+    }
+    Ok(t)
+}
+
+/// Every post-norm layer over the `t` packed rows of `ws.x`, with this step's dropout masks.
+fn post_norm_layers(bert: &BertModel<'_>, batch: &Batch<'_>, t: usize, ws: &mut TrainWorkspace) {
+    let c = &bert.config;
+    let (h, heads) = (c.hidden_size, c.num_attention_heads);
     let par = ws.par;
     let drop = ws.dropout;
     let hidden = drop.filter(|d| d.hidden > 0.0);
@@ -149,7 +216,39 @@ pub(crate) fn encoder_forward(
         let buffers = saved.buffers(masks);
         layer.run(par, &mut ws.lanes, &sequences, t, &mut ws.x, buffers);
     }
-    Ok(t)
+}
+
+/// Every pre-norm layer over the `t` packed rows of `ws.x`, then the final norm, saving.
+fn pre_norm_layers(bert: &BertModel<'_>, batch: &Batch<'_>, t: usize, ws: &mut TrainWorkspace) {
+    let h = bert.config.hidden_size;
+    let par = ws.par;
+    let sequences = Sequences {
+        offsets: &ws.offsets[..=batch.batch_size],
+        mask_bias: None,
+    };
+    let positions = (&ws.packed[..t], batch.seq_len);
+    for (layer, saved) in bert.encoder.pre_norm.iter().zip(ws.pre_layers.iter_mut()) {
+        let buffers = saved.buffers();
+        layer.run(
+            par,
+            &mut ws.lanes,
+            &sequences,
+            positions,
+            &mut ws.x,
+            buffers,
+        );
+    }
+    if let Some(norm) = &bert.encoder.final_norm {
+        let (xhat, rstd) = &mut ws.final_norm;
+        threads::layer_norm_save(
+            par,
+            ws.lanes.len(),
+            &mut ws.x[..t * h],
+            (&norm.weight, &norm.bias, norm.eps),
+            &mut xhat[..t * h],
+            &mut rstd[..t],
+        );
+    }
 }
 
 /// The backward from `ws.dx` (`[t, hidden]`, the gradient of the last hidden states) through
@@ -186,8 +285,53 @@ pub(crate) fn encoder_backward(
         post_norm::ffn(&step, ws, grads)?;
         post_norm::attention(&step, ws, grads)?;
     }
+    if let Block::PreNorm(pre) = &c.arch.block {
+        pre_norm_backward(bert, batch, (pre, &slots, activation), ws, grads)?;
+    }
     // The embeddings: the projection (if any), dropout, LayerNorm, the tables' rows.
     super::embeddings::backward(bert, batch, t, &slots, ws, grads)
+}
+
+/// The pre-norm encoder's backward from `ws.dx` (the gradient of the final norm's output):
+/// the final norm, then every layer ([`pre_norm`](super::pre_norm), in reverse).
+fn pre_norm_backward(
+    bert: &BertModel<'_>,
+    batch: &Batch<'_>,
+    (pre, slots, activation): (&PreNorm, &EncoderSlots, ActivationBackward),
+    ws: &mut TrainWorkspace,
+    grads: &mut Grads,
+) -> Result<()> {
+    let h = bert.config.hidden_size;
+    let t = ws.offsets[batch.batch_size];
+    if let (Some(norm), Some(pair)) = (&bert.encoder.final_norm, slots.final_norm) {
+        let (gw, gb) = pair.of(grads);
+        let (xhat, rstd) = &ws.final_norm;
+        threads::layer_norm_backward(
+            ws.par,
+            ws.lanes.len(),
+            (&ws.dx[..t * h], &xhat[..t * h], &rstd[..t]),
+            &norm.weight,
+            &mut ws.da[..t * h],
+            false,
+            gw,
+            gb,
+        );
+        ws.dx[..t * h].copy_from_slice(&ws.da[..t * h]);
+    }
+    for (index, layer) in bert.encoder.pre_norm.iter().enumerate().rev() {
+        let step = PreNormStep {
+            layer,
+            index,
+            slots: PreNormSlots::at(slots.layer(index), pre, index == 0),
+            tokens: t,
+            sequences: batch.batch_size,
+            seq_len: batch.seq_len,
+            activation,
+        };
+        pre_norm::ffn(&step, ws, grads)?;
+        pre_norm::attention(&step, ws, grads)?;
+    }
+    Ok(())
 }
 
 /// The attention-probability masks of every sequence and head, in the layout of
@@ -256,18 +400,9 @@ fn unsupported_act(bert: &BertModel<'_>) -> Error {
     }
 }
 
-/// Training runs the post-norm block (BERT, RoBERTa, XLM-RoBERTa, ELECTRA, DistilBERT) with
-/// f32 weights and an activation it has the backward of.
+/// Training runs both blocks (post-norm: BERT, RoBERTa, XLM-RoBERTa, ELECTRA, DistilBERT;
+/// pre-norm: ModernBERT) with f32 weights and an activation it has the backward of.
 pub(crate) fn check_trainable(bert: &BertModel<'_>) -> Result<()> {
-    let arch = &bert.config.arch;
-    if arch.block != crate::arch::Block::PostNorm {
-        return Err(Error::Unsupported {
-            field: "model_type",
-            value: format!("{:?}", arch.family),
-            supported: "post-norm families (BERT, RoBERTa, XLM-RoBERTa, ELECTRA, DistilBERT) \
-                        for training so far",
-        });
-    }
     activation_backward(bert.config.hidden_act).ok_or_else(|| unsupported_act(bert))?;
     // The workspace's embedding-width buffers are sized by the hidden width: ELECTRA's
     // embeddings are narrower (projected up), never wider.

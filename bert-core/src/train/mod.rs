@@ -20,12 +20,14 @@ pub mod optim;
 pub mod params;
 mod pooled;
 mod post_norm;
+mod pre_norm;
 pub mod pretrain;
 pub mod qa;
 pub mod seqcls;
 mod slots;
 mod threads;
 pub mod tokcls;
+mod transform;
 pub mod workspace;
 
 use alloc::string::String;

@@ -98,6 +98,17 @@ pub fn layer_norm_param_grads(
     }
 }
 
+/// LayerNorm's `dγ += Σ dy · xhat` alone (a norm without a bias), the same sums as
+/// [`layer_norm_param_grads`]'s.
+pub(crate) fn layer_norm_gamma_grad(dy: &[f32], xhat: &[f32], rows: usize, dgamma: &mut [f32]) {
+    let w = dgamma.len();
+    for (g, z) in dy.chunks_exact(w).zip(xhat.chunks_exact(w)).take(rows) {
+        for i in 0..w {
+            dgamma[i] += g[i] * z[i];
+        }
+    }
+}
+
 /// One row of LayerNorm's `dx` (overwritten or accumulated).
 pub fn layer_norm_dx_row(
     g: &[f32],

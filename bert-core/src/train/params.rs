@@ -46,9 +46,13 @@ impl Parameters for BertForSequenceClassification<'_> {
 impl Parameters for BertForTokenClassification<'_> {
     fn visit_params<'s>(&'s mut self, visit: Visit<'_, 's>) -> Result<()> {
         let BertForTokenClassification {
-            bert, classifier, ..
+            bert,
+            transform,
+            classifier,
         } = self;
+        let norm_bias = bert.config.arch.heads.norm_bias;
         bert_params(bert, false, visit)?;
+        transform_params(transform.as_mut(), norm_bias, visit)?;
         linear(classifier, visit)
     }
 }
@@ -56,11 +60,28 @@ impl Parameters for BertForTokenClassification<'_> {
 impl Parameters for BertForQuestionAnswering<'_> {
     fn visit_params<'s>(&'s mut self, visit: Visit<'_, 's>) -> Result<()> {
         let BertForQuestionAnswering {
-            bert, qa_outputs, ..
+            bert,
+            transform,
+            qa_outputs,
         } = self;
+        let norm_bias = bert.config.arch.heads.norm_bias;
         bert_params(bert, false, visit)?;
+        transform_params(transform.as_mut(), norm_bias, visit)?;
         linear(qa_outputs, visit)
     }
+}
+
+/// A token-level head's prediction head (ModernBERT's `head`: dense, norm), if it has one.
+fn transform_params<'s>(
+    transform: Option<&'s mut crate::heads::BertPredictionHeadTransform<'_>>,
+    norm_bias: bool,
+    out: Visit<'_, 's>,
+) -> Result<()> {
+    if let Some(t) = transform {
+        linear(&mut t.dense, out)?;
+        norm_with(&mut t.layer_norm, norm_bias, out);
+    }
+    Ok(())
 }
 
 impl Parameters for BertForMaskedLM<'_> {
@@ -149,10 +170,10 @@ pub(crate) fn bert_params<'s>(
     out: Visit<'_, 's>,
 ) -> Result<()> {
     let crate::model::BertModel {
+        config,
         embeddings,
         encoder,
         pooler,
-        ..
     } = bert;
     let crate::model::BertEmbeddings {
         word_embeddings,
@@ -170,7 +191,11 @@ pub(crate) fn bert_params<'s>(
     {
         out(matrix(&mut table.weight)?);
     }
-    norm(layer_norm, out);
+    let norm_bias = match &config.arch.block {
+        crate::arch::Block::PostNorm => true,
+        crate::arch::Block::PreNorm(pre) => pre.norm_bias,
+    };
+    norm_with(layer_norm, norm_bias, out);
     for layer in encoder.layer.iter_mut() {
         let crate::model::BertLayer {
             attention,
@@ -189,6 +214,19 @@ pub(crate) fn bert_params<'s>(
         linear(&mut output.dense, out)?;
         norm(&mut output.layer_norm, out);
     }
+    for layer in encoder.pre_norm.iter_mut() {
+        if let Some(n) = &mut layer.attn_norm {
+            norm_with(n, norm_bias, out);
+        }
+        linear(&mut layer.qkv, out)?;
+        linear(&mut layer.attention_out, out)?;
+        norm_with(&mut layer.mlp_norm, norm_bias, out);
+        linear(&mut layer.mlp_in, out)?;
+        linear(&mut layer.mlp_out, out)?;
+    }
+    if let Some(n) = &mut encoder.final_norm {
+        norm_with(n, norm_bias, out);
+    }
     if let Some(p) = project {
         linear(p, out)?;
     }
@@ -197,6 +235,9 @@ pub(crate) fn bert_params<'s>(
             tried: vec![String::from("pooler.dense.weight")],
         })?;
         linear(&mut p.dense, out)?;
+        if let Some(n) = &mut p.norm {
+            norm_with(n, config.arch.heads.norm_bias, out);
+        }
     }
     Ok(())
 }
@@ -211,21 +252,28 @@ fn matrix<'s>(m: &'s mut crate::tensor::Matrix<'_>) -> Result<&'s mut [f32]> {
         }),
     }
 }
+/// A linear layer's weight, then its bias where it has one.
 pub(crate) fn linear<'s>(l: &'s mut Linear<'_>, out: Visit<'_, 's>) -> Result<()> {
     l.packed = None;
     let Linear { weight, bias, .. } = l;
     out(matrix(weight)?);
-    out(bias
-        .as_mut()
-        .ok_or_else(|| Error::MissingTensor {
-            tried: vec![String::from("bias")],
-        })?
-        .to_mut()
-        .as_mut_slice());
+    if let Some(bias) = bias {
+        out(bias.to_mut().as_mut_slice());
+    }
     Ok(())
 }
+
 fn norm<'s>(n: &'s mut LayerNorm<'_>, out: Visit<'_, 's>) {
-    let LayerNorm { weight, bias, .. } = n;
+    norm_with(n, true, out)
+}
+
+/// A norm's weight, then its bias when `bias` (a norm loaded without one holds zeros).
+fn norm_with<'s>(n: &'s mut LayerNorm<'_>, bias: bool, out: Visit<'_, 's>) {
+    let LayerNorm {
+        weight, bias: b, ..
+    } = n;
     out(weight.to_mut().as_mut_slice());
-    out(bias.to_mut().as_mut_slice());
+    if bias {
+        out(b.to_mut().as_mut_slice());
+    }
 }

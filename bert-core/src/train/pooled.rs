@@ -8,8 +8,9 @@ use alloc::string::String;
 use alloc::vec;
 
 use super::dropout::{self, Dropout};
-use super::encoder::weight;
+use super::encoder::{push_linear, push_norm, weight};
 use super::ops::{activation_backward, linear_backward};
+use super::slots::{Counter, Pair};
 use super::workspace::TrainWorkspace;
 use super::Grads;
 use crate::error::{Error, Result};
@@ -32,7 +33,10 @@ fn classifier_dropout(ws: &TrainWorkspace, classifier: bool) -> Option<Dropout> 
 fn input_dropout(bert: &BertModel<'_>) -> bool {
     let family = bert.config.arch.family;
     crate::families::names(family).classifier.dense.is_some()
-        && family != crate::arch::Family::DistilBert
+        && !matches!(
+            family,
+            crate::arch::Family::DistilBert | crate::arch::Family::ModernBert
+        )
 }
 
 /// The dense layer's input: the first tokens' rows, or their dropped copy.
@@ -63,9 +67,20 @@ pub(crate) fn pooled_forward(
             expected: bsz,
         });
     }
+    let p = pooler(bert)?;
     for b in 0..bsz {
-        let r0 = ws.offsets[b];
-        ws.cls[b * h..(b + 1) * h].copy_from_slice(&ws.x[r0 * h..(r0 + 1) * h]);
+        let rows = ws.offsets[b]..ws.offsets[b + 1];
+        let dst = &mut ws.cls[b * h..(b + 1) * h];
+        if p.mean {
+            // The mean of the sequence's rows (its real tokens), as HF's mean pooling.
+            dst.fill(0.0);
+            for row in ws.x[rows.start * h..rows.end * h].chunks_exact(h) {
+                dst.iter_mut().zip(row).for_each(|(d, x)| *d += x);
+            }
+            dst.iter_mut().for_each(|d| *d /= rows.len() as f32);
+        } else {
+            dst.copy_from_slice(&ws.x[rows.start * h..(rows.start + 1) * h]);
+        }
     }
     let n = bsz * h;
     let x: &[f32] = match classifier_dropout(ws, classifier).filter(|_| input_dropout(bert)) {
@@ -80,7 +95,6 @@ pub(crate) fn pooled_forward(
         }
         None => &ws.cls,
     };
-    let p = pooler(bert)?;
     p.dense
         .forward(x, bsz, &mut ws.pooled, &mut ws.lanes[0].gemm);
     match p.activation {
@@ -89,6 +103,18 @@ pub(crate) fn pooled_forward(
             ws.pooled_pre[..n].copy_from_slice(&ws.pooled[..n]);
             crate::kernels::activate_in_place(act, &mut ws.pooled[..n]);
         }
+    }
+    if let Some(norm) = &p.norm {
+        let tr = &mut ws.transform;
+        let (xhat, rstd) = (&mut tr.xhat[..n], &mut tr.rstd[..bsz]);
+        super::ops::layer_norm_save(
+            &mut ws.pooled[..n],
+            &norm.weight,
+            &norm.bias,
+            norm.eps,
+            xhat,
+            rstd,
+        );
     }
     let input: &[f32] = match classifier_dropout(ws, classifier) {
         Some(d) => {
@@ -106,9 +132,8 @@ pub(crate) fn pooled_forward(
     crate::pretraining::cross_entropy(&ws.logits[..bsz * classes], classes, labels)
 }
 
-/// The backward of [`pooled_forward`]: the pooler's gradients into slots `pooler_slot`,
-/// `pooler_slot + 1`, the head's into `head_slot`, `head_slot + 1`; the `[CLS]` rows' gradient
-/// added to `ws.dx`.
+/// The backward of [`pooled_forward`]: the pooler's gradients (its dense layer's, its norm's)
+/// and the head's into their `slots`; the pooled rows' gradient added to `ws.dx`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn pooled_backward(
     bert: &BertModel<'_>,
@@ -116,7 +141,7 @@ pub(crate) fn pooled_backward(
     labels: &[i64],
     bsz: usize,
     classifier: bool,
-    (pooler_slot, head_slot): (usize, usize),
+    slots: &PooledSlots,
     ws: &mut TrainWorkspace,
     grads: &mut Grads,
 ) -> Result<()> {
@@ -137,7 +162,7 @@ pub(crate) fn pooled_backward(
         }
     }
     let dropped = classifier_dropout(ws, classifier).is_some();
-    let (gw, gb) = grads.pair(head_slot, head_slot + 1);
+    let (gw, gb) = slots.out.of(grads);
     linear_backward(
         if dropped { &ws.head_in } else { &ws.pooled },
         weight(head)?,
@@ -147,7 +172,7 @@ pub(crate) fn pooled_backward(
         classes,
         Some((&mut ws.dpooled, false)),
         gw,
-        Some(gb),
+        gb,
         &mut ws.lanes[0].gemm,
     );
     if dropped {
@@ -155,6 +180,22 @@ pub(crate) fn pooled_backward(
     }
     let p = pooler(bert)?;
     let n = bsz * h;
+    if let (Some(norm), Some(pair)) = (&p.norm, slots.norm) {
+        // The norm's backward into dcls (free until the dense layer's), then swapped back.
+        let (gw, gb) = pair.of(grads);
+        let tr = &ws.transform;
+        super::threads::layer_norm_backward(
+            ws.par,
+            1,
+            (&ws.dpooled[..n], &tr.xhat[..n], &tr.rstd[..bsz]),
+            &norm.weight,
+            &mut ws.dcls[..n],
+            false,
+            gw,
+            gb,
+        );
+        core::mem::swap(&mut ws.dpooled, &mut ws.dcls);
+    }
     match p.activation {
         None => {
             for (g, p) in ws.dpooled[..n].iter_mut().zip(&ws.pooled[..n]) {
@@ -167,7 +208,7 @@ pub(crate) fn pooled_backward(
         }
     }
     let dropped_input = dense_input(bert, ws, classifier);
-    let (gw, gb) = grads.pair(pooler_slot, pooler_slot + 1);
+    let (gw, gb) = slots.dense.of(grads);
     linear_backward(
         if dropped_input { &ws.cls_in } else { &ws.cls },
         weight(&p.dense)?,
@@ -177,18 +218,26 @@ pub(crate) fn pooled_backward(
         h,
         Some((&mut ws.dcls, false)),
         gw,
-        Some(gb),
+        gb,
         &mut ws.lanes[0].gemm,
     );
     if dropped_input {
         dropout::apply(&mut ws.dcls[..n], &ws.masks.classifier_input);
     }
     for b in 0..bsz {
-        let r0 = ws.offsets[b];
-        ws.dx[r0 * h..(r0 + 1) * h]
-            .iter_mut()
-            .zip(&ws.dcls[b * h..(b + 1) * h])
-            .for_each(|(d, g)| *d += g);
+        let rows = ws.offsets[b]..ws.offsets[b + 1];
+        let g = &ws.dcls[b * h..(b + 1) * h];
+        // The first row's gradient, or the mean's share of every row's.
+        let (rows, share) = match p.mean {
+            true => (rows.clone(), 1.0 / rows.len() as f32),
+            false => (rows.start..rows.start + 1, 1.0),
+        };
+        for row in ws.dx[rows.start * h..rows.end * h].chunks_exact_mut(h) {
+            match p.mean {
+                true => row.iter_mut().zip(g).for_each(|(d, g)| *d += g * share),
+                false => row.iter_mut().zip(g).for_each(|(d, g)| *d += g),
+            }
+        }
     }
     Ok(())
 }
@@ -197,25 +246,95 @@ fn unsupported_pooler(bert: &BertModel<'_>) -> Error {
     Error::Unsupported {
         field: "model_type",
         value: alloc::format!("{:?}", bert.config.arch.family),
-        supported: "a first-token head with tanh, GELU or ReLU (no norm, no mean pooling) \
-                    before a sentence-level head in training so far",
+        supported: "a pooled head with tanh, GELU or ReLU before a sentence-level head \
+                    in training",
     }
 }
 
-/// A first-token pooler training has the backward of: a dense layer and tanh (BERT,
-/// RoBERTa, XLM-R), GELU (ELECTRA) or ReLU (DistilBERT); no norm or mean pooling (ModernBERT).
+/// A pooler training has the backward of: a dense layer and tanh (BERT, RoBERTa, XLM-R),
+/// GELU (ELECTRA, ModernBERT) or ReLU (DistilBERT), then an optional norm (ModernBERT), over
+/// the first token or the mean of the tokens.
 pub(crate) fn check_pooler(bert: &BertModel<'_>) -> Result<()> {
     let ok = bert.pooler.as_ref().is_some_and(|p| {
-        p.norm.is_none()
-            && !p.mean
-            && p.activation
-                .is_none_or(|a| activation_backward(a).is_some())
+        p.activation
+            .is_none_or(|a| activation_backward(a).is_some())
     });
     if ok {
         Ok(())
     } else {
         Err(unsupported_pooler(bert))
     }
+}
+
+/// Gradient slots of a pooled head: the pooler's dense layer and norm, then the output layer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PooledSlots {
+    pub(crate) dense: Pair,
+    pub(crate) norm: Option<Pair>,
+    pub(crate) out: Pair,
+}
+
+impl PooledSlots {
+    /// BERT's pooler and an output layer at their own slots (both with biases, no norm).
+    pub(crate) fn separate(dense: usize, out: usize) -> Self {
+        PooledSlots {
+            dense: Pair {
+                weight: dense,
+                bias: Some(dense + 1),
+            },
+            norm: None,
+            out: Pair {
+                weight: out,
+                bias: Some(out + 1),
+            },
+        }
+    }
+}
+
+impl PooledSlots {
+    /// The slots [`pooled_grads`] gives a head whose first slot is `base`.
+    pub(crate) fn after(
+        bert: &BertModel<'_>,
+        classifier: &Linear<'_>,
+        base: usize,
+    ) -> Result<Self> {
+        let p = pooler(bert)?;
+        let mut c = Counter(base);
+        Ok(PooledSlots {
+            dense: c.take(p.dense.bias.is_some()),
+            norm: p
+                .norm
+                .as_ref()
+                .map(|_| c.take(bert.config.arch.heads.norm_bias)),
+            out: c.take(classifier.bias.is_some()),
+        })
+    }
+}
+
+/// A sentence classifier's head gradients after the encoder's (from slot `base`), named as the
+/// family's `*ForSequenceClassification` names them; returns their slots.
+pub(crate) fn pooled_grads(
+    bert: &BertModel<'_>,
+    classifier: &Linear<'_>,
+    g: &mut Grads,
+) -> Result<PooledSlots> {
+    let p = pooler(bert)?;
+    let names = crate::families::names(bert.config.arch.family);
+    let (dense, out) = head_names(bert);
+    let dense_slot = push_linear(g, &dense, &p.dense, p.dense.bias.is_some());
+    let norm = match (&p.norm, names.classifier.norm) {
+        (Some(_), Some(name)) => {
+            let width = p.dense.out_features();
+            Some(push_norm(g, name, width, bert.config.arch.heads.norm_bias))
+        }
+        _ => None,
+    };
+    let out = push_linear(g, &out, classifier, classifier.bias.is_some());
+    Ok(PooledSlots {
+        dense: dense_slot,
+        norm,
+        out,
+    })
 }
 
 /// The gradient names of a sentence-level head's dense layer and output layer, as the

@@ -66,7 +66,7 @@ pub(crate) fn ffn(s: &LayerStep<'_>, ws: &mut TrainWorkspace, grads: &mut Grads)
         &mut ws.da[..t * h],
         false,
         gw,
-        gb,
+        Some(gb),
     );
     let out = &layer.output.dense;
     let iw = out.in_features();
@@ -128,6 +128,7 @@ pub(crate) fn attention(
         d,
         h,
         scale: 1.0 / libm::sqrtf(d as f32),
+        qkv_stride: h,
     };
     let par = ws.par;
     let saved = &ws.layers[s.index];
@@ -142,7 +143,7 @@ pub(crate) fn attention(
         &mut ws.da[..t * h],
         false,
         gw,
-        gb,
+        Some(gb),
     );
     ws.dx[..t * h].copy_from_slice(&ws.da[..t * h]);
     let dy: &[f32] = match masks.filter(|_| s.dropout[0]) {

@@ -14,7 +14,7 @@ use super::encoder::{
     check_trainable, encoder_backward, encoder_forward, encoder_grads, encoder_slots, weight,
 };
 use super::ops::{activation_backward, layer_norm_backward, layer_norm_save};
-use super::pooled::{check_pooler, pooled_backward, pooled_forward};
+use super::pooled::{check_pooler, pooled_backward, pooled_forward, PooledSlots};
 use super::threads;
 use super::workspace::TrainWorkspace;
 use super::Grads;
@@ -324,7 +324,8 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
         if let Some((head, labels)) = nsp {
             let p = self.head_base();
             let sr = p + 7 + usize::from(self.predictions.decoder.is_some());
-            pooled_backward(self.bert, head, labels, bsz, false, (p, sr), enc, grads)?;
+            let slots = PooledSlots::separate(p, sr);
+            pooled_backward(self.bert, head, labels, bsz, false, &slots, enc, grads)?;
         }
         encoder_backward(self.bert, batch, enc, grads)?;
         Ok(loss)

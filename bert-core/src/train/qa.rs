@@ -4,13 +4,9 @@
 //! backward by hand.
 
 use alloc::format;
-use alloc::string::String;
 
-use super::encoder::{
-    check_trainable, encoder_backward, encoder_forward, encoder_grads, encoder_slots, weight,
-};
-use super::ops::linear_backward;
-use super::tokcls::token_head_dropout;
+use super::encoder::{check_trainable, encoder_backward, encoder_forward, encoder_grads};
+use super::tokcls::{classifier_forward, head_backward, head_input};
 use super::workspace::TrainWorkspace;
 use super::Grads;
 use crate::error::{Error, Result};
@@ -24,15 +20,12 @@ pub struct QaTrainer<'m, 'a> {
 }
 
 impl<'m, 'a> QaTrainer<'m, 'a> {
-    /// A trainer for `model` (a post-norm family, f32 weights).
+    /// A trainer for `model` (f32 weights; ModernBERT's prediction head before the span
+    /// classifier included).
     pub fn new(model: &'m BertForQuestionAnswering<'a>) -> Result<Self> {
         check_trainable(&model.bert)?;
-        if model.transform.is_some() {
-            return Err(Error::Unsupported {
-                field: "model_type",
-                value: String::from("a prediction head before the span classifier"),
-                supported: "BERT's QA head",
-            });
+        if let Some(tr) = &model.transform {
+            super::transform::check(&model.bert, tr)?;
         }
         Ok(QaTrainer { model })
     }
@@ -40,10 +33,19 @@ impl<'m, 'a> QaTrainer<'m, 'a> {
     /// The gradient buffers, named as PyTorch names them.
     pub fn grads(&self) -> Grads {
         let mut g = Grads::default();
-        encoder_grads(&self.model.bert, &mut g);
-        let h = self.model.qa_outputs.in_features();
-        g.push(String::from("qa_outputs.weight"), &[2, h]);
-        g.push(String::from("qa_outputs.bias"), &[2]);
+        let m = self.model;
+        encoder_grads(&m.bert, &mut g);
+        // ModernBERT's span classifier is `classifier`, after its prediction head.
+        let name = match &m.transform {
+            Some(tr) => {
+                super::transform::push_grads(&m.bert, tr, &mut g);
+                "classifier"
+            }
+            None => "qa_outputs",
+        };
+        let h = m.qa_outputs.in_features();
+        g.push(format!("{name}.weight"), &[2, h]);
+        g.push(format!("{name}.bias"), &[2]);
         g
     }
 
@@ -82,10 +84,8 @@ impl<'m, 'a> QaTrainer<'m, 'a> {
         // DistilBERT drops out the hidden states before `qa_outputs` (`qa_dropout`); the
         // other families' QA heads have no dropout.
         let distilbert = m.bert.config.arch.family == crate::arch::Family::DistilBert;
-        let dropped = token_head_dropout(ws, t, h, distilbert);
-        let input = if dropped { &ws.head_in } else { &ws.x };
-        m.qa_outputs
-            .forward(input, t, &mut ws.logits, &mut ws.lanes[0].gemm);
+        let input = head_input(m.transform.as_ref(), t, (h, distilbert), ws);
+        classifier_forward(&m.qa_outputs, input, t, ws);
         let mut total = 0.0f64;
         for b in 0..bsz {
             let (r0, r1) = (ws.offsets[b], ws.offsets[b + 1]);
@@ -108,23 +108,8 @@ impl<'m, 'a> QaTrainer<'m, 'a> {
                 }
             }
         }
-        let w = encoder_slots(&m.bert);
-        let (gw, gb) = grads.pair(w, w + 1);
-        linear_backward(
-            if dropped { &ws.head_in } else { &ws.x },
-            weight(&m.qa_outputs)?,
-            &ws.dlogits,
-            t,
-            h,
-            2,
-            Some((&mut ws.dx, false)),
-            gw,
-            Some(gb),
-            &mut ws.lanes[0].gemm,
-        );
-        if dropped {
-            super::dropout::apply(&mut ws.dx[..t * h], &ws.masks.classifier);
-        }
+        let head = (m.transform.as_ref(), &m.qa_outputs);
+        head_backward(&m.bert, head, t, input, ws, grads)?;
         encoder_backward(&m.bert, batch, ws, grads)?;
         Ok((total / (2 * bsz) as f64) as f32)
     }

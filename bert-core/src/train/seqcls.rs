@@ -2,12 +2,10 @@
 //! post-norm layers → tanh pooler → classifier → mean cross-entropy. Padding-free: the rows are
 //! the real tokens of every sequence, attention runs per sequence.
 
-use alloc::format;
-
 use super::encoder::{
     check_trainable, encoder_backward, encoder_forward, encoder_grads, encoder_slots,
 };
-use super::pooled::{check_pooler, head_names, pooled_backward, pooled_forward};
+use super::pooled::{check_pooler, pooled_backward, pooled_forward, pooled_grads, PooledSlots};
 use super::workspace::TrainWorkspace;
 use super::Grads;
 use crate::error::{Error, Result};
@@ -34,13 +32,7 @@ impl<'m, 'a> SeqClsTrainer<'m, 'a> {
         let m = self.model;
         let mut g = Grads::default();
         encoder_grads(&m.bert, &mut g);
-        let h = m.bert.config.hidden_size;
-        let (dense, out) = head_names(&m.bert);
-        g.push(format!("{dense}.weight"), &[h, h]);
-        g.push(format!("{dense}.bias"), &[h]);
-        let labels = m.classifier.out_features();
-        g.push(format!("{out}.weight"), &[labels, h]);
-        g.push(format!("{out}.bias"), &[labels]);
+        pooled_grads(&m.bert, &m.classifier, &mut g).expect("the trainer checked the pooler");
         g
     }
 
@@ -96,18 +88,9 @@ impl<'m, 'a> SeqClsTrainer<'m, 'a> {
         let h = m.bert.config.hidden_size;
         let bsz = batch.batch_size;
         let t = ws.offsets[bsz];
-        let pooler = encoder_slots(&m.bert);
+        let slots = PooledSlots::after(&m.bert, &m.classifier, encoder_slots(&m.bert))?;
         ws.dx[..t * h].fill(0.0);
-        pooled_backward(
-            &m.bert,
-            &m.classifier,
-            labels,
-            bsz,
-            true,
-            (pooler, pooler + 2),
-            ws,
-            grads,
-        )?;
+        pooled_backward(&m.bert, &m.classifier, labels, bsz, true, &slots, ws, grads)?;
         encoder_backward(&m.bert, batch, ws, grads)?;
         Ok(())
     }

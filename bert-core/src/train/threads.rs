@@ -4,7 +4,10 @@
 //! through [`Parallel::join`]. No element is computed differently from the one-thread path (the
 //! same kernel, the same depth order), so the results are bit-identical for any thread count.
 
-use super::ops::{head, head_mut, layer_norm_dx_row, layer_norm_param_grads, softmax_backward};
+use super::ops::{
+    head, head_mut, layer_norm_dx_row, layer_norm_gamma_grad, layer_norm_param_grads,
+    softmax_backward,
+};
 use crate::kernels::{self, MatMut, MatRef, Rhs};
 use crate::model::saves::split_opt;
 use crate::model::ThreadScratch;
@@ -136,8 +139,9 @@ pub(crate) fn linear_backward(
     }
 }
 
-/// LayerNorm's backward with the rows' `dx` on `threads` threads; `dγ` and `dβ` summed on the
-/// calling thread in row order, as the one-thread pass sums them.
+/// LayerNorm's backward with the rows' `dx` on `threads` threads; `dγ` and `dβ` (a norm
+/// without a bias has none) summed on the calling thread in row order, as the one-thread pass
+/// sums them.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn layer_norm_backward(
     par: &dyn Parallel,
@@ -147,9 +151,12 @@ pub(crate) fn layer_norm_backward(
     dx: &mut [f32],
     accumulate: bool,
     dgamma: &mut [f32],
-    dbeta: &mut [f32],
+    dbeta: Option<&mut [f32]>,
 ) {
-    layer_norm_param_grads(dy, xhat, rstd.len(), dgamma, dbeta);
+    match dbeta {
+        Some(dbeta) => layer_norm_param_grads(dy, xhat, rstd.len(), dgamma, dbeta),
+        None => layer_norm_gamma_grad(dy, xhat, rstd.len(), dgamma),
+    }
     layer_norm_dx(par, threads, (dy, xhat, rstd), gamma, dx, accumulate);
 }
 
@@ -263,7 +270,8 @@ pub(crate) fn zip_map(
 }
 
 /// The shapes of one attention call: the packed rows' sequence offsets (absolute), heads,
-/// head width, hidden width, score scale.
+/// head width, hidden width, score scale, and how far apart the rows of the saved queries,
+/// keys and values are (`h` in three buffers, `3h` in one fused product's output).
 #[derive(Clone, Copy)]
 pub(crate) struct Heads<'o> {
     pub(crate) offsets: &'o [usize],
@@ -271,6 +279,7 @@ pub(crate) struct Heads<'o> {
     pub(crate) d: usize,
     pub(crate) h: usize,
     pub(crate) scale: f32,
+    pub(crate) qkv_stride: usize,
 }
 
 impl<'o> Heads<'o> {
@@ -342,7 +351,7 @@ pub(crate) fn attention_backward(
             return;
         }
     }
-    let (h, d) = (s.h, s.d);
+    let (h, d, stride) = (s.h, s.d, s.qkv_stride);
     let first = s.offsets[0];
     let ThreadScratch {
         gemm,
@@ -355,6 +364,7 @@ pub(crate) fn attention_backward(
         let (r0, n) = (s.offsets[b], s.len(b));
         for hd in 0..s.heads {
             let base = r0 * h + hd * d;
+            let saved = r0 * stride + hd * d;
             let local = (r0 - first) * h + hd * d;
             let p = &probs[poff..poff + n * n];
             let m = mask.map(|m| &m[poff..poff + n * n]);
@@ -373,7 +383,7 @@ pub(crate) fn attention_backward(
             kernels::matmul(
                 MatMut::dense(dp, n, n),
                 head(dctx, base, n, d, h),
-                Rhs::Dense(head(v, base, n, d, h).t()),
+                Rhs::Dense(head(v, saved, n, d, stride).t()),
                 false,
                 1.0,
                 gemm,
@@ -393,7 +403,7 @@ pub(crate) fn attention_backward(
             kernels::matmul(
                 head_mut(dq, local, n, d, h),
                 MatRef::dense(dp, n, n),
-                Rhs::Dense(head(k, base, n, d, h)),
+                Rhs::Dense(head(k, saved, n, d, stride)),
                 false,
                 s.scale,
                 gemm,
@@ -401,7 +411,7 @@ pub(crate) fn attention_backward(
             kernels::matmul(
                 head_mut(dk, local, n, d, h),
                 MatRef::dense(dp, n, n).t(),
-                Rhs::Dense(head(q, base, n, d, h)),
+                Rhs::Dense(head(q, saved, n, d, stride)),
                 false,
                 s.scale,
                 gemm,

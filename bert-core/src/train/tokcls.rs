@@ -10,11 +10,13 @@ use super::encoder::{
     check_trainable, encoder_backward, encoder_forward, encoder_grads, encoder_slots, weight,
 };
 use super::ops::linear_backward;
+use super::transform;
 use super::workspace::TrainWorkspace;
 use super::Grads;
 use crate::error::{Error, Result};
-use crate::heads::BertForTokenClassification;
-use crate::model::Batch;
+use crate::heads::{BertForTokenClassification, BertPredictionHeadTransform};
+use crate::model::{Batch, BertModel};
+use crate::nn::Linear;
 use crate::pretraining::IGNORE_INDEX;
 
 /// Dropout on every packed row before a per-token head (training mode, when `on` and the
@@ -35,6 +37,107 @@ pub(super) fn token_head_dropout(ws: &mut TrainWorkspace, t: usize, h: usize, on
     }
 }
 
+/// What a token-level classifier reads: the encoder's rows, their dropped copy, or a
+/// prediction head's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HeadInput {
+    Hidden,
+    Dropped,
+    Transformed,
+}
+
+/// `ws.logits = classifier(input)` over the `t` packed rows.
+pub(super) fn classifier_forward(
+    classifier: &Linear<'_>,
+    input: HeadInput,
+    t: usize,
+    ws: &mut TrainWorkspace,
+) {
+    let TrainWorkspace {
+        x,
+        head_in,
+        transform,
+        logits,
+        lanes,
+        ..
+    } = ws;
+    let x: &[f32] = match input {
+        HeadInput::Hidden => x,
+        HeadInput::Dropped => head_in,
+        HeadInput::Transformed => &transform.out,
+    };
+    classifier.forward(x, t, logits, &mut lanes[0].gemm);
+}
+
+/// Runs what comes between the encoder and a token-level classifier: the prediction head
+/// (ModernBERT), or dropout when `dropout` and the step has it on.
+pub(super) fn head_input(
+    transform: Option<&BertPredictionHeadTransform<'_>>,
+    t: usize,
+    (h, dropout): (usize, bool),
+    ws: &mut TrainWorkspace,
+) -> HeadInput {
+    match transform {
+        Some(tr) => {
+            transform::forward(tr, t, ws);
+            HeadInput::Transformed
+        }
+        None if token_head_dropout(ws, t, h, dropout) => HeadInput::Dropped,
+        None => HeadInput::Hidden,
+    }
+}
+
+/// The backward of a token-level classifier from `ws.dlogits` (and of what [`head_input`]
+/// ran before it) into its gradients (after the encoder's) and `ws.dx`.
+pub(super) fn head_backward(
+    bert: &BertModel<'_>,
+    (transform, classifier): (Option<&BertPredictionHeadTransform<'_>>, &Linear<'_>),
+    t: usize,
+    input: HeadInput,
+    ws: &mut TrainWorkspace,
+    grads: &mut Grads,
+) -> Result<()> {
+    let (h, classes) = (classifier.in_features(), classifier.out_features());
+    let base = encoder_slots(bert);
+    let (tr_slots, out) = match transform {
+        Some(tr) => {
+            let (s, next) = transform::slots(bert, tr, base);
+            (Some(s), next)
+        }
+        None => (None, base),
+    };
+    let (gw, gb) = grads.pair(out, out + 1);
+    let x: &[f32] = match input {
+        HeadInput::Hidden => &ws.x,
+        HeadInput::Dropped => &ws.head_in,
+        HeadInput::Transformed => &ws.transform.out,
+    };
+    // The classifier's input gradient: into dx, or into da for the transform's backward.
+    let dx = match transform {
+        Some(_) => &mut ws.da,
+        None => &mut ws.dx,
+    };
+    linear_backward(
+        x,
+        weight(classifier)?,
+        &ws.dlogits,
+        t,
+        h,
+        classes,
+        Some((dx, false)),
+        gw,
+        Some(gb),
+        &mut ws.lanes[0].gemm,
+    );
+    if input == HeadInput::Dropped {
+        dropout::apply(&mut ws.dx[..t * h], &ws.masks.classifier);
+    }
+    if let (Some(tr), Some(slots)) = (transform, tr_slots) {
+        transform::backward(tr, t, &slots, ws, grads)?;
+    }
+    Ok(())
+}
+
 /// Training for [`BertForTokenClassification`].
 #[derive(Debug)]
 pub struct TokClsTrainer<'m, 'a> {
@@ -42,16 +145,12 @@ pub struct TokClsTrainer<'m, 'a> {
 }
 
 impl<'m, 'a> TokClsTrainer<'m, 'a> {
-    /// A trainer for `model` (a post-norm family, f32 weights, no prediction head before the
-    /// classifier).
+    /// A trainer for `model` (f32 weights; ModernBERT's prediction head before the
+    /// classifier included).
     pub fn new(model: &'m BertForTokenClassification<'a>) -> Result<Self> {
         check_trainable(&model.bert)?;
-        if model.transform.is_some() {
-            return Err(Error::Unsupported {
-                field: "model_type",
-                value: String::from("a prediction head before the classifier"),
-                supported: "BERT's token classifier",
-            });
+        if let Some(tr) = &model.transform {
+            transform::check(&model.bert, tr)?;
         }
         Ok(TokClsTrainer { model })
     }
@@ -60,6 +159,9 @@ impl<'m, 'a> TokClsTrainer<'m, 'a> {
     pub fn grads(&self) -> Grads {
         let mut g = Grads::default();
         encoder_grads(&self.model.bert, &mut g);
+        if let Some(tr) = &self.model.transform {
+            transform::push_grads(&self.model.bert, tr, &mut g);
+        }
         let (l, h) = (
             self.model.classifier.out_features(),
             self.model.classifier.in_features(),
@@ -101,10 +203,8 @@ impl<'m, 'a> TokClsTrainer<'m, 'a> {
             });
         }
         let t = encoder_forward(&m.bert, batch, ws)?;
-        let dropped = token_head_dropout(ws, t, h, true);
-        let input = if dropped { &ws.head_in } else { &ws.x };
-        m.classifier
-            .forward(input, t, &mut ws.logits, &mut ws.lanes[0].gemm);
+        let input = head_input(m.transform.as_ref(), t, (h, true), ws);
+        classifier_forward(&m.classifier, input, t, ws);
         // Cross-entropy over the labelled packed rows; its gradient in the same pass.
         let counted = (0..t)
             .filter(|&r| labels[ws.packed[r] as usize] != IGNORE_INDEX)
@@ -136,23 +236,14 @@ impl<'m, 'a> TokClsTrainer<'m, 'a> {
                 *g = ((p - y) / counted as f64) as f32;
             }
         }
-        let w = encoder_slots(&m.bert);
-        let (gw, gb) = grads.pair(w, w + 1);
-        linear_backward(
-            if dropped { &ws.head_in } else { &ws.x },
-            weight(&m.classifier)?,
-            &ws.dlogits,
+        head_backward(
+            &m.bert,
+            (m.transform.as_ref(), &m.classifier),
             t,
-            h,
-            classes,
-            Some((&mut ws.dx, false)),
-            gw,
-            Some(gb),
-            &mut ws.lanes[0].gemm,
-        );
-        if dropped {
-            dropout::apply(&mut ws.dx[..t * h], &ws.masks.classifier);
-        }
+            input,
+            ws,
+            grads,
+        )?;
         encoder_backward(&m.bert, batch, ws, grads)?;
         Ok((total / counted as f64) as f32)
     }

@@ -6,9 +6,10 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::dropout::{Dropout, Masks};
+use crate::arch::Block;
 use crate::error::{Error, Result};
 use crate::kernels::GemmNeeds;
-use crate::model::saves::PostNormSaved;
+use crate::model::saves::{PostNormSaved, PreNormSaved};
 use crate::model::BertModel;
 use crate::model::ThreadScratch;
 use crate::parallel::{Parallel, Sequential};
@@ -26,7 +27,12 @@ pub struct TrainWorkspace {
     /// The embeddings after LayerNorm and dropout, the projection's input (ELECTRA's narrower
     /// tables); empty without a projection.
     pub(crate) emb_out: Vec<f32>,
+    /// Post-norm layers' saves (empty for a pre-norm model).
     pub(crate) layers: Vec<PostNormSaved>,
+    /// Pre-norm layers' saves (empty for a post-norm model).
+    pub(crate) pre_layers: Vec<PreNormSaved>,
+    /// The final norm's saves (pre-norm).
+    pub(crate) final_norm: (Vec<f32>, Vec<f32>),
     pub(crate) x: Vec<f32>,
     pub(crate) cls: Vec<f32>,
     /// The first tokens' rows after the head's input dropout (RoBERTa, ELECTRA).
@@ -41,7 +47,13 @@ pub struct TrainWorkspace {
     pub(crate) dq: Vec<f32>,
     pub(crate) dk: Vec<f32>,
     pub(crate) dv: Vec<f32>,
+    /// `[tokens, feed-forward width]`: the gradient of the intermediate product (before a gate).
     pub(crate) du: Vec<f32>,
+    /// `[tokens, intermediate]`: the gradient of a gated block's gated product (pre-norm).
+    pub(crate) dgated: Vec<f32>,
+    /// A per-token prediction head's saves (ModernBERT's `head`: dense, activation, norm),
+    /// `[tokens, hidden]` each (empty for families without one).
+    pub(crate) transform: TransformSaved,
     pub(crate) dcls: Vec<f32>,
     pub(crate) dpooled: Vec<f32>,
     pub(crate) dlogits: Vec<f32>,
@@ -95,7 +107,27 @@ impl TrainWorkspace {
             depth: h.max(i).max(t).max(max_seq),
             int8: false,
         };
-        let layer = PostNormSaved::new(t, h, i, probs);
+        let ffn = c.feed_forward_width();
+        let (layers, pre_layers, final_norm) = match c.arch.block {
+            Block::PostNorm => {
+                let layer = PostNormSaved::new(t, h, i, probs);
+                (
+                    vec![layer; c.num_hidden_layers],
+                    Vec::new(),
+                    Default::default(),
+                )
+            }
+            Block::PreNorm(_) => {
+                let layer = PreNormSaved::new(t, h, (ffn, i), probs);
+                let norm = (vec![0.0; t * h], vec![0.0; t]);
+                (Vec::new(), vec![layer; c.num_hidden_layers], norm)
+            }
+        };
+        let pooler_norm = bert.pooler.as_ref().is_some_and(|p| p.norm.is_some());
+        let transform = match c.arch.heads.transform_tokens || pooler_norm {
+            true => TransformSaved::new(t, h),
+            false => TransformSaved::default(),
+        };
         Ok(TrainWorkspace {
             max_batch,
             max_seq,
@@ -108,7 +140,9 @@ impl TrainWorkspace {
                 Some(_) => vec![0.0; t * bert.embeddings.width()],
                 None => Vec::new(),
             },
-            layers: vec![layer; c.num_hidden_layers],
+            layers,
+            pre_layers,
+            final_norm,
             x: vec![0.0; t * h],
             cls: vec![0.0; max_batch * h],
             cls_in: vec![0.0; max_batch * h],
@@ -121,7 +155,12 @@ impl TrainWorkspace {
             dq: vec![0.0; t * h],
             dk: vec![0.0; t * h],
             dv: vec![0.0; t * h],
-            du: vec![0.0; t * i],
+            du: vec![0.0; t * ffn],
+            dgated: match c.arch.block {
+                Block::PreNorm(_) => vec![0.0; t * i],
+                Block::PostNorm => Vec::new(),
+            },
+            transform,
             dcls: vec![0.0; max_batch * h],
             dpooled: vec![0.0; max_batch * h],
             dlogits: vec![0.0; t * labels],
@@ -159,5 +198,27 @@ impl TrainWorkspace {
                 .push(ThreadScratch::for_training(self.needs, dprobs));
         }
         self.par = parallel;
+    }
+}
+
+/// What a per-token prediction head (dense, activation, norm; ModernBERT's `head`) keeps for
+/// its backward, for up to `tokens` rows: the dense output before the activation, the
+/// normalized rows and inverse deviations, the head's output.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TransformSaved {
+    pub(crate) pre: Vec<f32>,
+    pub(crate) xhat: Vec<f32>,
+    pub(crate) rstd: Vec<f32>,
+    pub(crate) out: Vec<f32>,
+}
+
+impl TransformSaved {
+    fn new(tokens: usize, width: usize) -> Self {
+        TransformSaved {
+            pre: vec![0.0; tokens * width],
+            xhat: vec![0.0; tokens * width],
+            rstd: vec![0.0; tokens],
+            out: vec![0.0; tokens * width],
+        }
     }
 }
