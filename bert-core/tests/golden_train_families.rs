@@ -20,8 +20,13 @@ use common::*;
 const FAMILIES: [&str; 4] = ["roberta", "xlm-roberta", "electra", "distilbert"];
 
 fn family(name: &str) -> (BertConfig, Vec<u8>) {
+    family_edited(name, |json| json)
+}
+
+/// The model `name` with its config.json first passed through `edit`.
+fn family_edited(name: &str, edit: impl Fn(String) -> String) -> (BertConfig, Vec<u8>) {
     let dir = golden_path("families").join(name);
-    let json = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let json = edit(std::fs::read_to_string(dir.join("config.json")).unwrap());
     let config = BertConfig::from_json(&json).unwrap();
     (
         config,
@@ -79,13 +84,26 @@ const DROPOUT: Dropout = Dropout {
 
 fn sequence_classification(golden: &Golden, fam: &str, dropout: Option<Dropout>) {
     let (config, bytes) = family(&format!("{fam}-seqcls"));
-    let weights = Weights::from_buffers(&[&bytes]).unwrap();
-    let model = BertForSequenceClassification::load(&config, &weights).unwrap();
-    let key = key(fam, "seqcls", dropout);
+    sequence_classification_of(
+        golden,
+        (&config, &bytes),
+        &key(fam, "seqcls", dropout),
+        dropout,
+    );
+}
+
+fn sequence_classification_of(
+    golden: &Golden,
+    (config, bytes): (&BertConfig, &[u8]),
+    key: &str,
+    dropout: Option<Dropout>,
+) {
+    let weights = Weights::from_buffers(&[bytes]).unwrap();
+    let model = BertForSequenceClassification::load(config, &weights).unwrap();
     let inputs = golden.inputs(&format!("{key}.inputs"));
     let (labels, _) = golden.i64(&format!("{key}.labels"));
     let trainer = SeqClsTrainer::new(&model).unwrap();
-    verify(golden, &key, model.bert.embeddings.width(), |threads| {
+    verify(golden, key, model.bert.embeddings.width(), |threads| {
         let mut grads = trainer.grads();
         let mut ws = trainer.workspace(inputs.batch, inputs.seq).unwrap();
         ws.set_dropout(dropout);
@@ -202,4 +220,24 @@ fn dropout_gradients_match_torch_with_the_same_masks_for_every_post_norm_family(
         token_classification(&golden, fam, Some(DROPOUT));
         question_answering(&golden, fam, Some(DROPOUT));
     }
+}
+
+/// ModernBERT's pre-norm block (rotary positions, local windows on layers 1 and 2, GeGLU, no
+/// biases) and its heads (the prediction head before every classifier; mean and first-token
+/// pooling), dropout off: loss and every gradient as torch.autograd with eager attention, the
+/// same bits on 3 threads.
+#[test]
+fn pre_norm_gradients_match_torch_for_modernbert_heads() {
+    let golden = Golden::open("train_families.safetensors");
+    sequence_classification(&golden, "modernbert", None);
+    let (config, bytes) = family_edited("modernbert-seqcls", |json| {
+        json.replace(
+            r#""classifier_pooling": "mean""#,
+            r#""classifier_pooling": "cls""#,
+        )
+    });
+    assert!(!config.arch.heads.mean_pooling, "the edit took");
+    sequence_classification_of(&golden, (&config, &bytes), "modernbert-seqcls-cls", None);
+    token_classification(&golden, "modernbert", None);
+    question_answering(&golden, "modernbert", None);
 }

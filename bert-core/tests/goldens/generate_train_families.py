@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Training goldens for the post-norm families other than BERT: the loss and every parameter's
+"""Training goldens for the families other than BERT: the loss and every parameter's
 gradient, by torch.autograd (dropout off, `model.eval()`), of the seeded tiny task models that
 generate_families.py wrote under families/ (RoBERTa, XLM-RoBERTa, ELECTRA, DistilBERT; sequence
 and token classification and the masked LM on a right-padded batch, question answering on an unpadded
-one, since HF's QA loss also runs its softmax over padding).
+one, since HF's QA loss also runs its softmax over padding); and ModernBERT's pre-norm block
+(`pre_norm`: its heads, both poolings, dropout off as its configs default).
 
     python3 -m pip install torch transformers safetensors
     python3 bert-core/tests/goldens/generate_train_families.py
@@ -63,7 +64,7 @@ def save_case(saved, case, model, enc, out, **targets):
 
 def run(model, family, enc, **labels):
     args = dict(enc)
-    if family == "distilbert":
+    if family in ("distilbert", "modernbert"):
         del args["token_type_ids"]
     return model(**args, **labels)
 
@@ -187,6 +188,39 @@ def with_dropout(family, head, saved):
     save_case(saved, f"{case}-dropout", model, enc, out, labels=labels)
 
 
+def pre_norm(saved):
+    """ModernBERT (pre-norm: rotary, local windows of 4 on either side on layers 1 and 2, GeGLU,
+    no biases, the prediction head before every classifier), dropout off, eager attention: sequence
+    classification with the config's mean pooling and again with first-token pooling
+    ("modernbert-seqcls-cls"), token classification and QA, as the post-norm cases."""
+    family = "modernbert"
+    load = lambda cls, head, **kw: cls.from_pretrained(
+        os.path.join(HERE, "families", f"{family}-{head}"), attn_implementation="eager", **kw)
+    for case, kw in (("modernbert-seqcls", {}),
+                     ("modernbert-seqcls-cls", {"classifier_pooling": "cls"})):
+        model = load(AutoModelForSequenceClassification, "seqcls", **kw)
+        model.eval()
+        enc = inputs(family, model, [10, 6, 8], 10, seed=14)
+        labels = torch.tensor([1, 0, model.config.num_labels - 1])
+        out = run(model, family, enc, labels=labels)
+        save_case(saved, case, model, enc, out, labels=labels)
+    model = load(AutoModelForTokenClassification, "tokcls")
+    model.eval()
+    enc = inputs(family, model, [10, 7], 10, seed=11)
+    g = torch.Generator().manual_seed(12)
+    labels = torch.randint(0, model.config.num_labels, enc["input_ids"].shape, generator=g)
+    labels[enc["attention_mask"] == 0] = -100
+    labels[0, 3] = -100
+    out = run(model, family, enc, labels=labels)
+    save_case(saved, "modernbert-tokcls", model, enc, out, labels=labels)
+    model = load(AutoModelForQuestionAnswering, "qa")
+    model.eval()
+    enc = inputs(family, model, [9, 9], 9, seed=13)
+    starts, ends = torch.tensor([2, 5]), torch.tensor([4, 5])
+    out = run(model, family, enc, start_positions=starts, end_positions=ends)
+    save_case(saved, "modernbert-qa", model, enc, out, starts=starts, ends=ends)
+
+
 def main():
     torch.manual_seed(0)
     saved = {}
@@ -197,6 +231,7 @@ def main():
         masked_lm(family, saved)
         for head in ("seqcls", "tokcls", "qa"):
             with_dropout(family, head, saved)
+    pre_norm(saved)
     save_file(saved, os.path.join(HERE, "train_families.safetensors"))
 
 
