@@ -87,8 +87,9 @@ fn transform_params<'s>(
 impl Parameters for BertForMaskedLM<'_> {
     fn visit_params<'s>(&'s mut self, visit: Visit<'_, 's>) -> Result<()> {
         let BertForMaskedLM { bert, predictions } = self;
+        let style = bert.config.arch.heads;
         bert_params(bert, false, visit)?;
-        prediction_params(predictions, visit)
+        prediction_params(predictions, style, visit)
     }
 }
 
@@ -99,8 +100,9 @@ impl Parameters for BertForPreTraining<'_> {
             predictions,
             seq_relationship,
         } = self;
+        let style = bert.config.arch.heads;
         bert_params(bert, true, visit)?;
-        prediction_params(predictions, visit)?;
+        prediction_params(predictions, style, visit)?;
         linear(seq_relationship, visit)
     }
 }
@@ -145,16 +147,23 @@ pub fn pretraining_params_mut<'s>(
     model.param_list()
 }
 
-/// The masked-LM head: transform dense, its LayerNorm, the output bias, an untied decoder.
-fn prediction_params<'s>(p: &'s mut BertLMPredictionHead<'_>, out: Visit<'_, 's>) -> Result<()> {
+/// The masked-LM head: transform dense, its norm, the output bias (where the family's head has
+/// one), an untied decoder.
+fn prediction_params<'s>(
+    p: &'s mut BertLMPredictionHead<'_>,
+    style: crate::arch::HeadStyle,
+    out: Visit<'_, 's>,
+) -> Result<()> {
     let BertLMPredictionHead {
         transform,
         decoder,
         bias,
     } = p;
     linear(&mut transform.dense, out)?;
-    norm(&mut transform.layer_norm, out);
-    out(bias.to_mut().as_mut_slice());
+    norm_with(&mut transform.layer_norm, style.norm_bias, out);
+    if style.decoder_bias {
+        out(bias.to_mut().as_mut_slice());
+    }
     if let Some(d) = decoder {
         out(matrix(d)?);
     }

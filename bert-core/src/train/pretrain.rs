@@ -11,10 +11,12 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::encoder::{
-    check_trainable, encoder_backward, encoder_forward, encoder_grads, encoder_slots, weight,
+    check_trainable, encoder_backward, encoder_forward, encoder_grads, encoder_slots, push_linear,
+    push_norm, weight,
 };
-use super::ops::{activation_backward, layer_norm_backward, layer_norm_save};
+use super::ops::{activation_backward, layer_norm_save};
 use super::pooled::{check_pooler, pooled_backward, pooled_forward, PooledSlots};
+use super::slots::{Counter, Pair};
 use super::threads;
 use super::workspace::TrainWorkspace;
 use super::Grads;
@@ -97,14 +99,12 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
         }
         let t = &predictions.transform;
         if activation_backward(t.transform_act_fn).is_none()
-            || t.dense.bias.is_none()
             || t.layer_norm.weight.len() != t.dense.out_features()
         {
             return Err(Error::Unsupported {
                 field: "model_type",
                 value: format!("{:?}", bert.config.arch.family),
-                supported: "training runs a masked-LM head of dense with bias, GELU or ReLU, \
-                            LayerNorm (BERT, RoBERTa, XLM-R, ELECTRA's generator, DistilBERT) so far",
+                supported: "training runs a masked-LM head of dense, GELU or ReLU, norm",
             });
         }
         Ok(PreTrainer {
@@ -139,6 +139,30 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
         encoder_slots(self.bert)
     }
 
+    /// The masked-LM head's gradient slots (after the pooler's, with NSP), in the order
+    /// [`grads`](Self::grads) pushes them, and the next free slot (NSP's output layer).
+    fn mlm_slots(&self) -> (MlmSlots, usize) {
+        let nsp = if self.seq_relationship.is_some() {
+            2
+        } else {
+            0
+        };
+        let mut c = Counter(self.head_base() + nsp);
+        let t = &self.predictions.transform;
+        let style = &self.bert.config.arch.heads;
+        let slots = MlmSlots {
+            dense: c.take(t.dense.bias.is_some()),
+            norm: c.take(style.norm_bias),
+            bias: style.decoder_bias.then(|| c.take(false).weight),
+            decoder: self
+                .predictions
+                .decoder
+                .as_ref()
+                .map(|_| c.take(false).weight),
+        };
+        (slots, c.0)
+    }
+
     /// The gradient buffers, named as PyTorch names them: the encoder's, the pooler's (NSP),
     /// the prediction head's transform and bias, the decoder's when it is not tied to the word
     /// embeddings, and `cls.seq_relationship` (NSP).
@@ -153,11 +177,12 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
             g.push(format!("{}pooler.dense.weight", f.prefix), &[h, h]);
             g.push(format!("{}pooler.dense.bias", f.prefix), &[h]);
         }
-        g.push(format!("{}.weight", n.dense), &[e, h]);
-        g.push(format!("{}.bias", n.dense), &[e]);
-        g.push(format!("{}.weight", n.norm), &[e]);
-        g.push(format!("{}.bias", n.norm), &[e]);
-        g.push(String::from(n.bias[0]), &[c.vocab_size]);
+        let t = &self.predictions.transform;
+        push_linear(&mut g, n.dense, &t.dense, t.dense.bias.is_some());
+        push_norm(&mut g, n.norm, e, c.arch.heads.norm_bias);
+        if c.arch.heads.decoder_bias {
+            g.push(String::from(n.bias[0]), &[c.vocab_size]);
+        }
         if self.predictions.decoder.is_some() {
             g.push(format!("{}.weight", n.decoder), &[c.vocab_size, e]);
         }
@@ -322,8 +347,7 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
         self.mlm_backward(m, ws, grads)?;
         let enc = &mut ws.encoder;
         if let Some((head, labels)) = nsp {
-            let p = self.head_base();
-            let sr = p + 7 + usize::from(self.predictions.decoder.is_some());
+            let (p, sr) = (self.head_base(), self.mlm_slots().1);
             let slots = PooledSlots::separate(p, sr);
             pooled_backward(self.bert, head, labels, bsz, false, &slots, enc, grads)?;
         }
@@ -392,26 +416,16 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
     fn mlm_backward(&self, m: usize, ws: &mut PreTrainWorkspace, grads: &mut Grads) -> Result<()> {
         let c = &self.bert.config;
         let (h, e, v) = (c.hidden_size, self.width(), c.vocab_size);
-        let base = self.head_base()
-            + if self.seq_relationship.is_some() {
-                2
-            } else {
-                0
-            };
+        let (slots, _) = self.mlm_slots();
         let dlogits = &ws.logits[..m * v];
-        for row in dlogits.chunks_exact(v) {
-            grads
-                .slot(base + 4)
-                .iter_mut()
-                .zip(row)
-                .for_each(|(b, g)| *b += g);
+        if let Some(bias) = slots.bias {
+            for row in dlogits.chunks_exact(v) {
+                let g = grads.slot(bias);
+                g.iter_mut().zip(row).for_each(|(b, g)| *b += g);
+            }
         }
         // The decoder: dE += dlogitsᵀ y (into the word embeddings when tied); dy = dlogits E.
-        let decoder_slot = if self.predictions.decoder.is_some() {
-            base + 5
-        } else {
-            0
-        };
+        let decoder_slot = slots.decoder.unwrap_or(0);
         let par = ws.encoder.par;
         threads::weight_grad(
             par,
@@ -434,11 +448,11 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
         );
         let tr = &self.predictions.transform;
         {
-            let (gw, gb) = grads.pair(base + 2, base + 3);
-            layer_norm_backward(
-                &ws.dy[..m * e],
-                &ws.xhat[..m * e],
-                &ws.rstd[..m],
+            let (gw, gb) = slots.norm.of(grads);
+            threads::layer_norm_backward(
+                par,
+                1,
+                (&ws.dy[..m * e], &ws.xhat[..m * e], &ws.rstd[..m]),
                 &tr.layer_norm.weight,
                 &mut ws.dmx[..m * e],
                 false,
@@ -454,7 +468,7 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
         })?;
         ws.dy[..m * e].copy_from_slice(&ws.dmx[..m * e]);
         act(&mut ws.dy[..m * e], &ws.u[..m * e]);
-        let (gw, gb) = grads.pair(base, base + 1);
+        let (gw, gb) = slots.dense.of(grads);
         threads::linear_backward(
             par,
             &ws.mx,
@@ -463,7 +477,7 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
             (m, h, e),
             Some((&mut ws.dmx, false)),
             gw,
-            Some(gb),
+            gb,
             &mut ws.encoder.lanes,
         );
         for (k, &r) in ws.rows[..m].iter().enumerate() {
@@ -474,4 +488,13 @@ impl<'m, 'a> PreTrainer<'m, 'a> {
         }
         Ok(())
     }
+}
+
+/// Gradient slots of the masked-LM head: the transform's dense layer and norm, the output bias
+/// (where the head has one), the decoder (when not tied to the word embeddings).
+struct MlmSlots {
+    dense: Pair,
+    norm: Pair,
+    bias: Option<usize>,
+    decoder: Option<usize>,
 }

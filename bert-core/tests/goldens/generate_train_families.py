@@ -93,11 +93,11 @@ def sequence_classification(family, saved):
     save_case(saved, case, model, enc, out, labels=labels)
 
 
-def masked_lm(family, saved):
+def masked_lm(family, saved, **kw):
     """The family's masked-LM head (decoder tied to the word embeddings): labels at a few
     positions of a right-padded batch, -100 elsewhere."""
     case = f"{family}-mlm"
-    model = AutoModelForMaskedLM.from_pretrained(os.path.join(HERE, "families", case))
+    model = AutoModelForMaskedLM.from_pretrained(os.path.join(HERE, "families", case), **kw)
     model.eval()
     enc = inputs(family, model, [10, 7], 10, seed=18)
     g = torch.Generator().manual_seed(19)
@@ -192,7 +192,8 @@ def pre_norm(saved):
     """ModernBERT (pre-norm: rotary, local windows of 4 on either side on layers 1 and 2, GeGLU,
     no biases, the prediction head before every classifier), dropout off, eager attention: sequence
     classification with the config's mean pooling and again with first-token pooling
-    ("modernbert-seqcls-cls"), token classification and QA, as the post-norm cases."""
+    ("modernbert-seqcls-cls"), token classification, QA and the masked LM, as the post-norm
+    cases."""
     family = "modernbert"
     load = lambda cls, head, **kw: cls.from_pretrained(
         os.path.join(HERE, "families", f"{family}-{head}"), attn_implementation="eager", **kw)
@@ -219,6 +220,7 @@ def pre_norm(saved):
     starts, ends = torch.tensor([2, 5]), torch.tensor([4, 5])
     out = run(model, family, enc, start_positions=starts, end_positions=ends)
     save_case(saved, "modernbert-qa", model, enc, out, starts=starts, ends=ends)
+    masked_lm(family, saved, attn_implementation="eager")
 
 
 def main():
