@@ -14,7 +14,7 @@ use bert_core::{BertConfig, BertForSequenceClassification, Weights};
 use tokenizers::Encoding;
 
 use super::data::Example;
-use super::fine_tune::{fine_tune, new_linear, Batch, FineTune};
+use super::fine_tune::{fine_tune, Batch, FineTune, HeadInit};
 use super::options::{Step, TrainOptions};
 use crate::batching::{Padded, RayonJoin};
 use crate::error::Result;
@@ -121,17 +121,10 @@ impl FineTune for Classifier<'_> {
     fn new_heads(
         &mut self,
         _base: &Weights<'_>,
-        config: &BertConfig,
+        init: &HeadInit<'_>,
         rng: &mut Rng,
     ) -> Result<Vec<Vec<u8>>> {
-        let names = &bert_core::families::names(config.arch.family).classifier;
-        let h = config.hidden_size;
-        let mut heads = Vec::new();
-        if let Some(dense) = names.dense {
-            heads.push(new_linear(rng, dense, h, h)?);
-        }
-        heads.push(new_linear(rng, names.out, self.labels.len(), h)?);
-        Ok(heads)
+        Ok(vec![init.sentence_head(rng, self.labels.len())?])
     }
 
     fn load<'w>(config: &BertConfig, weights: &Weights<'w>) -> Result<Self::Model<'w>> {

@@ -17,6 +17,7 @@ use bert_core::{BertConfig, Dtype, Weights};
 use serde_json::{Map, Value};
 
 use super::epochs::Run;
+pub(crate) use super::init::HeadInit;
 use super::options::{Step, TrainOptions};
 use crate::error::{Error, Result};
 use crate::loaded::WeightBytes;
@@ -45,7 +46,7 @@ pub(crate) trait FineTune: Send {
     fn new_heads(
         &mut self,
         base: &Weights<'_>,
-        config: &BertConfig,
+        init: &HeadInit<'_>,
         rng: &mut Rng,
     ) -> Result<Vec<Vec<u8>>>;
     /// The model over the weights.
@@ -105,19 +106,13 @@ pub(crate) fn fine_tune<T: FineTune>(
     let dir = ModelDir::open(base)?;
     let tok = Tokenizer::from_dir(&dir.root)?;
     let (mut raw, config) = head_config(&dir, T::HEAD, &task.labels())?;
-    if config.arch.block != bert_core::arch::Block::PostNorm {
-        // Before any head is drawn for it: ModernBERT's would be missing its norm.
-        return Err(Error::Input(format!(
-            "bert train does not train the {} family yet (pre-norm layers); it trains BERT, \
-             RoBERTa, XLM-RoBERTa, ELECTRA and DistilBERT",
-            config.arch.family.model_type()
-        )));
-    }
+    check_dropout(&raw, &config, o)?;
     task.config(&mut raw);
     let mut rng = Rng::new(o.seed);
     let files = open_weights(&dir)?;
     let mut buffers: Vec<&[u8]> = files.iter().map(|f| &**f).collect();
-    let heads = task.new_heads(&Weights::from_buffers(&buffers)?, &config, &mut rng)?;
+    let init = HeadInit::new(&raw, &config);
+    let heads = task.new_heads(&Weights::from_buffers(&buffers)?, &init, &mut rng)?;
     buffers.extend(heads.iter().map(Vec::as_slice));
     let weights = Weights::from_buffers(&buffers)?;
     let mut model = T::load(&config, &weights)?;
@@ -215,6 +210,33 @@ pub(crate) fn normal_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
         .collect()
 }
 
+/// ModernBERT's dropouts (`embedding_dropout`, `attention_dropout`, `mlp_dropout`,
+/// `classifier_dropout`; 0 unless set, as in every released ModernBERT) must be off: training
+/// does not apply them yet.
+fn check_dropout(raw: &Map<String, Value>, config: &BertConfig, o: &TrainOptions) -> Result<()> {
+    if config.arch.family != bert_core::arch::Family::ModernBert || !o.dropout {
+        return Ok(());
+    }
+    let keys = [
+        "embedding_dropout",
+        "attention_dropout",
+        "mlp_dropout",
+        "classifier_dropout",
+    ];
+    match keys.iter().find(|k| {
+        raw.get(**k)
+            .and_then(Value::as_f64)
+            .is_some_and(|p| p > 0.0)
+    }) {
+        Some(key) => Err(Error::Input(format!(
+            "bert train does not apply ModernBERT's dropout yet, and this config sets {key} \
+             to {}: set it to 0 or pass --no-dropout",
+            raw[*key]
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Training-mode dropout for `step` as the model's config.json sets it (HF's defaults: 0.1;
 /// the classifier's is `classifier_dropout`, else the hidden one; DistilBERT's keys are
 /// `dropout`, `attention_dropout`, and `seq_classif_dropout` / `qa_dropout` for its sequence
@@ -224,10 +246,11 @@ pub(crate) fn dropout_at(
     o: &TrainOptions,
     step: usize,
 ) -> Option<Dropout> {
-    if !o.dropout {
+    let p = |k: &str| config.get(k).and_then(Value::as_f64);
+    if !o.dropout || config.get("model_type").and_then(Value::as_str) == Some("modernbert") {
+        // ModernBERT's dropouts are its own keys, 0 unless set (see `check_dropout`).
         return None;
     }
-    let p = |k: &str| config.get(k).and_then(Value::as_f64);
     let hidden = p("hidden_dropout_prob").or(p("dropout")).unwrap_or(0.1) as f32;
     let attention = p("attention_probs_dropout_prob").or(p("attention_dropout"));
     // DistilBERT's sequence classifier has its own (`seq_classif_dropout`); a config that is

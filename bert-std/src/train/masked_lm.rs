@@ -8,12 +8,11 @@
 use std::path::{Path, PathBuf};
 
 use bert_core::rng::Rng;
-use bert_core::safetensors::serialize;
 use bert_core::train::pretrain::{PreTrainWorkspace, PreTrainer};
 use bert_core::train::Grads;
-use bert_core::{BertConfig, BertForMaskedLM, Dtype, Weights};
+use bert_core::{BertConfig, BertForMaskedLM, Weights};
 
-use super::fine_tune::{fine_tune, normal_bytes, Batch, FineTune};
+use super::fine_tune::{fine_tune, Batch, FineTune, HeadInit};
 use super::options::{Step, TrainOptions};
 use super::pretrain::{Corpus, MaskedPairs};
 use crate::batching::RayonJoin;
@@ -59,32 +58,6 @@ pub fn pretrain_masked_lm(
     })
 }
 
-/// The family's masked-LM head tensors `weights` lacks, as transformers initializes them
-/// (dense N(0, 0.02), biases 0, LayerNorm 1 and 0; the decoder tied to the word embeddings).
-fn missing_head(weights: &Weights<'_>, config: &BertConfig, rng: &mut Rng) -> Result<Vec<u8>> {
-    let n = &bert_core::families::names(config.arch.family).masked_lm;
-    let (h, v) = (config.hidden_size, config.vocab_size);
-    let e = config.arch.embedding_size.unwrap_or(h);
-    let ones: Vec<u8> = (0..e).flat_map(|_| 1f32.to_le_bytes()).collect();
-    let candidates: Vec<(String, Vec<usize>, Vec<u8>)> = vec![
-        (
-            format!("{}.weight", n.dense),
-            vec![e, h],
-            normal_bytes(rng, e * h),
-        ),
-        (format!("{}.bias", n.dense), vec![e], vec![0; e * 4]),
-        (format!("{}.weight", n.norm), vec![e], ones),
-        (format!("{}.bias", n.norm), vec![e], vec![0; e * 4]),
-        (n.bias[0].to_string(), vec![v], vec![0; v * 4]),
-    ];
-    let missing: Vec<_> = candidates
-        .iter()
-        .filter(|(name, _, _)| !weights.contains(name))
-        .map(|(name, s, b)| (name.as_str(), Dtype::F32, s.as_slice(), b.as_slice()))
-        .collect();
-    Ok(serialize(&missing, &[])?)
-}
-
 /// The masked LM on the shared loop.
 struct MaskedLm<'d> {
     data: MaskedPairs<'d>,
@@ -112,10 +85,10 @@ impl FineTune for MaskedLm<'_> {
     fn new_heads(
         &mut self,
         base: &Weights<'_>,
-        config: &BertConfig,
+        init: &HeadInit<'_>,
         rng: &mut Rng,
     ) -> Result<Vec<Vec<u8>>> {
-        Ok(vec![missing_head(base, config, rng)?])
+        Ok(vec![init.masked_lm_head(rng, base)?])
     }
 
     /// The decoder stays tied to the word embeddings (as trained) unless the base says it is

@@ -16,6 +16,7 @@ pub mod data;
 pub mod distill;
 mod epochs;
 mod fine_tune;
+mod init;
 pub mod masked_lm;
 pub mod ner;
 pub mod nsp;

@@ -15,7 +15,7 @@ use bert_core::train::Grads;
 use bert_core::{BertConfig, BertForTokenClassification, Weights};
 use tokenizers::Encoding;
 
-use super::fine_tune::{fine_tune, new_classifier, Batch, FineTune};
+use super::fine_tune::{fine_tune, Batch, FineTune, HeadInit};
 use super::options::{Step, TrainOptions};
 use crate::batching::{Padded, RayonJoin};
 use crate::error::{Error, Result};
@@ -262,13 +262,13 @@ impl FineTune for Tagger<'_> {
     fn new_heads(
         &mut self,
         _base: &Weights<'_>,
-        config: &BertConfig,
+        init: &HeadInit<'_>,
         rng: &mut Rng,
     ) -> Result<Vec<Vec<u8>>> {
-        Ok(vec![new_classifier(
+        Ok(vec![init.token_head(
             rng,
+            "classifier",
             self.labels.len(),
-            config.hidden_size,
         )?])
     }
 

@@ -18,7 +18,7 @@ use bert_core::train::workspace::TrainWorkspace;
 use bert_core::train::Grads;
 use bert_core::{BertConfig, BertForSequenceClassification, Dtype, Weights};
 
-use super::fine_tune::{fine_tune, new_classifier, new_linear, Batch, FineTune};
+use super::fine_tune::{fine_tune, new_classifier, new_linear, Batch, FineTune, HeadInit};
 use super::options::{Step, TrainOptions};
 use super::pretrain::{held_out_nsp, train_and_held_pairs, Corpus, Pair};
 use crate::batching::{Padded, RayonJoin};
@@ -124,11 +124,11 @@ impl FineTune for NextSentence<'_> {
     fn new_heads(
         &mut self,
         base: &Weights<'_>,
-        config: &BertConfig,
+        init: &HeadInit<'_>,
         rng: &mut Rng,
     ) -> Result<Vec<Vec<u8>>> {
         self.had_head = base.contains(&format!("{HEAD}.weight"));
-        let h = config.hidden_size;
+        let h = init.config.hidden_size;
         let mut heads = vec![starting_head(base, h, rng)?];
         // A base without a pooler (a masked LM) gets one as HF initializes it.
         let pooler = format!("{}pooler.dense", base.encoder_prefix());

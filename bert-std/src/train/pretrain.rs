@@ -19,7 +19,7 @@ use bert_core::train::Grads;
 use bert_core::{BertConfig, BertForPreTraining, Dtype, Weights};
 use tokenizers::Encoding;
 
-use super::fine_tune::{fine_tune, normal_bytes, Batch, FineTune};
+use super::fine_tune::{fine_tune, normal_bytes, Batch, FineTune, HeadInit};
 use super::options::{Step, TrainOptions};
 use crate::batching::{Padded, RayonJoin};
 use crate::error::{Error, Result};
@@ -388,10 +388,11 @@ impl FineTune for PreTraining<'_> {
     fn new_heads(
         &mut self,
         base: &Weights<'_>,
-        config: &BertConfig,
+        init: &HeadInit<'_>,
         rng: &mut Rng,
     ) -> Result<Vec<Vec<u8>>> {
-        let heads = missing_heads(base, config.hidden_size, config.vocab_size, rng)?;
+        let c = init.config;
+        let heads = missing_heads(base, c.hidden_size, c.vocab_size, rng)?;
         Ok(vec![heads])
     }
 

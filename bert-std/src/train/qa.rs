@@ -15,7 +15,7 @@ use bert_core::train::Grads;
 use bert_core::{BertConfig, BertForQuestionAnswering, Weights};
 use tokenizers::Encoding;
 
-use super::fine_tune::{fine_tune, new_linear, Batch, FineTune};
+use super::fine_tune::{fine_tune, Batch, FineTune, HeadInit};
 use super::options::{Step, TrainOptions};
 use super::qa_data::{exact_match, overlap_baseline, token_f1, QaExample};
 use crate::batching::{Padded, RayonJoin};
@@ -173,10 +173,10 @@ impl FineTune for Reader<'_> {
     fn new_heads(
         &mut self,
         _base: &Weights<'_>,
-        config: &BertConfig,
+        init: &HeadInit<'_>,
         rng: &mut Rng,
     ) -> Result<Vec<Vec<u8>>> {
-        Ok(vec![new_linear(rng, "qa_outputs", 2, config.hidden_size)?])
+        Ok(vec![init.token_head(rng, "qa_outputs", 2)?])
     }
 
     fn load<'w>(config: &BertConfig, weights: &Weights<'w>) -> Result<Self::Model<'w>> {

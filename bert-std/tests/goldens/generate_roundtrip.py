@@ -13,16 +13,16 @@ transformers computes from them.
 The Rust test runs `bert` on the same checkpoints and inputs and compares (<= 1e-4); it also
 retrains each one and checks that the new checkpoint has the same tensors and config fields.
 
-4. The same for the other post-norm families (RoBERTa, XLM-RoBERTa, ELECTRA with narrower
-   embeddings, DistilBERT): a tiny base of each in roundtrip/families/<family>/base (the same
+4. The same for the other families (RoBERTa, XLM-RoBERTa, ELECTRA with narrower
+   embeddings, DistilBERT, and ModernBERT's pre-norm block): a tiny base of each in roundtrip/families/<family>/base (the same
    vocabulary; [PAD] at id 1 for the RoBERTa-style ones, as their pad_token_id), trained by
    `bert train classify`, `ner`, `qa` and `pretrain` (the masked LM alone: "mlm") into
    roundtrip/families/<family>-<task>, read back by transformers' Auto classes.
 
     cargo build --release -p bert-std
-    python3 bert-std/tests/goldens/generate_roundtrip.py [--families]
+    python3 bert-std/tests/goldens/generate_roundtrip.py [--families [FAMILY ...]]
 
-(`--families`: only step 4, the BERT goldens left as they are.)
+(`--families`: only step 4, the BERT goldens left as they are; with family names, only theirs.)
 """
 import json
 import os
@@ -39,7 +39,7 @@ from transformers import (AutoModelForMaskedLM, AutoModelForQuestionAnswering,
                           BertForQuestionAnswering, BertForSequenceClassification,
                           BertForTokenClassification, BertModel, BertTokenizerFast,
                           DistilBertConfig, DistilBertModel, ElectraConfig, ElectraModel,
-                          RobertaConfig, RobertaModel, XLMRobertaConfig, XLMRobertaModel)
+                          ModernBertConfig, ModernBertModel, RobertaConfig, RobertaModel, XLMRobertaConfig, XLMRobertaModel)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
@@ -155,7 +155,9 @@ def reference(task, path=None, auto=False):
     if auto:
         cls = {"classify": AutoModelForSequenceClassification,
                "ner": AutoModelForTokenClassification, "qa": AutoModelForQuestionAnswering}[task]
-    model = cls.from_pretrained(path, attn_implementation="eager").eval()
+    model, info = cls.from_pretrained(path, attn_implementation="eager", output_loading_info=True)
+    assert not any(info.values()), f"{path}: {info}"
+    model.eval()
     out = {}
     with torch.no_grad():
         if task in ("classify", "ner"):
@@ -188,7 +190,10 @@ TINY = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermed
 def masked_lm_reference(path):
     """transformers' probabilities of the 20 likeliest tokens (by id) at each text's [MASK]."""
     tok = BertTokenizerFast.from_pretrained(path)
-    model = AutoModelForMaskedLM.from_pretrained(path, attn_implementation="eager").eval()
+    model, info = AutoModelForMaskedLM.from_pretrained(path, attn_implementation="eager",
+                                                       output_loading_info=True)
+    assert not any(info.values()), f"{path}: {info}"
+    model.eval()
     out = {}
     with torch.no_grad():
         for t in MLM_TEXTS:
@@ -211,6 +216,14 @@ def family_config(family, vocab_size):
     if family == "electra":
         return ElectraModel, ElectraConfig(vocab_size=vocab_size, embedding_size=8,
                                            max_position_embeddings=64, **TINY)
+    if family == "modernbert":
+        # Three layers (the middle one local), a window of 4 on either side: shorter than the
+        # 32-token inputs, so the windows matter; no dropout, as its configs default.
+        return ModernBertModel, ModernBertConfig(
+            vocab_size=vocab_size, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
+            intermediate_size=32, max_position_embeddings=64, local_attention=8,
+            global_attn_every_n_layers=2, pad_token_id=0, cls_token_id=2, sep_token_id=3,
+            bos_token_id=2, eos_token_id=3, initializer_range=0.2)
     return DistilBertModel, DistilBertConfig(vocab_size=vocab_size, dim=16, n_layers=2, n_heads=2,
                                              hidden_dim=32, max_position_embeddings=64,
                                              initializer_range=0.2, pad_token_id=0)
@@ -224,8 +237,8 @@ def family_base(family, path):
     os.makedirs(path)
     with open(os.path.join(path, "vocab.txt"), "w") as f:
         f.write("\n".join(pieces) + "\n")
-    # DistilBERT takes no token types (as DistilBertTokenizer, its tokenizer gives none).
-    names = ["input_ids", "attention_mask"] if family == "distilbert" else None
+    # DistilBERT and ModernBERT take no token types (their tokenizers give none).
+    names = ["input_ids", "attention_mask"] if family in ("distilbert", "modernbert") else None
     BertTokenizerFast(os.path.join(path, "vocab.txt"), do_lower_case=True,
                       **({"model_input_names": names} if names else {})).save_pretrained(path)
     if family in ("roberta", "xlm-roberta"):
@@ -241,9 +254,9 @@ def family_base(family, path):
     model(config).save_pretrained(path)
 
 
-def families(work):
+def families(work, only=None):
     root = os.path.join(OUT, "families")
-    for family in FAMILIES:
+    for family in only or FAMILIES:
         start = os.path.join(root, family, "base")
         family_base(family, start)
         for task in FAMILY_TASKS:
@@ -252,15 +265,20 @@ def families(work):
             reference(task, path=out, auto=True)
 
 
-FAMILIES = ["roberta", "xlm-roberta", "electra", "distilbert"]
+FAMILIES = ["roberta", "xlm-roberta", "electra", "distilbert", "modernbert"]
 
 
 def main():
     if "--families" in sys.argv:
-        # Only the other families' goldens (the BERT ones stay as they are).
-        shutil.rmtree(os.path.join(OUT, "families"), ignore_errors=True)
+        # Only the other families' goldens (the BERT ones stay as they are); with names after
+        # the flag, only those families'.
+        only = sys.argv[sys.argv.index("--families") + 1:]
+        root = os.path.join(OUT, "families")
+        for family in only or FAMILIES:
+            for d in [family] + [f"{family}-{t}" for t in FAMILY_TASKS]:
+                shutil.rmtree(os.path.join(root, d), ignore_errors=True)
         with tempfile.TemporaryDirectory() as work:
-            families(work)
+            families(work, only)
         path = os.path.join(OUT, "commands.json")
         cmds = json.load(open(path))
         cmds.update(families=FAMILIES, family_tasks=FAMILY_TASKS, mlm_texts=MLM_TEXTS)
