@@ -55,51 +55,33 @@ fn check(case: &str, grads: &Grads, params: Vec<&mut [f32]>, weights: &Weights<'
     }
 }
 
+/// Loads `{fam}-{head}` as `$model`, and checks its trainer's gradients (`$grads` of the
+/// model) against its parameters.
+macro_rules! case {
+    ($fam:expr, $head:expr, $model:ident, $grads:expr) => {{
+        let name = format!("{}-{}", $fam, $head);
+        let (config, bytes) = family(&name);
+        let weights = Weights::from_buffers(&[&bytes]).unwrap();
+        let mut model = $model::load(&config, &weights).unwrap();
+        let grads: Grads = $grads(&model);
+        check(&name, &grads, model.param_list().unwrap(), &weights);
+    }};
+}
+
 #[test]
 fn every_trainers_gradients_are_its_models_parameters_in_order() {
     for fam in FAMILIES {
-        let (config, bytes) = family(&format!("{fam}-seqcls"));
-        let weights = Weights::from_buffers(&[&bytes]).unwrap();
-        let mut model = BertForSequenceClassification::load(&config, &weights).unwrap();
-        let grads = SeqClsTrainer::new(&model).unwrap().grads();
-        check(
-            &format!("{fam}-seqcls"),
-            &grads,
-            model.param_list().unwrap(),
-            &weights,
-        );
-
-        let (config, bytes) = family(&format!("{fam}-tokcls"));
-        let weights = Weights::from_buffers(&[&bytes]).unwrap();
-        let mut model = BertForTokenClassification::load(&config, &weights).unwrap();
-        let grads = TokClsTrainer::new(&model).unwrap().grads();
-        check(
-            &format!("{fam}-tokcls"),
-            &grads,
-            model.param_list().unwrap(),
-            &weights,
-        );
-
-        let (config, bytes) = family(&format!("{fam}-qa"));
-        let weights = Weights::from_buffers(&[&bytes]).unwrap();
-        let mut model = BertForQuestionAnswering::load(&config, &weights).unwrap();
-        let grads = QaTrainer::new(&model).unwrap().grads();
-        check(
-            &format!("{fam}-qa"),
-            &grads,
-            model.param_list().unwrap(),
-            &weights,
-        );
-
-        let (config, bytes) = family(&format!("{fam}-mlm"));
-        let weights = Weights::from_buffers(&[&bytes]).unwrap();
-        let mut model = BertForMaskedLM::load(&config, &weights).unwrap();
-        let grads = PreTrainer::masked_lm(&model).unwrap().grads();
-        check(
-            &format!("{fam}-mlm"),
-            &grads,
-            model.param_list().unwrap(),
-            &weights,
-        );
+        case!(fam, "seqcls", BertForSequenceClassification, |m| {
+            SeqClsTrainer::new(m).unwrap().grads()
+        });
+        case!(fam, "tokcls", BertForTokenClassification, |m| {
+            TokClsTrainer::new(m).unwrap().grads()
+        });
+        case!(fam, "qa", BertForQuestionAnswering, |m| {
+            QaTrainer::new(m).unwrap().grads()
+        });
+        case!(fam, "mlm", BertForMaskedLM, |m| {
+            PreTrainer::masked_lm(m).unwrap().grads()
+        });
     }
 }

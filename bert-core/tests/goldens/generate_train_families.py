@@ -69,9 +69,10 @@ def run(model, family, enc, **labels):
     return model(**args, **labels)
 
 
-def token_classification(family, saved):
+def token_classification(family, saved, **kw):
     case = f"{family}-tokcls"
-    model = AutoModelForTokenClassification.from_pretrained(os.path.join(HERE, "families", case))
+    model = AutoModelForTokenClassification.from_pretrained(
+        os.path.join(HERE, "families", case), **kw)
     model.eval()
     enc = inputs(family, model, [10, 7], 10, seed=11)
     g = torch.Generator().manual_seed(12)
@@ -82,10 +83,10 @@ def token_classification(family, saved):
     save_case(saved, case, model, enc, out, labels=labels)
 
 
-def sequence_classification(family, saved):
-    case = f"{family}-seqcls"
+def sequence_classification(family, saved, case=None, **kw):
     model = AutoModelForSequenceClassification.from_pretrained(
-        os.path.join(HERE, "families", case))
+        os.path.join(HERE, "families", f"{family}-seqcls"), **kw)
+    case = case or f"{family}-seqcls"
     model.eval()
     enc = inputs(family, model, [10, 6, 8], 10, seed=14)
     labels = torch.tensor([1, 0, model.config.num_labels - 1])
@@ -109,9 +110,10 @@ def masked_lm(family, saved, **kw):
     save_case(saved, case, model, enc, out, labels=labels)
 
 
-def question_answering(family, saved):
+def question_answering(family, saved, **kw):
     case = f"{family}-qa"
-    model = AutoModelForQuestionAnswering.from_pretrained(os.path.join(HERE, "families", case))
+    model = AutoModelForQuestionAnswering.from_pretrained(
+        os.path.join(HERE, "families", case), **kw)
     model.eval()
     enc = inputs(family, model, [9, 9], 9, seed=13)
     starts, ends = torch.tensor([2, 5]), torch.tensor([4, 5])
@@ -194,33 +196,13 @@ def pre_norm(saved):
     classification with the config's mean pooling and again with first-token pooling
     ("modernbert-seqcls-cls"), token classification, QA and the masked LM, as the post-norm
     cases."""
-    family = "modernbert"
-    load = lambda cls, head, **kw: cls.from_pretrained(
-        os.path.join(HERE, "families", f"{family}-{head}"), attn_implementation="eager", **kw)
-    for case, kw in (("modernbert-seqcls", {}),
-                     ("modernbert-seqcls-cls", {"classifier_pooling": "cls"})):
-        model = load(AutoModelForSequenceClassification, "seqcls", **kw)
-        model.eval()
-        enc = inputs(family, model, [10, 6, 8], 10, seed=14)
-        labels = torch.tensor([1, 0, model.config.num_labels - 1])
-        out = run(model, family, enc, labels=labels)
-        save_case(saved, case, model, enc, out, labels=labels)
-    model = load(AutoModelForTokenClassification, "tokcls")
-    model.eval()
-    enc = inputs(family, model, [10, 7], 10, seed=11)
-    g = torch.Generator().manual_seed(12)
-    labels = torch.randint(0, model.config.num_labels, enc["input_ids"].shape, generator=g)
-    labels[enc["attention_mask"] == 0] = -100
-    labels[0, 3] = -100
-    out = run(model, family, enc, labels=labels)
-    save_case(saved, "modernbert-tokcls", model, enc, out, labels=labels)
-    model = load(AutoModelForQuestionAnswering, "qa")
-    model.eval()
-    enc = inputs(family, model, [9, 9], 9, seed=13)
-    starts, ends = torch.tensor([2, 5]), torch.tensor([4, 5])
-    out = run(model, family, enc, start_positions=starts, end_positions=ends)
-    save_case(saved, "modernbert-qa", model, enc, out, starts=starts, ends=ends)
-    masked_lm(family, saved, attn_implementation="eager")
+    eager = {"attn_implementation": "eager"}
+    sequence_classification("modernbert", saved, **eager)
+    sequence_classification("modernbert", saved, case="modernbert-seqcls-cls",
+                            classifier_pooling="cls", **eager)
+    token_classification("modernbert", saved, **eager)
+    question_answering("modernbert", saved, **eager)
+    masked_lm("modernbert", saved, **eager)
 
 
 def main():
