@@ -311,30 +311,22 @@ impl PooledSlots {
     }
 }
 
-/// A sentence classifier's head gradients after the encoder's (from slot `base`), named as the
-/// family's `*ForSequenceClassification` names them; returns their slots.
+/// A sentence classifier's head gradients after the encoder's, `p` its pooler, named as the
+/// family's `*ForSequenceClassification` names them, at the slots [`PooledSlots::after`] gives.
 pub(crate) fn pooled_grads(
     bert: &BertModel<'_>,
+    p: &BertPooler<'_>,
     classifier: &Linear<'_>,
     g: &mut Grads,
-) -> Result<PooledSlots> {
-    let p = pooler(bert)?;
+) {
     let names = crate::families::names(bert.config.arch.family);
     let (dense, out) = head_names(bert);
-    let dense_slot = push_linear(g, &dense, &p.dense, p.dense.bias.is_some());
-    let norm = match (&p.norm, names.classifier.norm) {
-        (Some(_), Some(name)) => {
-            let width = p.dense.out_features();
-            Some(push_norm(g, name, width, bert.config.arch.heads.norm_bias))
-        }
-        _ => None,
-    };
-    let out = push_linear(g, &out, classifier, classifier.bias.is_some());
-    Ok(PooledSlots {
-        dense: dense_slot,
-        norm,
-        out,
-    })
+    push_linear(g, &dense, &p.dense, p.dense.bias.is_some());
+    if let (Some(_), Some(name)) = (&p.norm, names.classifier.norm) {
+        let width = p.dense.out_features();
+        push_norm(g, name, width, bert.config.arch.heads.norm_bias);
+    }
+    push_linear(g, &out, classifier, classifier.bias.is_some());
 }
 
 /// The gradient names of a sentence-level head's dense layer and output layer, as the

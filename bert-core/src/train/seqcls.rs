@@ -32,7 +32,10 @@ impl<'m, 'a> SeqClsTrainer<'m, 'a> {
         let m = self.model;
         let mut g = Grads::default();
         encoder_grads(&m.bert, &mut g);
-        pooled_grads(&m.bert, &m.classifier, &mut g).expect("the trainer checked the pooler");
+        // `new` checked that the model has its pooler.
+        if let Some(p) = &m.bert.pooler {
+            pooled_grads(&m.bert, p, &m.classifier, &mut g);
+        }
         g
     }
 

@@ -96,7 +96,7 @@ impl TrainWorkspace {
         let (h, i, heads) = (c.hidden_size, c.intermediate_size, c.num_attention_heads);
         let t = max_batch
             .checked_mul(max_seq)
-            .filter(|&t| t <= crate::model::MAX_BUFFER_ELEMENTS / i.max(h))
+            .filter(|&t| t <= crate::model::MAX_BUFFER_ELEMENTS / c.feed_forward_width().max(h))
             .ok_or_else(|| Error::ResourceLimit {
                 what: format!("training workspace of {max_batch} x {max_seq} tokens"),
                 limit: crate::model::MAX_BUFFER_ELEMENTS,
