@@ -25,9 +25,19 @@ pub struct AdamW {
     decays: Vec<bool>,
 }
 
-/// Whether a parameter takes weight decay: HF's `Trainer` exempts biases and LayerNorm weights.
+/// Whether a parameter takes weight decay: HF's `Trainer` exempts biases and norms, by its
+/// patterns on the lower-cased name (`bias`, `layernorm`, `rmsnorm`, a `norm` or `*_norm`
+/// part: BERT's `LayerNorm`, DistilBERT's `sa_layer_norm`, ModernBERT's `attn_norm`,
+/// `final_norm`, `embeddings.norm`, `head.norm`).
 pub fn takes_decay(name: &str) -> bool {
-    !(name.ends_with("bias") || name.contains("LayerNorm") || name.contains("layer_norm"))
+    let name = name.to_ascii_lowercase();
+    let exempt = ["bias", "layernorm", "rmsnorm"]
+        .iter()
+        .any(|p| name.contains(p))
+        || name
+            .split('.')
+            .any(|part| part == "norm" || part.ends_with("_norm"));
+    !exempt
 }
 
 impl AdamW {
@@ -256,6 +266,27 @@ mod tests {
         ));
         assert!(!takes_decay("bert.encoder.layer.0.output.LayerNorm.weight"));
         assert!(!takes_decay("classifier.bias"));
+        // transformers' patterns on every family's norms (ModernBERT's are `*norm`).
+        assert!(!takes_decay(
+            "distilbert.transformer.layer.0.sa_layer_norm.weight"
+        ));
+        for norm in [
+            "model.embeddings.norm.weight",
+            "model.layers.1.attn_norm.weight",
+            "model.layers.1.mlp_norm.weight",
+            "model.final_norm.weight",
+            "head.norm.weight",
+        ] {
+            assert!(!takes_decay(norm), "{norm}");
+        }
+        for weight in [
+            "model.layers.1.attn.Wqkv.weight",
+            "head.dense.weight",
+            "model.embeddings.tok_embeddings.weight",
+            "roberta.encoder.layer.0.attention.output.dense.weight",
+        ] {
+            assert!(takes_decay(weight), "{weight}");
+        }
     }
 
     #[test]

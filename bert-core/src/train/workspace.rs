@@ -96,15 +96,17 @@ impl TrainWorkspace {
         let (h, i, heads) = (c.hidden_size, c.intermediate_size, c.num_attention_heads);
         let t = max_batch
             .checked_mul(max_seq)
-            .filter(|&t| t <= crate::model::MAX_BUFFER_ELEMENTS / c.feed_forward_width().max(h))
+            .filter(|&t| t <= crate::model::MAX_BUFFER_ELEMENTS / c.feed_forward_width().max(3 * h))
             .ok_or_else(|| Error::ResourceLimit {
                 what: format!("training workspace of {max_batch} x {max_seq} tokens"),
                 limit: crate::model::MAX_BUFFER_ELEMENTS,
             })?;
         let probs = max_batch * heads * max_seq * max_seq;
+        // The deepest product: a token count, a sequence, or a layer's widest side (a gated
+        // block's input product is `2 × intermediate` wide, the depth of its backward).
         let needs = GemmNeeds {
             rows: t,
-            depth: h.max(i).max(t).max(max_seq),
+            depth: h.max(c.feed_forward_width()).max(t).max(max_seq),
             int8: false,
         };
         let ffn = c.feed_forward_width();

@@ -32,7 +32,8 @@ pub(crate) struct HeadInit<'c> {
     /// 0.02 whatever their config says, as they always were here (every real checkpoint's
     /// range is 0.02; the tiny test bases' 0.2 would change the committed goldens).
     range: f64,
-    /// `initializer_cutoff_factor` (ModernBERT's truncation; 2 when absent).
+    /// `initializer_cutoff_factor` (ModernBERT's truncation; 2 when absent, 3 when `null`, as
+    /// transformers reads it).
     cutoff: f64,
 }
 
@@ -51,7 +52,10 @@ impl<'c> HeadInit<'c> {
             } else {
                 0.02
             },
-            cutoff: number("initializer_cutoff_factor", 2.0),
+            cutoff: match raw.get("initializer_cutoff_factor") {
+                Some(Value::Null) => 3.0,
+                _ => number("initializer_cutoff_factor", 2.0),
+            },
         }
     }
 
