@@ -277,6 +277,7 @@ fn dropout_gradients_match_torch_with_the_same_masks() {
         hidden: 0.1,
         attention: 0.1,
         classifier: 0.1,
+        embedding: None,
         seed: 1234,
     });
     let (encoder, config, head) = minilm_with_head("seqcls");

@@ -79,6 +79,7 @@ const DROPOUT: Dropout = Dropout {
     hidden: 0.1,
     attention: 0.1,
     classifier: 0.1,
+    embedding: None,
     seed: 1234,
 };
 
@@ -240,4 +241,24 @@ fn pre_norm_gradients_match_torch_for_modernbert_heads() {
     sequence_classification_of(&golden, (&config, &bytes), "modernbert-seqcls-cls", None);
     token_classification(&golden, "modernbert", None);
     question_answering(&golden, "modernbert", None);
+}
+
+/// ModernBERT in training mode, each of its dropouts its own probability
+/// (`embedding_dropout` 0.05, `attention_dropout` 0.1 on the probabilities and the attention
+/// output, `mlp_dropout` 0.15 on the gated product, `classifier_dropout` 0.2 after the
+/// prediction head), the project's masks placed where its modules call dropout: loss and
+/// every gradient as torch.autograd, the same bits on 3 threads.
+#[test]
+fn pre_norm_dropout_gradients_match_torch_with_the_same_masks() {
+    let golden = Golden::open("train_families.safetensors");
+    let dropout = Some(Dropout {
+        hidden: 0.15,
+        attention: 0.1,
+        classifier: 0.2,
+        embedding: Some(0.05),
+        seed: 1234,
+    });
+    sequence_classification(&golden, "modernbert", dropout);
+    token_classification(&golden, "modernbert", dropout);
+    question_answering(&golden, "modernbert", dropout);
 }

@@ -60,6 +60,7 @@ fn training_steps_allocate_nothing_after_warm_up() {
             hidden: 0.1,
             attention: 0.1,
             classifier: 0.1,
+            embedding: None,
             seed: k,
         }));
         let (core, loss) = bytes_during(|| {

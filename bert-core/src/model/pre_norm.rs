@@ -156,10 +156,10 @@ impl<'a> PreNormLayer<'a> {
             Some(tb) => (
                 Some(tb.normed1),
                 Some(tb.norm1),
-                Some(tb.probs),
+                Some((tb.probs, tb.masks)),
                 Some(tb.normed2),
                 Some(tb.norm2),
-                Some(tb.gated),
+                Some((tb.gated, tb.masks)),
             ),
             None => (None, None, None, None, None, None),
         };
@@ -189,16 +189,30 @@ impl<'a> PreNormLayer<'a> {
                 false,
             );
         }
-        let probs = probs.map(|probs| ProbsSave { probs, mask: None });
+        let out_mask = probs.as_ref().and_then(|(_, m)| m.attention);
+        let probs = probs.map(|(probs, m)| ProbsSave {
+            probs,
+            mask: m.probs,
+        });
         let all = 0..sequences.offsets.len() - 1;
         let qkv = Qkv::fused(qkv, h);
         attention_rows(
             par, self.shape, sequences, all, None, qkv, context, probs, threads,
         );
-        // x1 = x + Wo(context), into attention_output.
-        let residual = Epilogue::AddResidual(&hidden[..t * h]);
+        // x1 = x + dropout(Wo(context)), into attention_output.
         let x1 = &mut attention_output[..t * h];
-        linear_rows(par, &self.attention_out, context, t, x1, residual, threads);
+        match out_mask {
+            None => {
+                let residual = Epilogue::AddResidual(&hidden[..t * h]);
+                linear_rows(par, &self.attention_out, context, t, x1, residual, threads);
+            }
+            Some(mask) => {
+                let none = Epilogue::None;
+                linear_rows(par, &self.attention_out, context, t, x1, none, threads);
+                apply_mask(x1, &mask[..t * h]);
+                Epilogue::AddResidual(&hidden[..t * h]).apply(x1);
+            }
+        }
         // normed2 = mlp_norm(x1), into context (or its save).
         let normed2 = normed2.take().unwrap_or(&mut *context);
         normalize(&self.mlp_norm, x1, &mut normed2[..t * h], norm2.take());
@@ -212,14 +226,12 @@ impl<'a> PreNormLayer<'a> {
                 gate(wi, inner, self.gated, self.activation);
                 wi
             }
-            Some(dst) => {
-                gate_into(
-                    wi,
-                    &mut dst[..t * inner],
-                    inner,
-                    self.gated,
-                    self.activation,
-                );
+            Some((dst, masks)) => {
+                let dst = &mut dst[..t * inner];
+                gate_into(wi, dst, inner, self.gated, self.activation);
+                if let Some(mask) = masks.ffn {
+                    apply_mask(dst, &mask[..t * inner]);
+                }
                 dst
             }
         };

@@ -338,8 +338,9 @@ impl PreNormSaved {
         }
     }
 
-    /// The layer's buffers pointed at these saves.
-    pub(crate) fn buffers(&mut self) -> PreNormBuffers<'_> {
+    /// The layer's buffers pointed at these saves, with this step's masks (the feed-forward
+    /// one on the gated product, `[tokens, intermediate]`).
+    pub(crate) fn buffers<'s>(&'s mut self, masks: LayerMasks<'s>) -> PreNormBuffers<'s> {
         PreNormBuffers {
             qkv: &mut self.qkv,
             context: &mut self.ctx,
@@ -358,6 +359,7 @@ impl PreNormSaved {
                     rstd: &mut self.rstd2,
                 },
                 gated: &mut self.gated,
+                masks,
             }),
         }
     }
@@ -383,5 +385,7 @@ pub(crate) struct PreNormTrain<'s> {
     pub(crate) probs: &'s mut [f32],
     pub(crate) normed2: &'s mut [f32],
     pub(crate) norm2: NormSave<'s>,
+    /// `act(input) * gate`, after the feed-forward dropout (what `mlp.Wo` reads).
     pub(crate) gated: &'s mut [f32],
+    pub(crate) masks: LayerMasks<'s>,
 }

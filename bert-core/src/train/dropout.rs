@@ -20,6 +20,10 @@ pub struct Dropout {
     pub attention: f32,
     /// Before a classifier head.
     pub classifier: f32,
+    /// After the embeddings, when it differs from `hidden` (ModernBERT's `embedding_dropout`;
+    /// there `hidden` is `mlp_dropout`, on the gated product before the feed-forward's output
+    /// layer, and `attention` is also on the attention's output).
+    pub embedding: Option<f32>,
     /// The seed of this step's masks (change it every step).
     pub seed: u64,
 }
@@ -68,7 +72,8 @@ pub fn factor(seed: u64, stream: u64, index: u64, p: f32) -> f32 {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Masks {
     pub(crate) embeddings: Vec<f32>,
-    /// Per layer: attention probabilities (as `PostNormSaved::probs`), attention output, FFN output.
+    /// Per layer: attention probabilities (as `PostNormSaved::probs`), attention output, FFN
+    /// output (a pre-norm layer's: the gated product, `[tokens, intermediate]`).
     pub(crate) layers: Vec<[Vec<f32>; 3]>,
     pub(crate) classifier: Vec<f32>,
     /// On the first token's rows before a classification head's dense layer.
@@ -76,11 +81,16 @@ pub(crate) struct Masks {
 }
 
 impl Masks {
-    pub(crate) fn new(layers: usize, rows_h: usize, probs: usize, head: usize) -> Self {
+    pub(crate) fn new(
+        layers: usize,
+        (rows_h, ffn): (usize, usize),
+        probs: usize,
+        head: usize,
+    ) -> Self {
         Masks {
             embeddings: vec![0.0; rows_h],
             layers: (0..layers)
-                .map(|_| [vec![0.0; probs], vec![0.0; rows_h], vec![0.0; rows_h]])
+                .map(|_| [vec![0.0; probs], vec![0.0; rows_h], vec![0.0; ffn]])
                 .collect(),
             classifier: vec![0.0; head],
             classifier_input: vec![0.0; head],

@@ -37,8 +37,8 @@ pub(crate) fn forward(
         &mut ws.emb_xhat[..t * w],
         &mut ws.emb_rstd[..t],
     );
-    if let Some(d) = hidden_dropout(ws.dropout) {
-        let spec = (d.seed, dropout::EMBEDDINGS_STREAM, d.hidden);
+    if let Some((d, p)) = embedding_dropout(ws.dropout) {
+        let spec = (d.seed, dropout::EMBEDDINGS_STREAM, p);
         let mask = &mut ws.masks.embeddings[..t * w];
         threads::fill_rows(par, lanes, mask, &ws.packed[..t], w, spec);
         dropout::apply(x, mask);
@@ -49,8 +49,10 @@ pub(crate) fn forward(
     Ok(())
 }
 
-fn hidden_dropout(d: Option<Dropout>) -> Option<Dropout> {
-    d.filter(|d| d.hidden > 0.0)
+/// The step's dropout and its probability after the embeddings, when on.
+fn embedding_dropout(d: Option<Dropout>) -> Option<(Dropout, f32)> {
+    d.map(|d| (d, d.embedding.unwrap_or(d.hidden)))
+        .filter(|&(_, p)| p > 0.0)
 }
 
 /// The backward of [`forward`] from `ws.dx` (`[t, hidden]`, the gradient of its output):
@@ -89,7 +91,7 @@ pub(crate) fn backward(
         }
         _ => &mut ws.dx[..t * w],
     };
-    if hidden_dropout(ws.dropout).is_some() {
+    if embedding_dropout(ws.dropout).is_some() {
         dropout::apply(dy, &ws.masks.embeddings[..t * w]);
     }
     {

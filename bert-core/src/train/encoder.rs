@@ -4,7 +4,7 @@
 
 use alloc::format;
 
-use super::dropout;
+use super::dropout::{self, Dropout};
 use super::ops::activation_backward;
 use super::ops::ActivationBackward;
 use super::post_norm::{self, LayerStep};
@@ -130,16 +130,6 @@ pub(crate) fn encoder_forward(
     let c = &bert.config;
     // Every id in range (a token type the model has no row for is an error, not a panic).
     batch.validate(c)?;
-    if matches!(c.arch.block, Block::PreNorm(_)) && ws.dropout.is_some() {
-        // ModernBERT drops out at other places, with its own probabilities (embeddings,
-        // attention, feed-forward input, head): not yet done.
-        return Err(Error::Unsupported {
-            field: "dropout",
-            value: format!("{:?}", ws.dropout),
-            supported: "no dropout when training a pre-norm (ModernBERT) model so far \
-                        (its configs default every dropout to 0)",
-        });
-    }
     // Pack the real tokens.
     let keep = |i: usize| batch.attention_mask.is_none_or(|mk| mk[i] != 0);
     let mut t = 0;
@@ -167,16 +157,21 @@ pub(crate) fn encoder_forward(
 /// Every post-norm layer over the `t` packed rows of `ws.x`, with this step's dropout masks.
 fn post_norm_layers(bert: &BertModel<'_>, batch: &Batch<'_>, t: usize, ws: &mut TrainWorkspace) {
     let c = &bert.config;
-    let (h, heads) = (c.hidden_size, c.num_attention_heads);
+    let h = c.hidden_size;
     let par = ws.par;
-    let drop = ws.dropout;
-    let hidden = drop.filter(|d| d.hidden > 0.0);
-    let attention = drop.filter(|d| d.attention > 0.0);
-    let lanes = ws.lanes.len();
     let sequences = Sequences {
         offsets: &ws.offsets[..=batch.batch_size],
         mask_bias: None,
     };
+    // Hidden dropout after the attention output (not DistilBERT's) and the feed-forward output.
+    let on = |p: f32| (p > 0.0).then_some(p);
+    let drops = ws.dropout.map(|d| LayerDrops {
+        probs: on(d.attention),
+        out: on(d.hidden)
+            .filter(|_| attention_output_dropout(c.arch.family))
+            .map(|p| (p, h)),
+        ffn: on(d.hidden).map(|p| (p, h)),
+    });
     for (l, (layer, saved)) in bert
         .encoder
         .layer
@@ -184,51 +179,51 @@ fn post_norm_layers(bert: &BertModel<'_>, batch: &Batch<'_>, t: usize, ws: &mut 
         .zip(ws.layers.iter_mut())
         .enumerate()
     {
-        // This step's dropout masks for the layer (allocated once dropout is on), then the layer.
-        let masks = match ws.masks.layers.get_mut(l).filter(|_| drop.is_some()) {
-            Some([m_probs, m_attn, m_ffn]) => {
-                let [s_probs, s_attn, s_ffn] = dropout::layer_streams(l);
-                if let Some(d) = attention {
-                    let rows = (sequences.offsets, &ws.packed[..t]);
-                    let spec = (d.seed, s_probs, d.attention);
-                    attention_mask(par, lanes, m_probs, batch.seq_len, rows, heads, spec);
-                }
-                if let Some(d) = hidden {
-                    // DistilBERT's attention block has no output dropout: no mask to draw.
-                    let attn = attention_output_dropout(c.arch.family).then_some(&mut *m_attn);
-                    let masks = attn.map(|m| (m, s_attn)).into_iter();
-                    for (mask, stream) in masks.chain([(&mut *m_ffn, s_ffn)]) {
-                        let spec = (d.seed, stream, d.hidden);
-                        let mask = &mut mask[..t * h];
-                        threads::fill_rows(par, lanes, mask, &ws.packed[..t], h, spec);
-                    }
-                }
-                LayerMasks {
-                    probs: attention.map(|_| &m_probs[..]),
-                    attention: hidden
-                        .filter(|_| attention_output_dropout(c.arch.family))
-                        .map(|_| &m_attn[..t * h]),
-                    ffn: hidden.map(|_| &m_ffn[..t * h]),
-                }
+        let rows = (sequences.offsets, &ws.packed[..t], batch.seq_len);
+        let masks = match (ws.masks.layers.get_mut(l), drops, ws.dropout) {
+            (Some(m), Some(drops), Some(d)) => {
+                draw_layer_masks(par, ws.lanes.len(), m, (l, d.seed), rows, c, drops)
             }
-            None => LayerMasks::default(),
+            _ => LayerMasks::default(),
         };
         let buffers = saved.buffers(masks);
         layer.run(par, &mut ws.lanes, &sequences, t, &mut ws.x, buffers);
     }
 }
 
-/// Every pre-norm layer over the `t` packed rows of `ws.x`, then the final norm, saving.
+/// Every pre-norm layer over the `t` packed rows of `ws.x`, then the final norm, saving, with
+/// ModernBERT's dropouts: on the attention probabilities and the attention output
+/// (`attention_dropout`), and on the gated product (`mlp_dropout`, here `hidden`).
 fn pre_norm_layers(bert: &BertModel<'_>, batch: &Batch<'_>, t: usize, ws: &mut TrainWorkspace) {
-    let h = bert.config.hidden_size;
+    let c = &bert.config;
+    let h = c.hidden_size;
     let par = ws.par;
     let sequences = Sequences {
         offsets: &ws.offsets[..=batch.batch_size],
         mask_bias: None,
     };
+    let on = |p: f32| (p > 0.0).then_some(p);
+    let drops = ws.dropout.map(|d| LayerDrops {
+        probs: on(d.attention),
+        out: on(d.attention).map(|p| (p, h)),
+        ffn: on(d.hidden).map(|p| (p, c.intermediate_size)),
+    });
     let positions = (&ws.packed[..t], batch.seq_len);
-    for (layer, saved) in bert.encoder.pre_norm.iter().zip(ws.pre_layers.iter_mut()) {
-        let buffers = saved.buffers();
+    for (l, (layer, saved)) in bert
+        .encoder
+        .pre_norm
+        .iter()
+        .zip(ws.pre_layers.iter_mut())
+        .enumerate()
+    {
+        let rows = (sequences.offsets, &ws.packed[..t], batch.seq_len);
+        let masks = match (ws.masks.layers.get_mut(l), drops, ws.dropout) {
+            (Some(m), Some(drops), Some(d)) => {
+                draw_layer_masks(par, ws.lanes.len(), m, (l, d.seed), rows, c, drops)
+            }
+            _ => LayerMasks::default(),
+        };
+        let buffers = saved.buffers(masks);
         layer.run(
             par,
             &mut ws.lanes,
@@ -248,6 +243,52 @@ fn pre_norm_layers(bert: &BertModel<'_>, batch: &Batch<'_>, t: usize, ws: &mut T
             &mut xhat[..t * h],
             &mut rstd[..t],
         );
+    }
+}
+
+/// Which of a layer's dropouts are on this step: the attention probabilities' (its
+/// probability), and two over the packed rows, after the attention's output product and in
+/// the feed-forward block (each its probability and the mask's width).
+#[derive(Debug, Clone, Copy)]
+struct LayerDrops {
+    probs: Option<f32>,
+    out: Option<(f32, usize)>,
+    ffn: Option<(f32, usize)>,
+}
+
+/// Layer `l`'s masks for this step, drawn into `m` (probabilities, attention output,
+/// feed-forward) from the layer's streams ([`dropout::layer_streams`]) over the packed rows
+/// `rows` (sequence offsets, padded indices, padded length).
+fn draw_layer_masks<'m>(
+    par: &dyn crate::parallel::Parallel,
+    lanes: usize,
+    m: &'m mut [alloc::vec::Vec<f32>; 3],
+    (l, seed): (usize, u64),
+    (offsets, packed, seq_len): (&[usize], &[u32], usize),
+    c: &crate::BertConfig,
+    drops: LayerDrops,
+) -> LayerMasks<'m> {
+    let t = packed.len();
+    let [m_probs, m_out, m_ffn] = m;
+    let [s_probs, s_out, s_ffn] = dropout::layer_streams(l);
+    if let Some(p) = drops.probs {
+        let heads = c.num_attention_heads;
+        let spec = (seed, s_probs, p);
+        attention_mask(par, lanes, m_probs, seq_len, (offsets, packed), heads, spec);
+    }
+    for (mask, stream, drop) in [
+        (&mut *m_out, s_out, drops.out),
+        (&mut *m_ffn, s_ffn, drops.ffn),
+    ] {
+        if let Some((p, width)) = drop {
+            let mask = &mut mask[..t * width];
+            threads::fill_rows(par, lanes, mask, packed, width, (seed, stream, p));
+        }
+    }
+    LayerMasks {
+        probs: drops.probs.map(|_| &m_probs[..]),
+        attention: drops.out.map(|(_, w)| &m_out[..t * w]),
+        ffn: drops.ffn.map(|(_, w)| &m_ffn[..t * w]),
     }
 }
 
@@ -303,6 +344,10 @@ fn pre_norm_backward(
 ) -> Result<()> {
     let h = bert.config.hidden_size;
     let t = ws.offsets[batch.batch_size];
+    let on = |p: fn(&Dropout) -> f32| ws.dropout.is_some_and(|d| p(&d) > 0.0);
+    // After the attention output and on the probabilities `attention_dropout`; on the gated
+    // product `mlp_dropout` (`hidden`).
+    let dropout = [on(|d| d.attention), on(|d| d.hidden), on(|d| d.attention)];
     if let (Some(norm), Some(pair)) = (&bert.encoder.final_norm, slots.final_norm) {
         let (gw, gb) = pair.of(grads);
         let (xhat, rstd) = &ws.final_norm;
@@ -327,6 +372,7 @@ fn pre_norm_backward(
             sequences: batch.batch_size,
             seq_len: batch.seq_len,
             activation,
+            dropout,
         };
         pre_norm::ffn(&step, ws, grads)?;
         pre_norm::attention(&step, ws, grads)?;

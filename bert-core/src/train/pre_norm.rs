@@ -39,6 +39,9 @@ pub(crate) struct PreNormStep<'a> {
     pub(crate) seq_len: usize,
     /// The backward of the feed-forward activation.
     pub(crate) activation: ActivationBackward,
+    /// Which of this step's dropouts were on: after the attention's output product, on the
+    /// gated product, on the attention probabilities (their masks in `ws.masks.layers`).
+    pub(crate) dropout: [bool; 3],
 }
 
 /// The feed-forward block backward: the output product, the gate, the input product and
@@ -62,6 +65,9 @@ pub(crate) fn ffn(s: &PreNormStep<'_>, ws: &mut TrainWorkspace, grads: &mut Grad
         gb,
         &mut ws.lanes,
     );
+    if let Some(m) = ws.masks.layers.get(s.index).filter(|_| s.dropout[1]) {
+        super::dropout::apply(&mut ws.dgated[..t * inner], &m[2][..t * inner]);
+    }
     gate_backward(
         &ws.dgated[..t * inner],
         &saved.wi[..t * ffn],
@@ -141,12 +147,24 @@ pub(crate) fn attention(
     let h = heads * d;
     let par = ws.par;
     let saved = &ws.pre_layers[s.index];
+    let masks = ws.masks.layers.get(s.index);
+    // Through the output's dropout (dq is free until the attention backward).
+    let dy: &[f32] = match masks.filter(|_| s.dropout[0]) {
+        Some(m) => {
+            let (dq, dx) = (&mut ws.dq[..t * h], &ws.dx[..t * h]);
+            for ((o, g), k) in dq.iter_mut().zip(dx).zip(&m[1][..t * h]) {
+                *o = g * k;
+            }
+            &ws.dq
+        }
+        None => &ws.dx,
+    };
     let (gw, gb) = s.slots.attention_out.of(grads);
     threads::linear_backward(
         par,
         &saved.ctx,
         weight(&layer.attention_out)?,
-        &ws.dx,
+        dy,
         (t, h, h),
         Some((&mut ws.dctx, false)),
         gw,
@@ -166,7 +184,7 @@ pub(crate) fn attention(
         par,
         heads_shape,
         (qkv, &qkv[h..], &qkv[2 * h..], &saved.probs, &ws.dctx),
-        None,
+        masks.filter(|_| s.dropout[2]).map(|m| &m[0][..]),
         (&mut ws.dq, &mut ws.dk, &mut ws.dv),
         &mut ws.lanes,
     );

@@ -9,6 +9,7 @@ use super::encoder::{check_trainable, encoder_backward, encoder_forward, encoder
 use super::tokcls::{classifier_forward, head_backward, head_input};
 use super::workspace::TrainWorkspace;
 use super::Grads;
+use crate::arch::Family;
 use crate::error::{Error, Result};
 use crate::heads::BertForQuestionAnswering;
 use crate::model::Batch;
@@ -81,10 +82,12 @@ impl<'m, 'a> QaTrainer<'m, 'a> {
             });
         }
         let t = encoder_forward(&m.bert, batch, ws)?;
-        // DistilBERT drops out the hidden states before `qa_outputs` (`qa_dropout`); the
-        // other families' QA heads have no dropout.
-        let distilbert = m.bert.config.arch.family == crate::arch::Family::DistilBert;
-        let input = head_input(m.transform.as_ref(), t, (h, distilbert), ws);
+        // DistilBERT drops out the hidden states before `qa_outputs` (`qa_dropout`), and
+        // ModernBERT its prediction head's output before `classifier`; the other families' QA
+        // heads have no dropout.
+        let family = m.bert.config.arch.family;
+        let dropped = matches!(family, Family::DistilBert | Family::ModernBert);
+        let input = head_input(m.transform.as_ref(), t, (h, dropped), ws);
         classifier_forward(&m.qa_outputs, input, t, ws);
         let mut total = 0.0f64;
         for b in 0..bsz {

@@ -19,17 +19,28 @@ use crate::model::{Batch, BertModel};
 use crate::nn::Linear;
 use crate::pretraining::IGNORE_INDEX;
 
-/// Dropout on every packed row before a per-token head (training mode, when `on` and the
-/// step's classifier dropout is): `ws.head_in` = `ws.x` · mask, element (packed row, j) of the
-/// classifier's stream. Returns whether it ran; the head's backward then masks `ws.dx` with
-/// `ws.masks.classifier`.
-pub(super) fn token_head_dropout(ws: &mut TrainWorkspace, t: usize, h: usize, on: bool) -> bool {
+/// Dropout on every packed row before a per-token classifier (training mode, when `on` and
+/// the step's classifier dropout is): `ws.head_in` = `ws.x` (or, `transformed`, the
+/// prediction head's output) · mask, element (packed row, j) of the classifier's stream.
+/// Returns whether it ran; the head's backward then masks the classifier's input gradient
+/// with `ws.masks.classifier`.
+pub(super) fn token_head_dropout(
+    ws: &mut TrainWorkspace,
+    t: usize,
+    (h, on): (usize, bool),
+    transformed: bool,
+) -> bool {
     match ws.dropout.filter(|d| on && d.classifier > 0.0) {
         Some(d) => {
             let mask = &mut ws.masks.classifier[..t * h];
             let p = (d.seed, dropout::CLASSIFIER_STREAM, d.classifier);
             dropout::fill_rows(mask, &ws.packed[..t], h, p);
-            ws.head_in[..t * h].copy_from_slice(&ws.x[..t * h]);
+            let from = if transformed {
+                &ws.transform.out
+            } else {
+                &ws.x
+            };
+            ws.head_in[..t * h].copy_from_slice(&from[..t * h]);
             dropout::apply(&mut ws.head_in[..t * h], mask);
             true
         }
@@ -80,9 +91,12 @@ pub(super) fn head_input(
     match transform {
         Some(tr) => {
             transform::forward(tr, t, ws);
-            HeadInput::Transformed
+            match token_head_dropout(ws, t, (h, dropout), true) {
+                true => HeadInput::Dropped,
+                false => HeadInput::Transformed,
+            }
         }
-        None if token_head_dropout(ws, t, h, dropout) => HeadInput::Dropped,
+        None if token_head_dropout(ws, t, (h, dropout), false) => HeadInput::Dropped,
         None => HeadInput::Hidden,
     }
 }
@@ -130,7 +144,11 @@ pub(super) fn head_backward(
         &mut ws.lanes[0].gemm,
     );
     if input == HeadInput::Dropped {
-        dropout::apply(&mut ws.dx[..t * h], &ws.masks.classifier);
+        let dx = match transform {
+            Some(_) => &mut ws.da,
+            None => &mut ws.dx,
+        };
+        dropout::apply(&mut dx[..t * h], &ws.masks.classifier);
     }
     if let (Some(tr), Some(slots)) = (transform, tr_slots) {
         transform::backward(tr, t, &slots, ws, grads)?;

@@ -70,7 +70,9 @@ pub struct TrainWorkspace {
     /// Scratch of a loss over pairs of sequences (similarities, norms), grown on first use.
     pub(crate) pair_scratch: Vec<f32>,
     /// (layers, rows × hidden, attention probabilities) at capacity, for the masks.
-    sizes: (usize, usize, usize),
+    /// (layers, rows × hidden, rows × the feed-forward mask's width, attention
+    /// probabilities) at capacity, for the masks.
+    sizes: (usize, usize, usize, usize),
 }
 
 impl core::fmt::Debug for TrainWorkspace {
@@ -173,17 +175,22 @@ impl TrainWorkspace {
             masks: Masks::default(),
             head_in: Vec::new(),
             pair_scratch: Vec::new(),
-            sizes: (c.num_hidden_layers, t * h, probs),
+            sizes: (c.num_hidden_layers, t * h, t * ffn_mask_width(c), probs),
         })
     }
 
     /// Training-mode dropout for the next steps (`None`: evaluation mode, as `model.eval()`);
     /// give each step its own seed. The masks are allocated once, the first time.
     pub fn set_dropout(&mut self, dropout: Option<Dropout>) {
-        let on = dropout.filter(|d| d.hidden > 0.0 || d.attention > 0.0 || d.classifier > 0.0);
+        let on = dropout.filter(|d| {
+            let embedding = d.embedding.unwrap_or(0.0);
+            [d.hidden, d.attention, d.classifier, embedding]
+                .iter()
+                .any(|&p| p > 0.0)
+        });
         if on.is_some() && self.head_in.is_empty() {
-            let (layers, rows_h, probs) = self.sizes;
-            self.masks = Masks::new(layers, rows_h, probs, rows_h);
+            let (layers, rows_h, rows_ffn, probs) = self.sizes;
+            self.masks = Masks::new(layers, (rows_h, rows_ffn), probs, rows_h);
             self.head_in = vec![0.0; rows_h];
         }
         self.dropout = on;
@@ -200,6 +207,15 @@ impl TrainWorkspace {
                 .push(ThreadScratch::for_training(self.needs, dprobs));
         }
         self.par = parallel;
+    }
+}
+
+/// The width of a layer's feed-forward dropout mask: the hidden width after a post-norm
+/// layer's output product, the intermediate width on a pre-norm layer's gated product.
+fn ffn_mask_width(c: &crate::BertConfig) -> usize {
+    match c.arch.block {
+        Block::PostNorm => c.hidden_size,
+        Block::PreNorm(_) => c.intermediate_size,
     }
 }
 

@@ -126,6 +126,9 @@ DROPOUT = {"hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
            "classifier_dropout": 0.1}
 DISTILBERT_DROPOUT = {"dropout": 0.1, "attention_dropout": 0.1, "seq_classif_dropout": 0.1,
                       "qa_dropout": 0.1}
+# ModernBERT's four, each its own probability (so that a mask drawn with the wrong one fails).
+MODERNBERT_DROPOUT = {"embedding_dropout": 0.05, "attention_dropout": 0.1, "mlp_dropout": 0.15,
+                      "classifier_dropout": 0.2}
 
 
 def streams(family, layers, head):
@@ -134,10 +137,10 @@ def streams(family, layers, head):
     for l in range(layers):
         b = 1 + 3 * l
         out += [b, b + 2] if family == "distilbert" else [b, b + 1, b + 2]
-    if head == "seqcls" and family != "distilbert":
+    if head == "seqcls" and family not in ("distilbert", "modernbert"):
         out.append(CLASSIFIER_INPUT_STREAM)
-    if head == "qa" and family != "distilbert":
-        return out  # no dropout before qa_outputs but DistilBERT's
+    if head == "qa" and family not in ("distilbert", "modernbert"):
+        return out  # no dropout before qa_outputs but DistilBERT's and ModernBERT's
     return out + [CLASSIFIER_STREAM]
 
 
@@ -166,7 +169,7 @@ def with_dropout(family, head, saved):
     cls = {"seqcls": AutoModelForSequenceClassification,
            "tokcls": AutoModelForTokenClassification,
            "qa": AutoModelForQuestionAnswering}[head]
-    extra = DISTILBERT_DROPOUT if family == "distilbert" else DROPOUT
+    extra = {"distilbert": DISTILBERT_DROPOUT, "modernbert": MODERNBERT_DROPOUT}.get(family, DROPOUT)
     model = cls.from_pretrained(os.path.join(HERE, "families", case),
                                 attn_implementation="eager", **extra)
     model.train()
@@ -203,6 +206,8 @@ def pre_norm(saved):
     token_classification("modernbert", saved, **eager)
     question_answering("modernbert", saved, **eager)
     masked_lm("modernbert", saved, **eager)
+    for head in ("seqcls", "tokcls", "qa"):
+        with_dropout("modernbert", head, saved)
 
 
 def main():

@@ -106,7 +106,6 @@ pub(crate) fn fine_tune<T: FineTune>(
     let dir = ModelDir::open(base)?;
     let tok = Tokenizer::from_dir(&dir.root)?;
     let (mut raw, config) = head_config(&dir, T::HEAD, &task.labels())?;
-    check_dropout(&raw, &config, o)?;
     task.config(&mut raw);
     let mut rng = Rng::new(o.seed);
     let files = open_weights(&dir)?;
@@ -210,46 +209,31 @@ pub(crate) fn normal_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
         .collect()
 }
 
-/// ModernBERT's dropouts (`embedding_dropout`, `attention_dropout`, `mlp_dropout`,
-/// `classifier_dropout`; 0 unless set, as in every released ModernBERT) must be off: training
-/// does not apply them yet.
-fn check_dropout(raw: &Map<String, Value>, config: &BertConfig, o: &TrainOptions) -> Result<()> {
-    if config.arch.family != bert_core::arch::Family::ModernBert || !o.dropout {
-        return Ok(());
-    }
-    let keys = [
-        "embedding_dropout",
-        "attention_dropout",
-        "mlp_dropout",
-        "classifier_dropout",
-    ];
-    match keys.iter().find(|k| {
-        raw.get(**k)
-            .and_then(Value::as_f64)
-            .is_some_and(|p| p > 0.0)
-    }) {
-        Some(key) => Err(Error::Input(format!(
-            "bert train does not apply ModernBERT's dropout yet, and this config sets {key} \
-             to {}: set it to 0 or pass --no-dropout",
-            raw[*key]
-        ))),
-        None => Ok(()),
-    }
-}
-
 /// Training-mode dropout for `step` as the model's config.json sets it (HF's defaults: 0.1;
 /// the classifier's is `classifier_dropout`, else the hidden one; DistilBERT's keys are
 /// `dropout`, `attention_dropout`, and `seq_classif_dropout` / `qa_dropout` for its sequence
-/// classifier / QA head), or `None` when `on` is off.
+/// classifier / QA head; ModernBERT's `embedding_dropout`, `attention_dropout`, `mlp_dropout`
+/// and `classifier_dropout`, 0 when absent), or `None` when `on` is off.
 pub(crate) fn dropout_at(
     config: &Map<String, Value>,
     o: &TrainOptions,
     step: usize,
 ) -> Option<Dropout> {
     let p = |k: &str| config.get(k).and_then(Value::as_f64);
-    if !o.dropout || config.get("model_type").and_then(Value::as_str) == Some("modernbert") {
-        // ModernBERT's dropouts are its own keys, 0 unless set (see `check_dropout`).
+    if !o.dropout {
         return None;
+    }
+    let seed = o.seed ^ (step as u64 + 1).wrapping_mul(0xd6e8_feb8_6659_fd93);
+    if config.get("model_type").and_then(Value::as_str) == Some("modernbert") {
+        // ModernBERT's own keys, each 0 unless set (as in every released config).
+        let q = |k: &str| p(k).unwrap_or(0.0) as f32;
+        return Some(Dropout {
+            hidden: q("mlp_dropout"),
+            attention: q("attention_dropout"),
+            classifier: q("classifier_dropout"),
+            embedding: Some(q("embedding_dropout")),
+            seed,
+        });
     }
     let hidden = p("hidden_dropout_prob").or(p("dropout")).unwrap_or(0.1) as f32;
     let attention = p("attention_probs_dropout_prob").or(p("attention_dropout"));
@@ -274,7 +258,8 @@ pub(crate) fn dropout_at(
         hidden,
         attention: attention.unwrap_or(0.1) as f32,
         classifier,
-        seed: o.seed ^ (step as u64 + 1).wrapping_mul(0xd6e8_feb8_6659_fd93),
+        embedding: None,
+        seed,
     })
 }
 
