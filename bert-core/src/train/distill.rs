@@ -173,7 +173,8 @@ pub struct DistillTrainer<'m, 'a> {
 }
 
 impl<'m, 'a> DistillTrainer<'m, 'a> {
-    /// A trainer for `model`: a post-norm family with f32 weights.
+    /// A trainer for `model`: f32 weights (either block; the goldens cover BERT and
+    /// ELECTRA students).
     pub fn new(model: &'m SentenceEncoder<'a>) -> Result<Self> {
         check_trainable(&model.bert)?;
         let projection_slot = encoder_slots(&model.bert);

@@ -1,5 +1,5 @@
 //! Sequence classification, forward with saved activations and backward by hand: embeddings →
-//! post-norm layers → tanh pooler → classifier → mean cross-entropy. Padding-free: the rows are
+//! layers → the family's pooled head → classifier → mean cross-entropy. Padding-free: the rows are
 //! the real tokens of every sequence, attention runs per sequence.
 
 use super::encoder::{
@@ -19,8 +19,8 @@ pub struct SeqClsTrainer<'m, 'a> {
 }
 
 impl<'m, 'a> SeqClsTrainer<'m, 'a> {
-    /// A trainer for `model`: a post-norm family (BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT)
-    /// and its classification head, with f32 weights.
+    /// A trainer for `model`: any family (BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT,
+    /// ModernBERT) and its classification head, with f32 weights.
     pub fn new(model: &'m BertForSequenceClassification<'a>) -> Result<Self> {
         check_trainable(&model.bert)?;
         check_pooler(&model.bert)?;
