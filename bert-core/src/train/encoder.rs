@@ -166,6 +166,7 @@ fn post_norm_layers(bert: &BertModel<'_>, batch: &Batch<'_>, t: usize, ws: &mut 
     // Hidden dropout after the attention output (not DistilBERT's) and the feed-forward output.
     let on = |p: f32| (p > 0.0).then_some(p);
     let drops = ws.dropout.map(|d| LayerDrops {
+        seed: d.seed,
         probs: on(d.attention),
         out: on(d.hidden)
             .filter(|_| attention_output_dropout(c.arch.family))
@@ -180,12 +181,8 @@ fn post_norm_layers(bert: &BertModel<'_>, batch: &Batch<'_>, t: usize, ws: &mut 
         .enumerate()
     {
         let rows = (sequences.offsets, &ws.packed[..t], batch.seq_len);
-        let masks = match (ws.masks.layers.get_mut(l), drops, ws.dropout) {
-            (Some(m), Some(drops), Some(d)) => {
-                draw_layer_masks(par, ws.lanes.len(), m, (l, d.seed), rows, c, drops)
-            }
-            _ => LayerMasks::default(),
-        };
+        let m = ws.masks.layers.get_mut(l);
+        let masks = draw_layer_masks(par, ws.lanes.len(), m, (l, drops), rows, c);
         let buffers = saved.buffers(masks);
         layer.run(par, &mut ws.lanes, &sequences, t, &mut ws.x, buffers);
     }
@@ -204,6 +201,7 @@ fn pre_norm_layers(bert: &BertModel<'_>, batch: &Batch<'_>, t: usize, ws: &mut T
     };
     let on = |p: f32| (p > 0.0).then_some(p);
     let drops = ws.dropout.map(|d| LayerDrops {
+        seed: d.seed,
         probs: on(d.attention),
         out: on(d.attention).map(|p| (p, h)),
         ffn: on(d.hidden).map(|p| (p, c.intermediate_size)),
@@ -217,12 +215,8 @@ fn pre_norm_layers(bert: &BertModel<'_>, batch: &Batch<'_>, t: usize, ws: &mut T
         .enumerate()
     {
         let rows = (sequences.offsets, &ws.packed[..t], batch.seq_len);
-        let masks = match (ws.masks.layers.get_mut(l), drops, ws.dropout) {
-            (Some(m), Some(drops), Some(d)) => {
-                draw_layer_masks(par, ws.lanes.len(), m, (l, d.seed), rows, c, drops)
-            }
-            _ => LayerMasks::default(),
-        };
+        let m = ws.masks.layers.get_mut(l);
+        let masks = draw_layer_masks(par, ws.lanes.len(), m, (l, drops), rows, c);
         let buffers = saved.buffers(masks);
         layer.run(
             par,
@@ -251,6 +245,8 @@ fn pre_norm_layers(bert: &BertModel<'_>, batch: &Batch<'_>, t: usize, ws: &mut T
 /// the feed-forward block (each its probability and the mask's width).
 #[derive(Debug, Clone, Copy)]
 struct LayerDrops {
+    /// The step's seed.
+    seed: u64,
     probs: Option<f32>,
     out: Option<(f32, usize)>,
     ffn: Option<(f32, usize)>,
@@ -258,17 +254,19 @@ struct LayerDrops {
 
 /// Layer `l`'s masks for this step, drawn into `m` (probabilities, attention output,
 /// feed-forward) from the layer's streams ([`dropout::layer_streams`]) over the packed rows
-/// `rows` (sequence offsets, padded indices, padded length).
+/// `rows` (sequence offsets, padded indices, padded length); none without dropout.
 fn draw_layer_masks<'m>(
     par: &dyn crate::parallel::Parallel,
     lanes: usize,
-    m: &'m mut [alloc::vec::Vec<f32>; 3],
-    (l, seed): (usize, u64),
+    m: Option<&'m mut [alloc::vec::Vec<f32>; 3]>,
+    (l, drops): (usize, Option<LayerDrops>),
     (offsets, packed, seq_len): (&[usize], &[u32], usize),
     c: &crate::BertConfig,
-    drops: LayerDrops,
 ) -> LayerMasks<'m> {
-    let t = packed.len();
+    let (Some(m), Some(drops)) = (m, drops) else {
+        return LayerMasks::default();
+    };
+    let (t, seed) = (packed.len(), drops.seed);
     let [m_probs, m_out, m_ffn] = m;
     let [s_probs, s_out, s_ffn] = dropout::layer_streams(l);
     if let Some(p) = drops.probs {
