@@ -157,22 +157,12 @@ pub(crate) fn encoder_forward(
 /// Every post-norm layer over the `t` packed rows of `ws.x`, with this step's dropout masks.
 fn post_norm_layers(bert: &BertModel<'_>, batch: &Batch<'_>, t: usize, ws: &mut TrainWorkspace) {
     let c = &bert.config;
-    let h = c.hidden_size;
     let par = ws.par;
     let sequences = Sequences {
         offsets: &ws.offsets[..=batch.batch_size],
         mask_bias: None,
     };
-    // Hidden dropout after the attention output (not DistilBERT's) and the feed-forward output.
-    let on = |p: f32| (p > 0.0).then_some(p);
-    let drops = ws.dropout.map(|d| LayerDrops {
-        seed: d.seed,
-        probs: on(d.attention),
-        out: on(d.hidden)
-            .filter(|_| attention_output_dropout(c.arch.family))
-            .map(|p| (p, h)),
-        ffn: on(d.hidden).map(|p| (p, h)),
-    });
+    let drops = ws.dropout.map(|d| LayerDrops::of(c, d));
     for (l, (layer, saved)) in bert
         .encoder
         .layer
@@ -199,13 +189,7 @@ fn pre_norm_layers(bert: &BertModel<'_>, batch: &Batch<'_>, t: usize, ws: &mut T
         offsets: &ws.offsets[..=batch.batch_size],
         mask_bias: None,
     };
-    let on = |p: f32| (p > 0.0).then_some(p);
-    let drops = ws.dropout.map(|d| LayerDrops {
-        seed: d.seed,
-        probs: on(d.attention),
-        out: on(d.attention).map(|p| (p, h)),
-        ffn: on(d.hidden).map(|p| (p, c.intermediate_size)),
-    });
+    let drops = ws.dropout.map(|d| LayerDrops::of(c, d));
     let positions = (&ws.packed[..t], batch.seq_len);
     for (l, (layer, saved)) in bert
         .encoder
@@ -250,6 +234,38 @@ struct LayerDrops {
     probs: Option<f32>,
     out: Option<(f32, usize)>,
     ffn: Option<(f32, usize)>,
+}
+
+impl LayerDrops {
+    /// Where the family's layers drop out under `d`. Post-norm: `attention` on the
+    /// probabilities, `hidden` after the attention output (not DistilBERT's) and after the
+    /// feed-forward output. Pre-norm (ModernBERT): `attention` on the probabilities and after
+    /// the attention output, `hidden` (its `mlp_dropout`) on the gated product.
+    fn of(c: &crate::BertConfig, d: Dropout) -> Self {
+        let on = |p: f32| (p > 0.0).then_some(p);
+        let h = c.hidden_size;
+        let (out, ffn) = match c.arch.block {
+            Block::PostNorm => (
+                on(d.hidden).filter(|_| attention_output_dropout(c.arch.family)),
+                (on(d.hidden), h),
+            ),
+            Block::PreNorm(_) => (on(d.attention), (on(d.hidden), c.intermediate_size)),
+        };
+        LayerDrops {
+            seed: d.seed,
+            probs: on(d.attention),
+            out: out.map(|p| (p, h)),
+            ffn: ffn.0.map(|p| (p, ffn.1)),
+        }
+    }
+
+    /// Which masks the backward applies: after the attention output, in the feed-forward
+    /// block, on the probabilities (none without dropout).
+    fn applied(c: &crate::BertConfig, d: Option<Dropout>) -> [bool; 3] {
+        d.map(|d| Self::of(c, d)).map_or([false; 3], |l| {
+            [l.out.is_some(), l.ffn.is_some(), l.probs.is_some()]
+        })
+    }
 }
 
 /// Layer `l`'s masks for this step, drawn into `m` (probabilities, attention output,
@@ -303,13 +319,7 @@ pub(crate) fn encoder_backward(
     let t = ws.offsets[batch.batch_size];
     let slots = EncoderSlots::of(bert);
     let activation = activation_backward(c.hidden_act).ok_or_else(|| unsupported_act(bert))?;
-    let drop = ws.dropout;
-    let hidden = drop.is_some_and(|d| d.hidden > 0.0);
-    let dropout = [
-        hidden && attention_output_dropout(c.arch.family),
-        hidden,
-        drop.is_some_and(|d| d.attention > 0.0),
-    ];
+    let dropout = LayerDrops::applied(c, ws.dropout);
     for (index, layer) in bert.encoder.layer.iter().enumerate().rev() {
         let step = LayerStep {
             layer,
@@ -342,10 +352,7 @@ fn pre_norm_backward(
 ) -> Result<()> {
     let h = bert.config.hidden_size;
     let t = ws.offsets[batch.batch_size];
-    let on = |p: fn(&Dropout) -> f32| ws.dropout.is_some_and(|d| p(&d) > 0.0);
-    // After the attention output and on the probabilities `attention_dropout`; on the gated
-    // product `mlp_dropout` (`hidden`).
-    let dropout = [on(|d| d.attention), on(|d| d.hidden), on(|d| d.attention)];
+    let dropout = LayerDrops::applied(&bert.config, ws.dropout);
     if let (Some(norm), Some(pair)) = (&bert.encoder.final_norm, slots.final_norm) {
         let (gw, gb) = pair.of(grads);
         let (xhat, rstd) = &ws.final_norm;

@@ -42,7 +42,7 @@ pub(crate) struct LayerStep<'a> {
 }
 
 /// `out = dy * mask`.
-fn masked(out: &mut [f32], dy: &[f32], mask: &[f32]) {
+pub(super) fn masked(out: &mut [f32], dy: &[f32], mask: &[f32]) {
     for ((o, g), m) in out.iter_mut().zip(dy).zip(mask) {
         *o = g * m;
     }

@@ -17,6 +17,7 @@
 //! gradient of `x`, left in `ws.dx`, into the layer's [`PreNormSlots`].
 
 use super::ops::ActivationBackward;
+use super::post_norm::masked;
 use super::slots::{weight, PreNormSlots};
 use super::threads;
 use super::workspace::TrainWorkspace;
@@ -151,10 +152,7 @@ pub(crate) fn attention(
     // Through the output's dropout (dq is free until the attention backward).
     let dy: &[f32] = match masks.filter(|_| s.dropout[0]) {
         Some(m) => {
-            let (dq, dx) = (&mut ws.dq[..t * h], &ws.dx[..t * h]);
-            for ((o, g), k) in dq.iter_mut().zip(dx).zip(&m[1][..t * h]) {
-                *o = g * k;
-            }
+            masked(&mut ws.dq[..t * h], &ws.dx[..t * h], &m[1]);
             &ws.dq
         }
         None => &ws.dx,

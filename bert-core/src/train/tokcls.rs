@@ -72,12 +72,20 @@ pub(super) fn classifier_forward(
         lanes,
         ..
     } = ws;
-    let x: &[f32] = match input {
-        HeadInput::Hidden => x,
-        HeadInput::Dropped => head_in,
-        HeadInput::Transformed => &transform.out,
-    };
+    let x = input.rows(x, head_in, &transform.out);
     classifier.forward(x, t, logits, &mut lanes[0].gemm);
+}
+
+impl HeadInput {
+    /// The rows this input names, of the workspace's encoder output, dropped copy and
+    /// prediction-head output.
+    fn rows<'w>(self, x: &'w [f32], dropped: &'w [f32], transformed: &'w [f32]) -> &'w [f32] {
+        match self {
+            HeadInput::Hidden => x,
+            HeadInput::Dropped => dropped,
+            HeadInput::Transformed => transformed,
+        }
+    }
 }
 
 /// Runs what comes between the encoder and a token-level classifier: the prediction head
@@ -121,11 +129,7 @@ pub(super) fn head_backward(
         None => (None, base),
     };
     let (gw, gb) = grads.pair(out, out + 1);
-    let x: &[f32] = match input {
-        HeadInput::Hidden => &ws.x,
-        HeadInput::Dropped => &ws.head_in,
-        HeadInput::Transformed => &ws.transform.out,
-    };
+    let x = input.rows(&ws.x, &ws.head_in, &ws.transform.out);
     // The classifier's input gradient: into dx, or into da for the transform's backward.
     let dx = match transform {
         Some(_) => &mut ws.da,

@@ -17,7 +17,7 @@ use bert_core::{BertConfig, Dtype, Weights};
 use serde_json::{Map, Value};
 
 use super::epochs::Run;
-pub(crate) use super::init::HeadInit;
+pub(crate) use super::init::{normal_bytes, HeadInit};
 use super::options::{Step, TrainOptions};
 use crate::error::{Error, Result};
 use crate::loaded::WeightBytes;
@@ -195,18 +195,6 @@ pub(crate) fn new_linear(rng: &mut Rng, name: &str, n: usize, hidden: usize) -> 
         ],
         &[],
     )?)
-}
-
-/// `n` values drawn from N(0, 0.02) (HF's `initializer_range`), as little-endian f32 bytes:
-/// Box-Muller, two draws of `rng` per value.
-pub(crate) fn normal_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
-    (0..n)
-        .flat_map(|_| {
-            let (u1, u2) = (rng.next_f64().max(1e-12), rng.next_f64());
-            let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
-            ((z * 0.02) as f32).to_le_bytes()
-        })
-        .collect()
 }
 
 /// Training-mode dropout for `step` as the model's config.json sets it (HF's defaults: 0.1;

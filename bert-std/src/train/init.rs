@@ -175,6 +175,12 @@ impl<'c> HeadInit<'c> {
     }
 }
 
+/// `n` values drawn from N(0, 0.02) (HF's usual `initializer_range`), as little-endian f32
+/// bytes: Box-Muller, two draws of `rng` per value.
+pub(crate) fn normal_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
+    values(rng, n, Init::Normal(0.02))
+}
+
 /// `n` values of `init` as little-endian f32 bytes; normals by Box-Muller, two draws of `rng`
 /// per value (a truncated one draws again until it falls inside the cut).
 fn values(rng: &mut Rng, n: usize, init: Init) -> Vec<u8> {
